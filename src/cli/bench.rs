@@ -1,0 +1,210 @@
+//! `prunescope bench`: the numbers of the README's speed table, measured in one process.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::engine::{self, Plan, RunMethod, RunSpec};
+use crate::mel::MelExtractor;
+use crate::model::AudioLanguageModel;
+use crate::prune::{Method, Params};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Audio file; its first 30 s are used.
+    clip: PathBuf,
+    #[command(flatten)]
+    model: super::ModelArgs,
+    /// Repetitions per measurement (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// JSON written by scripts/bench-baseline.py, printed side by side with the ratio.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Also time the ten decodes one by one (batch 1).
+    #[arg(long)]
+    sequential: bool,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn time<T>(reps: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
+    let mut times = Vec::with_capacity(reps);
+    let mut last = None;
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        last = Some(f()?);
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let value = last.context("no repetition ran")?;
+    Ok((median(times), value))
+}
+
+/// Peak resident set size of this process in MB (Linux), if known.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// The paper's grid on the README: full + topk/segmentwise/bottomk at 50/25/10 %.
+fn ten_runs() -> Vec<RunSpec> {
+    let mut runs = vec![RunSpec {
+        method: RunMethod::Prune(Method::Full),
+        keep: 1.0,
+    }];
+    for keep in [0.5, 0.25, 0.1] {
+        for m in [Method::TopK, Method::Segmentwise, Method::BottomK] {
+            runs.push(RunSpec {
+                method: RunMethod::Prune(m),
+                keep,
+            });
+        }
+    }
+    runs
+}
+
+#[derive(serde::Deserialize)]
+struct Baseline {
+    mel_s: f64,
+    encoder_s: f64,
+    decode_s: f64,
+    tokens: usize,
+    #[serde(default)]
+    peak_rss_mb: Option<f64>,
+    #[serde(default)]
+    what: Option<String>,
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    let mut audio = crate::audio::load(&a.clip)?;
+    audio.samples.truncate(crate::WINDOW_SAMPLES);
+    let mut model = super::load_model(&a.model)?;
+    let info = model.info().clone();
+    let mel = MelExtractor::new(info.n_mels);
+    let n = audio.samples.len();
+
+    let (mel_s, features) = time(a.reps, || Ok(mel.compute(&audio.samples)))?;
+    let (enc_s, _) = time(a.reps, || Ok(model.encode_mel(&features, n)?))?;
+    let clip = engine::encode(&model, &audio, &mut |_| {})?;
+    let plan = Plan {
+        runs: ten_runs(),
+        params: Params::default(),
+        tail: 50,
+    };
+    let cancel = AtomicBool::new(false);
+    let (dec_s, results) = time(a.reps, || {
+        Ok(engine::run(&model, &clip, &plan, &cancel, &mut |_| {})?)
+    })?;
+    let tokens: usize = results.iter().map(|r| r.generated_tokens).sum();
+    let seq = if a.sequential {
+        model.options.batch = 1;
+        let (s, _) = time(a.reps.min(3), || {
+            Ok(engine::run(&model, &clip, &plan, &cancel, &mut |_| {})?)
+        })?;
+        Some(s)
+    } else {
+        None
+    };
+    let rss = peak_rss_mb();
+
+    println!(
+        "prunescope bench: {} (first {:.1} s), {}, {} tokens, median of {} runs, {} threads",
+        a.clip.display(),
+        audio.duration_s(),
+        info.name,
+        clip.n_tokens(),
+        a.reps,
+        rayon::current_num_threads()
+    );
+    let base: Option<Baseline> = match &a.baseline {
+        Some(p) => Some(
+            serde_json::from_str(
+                &std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?,
+            )
+            .with_context(|| format!("{} is not a bench-baseline.py result", p.display()))?,
+        ),
+        None => None,
+    };
+    let row = |what: &str, ours: f64, theirs: Option<f64>| match theirs {
+        Some(t) => println!(
+            "| {what:<34} | {:>10.3} s | {:>10.3} s | {:>6.1}x |",
+            ours,
+            t,
+            t / ours
+        ),
+        None => println!("| {what:<34} | {:>10.3} s |", ours),
+    };
+    match &base {
+        Some(b) => {
+            println!(
+                "| {:<34} | {:>12} | {:>12} | {:>7} |",
+                "stage",
+                "prunescope",
+                b.what.as_deref().unwrap_or("baseline"),
+                "ratio"
+            );
+            println!("|{:-<36}|{:->14}|{:->14}|{:->9}|", "", "", "", "");
+        }
+        None => {
+            println!("| {:<34} | {:>12} |", "stage", "prunescope");
+            println!("|{:-<36}|{:->14}|", "", "");
+        }
+    }
+    row(
+        "mel (one 30 s window)",
+        mel_s,
+        base.as_ref().map(|b| b.mel_s),
+    );
+    row(
+        "encoder + scores",
+        enc_s,
+        base.as_ref().map(|b| b.encoder_s),
+    );
+    row(
+        "10 decodes (full + 3 methods x 3)",
+        dec_s,
+        base.as_ref().map(|b| b.decode_s),
+    );
+    row(
+        "end to end (mel + encoder + decodes)",
+        mel_s + enc_s + dec_s,
+        base.as_ref().map(|b| b.mel_s + b.encoder_s + b.decode_s),
+    );
+    if let Some(s) = seq {
+        row("10 decodes one by one (batch 1)", s, None);
+    }
+    println!(
+        "tokens generated: {tokens}{}; {:.2} ms per token (batched)",
+        base.as_ref()
+            .map(|b| format!(" (baseline {})", b.tokens))
+            .unwrap_or_default(),
+        dec_s * 1e3 / tokens.max(1) as f64
+    );
+    if let Some(r) = rss {
+        println!(
+            "peak RSS: {r:.0} MB{}",
+            base.as_ref()
+                .and_then(|b| b.peak_rss_mb)
+                .map(|m| format!(" (baseline {m:.0} MB)"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! Command-line front end (anyhow at this edge; the library speaks thiserror).
+
+mod bench;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::engine::{self, Plan, Progress, RunMethod};
+use crate::model::whisper::Whisper;
+use crate::model::AudioLanguageModel;
+use crate::prune::{Order, Params, SegmentMode};
+
+#[derive(Parser)]
+#[command(
+    name = "prunescope",
+    version,
+    about = "Which audio tokens does the model attend to, and what does it say when only some are kept?"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score a clip's tokens, prune them every requested way, and decode each setting.
+    Analyze(AnalyzeArgs),
+    /// Time mel, encoder+scores and the batched decodes on the first 30 s of a clip.
+    Bench(bench::BenchArgs),
+    /// Write a CTranslate2 Whisper model as a Hugging Face directory (model.safetensors).
+    Convert(ConvertArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// Model directory (CTranslate2 or Hugging Face). Default: $PRUNESCOPE_MODEL, then
+    /// models/whisper-tiny.en of this checkout.
+    #[arg(long, short)]
+    model: Option<PathBuf>,
+    /// Multilingual models: language code, or "auto" to detect it.
+    #[arg(long, default_value = "en")]
+    language: String,
+    /// Sequences decoded together (1 decodes the runs one by one).
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Paper,
+    Exact,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OrderArg {
+    Time,
+    Score,
+}
+
+#[derive(Args, Clone)]
+pub struct PlanArgs {
+    /// Comma-separated methods: vanilla, full, topk, bottomk, random, segmentwise, visionzip,
+    /// adaptive, window, merge.
+    #[arg(
+        long,
+        default_value = "vanilla,full,topk,segmentwise,visionzip,random,bottomk"
+    )]
+    method: String,
+    /// Comma-separated keep ratios in (0, 1].
+    #[arg(long, default_value = "0.5,0.25,0.1")]
+    keep: String,
+    /// Segments S for segmentwise, adaptive and merge.
+    #[arg(long, short = 'S', default_value_t = 10)]
+    segments: usize,
+    /// Segmentwise budget: paper (floor(K/S) per segment) or exact (leftovers to the best).
+    #[arg(long, value_enum, default_value = "paper")]
+    mode: ModeArg,
+    /// Seed of the random method.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Silence-tail tokens after each window's kept tokens (0 disables it).
+    #[arg(long, default_value_t = 50)]
+    tail: usize,
+    /// Adaptive segmentwise: budget share grows with segment importance^gamma.
+    #[arg(long, default_value_t = 1.0)]
+    gamma: f64,
+    /// Window method: window length in seconds.
+    #[arg(long, default_value_t = 3.0)]
+    window_seconds: f64,
+    /// Order of the kept tokens handed to the model.
+    #[arg(long, value_enum, default_value = "time")]
+    order: OrderArg,
+}
+
+#[derive(Args)]
+struct AnalyzeArgs {
+    /// Audio file (wav, flac, mp3, ogg/vorbis, m4a/aac).
+    clip: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// Print the JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// CTranslate2 model directory.
+    input: PathBuf,
+    /// Output directory (created).
+    output: PathBuf,
+    /// Stored dtype: f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+}
+
+pub fn main() -> Result<()> {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    match cli.command {
+        Command::Analyze(a) => analyze(a),
+        Command::Bench(b) => bench::run(b),
+        Command::Convert(c) => convert(c),
+    }
+}
+
+/// Finds the model directory: the flag, then `PRUNESCOPE_MODEL`, then `models/whisper-tiny.en`
+/// in the current directory or this checkout.
+pub fn resolve_model_dir(flag: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = flag {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("PRUNESCOPE_MODEL") {
+        return Ok(PathBuf::from(p));
+    }
+    let rel = Path::new("models").join("whisper-tiny.en");
+    let candidates = [
+        rel.clone(),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(&rel),
+    ];
+    for c in &candidates {
+        if c.is_dir() {
+            return Ok(c.clone());
+        }
+    }
+    bail!(
+        "no model found: pass --model DIR, set PRUNESCOPE_MODEL, or run scripts/fetch-models to get {}",
+        candidates[1].display()
+    )
+}
+
+pub fn load_model(args: &ModelArgs) -> Result<Whisper> {
+    let dir = resolve_model_dir(args.model.as_deref())?;
+    let mut model =
+        Whisper::load(&dir).with_context(|| format!("cannot load model {}", dir.display()))?;
+    model.options.language = match args.language.as_str() {
+        "auto" => None,
+        code => Some(code.to_string()),
+    };
+    if args.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    model.options.batch = args.batch;
+    Ok(model)
+}
+
+fn parse_list<T>(what: &str, s: &str, f: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
+    let items: Vec<T> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(f)
+        .collect::<Result<_>>()?;
+    if items.is_empty() {
+        bail!("--{what} needs at least one value");
+    }
+    Ok(items)
+}
+
+pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
+    let methods = parse_list("method", &p.method, |m| Ok(RunMethod::parse(m)?))?;
+    let keeps = parse_list("keep", &p.keep, |k| {
+        let v: f64 = k
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--keep: `{k}` is not a number"))?;
+        if !(v > 0.0 && v <= 1.0) {
+            bail!("keep ratio must be in (0, 1], got {k}");
+        }
+        Ok(v)
+    })?;
+    if !(p.window_seconds.is_finite() && p.window_seconds > 0.0) {
+        bail!(
+            "--window-seconds must be positive, got {}",
+            p.window_seconds
+        );
+    }
+    let params = Params {
+        keep: 1.0,
+        segments: p.segments,
+        mode: match p.mode {
+            ModeArg::Paper => SegmentMode::Paper,
+            ModeArg::Exact => SegmentMode::Exact,
+        },
+        seed: p.seed,
+        gamma: p.gamma,
+        k_min: 1,
+        window_tokens: ((p.window_seconds / seconds_per_token).round() as usize).max(1),
+        order: match p.order {
+            OrderArg::Time => Order::Time,
+            OrderArg::Score => Order::Score,
+        },
+    };
+    let plan = Plan::grid(&methods, &keeps, params, p.tail);
+    plan.validate()?;
+    Ok(plan)
+}
+
+fn analyze(a: AnalyzeArgs) -> Result<()> {
+    // Check the cheap things first so a typo never waits for a model load.
+    let audio = crate::audio::load(&a.clip)?;
+    let model = load_model(&a.model)?;
+    let plan = build_plan(&a.plan, model.info().seconds_per_token)?;
+    let bar = (audio.duration_s() > 30.0).then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{msg:>8} [{bar:30}] {pos}/{len} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut progress = |p: Progress| {
+        if let Some(b) = &bar {
+            let (msg, pos, of) = match p {
+                Progress::Encoded { window, of } => ("encode", window, of),
+                Progress::Decoded { done, of } => ("decode", done, of),
+            };
+            b.set_message(msg);
+            b.set_length(of as u64);
+            b.set_position(pos as u64);
+        }
+    };
+    let cancel = AtomicBool::new(false);
+    let analysis = engine::analyze(&model, &audio, &plan, &cancel, &mut progress)?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&analysis)?);
+    } else {
+        print_table(&analysis);
+    }
+    Ok(())
+}
+
+fn print_table(a: &engine::Analysis) {
+    println!(
+        "{} | {} | {:.2} s, {} window(s), {} tokens | encoder+scores {:.0} ms",
+        a.clip.path, a.model, a.clip.duration_s, a.clip.windows, a.tokens.count, a.encode_ms
+    );
+    println!(
+        "{:<12} {:>5} {:>6} {:>4} {:>8}  text",
+        "method", "keep", "K", "S", "ms"
+    );
+    for r in &a.runs {
+        println!(
+            "{:<12} {:>5.2} {:>6} {:>4} {:>8.1}  {}",
+            r.method,
+            r.keep,
+            r.k,
+            r.segments
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.decode_ms,
+            r.text
+        );
+    }
+}
+
+fn convert(c: ConvertArgs) -> Result<()> {
+    let dtype = match c.dtype.as_str() {
+        "f32" => candle_core::DType::F32,
+        "f16" => candle_core::DType::F16,
+        "bf16" => candle_core::DType::BF16,
+        other => bail!("--dtype must be f32, f16 or bf16, got `{other}`"),
+    };
+    crate::model::whisper::convert_ct2_to_hf(&c.input, &c.output, dtype)?;
+    eprintln!("wrote {}", c.output.display());
+    Ok(())
+}

@@ -1,0 +1,410 @@
+//! Runs every pruning setting of a clip through a model: encode each 30 s window once, score the
+//! clip's tokens, select per run, build each run's decoder inputs per window, decode all of them
+//! as one batch, and assemble the `analyze` document (SPEC.md section 7).
+
+use std::sync::atomic::AtomicBool;
+
+use candle_core::{Device, Tensor};
+use serde::Serialize;
+
+use crate::audio::Audio;
+use crate::model::{AudioLanguageModel, DecodeInput, ModelError};
+use crate::prune::{self, Method, Params, PruneError, Selection};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Prune(#[from] PruneError),
+    #[error("the model returned {got} scores for a window of {want} tokens")]
+    ScoreCount { got: usize, want: usize },
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// What a run feeds the decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunMethod {
+    /// The model as shipped: every token of every window, padding included.
+    Vanilla,
+    Prune(Method),
+}
+
+impl RunMethod {
+    pub fn name(&self) -> &'static str {
+        match self {
+            RunMethod::Vanilla => "vanilla",
+            RunMethod::Prune(m) => m.name(),
+        }
+    }
+
+    pub fn parse(s: &str) -> std::result::Result<RunMethod, PruneError> {
+        if s.eq_ignore_ascii_case("vanilla") {
+            Ok(RunMethod::Vanilla)
+        } else {
+            Method::parse(s).map(RunMethod::Prune)
+        }
+    }
+}
+
+/// One pruning setting to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSpec {
+    pub method: RunMethod,
+    pub keep: f64,
+}
+
+/// Everything a clip's analysis is parameterised by.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub runs: Vec<RunSpec>,
+    pub params: Params,
+    /// Silence-tail tokens after each window's kept tokens (SPEC.md section 5); 0 disables it.
+    pub tail: usize,
+}
+
+impl Plan {
+    /// Every method x keep combination. `vanilla` and `full` ignore the keep ratio and run once.
+    pub fn grid(methods: &[RunMethod], keeps: &[f64], params: Params, tail: usize) -> Plan {
+        let mut runs = Vec::new();
+        for &method in methods {
+            let fixed = matches!(method, RunMethod::Vanilla | RunMethod::Prune(Method::Full));
+            let ks: &[f64] = if fixed { &[1.0] } else { keeps };
+            for &keep in ks {
+                let spec = RunSpec { method, keep };
+                if !runs.contains(&spec) {
+                    runs.push(spec);
+                }
+            }
+        }
+        Plan { runs, params, tail }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        for r in &self.runs {
+            Params {
+                keep: r.keep,
+                ..self.params.clone()
+            }
+            .validate()?;
+        }
+        self.params.validate()?;
+        Ok(())
+    }
+}
+
+/// One encoded window of a clip.
+pub struct Window {
+    /// Clip token index of this window's first token.
+    pub first_token: usize,
+    pub n_valid: usize,
+    /// Encoder output rows, `tokens_per_window x d`, row-major.
+    pub hidden: Vec<f32>,
+    pub tokens: usize,
+}
+
+/// A clip after the encoder: its windows, the scores and keys of all its valid tokens.
+pub struct EncodedClip {
+    pub windows: Vec<Window>,
+    pub scores: Vec<f32>,
+    pub keys: Vec<f32>,
+    pub key_dim: usize,
+    pub d_model: usize,
+    pub encode_ms: f64,
+}
+
+impl EncodedClip {
+    pub fn n_tokens(&self) -> usize {
+        self.scores.len()
+    }
+
+    /// Which window holds clip token `t`.
+    pub fn window_of(&self, t: usize) -> usize {
+        self.windows
+            .partition_point(|w| w.first_token + w.n_valid <= t)
+            .min(self.windows.len().saturating_sub(1))
+    }
+
+    fn row(&self, t: usize) -> &[f32] {
+        let w = &self.windows[self.window_of(t)];
+        let local = t - w.first_token;
+        &w.hidden[local * self.d_model..(local + 1) * self.d_model]
+    }
+}
+
+/// Progress of a long analysis, for progress bars.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress {
+    Encoded { window: usize, of: usize },
+    Decoded { done: usize, of: usize },
+}
+
+/// Encodes every 30 s window of the clip once.
+pub fn encode(
+    model: &dyn AudioLanguageModel,
+    audio: &Audio,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<EncodedClip> {
+    let t0 = std::time::Instant::now();
+    let ranges = audio.windows();
+    let mut windows = Vec::with_capacity(ranges.len());
+    let (mut scores, mut keys) = (Vec::new(), Vec::new());
+    let (mut key_dim, mut d_model) = (0, 0);
+    for (i, r) in ranges.iter().enumerate() {
+        let enc = model.encode(&audio.samples[r.clone()])?;
+        if enc.scores.len() != enc.n_valid {
+            return Err(EngineError::ScoreCount {
+                got: enc.scores.len(),
+                want: enc.n_valid,
+            });
+        }
+        let (tokens, d) = enc.hidden.dims2().map_err(ModelError::from)?;
+        d_model = d;
+        key_dim = enc.key_dim;
+        windows.push(Window {
+            first_token: scores.len(),
+            n_valid: enc.n_valid,
+            hidden: enc
+                .hidden
+                .flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(ModelError::from)?,
+            tokens,
+        });
+        scores.extend_from_slice(&enc.scores);
+        keys.extend_from_slice(&enc.keys);
+        progress(Progress::Encoded {
+            window: i + 1,
+            of: ranges.len(),
+        });
+    }
+    Ok(EncodedClip {
+        windows,
+        scores,
+        keys,
+        key_dim,
+        d_model,
+        encode_ms: t0.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// The selection of one run (None for vanilla).
+pub fn select(clip: &EncodedClip, spec: &RunSpec, params: &Params) -> Result<Option<Selection>> {
+    let method = match spec.method {
+        RunMethod::Vanilla => return Ok(None),
+        RunMethod::Prune(m) => m,
+    };
+    let params = Params {
+        keep: spec.keep,
+        ..params.clone()
+    };
+    let keys = prune::Keys {
+        data: &clip.keys,
+        dim: clip.key_dim,
+    };
+    Ok(Some(prune::select(
+        method,
+        &clip.scores,
+        Some(keys),
+        &params,
+    )?))
+}
+
+/// A run's decoder inputs, one per window that keeps at least one token: `(window, memory)`.
+pub fn decoder_inputs(
+    clip: &EncodedClip,
+    selection: Option<&Selection>,
+    tail: usize,
+) -> Result<Vec<(usize, DecodeInput, usize)>> {
+    let d = clip.d_model;
+    let dev = Device::Cpu;
+    let mut out = Vec::new();
+    let Some(sel) = selection else {
+        for (w, win) in clip.windows.iter().enumerate() {
+            let memory =
+                Tensor::from_slice(&win.hidden, (win.tokens, d), &dev).map_err(ModelError::from)?;
+            out.push((w, DecodeInput { memory }, win.tokens - win.n_valid));
+        }
+        return Ok(out);
+    };
+    let mut per_window: Vec<Vec<f32>> = vec![Vec::new(); clip.windows.len()];
+    let merged: std::collections::HashMap<usize, &prune::Combination> =
+        sel.merged.iter().map(|c| (c.target, c)).collect();
+    for &t in &sel.kept {
+        let w = clip.window_of(t);
+        let buf = &mut per_window[w];
+        match merged.get(&t) {
+            Some(c) => {
+                let start = buf.len();
+                buf.resize(start + d, 0.0);
+                for &(j, coeff) in &c.parts {
+                    for (o, x) in buf[start..].iter_mut().zip(clip.row(j)) {
+                        *o += coeff * x;
+                    }
+                }
+            }
+            None => buf.extend_from_slice(clip.row(t)),
+        }
+    }
+    for (w, (mut rows, win)) in per_window.into_iter().zip(&clip.windows).enumerate() {
+        if rows.is_empty() {
+            continue;
+        }
+        let tail_w = tail.min(win.tokens - win.n_valid);
+        rows.extend_from_slice(&win.hidden[win.n_valid * d..(win.n_valid + tail_w) * d]);
+        let n = rows.len() / d;
+        let memory = Tensor::from_vec(rows, (n, d), &dev).map_err(ModelError::from)?;
+        out.push((w, DecodeInput { memory }, tail_w));
+    }
+    Ok(out)
+}
+
+/// One run of the `analyze` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub method: String,
+    pub keep: f64,
+    pub segments: Option<usize>,
+    pub k: usize,
+    pub kept: Vec<usize>,
+    pub tail_tokens: usize,
+    pub text: String,
+    pub decode_ms: f64,
+    pub generated_tokens: usize,
+    pub token_ids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClipInfo {
+    pub path: String,
+    pub duration_s: f64,
+    pub windows: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    pub count: usize,
+    pub seconds_per_token: f64,
+}
+
+/// The `analyze --json` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    pub model: String,
+    pub clip: ClipInfo,
+    pub tokens: TokenInfo,
+    pub scores: Vec<f32>,
+    pub runs: Vec<RunResult>,
+    pub encode_ms: f64,
+}
+
+/// Selects and decodes every run of `plan` on an encoded clip.
+pub fn run(
+    model: &dyn AudioLanguageModel,
+    clip: &EncodedClip,
+    plan: &Plan,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Vec<RunResult>> {
+    plan.validate()?;
+    let tail = if model.info().has_tail { plan.tail } else { 0 };
+    let mut results = Vec::with_capacity(plan.runs.len());
+    let mut inputs = Vec::new();
+    // (run, window) of every decoder input, in order.
+    let mut owners = Vec::new();
+    for (r, spec) in plan.runs.iter().enumerate() {
+        let sel = select(clip, spec, &plan.params)?;
+        let runs_inputs = decoder_inputs(clip, sel.as_ref(), tail)?;
+        let tail_tokens = runs_inputs.iter().map(|(_, _, t)| t).sum();
+        for (w, input, _) in runs_inputs {
+            owners.push((r, w));
+            inputs.push(input);
+        }
+        let n = clip.n_tokens();
+        results.push(match sel {
+            Some(s) => RunResult {
+                method: spec.method.name().into(),
+                keep: spec.keep,
+                segments: s.segments,
+                k: s.k,
+                kept: s.kept,
+                tail_tokens,
+                text: String::new(),
+                decode_ms: 0.0,
+                generated_tokens: 0,
+                token_ids: Vec::new(),
+            },
+            None => RunResult {
+                method: "vanilla".into(),
+                keep: 1.0,
+                segments: None,
+                k: n,
+                kept: (0..n).collect(),
+                tail_tokens,
+                text: String::new(),
+                decode_ms: 0.0,
+                generated_tokens: 0,
+                token_ids: Vec::new(),
+            },
+        });
+    }
+    let total = inputs.len();
+    let mut done = 0;
+    let generations = model.generate(&inputs, cancel, &mut |_, _| {
+        done += 1;
+        progress(Progress::Decoded { done, of: total });
+    })?;
+    // Window texts in window order, joined by one space (SPEC.md section 5).
+    let mut texts: Vec<Vec<(usize, String)>> = vec![Vec::new(); results.len()];
+    for ((r, w), g) in owners.into_iter().zip(generations) {
+        let res = &mut results[r];
+        res.decode_ms += g.decode_ms;
+        res.generated_tokens += g.token_ids.len();
+        res.token_ids.extend_from_slice(&g.token_ids);
+        texts[r].push((w, g.text));
+    }
+    for (res, mut t) in results.iter_mut().zip(texts) {
+        t.sort_by_key(|(w, _)| *w);
+        res.text = t
+            .into_iter()
+            .map(|(_, s)| s)
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
+    Ok(results)
+}
+
+/// Encode + every run: the whole `analyze` document of a clip.
+pub fn analyze(
+    model: &dyn AudioLanguageModel,
+    audio: &Audio,
+    plan: &Plan,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Analysis> {
+    plan.validate()?;
+    let clip = encode(model, audio, progress)?;
+    let runs = run(model, &clip, plan, cancel, progress)?;
+    let info = model.info();
+    Ok(Analysis {
+        model: info.name.clone(),
+        clip: ClipInfo {
+            path: audio
+                .path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            duration_s: audio.duration_s(),
+            windows: clip.windows.len(),
+        },
+        tokens: TokenInfo {
+            count: clip.n_tokens(),
+            seconds_per_token: info.seconds_per_token,
+        },
+        scores: clip.scores.clone(),
+        runs,
+        encode_ms: clip.encode_ms,
+    })
+}

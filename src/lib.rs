@@ -1,0 +1,23 @@
+//! prunescope: which audio tokens does an audio-language model attend to, and what does it say
+//! when only some of them are kept?
+//!
+//! The pipeline, one module per stage:
+//! `audio` (decode, resample, 30 s windows) -> `mel` (log-mel features) -> `model` (encoder with
+//! received-attention scores, decoder over kept tokens) -> `prune` (selection rules, pure) ->
+//! `engine` (runs every pruning setting of a clip) -> `cli`.
+
+pub mod audio;
+pub mod cli;
+pub mod engine;
+pub mod mel;
+pub mod model;
+pub mod prune;
+
+/// Whisper's sample rate; every clip is resampled to it.
+pub const SAMPLE_RATE: u32 = 16_000;
+/// Samples in one 30 s encoder window.
+pub const WINDOW_SAMPLES: usize = 30 * SAMPLE_RATE as usize;
+/// Mel frames hop.
+pub const HOP: usize = 160;
+/// Mel frames in one 30 s window.
+pub const WINDOW_FRAMES: usize = WINDOW_SAMPLES / HOP;

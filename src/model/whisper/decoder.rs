@@ -1,0 +1,469 @@
+//! Batched greedy decoding. Every sequence (a pruning run's kept tokens of one window) has its
+//! own cross-attention memory of its own length; all sequences advance one token per step so
+//! that each step reads the decoder weights, above all the 51864 x d output projection, once
+//! for the whole batch instead of once per run. Attention itself is small and ragged, so it is
+//! written out over plain slices instead of padded tensors.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use candle_core::{Device, Module, Tensor};
+use rayon::prelude::*;
+
+use super::config::WhisperConfig;
+use super::nn::{LayerNorm, Linear, Weights};
+use crate::model::{ModelError, Result};
+
+struct Layer {
+    self_ln: LayerNorm,
+    self_q: Linear,
+    self_k: Linear,
+    self_v: Linear,
+    self_out: Linear,
+    cross_ln: LayerNorm,
+    cross_q: Linear,
+    cross_k: Linear,
+    cross_v: Linear,
+    cross_out: Linear,
+    mlp_ln: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+pub struct Decoder {
+    embed: Tensor,
+    positions: Tensor,
+    layers: Vec<Layer>,
+    ln: LayerNorm,
+    heads: usize,
+    d_model: usize,
+    max_positions: usize,
+}
+
+impl Decoder {
+    pub fn load(w: &Weights, c: &WhisperConfig) -> Result<Decoder> {
+        let (d, p) = (c.d_model, "model.decoder");
+        let layers = (0..c.decoder_layers)
+            .map(|i| {
+                let l = format!("{p}.layers.{i}");
+                let lin = |n: &str, bias| w.linear(&format!("{l}.{n}"), d, d, bias);
+                Ok(Layer {
+                    self_ln: w.layer_norm(&format!("{l}.self_attn_layer_norm"), d)?,
+                    self_q: lin("self_attn.q_proj", true)?,
+                    self_k: lin("self_attn.k_proj", false)?,
+                    self_v: lin("self_attn.v_proj", true)?,
+                    self_out: lin("self_attn.out_proj", true)?,
+                    cross_ln: w.layer_norm(&format!("{l}.encoder_attn_layer_norm"), d)?,
+                    cross_q: lin("encoder_attn.q_proj", true)?,
+                    cross_k: lin("encoder_attn.k_proj", false)?,
+                    cross_v: lin("encoder_attn.v_proj", true)?,
+                    cross_out: lin("encoder_attn.out_proj", true)?,
+                    mlp_ln: w.layer_norm(&format!("{l}.final_layer_norm"), d)?,
+                    fc1: w.linear(&format!("{l}.fc1"), d, 4 * d, true)?,
+                    fc2: w.linear(&format!("{l}.fc2"), 4 * d, d, true)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Decoder {
+            embed: w.get(&format!("{p}.embed_tokens.weight"), &[c.vocab_size, d])?,
+            positions: w.get(
+                &format!("{p}.embed_positions.weight"),
+                &[c.max_target_positions, d],
+            )?,
+            layers,
+            ln: w.layer_norm(&format!("{p}.layer_norm"), d)?,
+            heads: c.decoder_attention_heads,
+            d_model: d,
+            max_positions: c.max_target_positions,
+        })
+    }
+
+    fn head_dim(&self) -> usize {
+        self.d_model / self.heads
+    }
+}
+
+/// Per-sequence, per-layer attention state, laid out `(heads, positions, head_dim)`.
+struct LayerCache {
+    cross_k: Vec<f32>,
+    cross_v: Vec<f32>,
+    self_k: Vec<f32>,
+    self_v: Vec<f32>,
+}
+
+struct Sequence {
+    /// Index in the caller's batch.
+    index: usize,
+    memory_len: usize,
+    layers: Vec<LayerCache>,
+    prompt: Vec<u32>,
+    generated: Vec<u32>,
+    ms: f64,
+}
+
+/// One batched greedy decoding job (SPEC.md section 5).
+pub struct Job<'a> {
+    pub decoder: &'a Decoder,
+    pub suppress: &'a [bool],
+    pub suppress_begin: &'a [bool],
+    pub eot: u32,
+    /// When non-empty, prompt slot 1 is the most likely of these tokens after slot 0.
+    pub languages: &'a [u32],
+    pub prompt: &'a [u32],
+    pub max_tokens: usize,
+}
+
+/// Receives `(batch index, generated ids without the prompt and <|endoftext|>, ms)`.
+pub type Finished<'a> = dyn FnMut(usize, Vec<u32>, f64) -> Result<()> + 'a;
+
+impl Job<'_> {
+    pub fn run(
+        &self,
+        memories: &[&Tensor],
+        cancel: &AtomicBool,
+        finished: &mut Finished<'_>,
+    ) -> Result<()> {
+        if memories.is_empty() {
+            return Ok(());
+        }
+        let dec = self.decoder;
+        let total_positions = self.prompt.len() + self.max_tokens;
+        if total_positions > dec.max_positions {
+            return Err(ModelError::Config {
+                path: Default::default(),
+                msg: format!(
+                    "prompt plus {} tokens exceeds the decoder's {} positions",
+                    self.max_tokens, dec.max_positions
+                ),
+            });
+        }
+        let t0 = Instant::now();
+        let mut active = self.prefill(memories, total_positions)?;
+        let total_len: usize = active.iter().map(|s| s.memory_len.max(1)).sum();
+        let prefill_ms = t0.elapsed().as_secs_f64() * 1e3;
+        for s in active.iter_mut() {
+            s.ms += prefill_ms * s.memory_len.max(1) as f64 / total_len as f64;
+        }
+
+        let mut pos = 0;
+        while !active.is_empty() {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(ModelError::Cancelled);
+            }
+            let step_start = Instant::now();
+            let in_prompt = pos + 1 < self.prompt.len();
+            let tokens: Vec<u32> = active
+                .iter()
+                .map(|s| {
+                    if pos < s.prompt.len() {
+                        s.prompt[pos]
+                    } else {
+                        s.generated[pos - s.prompt.len()]
+                    }
+                })
+                .collect();
+            let detect = pos == 0 && !self.languages.is_empty();
+            let need_logits = !in_prompt || detect;
+            let logits = self.step(&mut active, &tokens, pos, need_logits)?;
+            let vocab = dec.embed.dim(0)?;
+            if let Some(logits) = logits {
+                for (b, s) in active.iter_mut().enumerate() {
+                    let row = &logits[b * vocab..(b + 1) * vocab];
+                    if detect {
+                        s.prompt[1] = argmax_among(row, self.languages);
+                    }
+                    if !in_prompt {
+                        let mask = if s.generated.is_empty() {
+                            self.suppress_begin
+                        } else {
+                            self.suppress
+                        };
+                        s.generated.push(argmax_unsuppressed(row, mask, self.eot));
+                    }
+                }
+            }
+            let share = step_start.elapsed().as_secs_f64() * 1e3 / active.len() as f64;
+            let mut keep = Vec::with_capacity(active.len());
+            for mut s in active.drain(..) {
+                s.ms += share;
+                let done = match s.generated.last() {
+                    Some(&t) if t == self.eot => {
+                        s.generated.pop();
+                        true
+                    }
+                    _ => s.generated.len() >= self.max_tokens,
+                };
+                if done {
+                    let ms = s.ms;
+                    finished(s.index, std::mem::take(&mut s.generated), ms)?;
+                } else {
+                    keep.push(s);
+                }
+            }
+            active = keep;
+            pos += 1;
+        }
+        Ok(())
+    }
+
+    /// Computes every sequence's cross-attention keys and values, all memories in one matmul per
+    /// layer, and allocates the self-attention caches.
+    fn prefill(&self, memories: &[&Tensor], positions: usize) -> Result<Vec<Sequence>> {
+        let dec = self.decoder;
+        let (h, hd, d) = (dec.heads, dec.head_dim(), dec.d_model);
+        let lens: Vec<usize> = memories
+            .iter()
+            .map(|m| m.dim(0))
+            .collect::<candle_core::Result<_>>()?;
+        let all = Tensor::cat(memories, 0)?;
+        let mut seqs: Vec<Sequence> = lens
+            .iter()
+            .enumerate()
+            .map(|(index, &memory_len)| Sequence {
+                index,
+                memory_len,
+                layers: Vec::with_capacity(dec.layers.len()),
+                prompt: self.prompt.to_vec(),
+                generated: Vec::with_capacity(self.max_tokens),
+                ms: 0.0,
+            })
+            .collect();
+        for layer in &dec.layers {
+            let k = layer
+                .cross_k
+                .forward(&all)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let v = layer
+                .cross_v
+                .forward(&all)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let mut offset = 0;
+            for s in seqs.iter_mut() {
+                let n = s.memory_len;
+                let rows = offset..offset + n * d;
+                s.layers.push(LayerCache {
+                    cross_k: to_heads(&k[rows.clone()], n, h, hd),
+                    cross_v: to_heads(&v[rows], n, h, hd),
+                    self_k: vec![0.0; h * positions * hd],
+                    self_v: vec![0.0; h * positions * hd],
+                });
+                offset += n * d;
+            }
+        }
+        Ok(seqs)
+    }
+
+    /// Feeds one token per active sequence at position `pos`; returns `(batch, vocab)` logits
+    /// when asked.
+    fn step(
+        &self,
+        seqs: &mut [Sequence],
+        tokens: &[u32],
+        pos: usize,
+        need_logits: bool,
+    ) -> Result<Option<Vec<f32>>> {
+        let dec = self.decoder;
+        let (h, hd, d) = (dec.heads, dec.head_dim(), dec.d_model);
+        let b = seqs.len();
+        let dev = Device::Cpu;
+        let ids = Tensor::from_slice(tokens, b, &dev)?;
+        let mut x = dec
+            .embed
+            .index_select(&ids, 0)?
+            .broadcast_add(&dec.positions.narrow(0, pos, 1)?)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let positions = self.prompt.len() + self.max_tokens;
+        for (l, layer) in dec.layers.iter().enumerate() {
+            // Self-attention over this sequence's own past, with the cache.
+            let y = layer.self_ln.forward(&x)?;
+            let q = (layer.self_q.forward(&y)? * scale)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let k = layer.self_k.forward(&y)?.flatten_all()?.to_vec1::<f32>()?;
+            let v = layer.self_v.forward(&y)?.flatten_all()?.to_vec1::<f32>()?;
+            for (i, s) in seqs.iter_mut().enumerate() {
+                let c = &mut s.layers[l];
+                for head in 0..h {
+                    let dst = (head * positions + pos) * hd;
+                    let src = i * d + head * hd;
+                    c.self_k[dst..dst + hd].copy_from_slice(&k[src..src + hd]);
+                    c.self_v[dst..dst + hd].copy_from_slice(&v[src..src + hd]);
+                }
+            }
+            let mut out = vec![0f32; b * d];
+            out.par_chunks_mut(hd).enumerate().for_each(|(task, o)| {
+                let (i, head) = (task / h, task % h);
+                let c = &seqs[i].layers[l];
+                let base = head * positions * hd;
+                let n = pos + 1;
+                attend(
+                    &q[i * d + head * hd..i * d + (head + 1) * hd],
+                    &c.self_k[base..base + n * hd],
+                    &c.self_v[base..base + n * hd],
+                    o,
+                );
+            });
+            x = x.add(
+                &layer
+                    .self_out
+                    .forward(&Tensor::from_vec(out, (b, d), &dev)?)?,
+            )?;
+
+            // Cross-attention over the sequence's kept encoder tokens.
+            let y = layer.cross_ln.forward(&x)?;
+            let q = (layer.cross_q.forward(&y)? * scale)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let mut out = vec![0f32; b * d];
+            out.par_chunks_mut(hd).enumerate().for_each(|(task, o)| {
+                let (i, head) = (task / h, task % h);
+                let s = &seqs[i];
+                let c = &s.layers[l];
+                let n = s.memory_len;
+                let base = head * n * hd;
+                attend(
+                    &q[i * d + head * hd..i * d + (head + 1) * hd],
+                    &c.cross_k[base..base + n * hd],
+                    &c.cross_v[base..base + n * hd],
+                    o,
+                );
+            });
+            x = x.add(
+                &layer
+                    .cross_out
+                    .forward(&Tensor::from_vec(out, (b, d), &dev)?)?,
+            )?;
+
+            let y = layer.mlp_ln.forward(&x)?;
+            x = x.add(&layer.fc2.forward(&layer.fc1.forward(&y)?.gelu_erf()?)?)?;
+        }
+        if !need_logits {
+            return Ok(None);
+        }
+        let x = dec.ln.forward(&x)?;
+        let logits = x.matmul(&dec.embed.t()?)?;
+        Ok(Some(logits.flatten_all()?.to_vec1::<f32>()?))
+    }
+}
+
+/// `(n, heads * hd)` rows -> `(heads, n, hd)`.
+fn to_heads(rows: &[f32], n: usize, h: usize, hd: usize) -> Vec<f32> {
+    let mut out = vec![0f32; rows.len()];
+    for t in 0..n {
+        for head in 0..h {
+            let src = t * h * hd + head * hd;
+            let dst = (head * n + t) * hd;
+            out[dst..dst + hd].copy_from_slice(&rows[src..src + hd]);
+        }
+    }
+    out
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent lanes so the compiler vectorises without reassociating a single sum.
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for j in 0..8 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// `out = softmax(q . k_t) v` over `n = k.len() / q.len()` positions (q already scaled).
+fn attend(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
+    let hd = q.len();
+    let n = k.len() / hd;
+    if n == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let mut w: Vec<f32> = k.chunks_exact(hd).map(|kt| dot(q, kt)).collect();
+    let max = w.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for x in w.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    out.fill(0.0);
+    for (p, vt) in w.iter().zip(v.chunks_exact(hd)) {
+        let p = p / sum;
+        for (o, x) in out.iter_mut().zip(vt) {
+            *o += p * x;
+        }
+    }
+}
+
+/// Greedy choice: the highest logit not suppressed (first one on ties, like torch's argmax).
+fn argmax_unsuppressed(row: &[f32], suppress: &[bool], fallback: u32) -> u32 {
+    let mut best: Option<(usize, f32)> = None;
+    for (i, &x) in row.iter().enumerate() {
+        if suppress.get(i).copied().unwrap_or(false) || x.is_nan() {
+            continue;
+        }
+        if best.is_none_or(|(_, b)| x > b) {
+            best = Some((i, x));
+        }
+    }
+    best.map(|(i, _)| i as u32).unwrap_or(fallback)
+}
+
+fn argmax_among(row: &[f32], ids: &[u32]) -> u32 {
+    let mut best = (ids[0], f32::NEG_INFINITY);
+    for &id in ids {
+        if let Some(&x) = row.get(id as usize) {
+            if x > best.1 {
+                best = (id, x);
+            }
+        }
+    }
+    best.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attend_matches_naive_softmax() {
+        let q = [0.5f32, -1.0, 0.25];
+        let k = [1.0f32, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
+        let v = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+        let mut out = [0f32; 3];
+        attend(&q, &k, &v, &mut out);
+        let e: Vec<f64> = [0.5f64, -1.0, 0.25].iter().map(|x| x.exp()).collect();
+        let s: f64 = e.iter().sum();
+        for j in 0..3 {
+            let want: f64 = (0..3).map(|t| e[t] / s * v[t * 3 + j] as f64).sum();
+            assert!((out[j] as f64 - want).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn argmax_skips_suppressed_and_nan_and_keeps_first_on_ties() {
+        let row = [1.0, 5.0, f32::NAN, 5.0, 4.0];
+        assert_eq!(argmax_unsuppressed(&row, &[false; 5], 0), 1);
+        assert_eq!(
+            argmax_unsuppressed(&row, &[false, true, false, false, false], 0),
+            3
+        );
+        assert_eq!(argmax_unsuppressed(&row, &[true; 5], 7), 7);
+    }
+
+    #[test]
+    fn to_heads_transposes() {
+        // n=2, h=2, hd=1: rows [t0h0, t0h1, t1h0, t1h1] -> [h0t0, h0t1, h1t0, h1t1]
+        assert_eq!(
+            to_heads(&[1.0, 2.0, 3.0, 4.0], 2, 2, 1),
+            vec![1.0, 3.0, 2.0, 4.0]
+        );
+    }
+}

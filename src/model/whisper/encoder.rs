@@ -1,0 +1,180 @@
+//! Whisper encoder that also returns what the paper scores tokens by: the attention each token
+//! *receives* in the last layer (SPEC.md section 2), and that layer's head-averaged keys.
+
+use candle_core::{Device, Module, Tensor};
+
+use super::config::WhisperConfig;
+use super::nn::{LayerNorm, Linear, Weights};
+use crate::model::{EncodedWindow, Result};
+
+/// Query rows per attention block: bounds the live attention matrix to `heads x BLOCK x T`.
+const BLOCK: usize = 250;
+
+struct Layer {
+    attn_ln: LayerNorm,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    mlp_ln: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+pub struct Encoder {
+    conv1_w: Tensor,
+    conv1_b: Tensor,
+    conv2_w: Tensor,
+    conv2_b: Tensor,
+    positions: Tensor,
+    layers: Vec<Layer>,
+    ln_post: LayerNorm,
+    heads: usize,
+    d_model: usize,
+    n_mels: usize,
+    n_ctx: usize,
+}
+
+impl Encoder {
+    pub fn load(w: &Weights, c: &WhisperConfig) -> Result<Encoder> {
+        let (d, p) = (c.d_model, "model.encoder");
+        let layers = (0..c.encoder_layers)
+            .map(|i| {
+                let l = format!("{p}.layers.{i}");
+                Ok(Layer {
+                    attn_ln: w.layer_norm(&format!("{l}.self_attn_layer_norm"), d)?,
+                    q: w.linear(&format!("{l}.self_attn.q_proj"), d, d, true)?,
+                    k: w.linear(&format!("{l}.self_attn.k_proj"), d, d, false)?,
+                    v: w.linear(&format!("{l}.self_attn.v_proj"), d, d, true)?,
+                    out: w.linear(&format!("{l}.self_attn.out_proj"), d, d, true)?,
+                    mlp_ln: w.layer_norm(&format!("{l}.final_layer_norm"), d)?,
+                    fc1: w.linear(&format!("{l}.fc1"), d, 4 * d, true)?,
+                    fc2: w.linear(&format!("{l}.fc2"), 4 * d, d, true)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Encoder {
+            conv1_w: w.get(&format!("{p}.conv1.weight"), &[d, c.num_mel_bins, 3])?,
+            conv1_b: w
+                .get(&format!("{p}.conv1.bias"), &[d])?
+                .reshape((1, d, 1))?,
+            conv2_w: w.get(&format!("{p}.conv2.weight"), &[d, d, 3])?,
+            conv2_b: w
+                .get(&format!("{p}.conv2.bias"), &[d])?
+                .reshape((1, d, 1))?,
+            positions: w.get(
+                &format!("{p}.embed_positions.weight"),
+                &[c.max_source_positions, d],
+            )?,
+            layers,
+            ln_post: w.layer_norm(&format!("{p}.layer_norm"), d)?,
+            heads: c.encoder_attention_heads,
+            d_model: d,
+            n_mels: c.num_mel_bins,
+            n_ctx: c.max_source_positions,
+        })
+    }
+
+    /// `mel` is `[n_mels][2 * n_ctx]` row-major; `n_valid` tokens carry audio.
+    pub fn forward(&self, mel: &[f32], n_valid: usize) -> Result<EncodedWindow> {
+        let frames = 2 * self.n_ctx;
+        let x = Tensor::from_slice(mel, (1, self.n_mels, frames), &Device::Cpu)?;
+        let x = x
+            .conv1d(&self.conv1_w, 1, 1, 1, 1)?
+            .broadcast_add(&self.conv1_b)?
+            .gelu_erf()?;
+        let x = x
+            .conv1d(&self.conv2_w, 1, 2, 1, 1)?
+            .broadcast_add(&self.conv2_b)?
+            .gelu_erf()?;
+        let mut x = x.squeeze(0)?.t()?.contiguous()?.add(&self.positions)?;
+
+        let n_valid = n_valid.min(self.n_ctx);
+        let mut scores = vec![0f32; self.n_ctx];
+        let mut keys = Tensor::zeros((0, 0), candle_core::DType::F32, &Device::Cpu)?;
+        let last = self.layers.len().saturating_sub(1);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let is_last = i == last;
+            let h = layer.attn_ln.forward(&x)?;
+            let hd = self.d_model / self.heads;
+            let scale = 1.0 / (hd as f64).sqrt();
+            let q = self.split_heads(&(layer.q.forward(&h)? * scale)?)?;
+            let k_flat = layer.k.forward(&h)?;
+            let k = self.split_heads(&k_flat)?;
+            let v = self.split_heads(&layer.v.forward(&h)?)?;
+            let received = if is_last {
+                Some((&mut scores[..], n_valid))
+            } else {
+                None
+            };
+            let a = attention(&q, &k, &v, received)?;
+            let a = a.transpose(0, 1)?.reshape((self.n_ctx, self.d_model))?;
+            x = x.add(&layer.out.forward(&a)?)?;
+            let m = layer.mlp_ln.forward(&x)?;
+            let m = layer.fc2.forward(&layer.fc1.forward(&m)?.gelu_erf()?)?;
+            x = x.add(&m)?;
+            if is_last {
+                keys = k_flat
+                    .narrow(0, 0, n_valid)?
+                    .reshape((n_valid, self.heads, hd))?
+                    .mean(1)?;
+            }
+        }
+        let hidden = self.ln_post.forward(&x)?;
+        let inv_heads = 1.0 / self.heads as f32;
+        scores.truncate(n_valid);
+        scores.iter_mut().for_each(|s| *s *= inv_heads);
+        let key_dim = keys.dim(1).unwrap_or(0);
+        Ok(EncodedWindow {
+            hidden,
+            n_valid,
+            scores,
+            keys: keys.flatten_all()?.to_vec1()?,
+            key_dim,
+        })
+    }
+
+    /// `(T, d)` -> `(heads, T, head_dim)`, contiguous.
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let hd = self.d_model / self.heads;
+        Ok(x.reshape((self.n_ctx, self.heads, hd))?
+            .transpose(0, 1)?
+            .contiguous()?)
+    }
+}
+
+/// Softmax attention over `(H, T, hd)` tensors, block of query rows by block. When `received`
+/// is given, adds to it the column sums of every head's attention matrix over the first
+/// `n_valid` query rows, for every column (the caller keeps the valid ones).
+fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mut received: Option<(&mut [f32], usize)>,
+) -> Result<Tensor> {
+    let t = q.dim(1)?;
+    let kt = k.t()?;
+    let mut blocks = Vec::with_capacity(t.div_ceil(BLOCK));
+    let mut start = 0;
+    while start < t {
+        let rows = BLOCK.min(t - start);
+        let qb = q.narrow(1, start, rows)?;
+        let probs = candle_nn::ops::softmax_last_dim(&qb.matmul(&kt)?)?;
+        if let Some((acc, n_valid)) = received.as_mut() {
+            let valid_rows = n_valid.saturating_sub(start).min(rows);
+            if valid_rows > 0 {
+                let col = probs
+                    .narrow(1, 0, valid_rows)?
+                    .sum(1)?
+                    .sum(0)?
+                    .to_vec1::<f32>()?;
+                for (a, c) in acc.iter_mut().zip(col) {
+                    *a += c;
+                }
+            }
+        }
+        blocks.push(probs.matmul(v)?);
+        start += rows;
+    }
+    Ok(Tensor::cat(&blocks, 1)?.contiguous()?)
+}

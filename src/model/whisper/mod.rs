@@ -1,0 +1,338 @@
+//! Whisper as an audio-language model: our own encoder (which exposes the last layer's received
+//! attention and keys) and a batched greedy decoder over kept encoder tokens.
+
+mod config;
+mod decoder;
+mod encoder;
+mod nn;
+
+pub use config::WhisperConfig;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use candle_core::{Device, Tensor};
+
+use super::{
+    detect_format, AudioLanguageModel, DecodeInput, EncodedWindow, Generation, ModelError,
+    ModelInfo, OnFinished, Result, WeightFormat,
+};
+use crate::mel::MelExtractor;
+
+/// Ids of the special tokens the decoding prompt and stopping rules need, looked up by text.
+#[derive(Debug, Clone)]
+pub struct SpecialTokens {
+    pub sot: u32,
+    pub eot: u32,
+    pub no_timestamps: u32,
+    /// Multilingual models only.
+    pub transcribe: Option<u32>,
+    /// Language tokens (`<|en|>`, ...) of multilingual models, in id order.
+    pub languages: Vec<u32>,
+}
+
+/// Greedy decoding settings (SPEC.md section 5).
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// At most this many generated tokens per sequence.
+    pub max_tokens: usize,
+    /// Multilingual models: a language code such as "en", or None to detect it per sequence.
+    pub language: Option<String>,
+    /// Sequences decoded together (they share every weight read); 1 decodes one by one.
+    pub batch: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            max_tokens: 224,
+            language: Some("en".into()),
+            batch: 32,
+        }
+    }
+}
+
+pub struct Whisper {
+    pub config: WhisperConfig,
+    info: ModelInfo,
+    mel: MelExtractor,
+    encoder: encoder::Encoder,
+    decoder: decoder::Decoder,
+    tokenizer: tokenizers::Tokenizer,
+    special: SpecialTokens,
+    /// Ids the sampler may never pick / may not pick first.
+    suppress: Vec<bool>,
+    suppress_begin: Vec<bool>,
+    pub options: DecodeOptions,
+}
+
+impl Whisper {
+    /// Loads a CTranslate2 or Hugging Face Whisper directory.
+    pub fn load(dir: &Path) -> Result<Whisper> {
+        let format = detect_format(dir)?;
+        let tok_path = dir.join("tokenizer.json");
+        if !tok_path.is_file() {
+            return Err(ModelError::TokenizerMissing(tok_path));
+        }
+        let device = Device::Cpu;
+        let (tensors, config) = match format {
+            WeightFormat::CTranslate2 => {
+                let w = super::ct2::load_whisper(&dir.join("model.bin"), &device)?;
+                let cfg =
+                    WhisperConfig::from_ct2(dir, &w.tensors, w.encoder_heads, w.decoder_heads)?;
+                (w.tensors, cfg)
+            }
+            WeightFormat::HuggingFace => {
+                let cfg = WhisperConfig::from_hf(dir)?;
+                (super::hf::load_all(dir, &device)?, cfg)
+            }
+        };
+        Self::from_tensors(dir, format, tensors, config)
+    }
+
+    fn from_tensors(
+        dir: &Path,
+        format: WeightFormat,
+        tensors: HashMap<String, Tensor>,
+        config: WhisperConfig,
+    ) -> Result<Whisper> {
+        let tok_path = dir.join("tokenizer.json");
+        let tokenizer = tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| {
+            ModelError::corrupt(&tok_path, format!("is not a usable tokenizer: {e}"))
+        })?;
+        // English-only checkpoints have 51864 ids; their tokenizer still lists <|transcribe|>
+        // and the language tokens, so the vocabulary size decides, as in transformers.
+        let multilingual = config.vocab_size >= 51865;
+        let special = special_tokens(&tokenizer, &tok_path, multilingual)?;
+        let weights = nn::Weights::new(tensors);
+        let encoder = encoder::Encoder::load(&weights, &config)?;
+        let decoder = decoder::Decoder::load(&weights, &config)?;
+        let vocab = config.vocab_size;
+        let mut suppress = vec![false; vocab];
+        for &id in &config.suppress_tokens {
+            if let Some(s) = suppress.get_mut(id as usize) {
+                *s = true;
+            }
+        }
+        // Timestamps and every special token after <|notimestamps|> are never generated.
+        for s in suppress.iter_mut().skip(special.no_timestamps as usize + 1) {
+            *s = true;
+        }
+        let mut suppress_begin = suppress.clone();
+        for &id in &config.begin_suppress_tokens {
+            if let Some(s) = suppress_begin.get_mut(id as usize) {
+                *s = true;
+            }
+        }
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "whisper".into());
+        let info = ModelInfo {
+            name: format!(
+                "{name} ({})",
+                match format {
+                    WeightFormat::CTranslate2 => "ctranslate2",
+                    WeightFormat::HuggingFace => "hugging face",
+                }
+            ),
+            n_mels: config.num_mel_bins,
+            tokens_per_window: config.max_source_positions,
+            seconds_per_token: 30.0 / config.max_source_positions as f64,
+            has_tail: true,
+        };
+        Ok(Whisper {
+            mel: MelExtractor::new(config.num_mel_bins),
+            config,
+            info,
+            encoder,
+            decoder,
+            tokenizer,
+            special,
+            suppress,
+            suppress_begin,
+            options: DecodeOptions::default(),
+        })
+    }
+
+    pub fn special_tokens(&self) -> &SpecialTokens {
+        &self.special
+    }
+
+    /// Encodes a ready log-mel window `[n_mels][3000]` (exposed for tests and benchmarks).
+    pub fn encode_mel(&self, mel: &[f32], n_samples: usize) -> Result<EncodedWindow> {
+        let n_valid = crate::audio::whisper_tokens(n_samples).min(self.info.tokens_per_window);
+        self.encoder.forward(mel, n_valid)
+    }
+
+    fn language_id(&self) -> Result<Option<u32>> {
+        if self.special.transcribe.is_none() {
+            return Ok(None);
+        }
+        match &self.options.language {
+            None => Ok(None),
+            Some(code) => self
+                .tokenizer
+                .token_to_id(&format!("<|{code}|>"))
+                .map(Some)
+                .ok_or_else(|| ModelError::Tokenizer(format!("unknown language code `{code}`"))),
+        }
+    }
+}
+
+fn special_tokens(
+    tok: &tokenizers::Tokenizer,
+    path: &Path,
+    multilingual: bool,
+) -> Result<SpecialTokens> {
+    let id = |t: &str| {
+        tok.token_to_id(t).ok_or_else(|| {
+            ModelError::corrupt(path, format!("has no `{t}` token: not a Whisper tokenizer"))
+        })
+    };
+    let transcribe = if multilingual {
+        Some(id("<|transcribe|>")?)
+    } else {
+        None
+    };
+    let mut languages = Vec::new();
+    if transcribe.is_some() {
+        for (text, id) in tok.get_added_vocabulary().get_vocab() {
+            let inner = text.strip_prefix("<|").and_then(|t| t.strip_suffix("|>"));
+            if let Some(code) = inner {
+                if (2..=3).contains(&code.len()) && code.chars().all(|c| c.is_ascii_lowercase())
+                    || code == "haw"
+                {
+                    languages.push(*id);
+                }
+            }
+        }
+        languages.sort_unstable();
+        languages.dedup();
+    }
+    Ok(SpecialTokens {
+        sot: id("<|startoftranscript|>")?,
+        eot: id("<|endoftext|>")?,
+        no_timestamps: id("<|notimestamps|>")?,
+        transcribe,
+        languages,
+    })
+}
+
+impl AudioLanguageModel for Whisper {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn encode(&self, samples: &[f32]) -> Result<EncodedWindow> {
+        let mel = self.mel.compute(samples);
+        self.encode_mel(&mel, samples.len().min(crate::WINDOW_SAMPLES))
+    }
+
+    fn generate(
+        &self,
+        inputs: &[DecodeInput],
+        cancel: &AtomicBool,
+        on_finished: &mut OnFinished<'_>,
+    ) -> Result<Vec<Generation>> {
+        let language = self.language_id()?;
+        // Multilingual without a fixed language: slot 1 of the prompt is chosen by the model
+        // (the most likely language token after <|startoftranscript|>), per sequence.
+        let (prompt, detect) = match (self.special.transcribe, language) {
+            (None, _) => (vec![self.special.sot, self.special.no_timestamps], false),
+            (Some(tr), Some(lang)) => (
+                vec![self.special.sot, lang, tr, self.special.no_timestamps],
+                false,
+            ),
+            (Some(tr), None) => (
+                vec![
+                    self.special.sot,
+                    self.special.sot,
+                    tr,
+                    self.special.no_timestamps,
+                ],
+                true,
+            ),
+        };
+        let job = decoder::Job {
+            decoder: &self.decoder,
+            suppress: &self.suppress,
+            suppress_begin: &self.suppress_begin,
+            eot: self.special.eot,
+            languages: if detect { &self.special.languages } else { &[] },
+            prompt: &prompt,
+            max_tokens: self.options.max_tokens,
+        };
+        let mut out: Vec<Generation> = vec![Generation::default(); inputs.len()];
+        let order: Vec<usize> = (0..inputs.len()).collect();
+        for chunk in order.chunks(self.options.batch.max(1)) {
+            let memories: Vec<&Tensor> = chunk.iter().map(|&i| &inputs[i].memory).collect();
+            let mut finished = |local: usize, ids: Vec<u32>, ms: f64| -> Result<()> {
+                let text = self
+                    .tokenizer
+                    .decode(&ids, true)
+                    .map_err(|e| ModelError::Tokenizer(e.to_string()))?
+                    .trim()
+                    .to_string();
+                let g = Generation {
+                    token_ids: ids,
+                    text,
+                    decode_ms: ms,
+                };
+                let global = chunk[local];
+                on_finished(global, &g);
+                out[global] = g;
+                Ok(())
+            };
+            job.run(&memories, cancel, &mut finished)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Writes a CTranslate2 Whisper directory as a Hugging Face one: `model.safetensors` in `dtype`,
+/// a `config.json` with the sizes and suppress lists, and the same `tokenizer.json`.
+pub fn convert_ct2_to_hf(input: &Path, output: &Path, dtype: candle_core::DType) -> Result<()> {
+    if detect_format(input)? != WeightFormat::CTranslate2 {
+        return Err(ModelError::corrupt(
+            input,
+            "is not a CTranslate2 model directory",
+        ));
+    }
+    let tok = input.join("tokenizer.json");
+    if !tok.is_file() {
+        return Err(ModelError::TokenizerMissing(tok));
+    }
+    let w = super::ct2::load_whisper(&input.join("model.bin"), &Device::Cpu)?;
+    let c = WhisperConfig::from_ct2(input, &w.tensors, w.encoder_heads, w.decoder_heads)?;
+    std::fs::create_dir_all(output).map_err(|e| ModelError::io(output, e))?;
+    super::hf::save(&w.tensors, &output.join("model.safetensors"), dtype)?;
+    let config = serde_json::json!({
+        "architectures": ["WhisperForConditionalGeneration"],
+        "model_type": "whisper",
+        "activation_function": "gelu",
+        "d_model": c.d_model,
+        "num_mel_bins": c.num_mel_bins,
+        "encoder_layers": c.encoder_layers,
+        "encoder_attention_heads": c.encoder_attention_heads,
+        "encoder_ffn_dim": 4 * c.d_model,
+        "decoder_layers": c.decoder_layers,
+        "decoder_attention_heads": c.decoder_attention_heads,
+        "decoder_ffn_dim": 4 * c.d_model,
+        "max_source_positions": c.max_source_positions,
+        "max_target_positions": c.max_target_positions,
+        "vocab_size": c.vocab_size,
+        "scale_embedding": false,
+        "tie_word_embeddings": true,
+        "suppress_tokens": c.suppress_tokens,
+        "begin_suppress_tokens": c.begin_suppress_tokens,
+    });
+    let cfg_path = output.join("config.json");
+    let text = serde_json::to_string_pretty(&config)
+        .map_err(|e| ModelError::corrupt(&cfg_path, e.to_string()))?;
+    std::fs::write(&cfg_path, text).map_err(|e| ModelError::io(&cfg_path, e))?;
+    let dst = output.join("tokenizer.json");
+    std::fs::copy(&tok, &dst).map_err(|e| ModelError::io(&dst, e))?;
+    Ok(())
+}
