@@ -2,9 +2,11 @@
 
 use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prunescope::audio::{self, Audio, AudioError};
+
+mod common;
+use common::{float32, pcm16, wav_bytes, TempDir};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -18,72 +20,6 @@ fn asset(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A fresh, empty folder under the target directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "audio-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    /// Write `bytes` to `name` in the folder.
-    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A RIFF/WAVE file. `format` 1 is integer PCM, 3 is IEEE float. `declared_len` overrides the
-/// data chunk's size field (to make a header that promises more than the file holds).
-fn wav_bytes(
-    format: u16,
-    channels: u16,
-    rate: u32,
-    bits: u16,
-    payload: &[u8],
-    declared_len: Option<u32>,
-) -> Vec<u8> {
-    let data_len = declared_len.unwrap_or(payload.len() as u32);
-    let block_align = channels * bits / 8;
-    let mut v = Vec::new();
-    v.extend_from_slice(b"RIFF");
-    v.extend_from_slice(&(36 + data_len).to_le_bytes());
-    v.extend_from_slice(b"WAVEfmt ");
-    v.extend_from_slice(&16u32.to_le_bytes());
-    v.extend_from_slice(&format.to_le_bytes());
-    v.extend_from_slice(&channels.to_le_bytes());
-    v.extend_from_slice(&rate.to_le_bytes());
-    v.extend_from_slice(&(rate * u32::from(block_align)).to_le_bytes());
-    v.extend_from_slice(&block_align.to_le_bytes());
-    v.extend_from_slice(&bits.to_le_bytes());
-    v.extend_from_slice(b"data");
-    v.extend_from_slice(&data_len.to_le_bytes());
-    v.extend_from_slice(payload);
-    v
-}
-
-fn pcm16(samples: &[f32]) -> Vec<u8> {
-    samples
-        .iter()
-        .flat_map(|&s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
-        .collect()
-}
-
 fn pcm24(samples: &[f32]) -> Vec<u8> {
     samples
         .iter()
@@ -93,10 +29,6 @@ fn pcm24(samples: &[f32]) -> Vec<u8> {
             [b[0], b[1], b[2]]
         })
         .collect()
-}
-
-fn float32(samples: &[f32]) -> Vec<u8> {
-    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
 
 fn tone(n: usize, rate: f64, freq: f64, amp: f64) -> Vec<f32> {

@@ -1,10 +1,12 @@
 //! Audio decoding, downmix, resampling to 16 kHz and 30 s windows (SPEC.md section 1), and the
 //! valid-token counts of a window (SPEC.md section 2).
 //!
-//! `load` is the one entry point the pipeline needs: it decodes any common file (wav, flac, mp3,
-//! ogg/vorbis, m4a/aac, alac, aiff, mkv/webm audio), takes the mean of the channels, resamples to
-//! [`SAMPLE_RATE`] with a band-limited FFT resampler, and refuses audio the model cannot use
-//! (nothing decoded, NaN or infinite samples, digital silence).
+//! `load` is the one entry point the pipeline needs: it decodes any common file (wav with PCM,
+//! float or ADPCM samples, flac, mp3, ogg/vorbis, m4a/mp4 with AAC or ALAC, mkv/webm with those
+//! codecs; not opus), takes the mean of the channels, resamples to [`SAMPLE_RATE`] with a
+//! band-limited FFT resampler whose delay is compensated, and refuses audio the model cannot use
+//! (nothing decoded, NaN or infinite samples, digital silence). Encoder delay and padding are
+//! trimmed (MP3 gapless info, the MP4 edit list), so every format lines up with the original.
 //!
 //! The format is found from the file's content, never from its extension: an MP3 renamed `.wav`
 //! decodes, a text file named `.wav` is "not an audio file this tool can read".

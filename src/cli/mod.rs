@@ -185,7 +185,17 @@ fn parse_list<T>(what: &str, s: &str, f: impl Fn(&str) -> Result<T>) -> Result<V
 }
 
 pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
-    let methods = parse_list("method", &p.method, |m| Ok(RunMethod::parse(m)?))?;
+    let methods = parse_list("method", &p.method, |m| {
+        RunMethod::parse(m).map_err(|_| {
+            let known: Vec<&str> = std::iter::once("vanilla")
+                .chain(crate::prune::Method::ALL.iter().map(|m| m.name()))
+                .collect();
+            anyhow::anyhow!(
+                "unknown method `{m}` (expected one of: {})",
+                known.join(", ")
+            )
+        })
+    })?;
     let keeps = parse_list("keep", &p.keep, |k| {
         let v: f64 = k
             .parse()

@@ -3,6 +3,7 @@
 
 pub mod ct2;
 pub mod hf;
+pub mod kernels;
 pub mod whisper;
 
 use std::path::{Path, PathBuf};

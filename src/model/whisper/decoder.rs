@@ -7,36 +7,82 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use candle_core::{Device, Module, Tensor};
+use candle_core::{Module, Tensor};
 use rayon::prelude::*;
 
 use super::config::WhisperConfig;
 use super::nn::{LayerNorm, Linear, Weights};
+use crate::model::kernels::{self, Matrix};
 use crate::model::{ModelError, Result};
 
+/// A linear layer as plain row-major weights, for the few-row products of a decoding step.
+struct Dense {
+    w: Matrix,
+    b: Option<Vec<f32>>,
+}
+
+impl Dense {
+    fn new(l: &Linear) -> Result<Dense> {
+        Ok(Dense {
+            w: Matrix::new(l.weight.flatten_all()?.to_vec1()?, l.weight.dim(0)?),
+            b: match &l.bias {
+                Some(b) => Some(b.to_vec1()?),
+                None => None,
+            },
+        })
+    }
+
+    fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        self.w.linear(x, rows, self.b.as_deref())
+    }
+}
+
+struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+impl Norm {
+    fn new(l: &LayerNorm) -> Result<Norm> {
+        Ok(Norm {
+            gamma: l.weight.to_vec1()?,
+            beta: l.bias.to_vec1()?,
+        })
+    }
+
+    fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let mut y = x.to_vec();
+        kernels::layer_norm(&mut y, &self.gamma, &self.beta);
+        y
+    }
+}
+
 struct Layer {
-    self_ln: LayerNorm,
-    self_q: Linear,
-    self_k: Linear,
-    self_v: Linear,
-    self_out: Linear,
-    cross_ln: LayerNorm,
-    cross_q: Linear,
+    self_ln: Norm,
+    self_q: Dense,
+    self_k: Dense,
+    self_v: Dense,
+    self_out: Dense,
+    cross_ln: Norm,
+    cross_q: Dense,
+    /// Applied once to whole memories: a real GEMM is the right tool there.
     cross_k: Linear,
     cross_v: Linear,
-    cross_out: Linear,
-    mlp_ln: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    cross_out: Dense,
+    mlp_ln: Norm,
+    fc1: Dense,
+    fc2: Dense,
 }
 
 pub struct Decoder {
-    embed: Tensor,
-    positions: Tensor,
+    /// Token embeddings, `vocab x d`; also the (tied) output projection.
+    embed: Matrix,
+    positions: Vec<f32>,
     layers: Vec<Layer>,
-    ln: LayerNorm,
+    ln: Norm,
     heads: usize,
     d_model: usize,
+    vocab: usize,
     max_positions: usize,
 }
 
@@ -47,33 +93,44 @@ impl Decoder {
             .map(|i| {
                 let l = format!("{p}.layers.{i}");
                 let lin = |n: &str, bias| w.linear(&format!("{l}.{n}"), d, d, bias);
+                let dense = |n: &str, bias| Dense::new(&lin(n, bias)?);
+                let norm = |n: &str| Norm::new(&w.layer_norm(&format!("{l}.{n}"), d)?);
                 Ok(Layer {
-                    self_ln: w.layer_norm(&format!("{l}.self_attn_layer_norm"), d)?,
-                    self_q: lin("self_attn.q_proj", true)?,
-                    self_k: lin("self_attn.k_proj", false)?,
-                    self_v: lin("self_attn.v_proj", true)?,
-                    self_out: lin("self_attn.out_proj", true)?,
-                    cross_ln: w.layer_norm(&format!("{l}.encoder_attn_layer_norm"), d)?,
-                    cross_q: lin("encoder_attn.q_proj", true)?,
+                    self_ln: norm("self_attn_layer_norm")?,
+                    self_q: dense("self_attn.q_proj", true)?,
+                    self_k: dense("self_attn.k_proj", false)?,
+                    self_v: dense("self_attn.v_proj", true)?,
+                    self_out: dense("self_attn.out_proj", true)?,
+                    cross_ln: norm("encoder_attn_layer_norm")?,
+                    cross_q: dense("encoder_attn.q_proj", true)?,
                     cross_k: lin("encoder_attn.k_proj", false)?,
                     cross_v: lin("encoder_attn.v_proj", true)?,
-                    cross_out: lin("encoder_attn.out_proj", true)?,
-                    mlp_ln: w.layer_norm(&format!("{l}.final_layer_norm"), d)?,
-                    fc1: w.linear(&format!("{l}.fc1"), d, 4 * d, true)?,
-                    fc2: w.linear(&format!("{l}.fc2"), 4 * d, d, true)?,
+                    cross_out: dense("encoder_attn.out_proj", true)?,
+                    mlp_ln: norm("final_layer_norm")?,
+                    fc1: Dense::new(&w.linear(&format!("{l}.fc1"), d, 4 * d, true)?)?,
+                    fc2: Dense::new(&w.linear(&format!("{l}.fc2"), 4 * d, d, true)?)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Decoder {
-            embed: w.get(&format!("{p}.embed_tokens.weight"), &[c.vocab_size, d])?,
-            positions: w.get(
-                &format!("{p}.embed_positions.weight"),
-                &[c.max_target_positions, d],
-            )?,
+            embed: Matrix::new(
+                w.get(&format!("{p}.embed_tokens.weight"), &[c.vocab_size, d])?
+                    .flatten_all()?
+                    .to_vec1()?,
+                c.vocab_size,
+            ),
+            positions: w
+                .get(
+                    &format!("{p}.embed_positions.weight"),
+                    &[c.max_target_positions, d],
+                )?
+                .flatten_all()?
+                .to_vec1()?,
             layers,
-            ln: w.layer_norm(&format!("{p}.layer_norm"), d)?,
+            ln: Norm::new(&w.layer_norm(&format!("{p}.layer_norm"), d)?)?,
             heads: c.decoder_attention_heads,
             d_model: d,
+            vocab: c.vocab_size,
             max_positions: c.max_target_positions,
         })
     }
@@ -165,7 +222,7 @@ impl Job<'_> {
             let detect = pos == 0 && !self.languages.is_empty();
             let need_logits = !in_prompt || detect;
             let logits = self.step(&mut active, &tokens, pos, need_logits)?;
-            let vocab = dec.embed.dim(0)?;
+            let vocab = dec.vocab;
             if let Some(logits) = logits {
                 for (b, s) in active.iter_mut().enumerate() {
                     let row = &logits[b * vocab..(b + 1) * vocab];
@@ -267,22 +324,27 @@ impl Job<'_> {
         let dec = self.decoder;
         let (h, hd, d) = (dec.heads, dec.head_dim(), dec.d_model);
         let b = seqs.len();
-        let dev = Device::Cpu;
-        let ids = Tensor::from_slice(tokens, b, &dev)?;
-        let mut x = dec
-            .embed
-            .index_select(&ids, 0)?
-            .broadcast_add(&dec.positions.narrow(0, pos, 1)?)?;
-        let scale = 1.0 / (hd as f64).sqrt();
+        let mut x = vec![0f32; b * d];
+        let position = &dec.positions[pos * d..(pos + 1) * d];
+        for (row, &t) in x.chunks_exact_mut(d).zip(tokens) {
+            let t = t as usize;
+            if t >= dec.vocab {
+                return Err(ModelError::Tokenizer(format!("token id {t} out of range")));
+            }
+            dec.embed.row_into(t, row);
+            for (o, p) in row.iter_mut().zip(position) {
+                *o += p;
+            }
+        }
+        let scale = 1.0 / (hd as f32).sqrt();
         let positions = self.prompt.len() + self.max_tokens;
         for (l, layer) in dec.layers.iter().enumerate() {
             // Self-attention over this sequence's own past, with the cache.
-            let y = layer.self_ln.forward(&x)?;
-            let q = (layer.self_q.forward(&y)? * scale)?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            let k = layer.self_k.forward(&y)?.flatten_all()?.to_vec1::<f32>()?;
-            let v = layer.self_v.forward(&y)?.flatten_all()?.to_vec1::<f32>()?;
+            let y = layer.self_ln.apply(&x);
+            let mut q = layer.self_q.forward(&y, b);
+            q.iter_mut().for_each(|v| *v *= scale);
+            let k = layer.self_k.forward(&y, b);
+            let v = layer.self_v.forward(&y, b);
             for (i, s) in seqs.iter_mut().enumerate() {
                 let c = &mut s.layers[l];
                 for head in 0..h {
@@ -305,17 +367,12 @@ impl Job<'_> {
                     o,
                 );
             });
-            x = x.add(
-                &layer
-                    .self_out
-                    .forward(&Tensor::from_vec(out, (b, d), &dev)?)?,
-            )?;
+            add(&mut x, &layer.self_out.forward(&out, b));
 
             // Cross-attention over the sequence's kept encoder tokens.
-            let y = layer.cross_ln.forward(&x)?;
-            let q = (layer.cross_q.forward(&y)? * scale)?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
+            let y = layer.cross_ln.apply(&x);
+            let mut q = layer.cross_q.forward(&y, b);
+            q.iter_mut().for_each(|v| *v *= scale);
             let mut out = vec![0f32; b * d];
             out.par_chunks_mut(hd).enumerate().for_each(|(task, o)| {
                 let (i, head) = (task / h, task % h);
@@ -330,21 +387,24 @@ impl Job<'_> {
                     o,
                 );
             });
-            x = x.add(
-                &layer
-                    .cross_out
-                    .forward(&Tensor::from_vec(out, (b, d), &dev)?)?,
-            )?;
+            add(&mut x, &layer.cross_out.forward(&out, b));
 
-            let y = layer.mlp_ln.forward(&x)?;
-            x = x.add(&layer.fc2.forward(&layer.fc1.forward(&y)?.gelu_erf()?)?)?;
+            let y = layer.mlp_ln.apply(&x);
+            let mut f = layer.fc1.forward(&y, b);
+            kernels::gelu(&mut f);
+            add(&mut x, &layer.fc2.forward(&f, b));
         }
         if !need_logits {
             return Ok(None);
         }
-        let x = dec.ln.forward(&x)?;
-        let logits = x.matmul(&dec.embed.t()?)?;
-        Ok(Some(logits.flatten_all()?.to_vec1::<f32>()?))
+        let x = dec.ln.apply(&x);
+        Ok(Some(dec.embed.linear(&x, b, None)))
+    }
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
     }
 }
 
@@ -361,23 +421,6 @@ fn to_heads(rows: &[f32], n: usize, h: usize, hd: usize) -> Vec<f32> {
     out
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent lanes so the compiler vectorises without reassociating a single sum.
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for j in 0..8 {
-            acc[j] += x[j] * y[j];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
-}
-
 /// `out = softmax(q . k_t) v` over `n = k.len() / q.len()` positions (q already scaled).
 fn attend(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
     let hd = q.len();
@@ -386,7 +429,7 @@ fn attend(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
         out.fill(0.0);
         return;
     }
-    let mut w: Vec<f32> = k.chunks_exact(hd).map(|kt| dot(q, kt)).collect();
+    let mut w: Vec<f32> = k.chunks_exact(hd).map(|kt| kernels::dot(q, kt)).collect();
     let max = w.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f32;
     for x in w.iter_mut() {
@@ -395,10 +438,7 @@ fn attend(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
     }
     out.fill(0.0);
     for (p, vt) in w.iter().zip(v.chunks_exact(hd)) {
-        let p = p / sum;
-        for (o, x) in out.iter_mut().zip(vt) {
-            *o += p * x;
-        }
+        kernels::axpy(p / sum, vt, out);
     }
 }
 

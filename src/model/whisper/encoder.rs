@@ -5,7 +5,7 @@ use candle_core::{Device, Module, Tensor};
 
 use super::config::WhisperConfig;
 use super::nn::{LayerNorm, Linear, Weights};
-use crate::model::{EncodedWindow, Result};
+use crate::model::{kernels, EncodedWindow, Result};
 
 /// Query rows per attention block: bounds the live attention matrix to `heads x BLOCK x T`.
 const BLOCK: usize = 250;
@@ -111,7 +111,7 @@ impl Encoder {
             let a = a.transpose(0, 1)?.reshape((self.n_ctx, self.d_model))?;
             x = x.add(&layer.out.forward(&a)?)?;
             let m = layer.mlp_ln.forward(&x)?;
-            let m = layer.fc2.forward(&layer.fc1.forward(&m)?.gelu_erf()?)?;
+            let m = layer.fc2.forward(&gelu(&layer.fc1.forward(&m)?)?)?;
             x = x.add(&m)?;
             if is_last {
                 keys = k_flat
@@ -152,29 +152,37 @@ fn attention(
     v: &Tensor,
     mut received: Option<(&mut [f32], usize)>,
 ) -> Result<Tensor> {
-    let t = q.dim(1)?;
+    let (heads, t) = (q.dim(0)?, q.dim(1)?);
     let kt = k.t()?;
     let mut blocks = Vec::with_capacity(t.div_ceil(BLOCK));
     let mut start = 0;
     while start < t {
         let rows = BLOCK.min(t - start);
         let qb = q.narrow(1, start, rows)?;
-        let probs = candle_nn::ops::softmax_last_dim(&qb.matmul(&kt)?)?;
-        if let Some((acc, n_valid)) = received.as_mut() {
-            let valid_rows = n_valid.saturating_sub(start).min(rows);
-            if valid_rows > 0 {
-                let col = probs
-                    .narrow(1, 0, valid_rows)?
-                    .sum(1)?
-                    .sum(0)?
-                    .to_vec1::<f32>()?;
-                for (a, c) in acc.iter_mut().zip(col) {
-                    *a += c;
-                }
+        let logits = qb.matmul(&kt)?;
+        let shape = logits.shape().clone();
+        let mut buf = logits.flatten_all()?.to_vec1::<f32>()?;
+        let valid_rows = match received.as_ref() {
+            Some((_, n_valid)) => n_valid.saturating_sub(start).min(rows),
+            None => 0,
+        };
+        let col = kernels::softmax_rows(&mut buf, t, heads, valid_rows);
+        if let Some((acc, _)) = received.as_mut() {
+            for (a, c) in acc.iter_mut().zip(col) {
+                *a += c;
             }
         }
+        let probs = Tensor::from_vec(buf, shape, &Device::Cpu)?;
         blocks.push(probs.matmul(v)?);
         start += rows;
     }
     Ok(Tensor::cat(&blocks, 1)?.contiguous()?)
+}
+
+/// Exact (erf) GELU, parallel: candle's runs on one core.
+fn gelu(x: &Tensor) -> Result<Tensor> {
+    let shape = x.shape().clone();
+    let mut buf = x.flatten_all()?.to_vec1::<f32>()?;
+    kernels::gelu_par(&mut buf);
+    Ok(Tensor::from_vec(buf, shape, &Device::Cpu)?)
 }

@@ -72,8 +72,8 @@ impl Module for Linear {
 }
 
 pub struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
+    pub weight: Tensor,
+    pub bias: Tensor,
 }
 
 impl Module for LayerNorm {

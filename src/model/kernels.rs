@@ -1,0 +1,511 @@
+//! Small dense kernels for the decoder's few-row products, where a general GEMM spends its time
+//! packing: `y = x W^T (+ b)` for a handful of rows `x` reads each weight row once and reuses it
+//! for every row of `x` while it sits in L1. Runtime dispatch to AVX2+FMA where the CPU has it.
+
+use rayon::prelude::*;
+
+/// Elements ahead of the current position that the weight-streaming kernels prefetch.
+const PREFETCH: usize = 512;
+
+/// A row-major weight matrix. Weights that are exactly representable in f16 (every weight of a
+/// CTranslate2 float16 checkpoint) are kept in f16 and widened to f32 inside the kernel: the
+/// arithmetic is the same f32 arithmetic, but each decoding step streams half the bytes, and on
+/// a memory-bound step that is half the time.
+pub enum Matrix {
+    F32 { data: Vec<f32>, rows: usize },
+    F16 { data: Vec<half::f16>, rows: usize },
+}
+
+impl Matrix {
+    /// Stores `data` (`rows x cols`) as f16 when that loses nothing, else as f32.
+    pub fn new(data: Vec<f32>, rows: usize) -> Matrix {
+        let exact = data
+            .iter()
+            .all(|&v| half::f16::from_f32(v).to_f32().to_bits() == v.to_bits());
+        if exact && std::env::var_os("PRUNESCOPE_F32_WEIGHTS").is_none() {
+            Matrix::F16 {
+                data: data.iter().map(|&v| half::f16::from_f32(v)).collect(),
+                rows,
+            }
+        } else {
+            Matrix::F32 { data, rows }
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        match self {
+            Matrix::F32 { rows, .. } | Matrix::F16 { rows, .. } => *rows,
+        }
+    }
+
+    pub fn cols(&self) -> usize {
+        let len = match self {
+            Matrix::F32 { data, .. } => data.len(),
+            Matrix::F16 { data, .. } => data.len(),
+        };
+        len.checked_div(self.rows()).unwrap_or(0)
+    }
+
+    /// Row `r` widened to f32 into `out`.
+    pub fn row_into(&self, r: usize, out: &mut [f32]) {
+        let c = self.cols();
+        match self {
+            Matrix::F32 { data, .. } => out.copy_from_slice(&data[r * c..(r + 1) * c]),
+            Matrix::F16 { data, .. } => {
+                for (o, v) in out.iter_mut().zip(&data[r * c..(r + 1) * c]) {
+                    *o = v.to_f32();
+                }
+            }
+        }
+    }
+
+    /// `y = x W^T + bias` for `rows` rows of `x`; see [`linear`].
+    pub fn linear(&self, x: &[f32], rows: usize, bias: Option<&[f32]>) -> Vec<f32> {
+        match self {
+            Matrix::F32 { data, rows: out } => linear(x, rows, data, *out, bias),
+            Matrix::F16 { data, rows: out } => linear_f16(x, rows, data, *out, bias),
+        }
+    }
+}
+
+/// [`linear`] over f16-stored weights (widened exactly to f32 in the kernel).
+fn linear_f16(
+    x: &[f32],
+    rows: usize,
+    w: &[half::f16],
+    out: usize,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let inp = w.len().checked_div(out).unwrap_or(0);
+    let chunk = (out / (4 * rayon::current_num_threads()).max(1)).clamp(16, 1024);
+    let mut yt = vec![0f32; out * rows];
+    yt.par_chunks_mut(chunk * rows)
+        .enumerate()
+        .for_each(|(c, dst)| {
+            let first = c * chunk;
+            let n = dst.len() / rows.max(1);
+            let w = &w[first * inp..(first + n) * inp];
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::is_x86_feature_detected!("avx2")
+                    && std::is_x86_feature_detected!("fma")
+                    && std::is_x86_feature_detected!("f16c")
+                {
+                    // SAFETY: the CPU supports the features the function is compiled for.
+                    unsafe { rows_dot_f16_avx2(x, rows, w, inp, dst) };
+                    return;
+                }
+            }
+            let mut row = vec![0f32; inp];
+            for (wo, d) in w.chunks_exact(inp).zip(dst.chunks_exact_mut(rows)) {
+                for (o, v) in row.iter_mut().zip(wo) {
+                    *o = v.to_f32();
+                }
+                for (r, out) in d.iter_mut().enumerate() {
+                    *out = dot_with(&x[r * inp..(r + 1) * inp], &row, |a, b, c| a * b + c);
+                }
+            }
+        });
+    transpose_add_bias(&yt, rows, out, bias)
+}
+
+fn transpose_add_bias(yt: &[f32], rows: usize, out: usize, bias: Option<&[f32]>) -> Vec<f32> {
+    let mut y = vec![0f32; rows * out];
+    for o in 0..out {
+        let add = bias.map_or(0.0, |b| b[o]);
+        for r in 0..rows {
+            y[r * out + o] = yt[o * rows + r] + add;
+        }
+    }
+    y
+}
+
+/// `y[r, o] = dot(x[r], w[o]) + bias[o]` for `rows` rows of `x` (`rows x inp`) and `w`
+/// (`out x inp`), parallel over output features. `y` is `rows x out`.
+pub fn linear(x: &[f32], rows: usize, w: &[f32], out: usize, bias: Option<&[f32]>) -> Vec<f32> {
+    let inp = w.len().checked_div(out).unwrap_or(0);
+    debug_assert_eq!(x.len(), rows * inp);
+    // Features per task: enough work to amortise scheduling, enough tasks to balance.
+    let chunk = (out / (4 * rayon::current_num_threads()).max(1)).clamp(16, 1024);
+    let mut yt = vec![0f32; out * rows];
+    // Computed feature-major (each task owns whole feature rows), transposed at the end.
+    yt.par_chunks_mut(chunk * rows)
+        .enumerate()
+        .for_each(|(c, dst)| {
+            let first = c * chunk;
+            let n = dst.len() / rows.max(1);
+            rows_dot(x, rows, &w[first * inp..(first + n) * inp], inp, dst);
+        });
+    transpose_add_bias(&yt, rows, out, bias)
+}
+
+/// For each weight row `o` of `w` and each row `r` of `x`: `dst[o * rows + r] = dot(x_r, w_o)`.
+fn rows_dot(x: &[f32], rows: usize, w: &[f32], inp: usize, dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            unsafe { rows_dot_avx2(x, rows, w, inp, dst) };
+            return;
+        }
+    }
+    rows_dot_generic(x, rows, w, inp, dst);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rows_dot_avx2(x: &[f32], rows: usize, w: &[f32], inp: usize, dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n8 = inp / 8 * 8;
+    let hsum = |v: __m256| -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    };
+    let tail = |a: &[f32], b: &[f32]| -> f32 {
+        a[n8..]
+            .iter()
+            .zip(&b[n8..])
+            .map(|(p, q)| p * q)
+            .sum::<f32>()
+    };
+    let n_out = dst.len() / rows.max(1);
+    // Two weight rows x four input rows per pass: 6 loads feed 8 independent FMAs.
+    let mut o = 0;
+    while o < n_out {
+        let two = o + 1 < n_out;
+        let w0 = &w[o * inp..(o + 1) * inp];
+        let w1 = if two {
+            &w[(o + 1) * inp..(o + 2) * inp]
+        } else {
+            w0
+        };
+        let mut r = 0;
+        while r < rows {
+            let nr = (rows - r).min(4);
+            let xr: [&[f32]; 4] = std::array::from_fn(|i| {
+                let rr = r + i.min(nr - 1);
+                &x[rr * inp..(rr + 1) * inp]
+            });
+            let mut a0 = [_mm256_setzero_ps(); 4];
+            let mut a1 = [_mm256_setzero_ps(); 4];
+            let mut c = 0;
+            while c < n8 {
+                _mm_prefetch::<_MM_HINT_T0>(w0.as_ptr().wrapping_add(c + PREFETCH) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(w1.as_ptr().wrapping_add(c + PREFETCH) as *const i8);
+                let wa = _mm256_loadu_ps(w0.as_ptr().add(c));
+                let wb = _mm256_loadu_ps(w1.as_ptr().add(c));
+                for i in 0..4 {
+                    let xv = _mm256_loadu_ps(xr[i].as_ptr().add(c));
+                    a0[i] = _mm256_fmadd_ps(xv, wa, a0[i]);
+                    a1[i] = _mm256_fmadd_ps(xv, wb, a1[i]);
+                }
+                c += 8;
+            }
+            for i in 0..nr {
+                dst[o * rows + r + i] = hsum(a0[i]) + tail(xr[i], w0);
+                if two {
+                    dst[(o + 1) * rows + r + i] = hsum(a1[i]) + tail(xr[i], w1);
+                }
+            }
+            r += nr;
+        }
+        o += if two { 2 } else { 1 };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows_dot_f16_avx2(x: &[f32], rows: usize, w: &[half::f16], inp: usize, dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n8 = inp / 8 * 8;
+    let hsum = |v: __m256| -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    };
+    let tail = |a: &[f32], b: &[half::f16]| -> f32 {
+        a[n8..]
+            .iter()
+            .zip(&b[n8..])
+            .map(|(p, q)| p * q.to_f32())
+            .sum::<f32>()
+    };
+    let n_out = dst.len() / rows.max(1);
+    // Two weight rows x four input rows per pass: 6 loads feed 8 independent FMAs.
+    let mut o = 0;
+    while o < n_out {
+        let two = o + 1 < n_out;
+        let w0 = &w[o * inp..(o + 1) * inp];
+        let w1 = if two {
+            &w[(o + 1) * inp..(o + 2) * inp]
+        } else {
+            w0
+        };
+        let mut r = 0;
+        while r < rows {
+            let nr = (rows - r).min(4);
+            let xr: [&[f32]; 4] = std::array::from_fn(|i| {
+                let rr = r + i.min(nr - 1);
+                &x[rr * inp..(rr + 1) * inp]
+            });
+            let mut a0 = [_mm256_setzero_ps(); 4];
+            let mut a1 = [_mm256_setzero_ps(); 4];
+            let mut c = 0;
+            while c < n8 {
+                // The hardware prefetcher alone leaves a core far below DRAM bandwidth here.
+                _mm_prefetch::<_MM_HINT_T0>(w0.as_ptr().wrapping_add(c + PREFETCH) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(w1.as_ptr().wrapping_add(c + PREFETCH) as *const i8);
+                let wa = _mm256_cvtph_ps(_mm_loadu_si128(w0.as_ptr().add(c) as *const __m128i));
+                let wb = _mm256_cvtph_ps(_mm_loadu_si128(w1.as_ptr().add(c) as *const __m128i));
+                for i in 0..4 {
+                    let xv = _mm256_loadu_ps(xr[i].as_ptr().add(c));
+                    a0[i] = _mm256_fmadd_ps(xv, wa, a0[i]);
+                    a1[i] = _mm256_fmadd_ps(xv, wb, a1[i]);
+                }
+                c += 8;
+            }
+            for i in 0..nr {
+                dst[o * rows + r + i] = hsum(a0[i]) + tail(xr[i], w0);
+                if two {
+                    dst[(o + 1) * rows + r + i] = hsum(a1[i]) + tail(xr[i], w1);
+                }
+            }
+            r += nr;
+        }
+        o += if two { 2 } else { 1 };
+    }
+}
+
+fn rows_dot_generic(x: &[f32], rows: usize, w: &[f32], inp: usize, dst: &mut [f32]) {
+    for (wo, d) in w.chunks_exact(inp).zip(dst.chunks_exact_mut(rows)) {
+        for (r, out) in d.iter_mut().enumerate() {
+            *out = dot_with(&x[r * inp..(r + 1) * inp], wo, |a, b, c| a * b + c);
+        }
+    }
+}
+
+/// Dot product with 32 independent lanes (vectorises to four 8-wide accumulators).
+#[inline(always)]
+fn dot_with(a: &[f32], b: &[f32], fma: impl Fn(f32, f32, f32) -> f32) -> f32 {
+    let mut acc = [0f32; 32];
+    let (ca, cb) = (a.chunks_exact(32), b.chunks_exact(32));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for j in 0..32 {
+            acc[j] = fma(x[j], y[j], acc[j]);
+        }
+    }
+    let mut s = 0f32;
+    for (x, y) in ra.iter().zip(rb) {
+        s = fma(*x, *y, s);
+    }
+    // Pairwise reduction of the lanes.
+    let mut width = 16;
+    while width > 0 {
+        for j in 0..width {
+            acc[j] += acc[j + width];
+        }
+        width /= 2;
+    }
+    acc[0] + s
+}
+
+/// Plain dot product, dispatched like [`linear`].
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return unsafe { dot_avx2(a, b) };
+        }
+    }
+    dot_with(a, b, |x, y, z| x * y + z)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_with(a, b, f32::mul_add)
+}
+
+/// `out += p * v` (axpy), dispatched like [`linear`].
+pub fn axpy(p: f32, v: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            unsafe { axpy_avx2(p, v, out) };
+            return;
+        }
+    }
+    for (o, x) in out.iter_mut().zip(v) {
+        *o += p * x;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn axpy_avx2(p: f32, v: &[f32], out: &mut [f32]) {
+    for (o, x) in out.iter_mut().zip(v) {
+        *o = p.mul_add(*x, *o);
+    }
+}
+
+/// Row-wise layer norm in place (`rows x d`), eps 1e-5, statistics in f32 like torch.
+pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32]) {
+    let d = gamma.len();
+    for row in x.chunks_exact_mut(d) {
+        let mean = row.iter().sum::<f32>() / d as f32;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+        let inv = 1.0 / (var + 1e-5).sqrt();
+        for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+            *v = (*v - mean) * inv * g + b;
+        }
+    }
+}
+
+/// Exact (erf) GELU in place.
+pub fn gelu(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+/// Softmax of every `row_len`-long row of `x` in place, parallel over `groups` equal groups of
+/// rows (attention heads). Returns the sum over groups of the column sums of each group's first
+/// `summed_rows` rows, accumulated in f32 (the received attention of SPEC.md section 2).
+pub fn softmax_rows(x: &mut [f32], row_len: usize, groups: usize, summed_rows: usize) -> Vec<f32> {
+    let group_len = x.len() / groups.max(1);
+    let partial: Vec<Vec<f32>> = x
+        .par_chunks_mut(group_len.max(1))
+        .map(|g| {
+            let mut col = vec![0f32; if summed_rows > 0 { row_len } else { 0 }];
+            for (r, row) in g.chunks_exact_mut(row_len).enumerate() {
+                softmax_row(row);
+                if r < summed_rows {
+                    for (c, v) in col.iter_mut().zip(row.iter()) {
+                        *c += v;
+                    }
+                }
+            }
+            col
+        })
+        .collect();
+    let mut total = vec![0f32; if summed_rows > 0 { row_len } else { 0 }];
+    for p in partial {
+        for (t, v) in total.iter_mut().zip(p) {
+            *t += v;
+        }
+    }
+    total
+}
+
+fn softmax_row(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// [`gelu`], parallel.
+pub fn gelu_par(x: &mut [f32]) {
+    x.par_chunks_mut(16 * 1024).for_each(gelu);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(x: &[f32], rows: usize, w: &[f32], out: usize, bias: Option<&[f32]>) -> Vec<f64> {
+        let inp = w.len() / out;
+        let mut y = vec![0f64; rows * out];
+        for r in 0..rows {
+            for o in 0..out {
+                let mut s: f64 = bias.map_or(0.0, |b| b[o] as f64);
+                for i in 0..inp {
+                    s += x[r * inp + i] as f64 * w[o * inp + i] as f64;
+                }
+                y[r * out + o] = s;
+            }
+        }
+        y
+    }
+
+    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn linear_matches_naive_for_odd_shapes() {
+        for &(rows, inp, out) in &[(1, 384, 1000), (3, 37, 5), (10, 96, 333), (7, 1, 17)] {
+            let x = pseudo(rows * inp, 1);
+            let w = pseudo(out * inp, 2);
+            let b = pseudo(out, 3);
+            let got = linear(&x, rows, &w, out, Some(&b));
+            let want = naive(&x, rows, &w, out, Some(&b));
+            for (g, w) in got.iter().zip(&want) {
+                assert!((*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn layer_norm_and_gelu_reference_values() {
+        let mut x = vec![1.0f32, 2.0, 3.0, 4.0];
+        layer_norm(&mut x, &[1.0; 4], &[0.5; 4]);
+        let want = [-1.3416355, -0.4472118, 0.4472118, 1.3416355];
+        for (a, b) in x.iter().zip(want) {
+            assert!((a - (b + 0.5)).abs() < 1e-5);
+        }
+        let mut g = vec![-1.0f32, 0.0, 1.0, 3.0];
+        gelu(&mut g);
+        for (a, b) in g.iter().zip([-0.15865526f32, 0.0, 0.8413447, 2.9959502]) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn dot_and_axpy() {
+        let a = pseudo(100, 4);
+        let b = pseudo(100, 5);
+        let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        assert!((dot(&a, &b) as f64 - want).abs() < 1e-4);
+        let mut o = vec![1.0f32; 100];
+        axpy(2.0, &a, &mut o);
+        assert!((o[7] - (1.0 + 2.0 * a[7])).abs() < 1e-6);
+    }
+
+    #[test]
+    fn softmax_rows_normalises_and_sums_columns_of_the_first_rows() {
+        // Two groups (heads) of three rows of length 2; column sums over the first 2 rows.
+        let mut x = vec![
+            0.0f32, 0.0, 1.0, 0.0, 0.0, 1.0, 5.0, 5.0, 0.0, 2.0, 9.0, 9.0,
+        ];
+        let col = softmax_rows(&mut x, 2, 2, 2);
+        for row in x.chunks(2) {
+            assert!((row[0] + row[1] - 1.0).abs() < 1e-6);
+        }
+        let e = 1f32.exp() / (1.0 + 1f32.exp());
+        let want0 = 0.5 + e + 0.5 + (1.0 - 2f32.exp() / (1.0 + 2f32.exp()));
+        assert!((col[0] - want0).abs() < 1e-5, "{col:?}");
+        assert!((col[0] + col[1] - 4.0).abs() < 1e-5);
+        assert!(softmax_rows(&mut x, 2, 2, 0).is_empty());
+    }
+}

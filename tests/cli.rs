@@ -1,0 +1,258 @@
+//! The `prunescope` binary as a user runs it: the JSON document, the table, and one readable
+//! error line (never a panic) for every bad input.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{float32, pcm16, wav_bytes, TempDir};
+
+fn prunescope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prunescope"))
+        .args(args)
+        .env_remove("PRUNESCOPE_MODEL")
+        .output()
+        .expect("binary runs")
+}
+
+fn model() -> String {
+    common::model_dir().display().to_string()
+}
+
+/// Fails unless the command failed with exactly one `error:` line mentioning `needle`.
+fn assert_one_line_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should fail; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(
+        lines[0].to_lowercase().contains(&needle.to_lowercase()),
+        "`{needle}` not in: {stderr}"
+    );
+}
+
+fn analyze_err(clip: &Path, extra: &[&str], needle: &str) {
+    let m = model();
+    let mut args = vec!["analyze", clip.to_str().unwrap(), "--model", &m];
+    args.extend_from_slice(extra);
+    assert_one_line_error(&prunescope(&args), needle);
+}
+
+fn tone(n: usize) -> Vec<f32> {
+    (0..n).map(|i| (i as f32 * 0.05).sin() * 0.3).collect()
+}
+
+#[test]
+fn analyze_json_follows_the_spec() {
+    let clip = common::data("arctic_a0007.wav");
+    let m = model();
+    let out = prunescope(&[
+        "analyze",
+        clip.to_str().unwrap(),
+        "--model",
+        &m,
+        "--method",
+        "vanilla,full,topk,segmentwise,random,visionzip,adaptive,window,merge",
+        "--keep",
+        "0.5,0.1",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["tokens"]["count"], 200);
+    assert_eq!(doc["tokens"]["seconds_per_token"], 0.02);
+    assert_eq!(doc["clip"]["windows"], 1);
+    assert!((doc["clip"]["duration_s"].as_f64().unwrap() - 4.0).abs() < 0.01);
+    assert_eq!(doc["scores"].as_array().unwrap().len(), 200);
+    let runs = doc["runs"].as_array().unwrap();
+    // vanilla and full once, 7 methods x 2 ratios.
+    assert_eq!(runs.len(), 2 + 7 * 2);
+    for r in runs {
+        let method = r["method"].as_str().unwrap();
+        let k = r["k"].as_u64().unwrap() as usize;
+        let kept: Vec<u64> = r["kept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert!(kept.iter().all(|&t| t < 200), "{method}");
+        match method {
+            "vanilla" | "full" => assert_eq!(kept.len(), 200),
+            "segmentwise" | "merge" => assert!(kept.len() <= k && kept.len() + 10 > k),
+            _ => assert_eq!(kept.len(), k, "{method}"),
+        }
+        let keep = r["keep"].as_f64().unwrap();
+        if method != "vanilla" && method != "full" {
+            assert_eq!(k, (keep * 200.0).round() as usize, "{method}");
+        }
+        let tail = r["tail_tokens"].as_u64().unwrap();
+        assert_eq!(
+            tail,
+            if method == "vanilla" { 1300 } else { 50 },
+            "{method}"
+        );
+        assert!(r["decode_ms"].as_f64().unwrap() > 0.0);
+        assert!(r.get("text").and_then(|t| t.as_str()).is_some());
+        let segments_expected = matches!(method, "segmentwise" | "adaptive" | "merge" | "window");
+        assert_eq!(!r["segments"].is_null(), segments_expected, "{method}");
+    }
+    let full = runs.iter().find(|r| r["method"] == "full").unwrap();
+    assert_eq!(
+        full["text"],
+        "and you always want to see it in the superlative degree."
+    );
+}
+
+#[test]
+fn analyze_table_is_readable() {
+    let clip = common::data("arctic_a0007.wav");
+    let m = model();
+    let out = prunescope(&[
+        "analyze",
+        clip.to_str().unwrap(),
+        "--model",
+        &m,
+        "--method",
+        "topk",
+        "--keep",
+        "0.5",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[1].starts_with("method"));
+    assert!(
+        lines[2].starts_with("topk") && lines[2].contains(" 100 "),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_audio_files() {
+    let dir = TempDir::new();
+    analyze_err(&dir.file("empty.wav", b""), &[], "empty");
+    analyze_err(
+        &dir.file("notes.wav", b"these are my notes, not audio\n"),
+        &[],
+        "not an audio file",
+    );
+    analyze_err(&dir.0, &[], "directory");
+    analyze_err(&dir.0.join("missing.wav"), &[], "missing.wav");
+    let header_only = wav_bytes(1, 1, 16000, 16, &[], Some(32000));
+    analyze_err(
+        &dir.file("header_only.wav", &header_only),
+        &[],
+        "header_only.wav",
+    );
+    let zero = wav_bytes(1, 1, 16000, 16, &[], None);
+    analyze_err(&dir.file("zero.wav", &zero), &[], "zero.wav");
+    let silent = wav_bytes(1, 1, 16000, 16, &pcm16(&vec![0.0; 16000]), None);
+    analyze_err(&dir.file("silent.wav", &silent), &[], "silent");
+    let mut samples = tone(16000);
+    samples[500] = f32::NAN;
+    let nan = wav_bytes(3, 1, 16000, 32, &float32(&samples), None);
+    analyze_err(&dir.file("nan.wav", &nan), &[], "nan.wav");
+}
+
+#[test]
+fn truncated_wav_is_analysed_up_to_the_cut() {
+    // A header promising 2 s with 1 s of data: the samples that exist are used (like ffmpeg).
+    let dir = TempDir::new();
+    let wav = wav_bytes(1, 1, 16000, 16, &pcm16(&tone(16000)), Some(64000));
+    let p = dir.file("cut.wav", &wav);
+    let m = model();
+    let out = prunescope(&[
+        "analyze",
+        p.to_str().unwrap(),
+        "--model",
+        &m,
+        "--method",
+        "topk",
+        "--keep",
+        "0.5",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["tokens"]["count"], 50);
+}
+
+#[test]
+fn impossible_parameters() {
+    let clip = common::data("arctic_a0007.wav");
+    analyze_err(&clip, &["--keep", "0"], "keep ratio must be in (0, 1]");
+    analyze_err(&clip, &["--keep", "1.5"], "keep ratio must be in (0, 1]");
+    analyze_err(&clip, &["--keep", "abc"], "not a number");
+    analyze_err(&clip, &["--segments", "0"], "segments");
+    analyze_err(&clip, &["--method", "bogus"], "unknown method");
+    analyze_err(&clip, &["--batch", "0"], "batch");
+    analyze_err(&clip, &["--window-seconds", "0"], "window");
+}
+
+#[test]
+fn bad_model_directories() {
+    let dir = TempDir::new();
+    let clip = common::data("arctic_a0007.wav");
+    let c = clip.to_str().unwrap();
+    let run = |m: &Path| prunescope(&["analyze", c, "--model", m.to_str().unwrap()]);
+    assert_one_line_error(&run(&dir.0.join("nope")), "does not exist");
+    let empty = dir.0.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    assert_one_line_error(&run(&empty), "holds no model");
+    // A corrupt model.bin: the real file cut in half, with its tokenizer.
+    let cut = dir.0.join("cut");
+    std::fs::create_dir_all(&cut).unwrap();
+    let real = std::fs::read(common::model_dir().join("model.bin")).unwrap();
+    std::fs::write(cut.join("model.bin"), &real[..real.len() / 2]).unwrap();
+    std::fs::copy(
+        common::model_dir().join("tokenizer.json"),
+        cut.join("tokenizer.json"),
+    )
+    .unwrap();
+    assert_one_line_error(&run(&cut), "truncated");
+    // Garbage model.bin.
+    let junk = dir.0.join("junk");
+    std::fs::create_dir_all(&junk).unwrap();
+    std::fs::write(
+        junk.join("model.bin"),
+        b"PK\x03\x04 definitely not ctranslate2",
+    )
+    .unwrap();
+    std::fs::copy(
+        common::model_dir().join("tokenizer.json"),
+        junk.join("tokenizer.json"),
+    )
+    .unwrap();
+    assert_one_line_error(&run(&junk), "model.bin");
+    // No tokenizer.json.
+    let notok = dir.0.join("notok");
+    std::fs::create_dir_all(&notok).unwrap();
+    std::fs::copy(
+        common::model_dir().join("model.bin"),
+        notok.join("model.bin"),
+    )
+    .unwrap();
+    assert_one_line_error(&run(&notok), "tokenizer.json");
+    // A file passed as the model directory.
+    assert_one_line_error(&run(&clip), "not a directory");
+}
+
+#[test]
+fn usage_errors_exit_non_zero() {
+    let out = prunescope(&["analyze"]);
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
