@@ -144,27 +144,28 @@ pub fn run(a: BenchArgs) -> Result<()> {
     };
     let row = |what: &str, ours: f64, theirs: Option<f64>| match theirs {
         Some(t) => println!(
-            "| {what:<34} | {:>10.3} s | {:>10.3} s | {:>6.1}x |",
+            "| {what:<36} | {:>10.3} s | {:>10.3} s | {:>7.1}x |",
             ours,
             t,
             t / ours
         ),
-        None => println!("| {what:<34} | {:>10.3} s |", ours),
+        None => println!("| {what:<36} | {:>10.3} s |", ours),
     };
     match &base {
         Some(b) => {
             println!(
-                "| {:<34} | {:>12} | {:>12} | {:>7} |",
-                "stage",
-                "prunescope",
-                b.what.as_deref().unwrap_or("baseline"),
-                "ratio"
+                "baseline: {}",
+                b.what.as_deref().unwrap_or("scripts/bench-baseline.py")
             );
-            println!("|{:-<36}|{:->14}|{:->14}|{:->9}|", "", "", "", "");
+            println!(
+                "| {:<36} | {:>12} | {:>12} | {:>7} |",
+                "stage", "prunescope", "baseline", "speed-up"
+            );
+            println!("|{:-<38}|{:->14}|{:->14}|{:->10}|", "", "", "", "");
         }
         None => {
-            println!("| {:<34} | {:>12} |", "stage", "prunescope");
-            println!("|{:-<36}|{:->14}|", "", "");
+            println!("| {:<36} | {:>12} |", "stage", "prunescope");
+            println!("|{:-<38}|{:->14}|", "", "");
         }
     }
     row(

