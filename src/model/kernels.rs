@@ -439,7 +439,7 @@ mod avx2 {
         p = _mm256_fmadd_ps(p, r, s(8.333_452e-3));
         p = _mm256_fmadd_ps(p, r, s(4.166_579_6e-2));
         p = _mm256_fmadd_ps(p, r, s(1.666_666_5e-1));
-        p = _mm256_fmadd_ps(p, r, s(5.000_000_1e-1));
+        p = _mm256_fmadd_ps(p, r, s(0.5));
         let y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), s(1.0));
         let e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
         let pow2 = _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
@@ -568,7 +568,7 @@ pub fn exp_approx(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
     if x < -87.3 {
