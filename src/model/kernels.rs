@@ -63,50 +63,43 @@ impl Matrix {
     pub fn linear(&self, x: &[f32], rows: usize, bias: Option<&[f32]>) -> Vec<f32> {
         match self {
             Matrix::F32 { data, rows: out } => linear(x, rows, data, *out, bias),
-            Matrix::F16 { data, rows: out } => linear_f16(x, rows, data, *out, bias),
+            Matrix::F16 { data, rows: out } => linear(x, rows, data, *out, bias),
         }
     }
 }
 
-/// [`linear`] over f16-stored weights (widened exactly to f32 in the kernel).
-fn linear_f16(
-    x: &[f32],
-    rows: usize,
-    w: &[half::f16],
-    out: usize,
-    bias: Option<&[f32]>,
-) -> Vec<f32> {
-    let inp = w.len().checked_div(out).unwrap_or(0);
-    let chunk = (out / (4 * rayon::current_num_threads()).max(1)).clamp(16, 1024);
-    let mut yt = vec![0f32; out * rows];
-    yt.par_chunks_mut(chunk * rows)
-        .enumerate()
-        .for_each(|(c, dst)| {
-            let first = c * chunk;
-            let n = dst.len() / rows.max(1);
-            let w = &w[first * inp..(first + n) * inp];
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::is_x86_feature_detected!("avx2")
-                    && std::is_x86_feature_detected!("fma")
-                    && std::is_x86_feature_detected!("f16c")
-                {
-                    // SAFETY: the CPU supports the features the function is compiled for.
-                    unsafe { rows_dot_f16_avx2(x, rows, w, inp, dst) };
-                    return;
-                }
-            }
-            let mut row = vec![0f32; inp];
-            for (wo, d) in w.chunks_exact(inp).zip(dst.chunks_exact_mut(rows)) {
-                for (o, v) in row.iter_mut().zip(wo) {
-                    *o = v.to_f32();
-                }
-                for (r, out) in d.iter_mut().enumerate() {
-                    *out = dot_with(&x[r * inp..(r + 1) * inp], &row, |a, b, c| a * b + c);
-                }
-            }
-        });
-    transpose_add_bias(&yt, rows, out, bias)
+/// A stored weight type: f32, or f16 widened exactly to f32.
+pub trait Weight: Copy + Send + Sync {
+    fn widen(self) -> f32;
+    /// Eight weights from `p` as f32 lanes.
+    ///
+    /// # Safety
+    /// `p` must point to eight readable values and the CPU must have AVX2 and F16C.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
+}
+
+impl Weight for f32 {
+    fn widen(self) -> f32 {
+        self
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const f32) -> std::arch::x86_64::__m256 {
+        std::arch::x86_64::_mm256_loadu_ps(p)
+    }
+}
+
+impl Weight for half::f16 {
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const half::f16) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+    }
 }
 
 fn transpose_add_bias(yt: &[f32], rows: usize, out: usize, bias: Option<&[f32]>) -> Vec<f32> {
@@ -122,7 +115,13 @@ fn transpose_add_bias(yt: &[f32], rows: usize, out: usize, bias: Option<&[f32]>)
 
 /// `y[r, o] = dot(x[r], w[o]) + bias[o]` for `rows` rows of `x` (`rows x inp`) and `w`
 /// (`out x inp`), parallel over output features. `y` is `rows x out`.
-pub fn linear(x: &[f32], rows: usize, w: &[f32], out: usize, bias: Option<&[f32]>) -> Vec<f32> {
+pub fn linear<W: Weight>(
+    x: &[f32],
+    rows: usize,
+    w: &[W],
+    out: usize,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
     let inp = w.len().checked_div(out).unwrap_or(0);
     debug_assert_eq!(x.len(), rows * inp);
     // Features per task: enough work to amortise scheduling, enough tasks to balance.
@@ -140,84 +139,32 @@ pub fn linear(x: &[f32], rows: usize, w: &[f32], out: usize, bias: Option<&[f32]
 }
 
 /// For each weight row `o` of `w` and each row `r` of `x`: `dst[o * rows + r] = dot(x_r, w_o)`.
-fn rows_dot(x: &[f32], rows: usize, w: &[f32], inp: usize, dst: &mut [f32]) {
+fn rows_dot<W: Weight>(x: &[f32], rows: usize, w: &[W], inp: usize, dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+        {
             // SAFETY: the CPU supports the features the function is compiled for.
             unsafe { rows_dot_avx2(x, rows, w, inp, dst) };
             return;
         }
     }
-    rows_dot_generic(x, rows, w, inp, dst);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn rows_dot_avx2(x: &[f32], rows: usize, w: &[f32], inp: usize, dst: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let n8 = inp / 8 * 8;
-    let hsum = |v: __m256| -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s)
-    };
-    let tail = |a: &[f32], b: &[f32]| -> f32 {
-        a[n8..]
-            .iter()
-            .zip(&b[n8..])
-            .map(|(p, q)| p * q)
-            .sum::<f32>()
-    };
-    let n_out = dst.len() / rows.max(1);
-    // Two weight rows x four input rows per pass: 6 loads feed 8 independent FMAs.
-    let mut o = 0;
-    while o < n_out {
-        let two = o + 1 < n_out;
-        let w0 = &w[o * inp..(o + 1) * inp];
-        let w1 = if two {
-            &w[(o + 1) * inp..(o + 2) * inp]
-        } else {
-            w0
-        };
-        let mut r = 0;
-        while r < rows {
-            let nr = (rows - r).min(4);
-            let xr: [&[f32]; 4] = std::array::from_fn(|i| {
-                let rr = r + i.min(nr - 1);
-                &x[rr * inp..(rr + 1) * inp]
-            });
-            let mut a0 = [_mm256_setzero_ps(); 4];
-            let mut a1 = [_mm256_setzero_ps(); 4];
-            let mut c = 0;
-            while c < n8 {
-                _mm_prefetch::<_MM_HINT_T0>(w0.as_ptr().wrapping_add(c + PREFETCH) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(w1.as_ptr().wrapping_add(c + PREFETCH) as *const i8);
-                let wa = _mm256_loadu_ps(w0.as_ptr().add(c));
-                let wb = _mm256_loadu_ps(w1.as_ptr().add(c));
-                for i in 0..4 {
-                    let xv = _mm256_loadu_ps(xr[i].as_ptr().add(c));
-                    a0[i] = _mm256_fmadd_ps(xv, wa, a0[i]);
-                    a1[i] = _mm256_fmadd_ps(xv, wb, a1[i]);
-                }
-                c += 8;
-            }
-            for i in 0..nr {
-                dst[o * rows + r + i] = hsum(a0[i]) + tail(xr[i], w0);
-                if two {
-                    dst[(o + 1) * rows + r + i] = hsum(a1[i]) + tail(xr[i], w1);
-                }
-            }
-            r += nr;
+    let mut row = vec![0f32; inp];
+    for (wo, d) in w.chunks_exact(inp).zip(dst.chunks_exact_mut(rows)) {
+        for (o, v) in row.iter_mut().zip(wo) {
+            *o = v.widen();
         }
-        o += if two { 2 } else { 1 };
+        for (r, out) in d.iter_mut().enumerate() {
+            *out = dot_with(&x[r * inp..(r + 1) * inp], &row, |a, b, c| a * b + c);
+        }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn rows_dot_f16_avx2(x: &[f32], rows: usize, w: &[half::f16], inp: usize, dst: &mut [f32]) {
+unsafe fn rows_dot_avx2<W: Weight>(x: &[f32], rows: usize, w: &[W], inp: usize, dst: &mut [f32]) {
     use std::arch::x86_64::*;
     let n8 = inp / 8 * 8;
     let hsum = |v: __m256| -> f32 {
@@ -226,11 +173,11 @@ unsafe fn rows_dot_f16_avx2(x: &[f32], rows: usize, w: &[half::f16], inp: usize,
         let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
         _mm_cvtss_f32(s)
     };
-    let tail = |a: &[f32], b: &[half::f16]| -> f32 {
+    let tail = |a: &[f32], b: &[W]| -> f32 {
         a[n8..]
             .iter()
             .zip(&b[n8..])
-            .map(|(p, q)| p * q.to_f32())
+            .map(|(p, q)| p * q.widen())
             .sum::<f32>()
     };
     let n_out = dst.len() / rows.max(1);
@@ -258,8 +205,8 @@ unsafe fn rows_dot_f16_avx2(x: &[f32], rows: usize, w: &[half::f16], inp: usize,
                 // The hardware prefetcher alone leaves a core far below DRAM bandwidth here.
                 _mm_prefetch::<_MM_HINT_T0>(w0.as_ptr().wrapping_add(c + PREFETCH) as *const i8);
                 _mm_prefetch::<_MM_HINT_T0>(w1.as_ptr().wrapping_add(c + PREFETCH) as *const i8);
-                let wa = _mm256_cvtph_ps(_mm_loadu_si128(w0.as_ptr().add(c) as *const __m128i));
-                let wb = _mm256_cvtph_ps(_mm_loadu_si128(w1.as_ptr().add(c) as *const __m128i));
+                let wa = W::load8(w0.as_ptr().add(c));
+                let wb = W::load8(w1.as_ptr().add(c));
                 for i in 0..4 {
                     let xv = _mm256_loadu_ps(xr[i].as_ptr().add(c));
                     a0[i] = _mm256_fmadd_ps(xv, wa, a0[i]);
@@ -276,14 +223,6 @@ unsafe fn rows_dot_f16_avx2(x: &[f32], rows: usize, w: &[half::f16], inp: usize,
             r += nr;
         }
         o += if two { 2 } else { 1 };
-    }
-}
-
-fn rows_dot_generic(x: &[f32], rows: usize, w: &[f32], inp: usize, dst: &mut [f32]) {
-    for (wo, d) in w.chunks_exact(inp).zip(dst.chunks_exact_mut(rows)) {
-        for (r, out) in d.iter_mut().enumerate() {
-            *out = dot_with(&x[r * inp..(r + 1) * inp], wo, |a, b, c| a * b + c);
-        }
     }
 }
 
