@@ -423,8 +423,8 @@ mod tests {
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
         let full = tiny_bin();
-        // header 24 bytes + one variable of 29 bytes; the alias table after it is optional.
-        let aliases_at = 24 + 29;
+        // header 26 bytes + one variable of 29 bytes; the alias table after it is optional.
+        let aliases_at = 26 + 29;
         assert_eq!(full.len(), aliases_at + 4 + 11 + 11);
         for cut in 0..full.len() {
             assert_eq!(
@@ -443,7 +443,7 @@ mod tests {
     fn lying_byte_count_is_caught() {
         let mut b = tiny_bin();
         // nbytes field of the only variable sits after name(2+9) ndim(1) dims(8) dtype(1).
-        let off = 24 + 11 + 1 + 8 + 1;
+        let off = 26 + 11 + 1 + 8 + 1;
         b[off] = 6;
         assert!(parse(&b).err().unwrap().contains("claims 6 bytes"));
     }
