@@ -9,9 +9,12 @@
 pub mod audio;
 pub mod cli;
 pub mod engine;
+pub mod eval;
 pub mod mel;
 pub mod model;
 pub mod prune;
+#[cfg(feature = "gui")]
+pub mod ui;
 
 /// Whisper's sample rate; every clip is resampled to it.
 pub const SAMPLE_RATE: u32 = 16_000;

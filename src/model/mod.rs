@@ -2,6 +2,7 @@
 //! the [`AudioLanguageModel`] trait the engine, CLI and GUI talk to.
 
 pub mod ct2;
+pub mod fake;
 pub mod hf;
 pub mod kernels;
 pub mod whisper;
@@ -149,4 +150,21 @@ pub fn detect_format(dir: &Path) -> Result<WeightFormat> {
             dir: dir.to_path_buf(),
         })
     }
+}
+
+/// The default model directory if one is on disk: `$PRUNESCOPE_MODEL`, then
+/// `models/whisper-tiny.en` in the current directory, then in this checkout.
+pub fn default_dir() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("PRUNESCOPE_MODEL") {
+        return Some(PathBuf::from(p));
+    }
+    let rel = Path::new("models").join("whisper-tiny.en");
+    [rel.clone(), checkout_default_dir()]
+        .into_iter()
+        .find(|c| c.is_dir())
+}
+
+/// Where `scripts/fetch-models` puts the default model in this checkout.
+pub fn checkout_default_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/whisper-tiny.en")
 }

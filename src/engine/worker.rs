@@ -1,0 +1,502 @@
+//! The background worker of the GUI: one thread owns the model, the decoded clip and its
+//! encoder output, and answers [`Request`]s with [`Event`]s over crossbeam channels.
+//!
+//! Every clip and decode request carries a job id chosen by the caller; the events it causes
+//! carry the same id, so a caller that has moved on (a new clip, a slider moved) drops stale
+//! answers by comparing ids. [`Worker::cancel`] raises the shared cancel flag the decoder checks
+//! at every step; the worker lowers it when it starts the next request. Of several decode
+//! requests waiting in the queue only the newest runs. `wake` is called after every event (the
+//! GUI passes `ctx.request_repaint`), so the caller never has to poll or block.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::{EncodedClip, Plan, Progress, RunResult, RunSpec};
+use crate::audio::{self, Audio};
+use crate::mel::MelExtractor;
+use crate::model::whisper::Whisper;
+use crate::model::{AudioLanguageModel, ModelError};
+use crate::prune::Params;
+
+/// What the worker is asked to do.
+pub enum Request {
+    /// Load a model directory (CTranslate2 or Hugging Face Whisper).
+    LoadModel(PathBuf),
+    /// Use an already built model (tests use the fake).
+    UseModel(Box<dyn AudioLanguageModel>),
+    /// Decode a clip from disk, compute its spectrogram, and encode it once a model is there.
+    OpenClip { job: u64, path: PathBuf },
+    /// Decode these runs of the current clip, in this order (the caller puts what the user
+    /// looks at first).
+    Decode {
+        job: u64,
+        runs: Vec<RunSpec>,
+        /// How many leading runs decode as a batch of their own before the rest (what the
+        /// user looks at arrives sooner than the whole batch).
+        first: usize,
+        params: Params,
+        tail: usize,
+    },
+}
+
+/// Log-mel spectrogram of a whole clip, row-major `[n_mels][frames]`, 10 ms per frame.
+#[derive(Debug, Clone, Default)]
+pub struct Spectrogram {
+    pub n_mels: usize,
+    pub frames: usize,
+    pub data: Vec<f32>,
+}
+
+/// What the worker reports.
+#[derive(Debug, Clone)]
+pub enum Event {
+    ModelLoaded {
+        name: String,
+        /// `None` for a model handed over with [`Request::UseModel`].
+        dir: Option<PathBuf>,
+    },
+    ModelFailed {
+        dir: PathBuf,
+        message: String,
+    },
+    /// The clip decoded: its 16 kHz samples and spectrogram (no scores yet).
+    ClipLoaded {
+        job: u64,
+        path: PathBuf,
+        samples: Arc<Vec<f32>>,
+        spectrogram: Arc<Spectrogram>,
+    },
+    ClipFailed {
+        job: u64,
+        path: PathBuf,
+        message: String,
+    },
+    /// The clip went through the encoder (again after a model change).
+    ClipEncoded {
+        job: u64,
+        model: String,
+        scores: Vec<f32>,
+        keys: Vec<f32>,
+        key_dim: usize,
+        /// `(first token, valid tokens)` of each 30 s window.
+        windows: Vec<(usize, usize)>,
+        seconds_per_token: f64,
+        encode_ms: f64,
+    },
+    Progress {
+        job: u64,
+        done: usize,
+        of: usize,
+    },
+    /// One run of a decode request finished; `index` is its position in the request.
+    CellDone {
+        job: u64,
+        index: usize,
+        result: RunResult,
+    },
+    DecodeFinished {
+        job: u64,
+        cancelled: bool,
+        elapsed_ms: f64,
+    },
+    DecodeFailed {
+        job: u64,
+        message: String,
+    },
+}
+
+/// Handle to the worker thread. Dropping it cancels the current work and joins the thread.
+pub struct Worker {
+    tx: Option<Sender<Request>>,
+    rx: Receiver<Event>,
+    cancel: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts the worker thread; `wake` is called after each event is sent.
+    pub fn spawn(wake: impl Fn() + Send + 'static) -> std::io::Result<Worker> {
+        let (tx, requests) = crossbeam_channel::unbounded();
+        let (events, rx) = crossbeam_channel::unbounded();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let state = State {
+            model: None,
+            clip: None,
+            cancel: cancel.clone(),
+            events,
+            wake: Box::new(wake),
+        };
+        let thread = std::thread::Builder::new()
+            .name("prunescope-worker".into())
+            .spawn(move || state.serve(requests))?;
+        Ok(Worker {
+            tx: Some(tx),
+            rx,
+            cancel,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn send(&self, request: Request) {
+        if let Some(tx) = &self.tx {
+            // The worker only stops when this handle drops, so a send cannot fail before.
+            let _ = tx.send(request);
+        }
+    }
+
+    /// Asks the running decode (if any) to stop at its next step.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// The next event, without waiting.
+    pub fn try_recv(&self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+
+    /// The next event, waiting at most `timeout` (for tests and scripts).
+    pub fn recv_timeout(&self, timeout: std::time::Duration) -> Option<Event> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.cancel();
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct LoadedClip {
+    job: u64,
+    audio: Audio,
+    encoded: Option<EncodedClip>,
+}
+
+struct State {
+    model: Option<Box<dyn AudioLanguageModel>>,
+    clip: Option<LoadedClip>,
+    cancel: Arc<AtomicBool>,
+    events: Sender<Event>,
+    wake: Box<dyn Fn() + Send>,
+}
+
+impl State {
+    fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+        (self.wake)();
+    }
+
+    fn serve(mut self, requests: Receiver<Request>) {
+        while let Ok(first) = requests.recv() {
+            let mut batch = vec![first];
+            batch.extend(requests.try_iter());
+            // Only the newest decode request is worth running.
+            let last_decode = batch
+                .iter()
+                .rposition(|r| matches!(r, Request::Decode { .. }));
+            for (i, r) in batch.into_iter().enumerate() {
+                if matches!(r, Request::Decode { .. }) && Some(i) != last_decode {
+                    continue;
+                }
+                self.cancel.store(false, Ordering::SeqCst);
+                self.handle(r);
+            }
+        }
+    }
+
+    fn handle(&mut self, r: Request) {
+        match r {
+            Request::LoadModel(dir) => match Whisper::load(&dir) {
+                Ok(m) => {
+                    let name = m.info().name.clone();
+                    self.model = Some(Box::new(m));
+                    self.emit(Event::ModelLoaded {
+                        name,
+                        dir: Some(dir),
+                    });
+                    self.encode_clip();
+                }
+                Err(e) => self.emit(Event::ModelFailed {
+                    message: format!("cannot load model {}: {e}", dir.display()),
+                    dir,
+                }),
+            },
+            Request::UseModel(m) => {
+                let name = m.info().name.clone();
+                self.model = Some(m);
+                self.emit(Event::ModelLoaded { name, dir: None });
+                self.encode_clip();
+            }
+            Request::OpenClip { job, path } => match audio::load(&path) {
+                Ok(audio) => {
+                    let spectrogram = spectrogram(&audio);
+                    self.emit(Event::ClipLoaded {
+                        job,
+                        path,
+                        samples: Arc::new(audio.samples.clone()),
+                        spectrogram: Arc::new(spectrogram),
+                    });
+                    self.clip = Some(LoadedClip {
+                        job,
+                        audio,
+                        encoded: None,
+                    });
+                    self.encode_clip();
+                }
+                Err(e) => self.emit(Event::ClipFailed {
+                    job,
+                    path,
+                    message: e.to_string(),
+                }),
+            },
+            Request::Decode {
+                job,
+                runs,
+                first,
+                params,
+                tail,
+            } => self.decode(job, runs, first, params, tail),
+        }
+    }
+
+    /// Encodes the current clip with the current model, when both are there.
+    fn encode_clip(&mut self) {
+        let (Some(model), Some(clip)) = (&self.model, &mut self.clip) else {
+            return;
+        };
+        let job = clip.job;
+        let events = self.events.clone();
+        let wake = &self.wake;
+        let mut progress = |p: Progress| {
+            if let Progress::Encoded { window, of } = p {
+                let _ = events.send(Event::Progress {
+                    job,
+                    done: window,
+                    of,
+                });
+                wake();
+            }
+        };
+        match super::encode(model.as_ref(), &clip.audio, &mut progress) {
+            Ok(enc) => {
+                let event = Event::ClipEncoded {
+                    job,
+                    model: model.info().name.clone(),
+                    scores: enc.scores.clone(),
+                    keys: enc.keys.clone(),
+                    key_dim: enc.key_dim,
+                    windows: enc
+                        .windows
+                        .iter()
+                        .map(|w| (w.first_token, w.n_valid))
+                        .collect(),
+                    seconds_per_token: model.info().seconds_per_token,
+                    encode_ms: enc.encode_ms,
+                };
+                clip.encoded = Some(enc);
+                self.emit(event);
+            }
+            Err(e) => {
+                let path = clip.audio.path.clone().unwrap_or_default();
+                self.emit(Event::ClipFailed {
+                    job,
+                    path,
+                    message: format!("the model failed on this clip: {e}"),
+                })
+            }
+        }
+    }
+
+    fn decode(&mut self, job: u64, runs: Vec<RunSpec>, first: usize, params: Params, tail: usize) {
+        let t0 = Instant::now();
+        let (
+            Some(model),
+            Some(LoadedClip {
+                encoded: Some(enc), ..
+            }),
+        ) = (&self.model, &self.clip)
+        else {
+            self.emit(Event::DecodeFailed {
+                job,
+                message: "nothing to decode yet: open a clip and a model first".into(),
+            });
+            return;
+        };
+        let events = self.events.clone();
+        let wake = &self.wake;
+        let send = |e: Event| {
+            let _ = events.send(e);
+            wake();
+        };
+        let first = first.min(runs.len());
+        let (head, rest) = runs.split_at(first);
+        let mut result = Ok(());
+        for (offset, part) in [(0, head), (first, rest)] {
+            if part.is_empty() {
+                continue;
+            }
+            let plan = Plan {
+                runs: part.to_vec(),
+                params: params.clone(),
+                tail,
+            };
+            let mut progress = |p: Progress| {
+                if let Progress::Decoded { done, of } = p {
+                    send(Event::Progress { job, done, of });
+                }
+            };
+            let mut on_run = |index: usize, r: &RunResult| {
+                send(Event::CellDone {
+                    job,
+                    index: offset + index,
+                    result: r.clone(),
+                });
+            };
+            result = super::run_with(
+                model.as_ref(),
+                enc,
+                &plan,
+                &self.cancel,
+                &mut progress,
+                &mut on_run,
+            )
+            .map(|_| ());
+            if result.is_err() {
+                break;
+            }
+        }
+        let elapsed_ms = t0.elapsed().as_secs_f64() * 1e3;
+        match result {
+            Ok(()) => self.emit(Event::DecodeFinished {
+                job,
+                cancelled: false,
+                elapsed_ms,
+            }),
+            Err(super::EngineError::Model(ModelError::Cancelled)) => {
+                self.emit(Event::DecodeFinished {
+                    job,
+                    cancelled: true,
+                    elapsed_ms,
+                })
+            }
+            Err(e) => self.emit(Event::DecodeFailed {
+                job,
+                message: format!("decoding failed: {e}"),
+            }),
+        }
+    }
+}
+
+/// The clip's log-mel, window by window, valid frames only.
+fn spectrogram(audio: &Audio) -> Spectrogram {
+    let n_mels = 80;
+    let mel = MelExtractor::new(n_mels);
+    let ranges = audio.windows();
+    let per_window: Vec<(Vec<f32>, usize)> = ranges
+        .iter()
+        .map(|r| {
+            let frames = audio::valid_frames(r.len());
+            (mel.compute(&audio.samples[r.clone()]), frames)
+        })
+        .collect();
+    let frames: usize = per_window.iter().map(|(_, f)| f).sum();
+    let mut data = vec![0.0f32; n_mels * frames];
+    let mut offset = 0;
+    for (m, f) in &per_window {
+        for b in 0..n_mels {
+            let src = &m[b * crate::WINDOW_FRAMES..b * crate::WINDOW_FRAMES + f];
+            data[b * frames + offset..b * frames + offset + f].copy_from_slice(src);
+        }
+        offset += f;
+    }
+    Spectrogram {
+        n_mels,
+        frames,
+        data,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::RunMethod;
+    use crate::model::fake::FakeModel;
+    use crate::prune::Method;
+    use std::time::Duration;
+
+    fn next(w: &Worker) -> Event {
+        w.recv_timeout(Duration::from_secs(20))
+            .expect("the worker answers")
+    }
+
+    #[test]
+    fn stale_decode_is_cancelled_and_newest_runs() {
+        let w = Worker::spawn(|| {}).unwrap();
+        w.send(Request::UseModel(Box::new(FakeModel::new(
+            Duration::from_millis(20),
+        ))));
+        assert!(matches!(next(&w), Event::ModelLoaded { .. }));
+        let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/jfk.wav");
+        w.send(Request::OpenClip { job: 1, path: clip });
+        assert!(matches!(next(&w), Event::ClipLoaded { job: 1, .. }));
+        let n = loop {
+            if let Event::ClipEncoded { scores, .. } = next(&w) {
+                break scores.len();
+            }
+        };
+        assert_eq!(n, 550);
+        let spec = |m, keep| RunSpec {
+            method: RunMethod::Prune(m),
+            keep,
+        };
+        let params = Params::default();
+        w.send(Request::Decode {
+            job: 2,
+            runs: vec![spec(Method::Full, 1.0), spec(Method::TopK, 0.5)],
+            first: 1,
+            params: params.clone(),
+            tail: 0,
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        w.cancel();
+        w.send(Request::Decode {
+            job: 3,
+            runs: vec![spec(Method::Segmentwise, 0.25)],
+            first: 0,
+            params,
+            tail: 0,
+        });
+        let mut finished = Vec::new();
+        let mut cells = Vec::new();
+        while finished.len() < 2 {
+            match next(&w) {
+                Event::DecodeFinished { job, cancelled, .. } => finished.push((job, cancelled)),
+                Event::CellDone { job, result, .. } => cells.push((job, result.method)),
+                _ => {}
+            }
+        }
+        assert_eq!(finished, vec![(2, true), (3, false)]);
+        assert_eq!(cells, vec![(3, "segmentwise".to_string())]);
+    }
+
+    #[test]
+    fn bad_clip_and_bad_model_are_events() {
+        let w = Worker::spawn(|| {}).unwrap();
+        w.send(Request::OpenClip {
+            job: 7,
+            path: PathBuf::from("/nonexistent/clip.wav"),
+        });
+        assert!(matches!(next(&w), Event::ClipFailed { job: 7, .. }));
+        w.send(Request::LoadModel(PathBuf::from("/nonexistent/model")));
+        assert!(matches!(next(&w), Event::ModelFailed { .. }));
+    }
+}

@@ -1,0 +1,181 @@
+//! A small deterministic stand-in for a real model, so the GUI and worker tests run without
+//! weights: Whisper's token grid (1500 tokens of 20 ms per 30 s window), scores from the audio's
+//! loudness with a few sharp peaks, and a canned transcript of which a word is "heard" when at
+//! least one kept token falls in its share of the window. Decoding sleeps a little per word and
+//! honours the cancel flag at every step, like the real decoder.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use candle_core::{Device, Tensor};
+
+use super::{AudioLanguageModel, DecodeInput, EncodedWindow, Generation, ModelError, ModelInfo};
+use super::{OnFinished, Result};
+use crate::audio::whisper_tokens;
+
+const TRANSCRIPT: &str = "and so my fellow americans ask not what your country can do for you \
+                          ask what you can do for your country";
+const TOKENS_PER_WINDOW: usize = 1500;
+/// Hidden width: column 0 the window-local token index (-1 for padding), column 1 the
+/// window's valid-token count, the rest zero.
+const D_MODEL: usize = 4;
+const KEY_DIM: usize = 4;
+
+/// The fake model. `step` is the time one decoding step takes.
+pub struct FakeModel {
+    info: ModelInfo,
+    pub step: Duration,
+    /// Make every `generate` call fail (to test how failures are shown).
+    pub fail_decode: bool,
+}
+
+impl Default for FakeModel {
+    fn default() -> Self {
+        FakeModel::new(Duration::from_millis(3))
+    }
+}
+
+impl FakeModel {
+    pub fn new(step: Duration) -> FakeModel {
+        FakeModel {
+            info: ModelInfo {
+                name: "fake (deterministic test model)".into(),
+                n_mels: 80,
+                tokens_per_window: TOKENS_PER_WINDOW,
+                seconds_per_token: 0.02,
+                has_tail: true,
+            },
+            step,
+            fail_decode: false,
+        }
+    }
+}
+
+/// The fake's score of a token: louder tokens score higher, plus periodic sharp peaks (the
+/// "attention sinks" real encoders show), so top-k and segmentwise differ visibly.
+fn score(rms: f32, t: usize) -> f32 {
+    let peak = ((t as f32 * 0.173).sin().abs()).powi(24);
+    0.05 + 4.0 * rms + 1.5 * peak
+}
+
+impl AudioLanguageModel for FakeModel {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn encode(&self, samples: &[f32]) -> Result<EncodedWindow> {
+        let n_valid = whisper_tokens(samples.len());
+        let per_token = samples.len().div_ceil(n_valid.max(1)).max(1);
+        let mut scores = Vec::with_capacity(n_valid);
+        let mut keys = Vec::with_capacity(n_valid * KEY_DIM);
+        for t in 0..n_valid {
+            let chunk = samples
+                .get(t * per_token..((t + 1) * per_token).min(samples.len()))
+                .unwrap_or(&[]);
+            let rms = if chunk.is_empty() {
+                0.0
+            } else {
+                (chunk.iter().map(|x| x * x).sum::<f32>() / chunk.len() as f32).sqrt()
+            };
+            scores.push(score(rms, t));
+            let phase = t as f32 * 0.05;
+            keys.extend_from_slice(&[phase.sin(), phase.cos(), rms, 1.0]);
+        }
+        let mut hidden = vec![0.0f32; TOKENS_PER_WINDOW * D_MODEL];
+        for (t, row) in hidden.chunks_exact_mut(D_MODEL).enumerate() {
+            row[0] = if t < n_valid { t as f32 } else { -1.0 };
+            row[1] = n_valid as f32;
+        }
+        let hidden = Tensor::from_vec(hidden, (TOKENS_PER_WINDOW, D_MODEL), &Device::Cpu)?;
+        Ok(EncodedWindow {
+            hidden,
+            n_valid,
+            scores,
+            keys,
+            key_dim: KEY_DIM,
+        })
+    }
+
+    fn generate(
+        &self,
+        inputs: &[DecodeInput],
+        cancel: &AtomicBool,
+        on_finished: &mut OnFinished<'_>,
+    ) -> Result<Vec<Generation>> {
+        if self.fail_decode {
+            return Err(ModelError::Tokenizer(
+                "the fake model was told to fail".into(),
+            ));
+        }
+        let words: Vec<&str> = TRANSCRIPT.split_whitespace().collect();
+        let mut out = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.iter().enumerate() {
+            let t0 = Instant::now();
+            let rows = input.memory.to_vec2::<f32>()?;
+            let n_valid = rows.first().map_or(0, |r| r[1] as usize).max(1);
+            let mut heard = vec![false; words.len()];
+            for r in &rows {
+                if r[0] >= 0.0 {
+                    let w = (r[0] as usize * words.len() / n_valid).min(words.len() - 1);
+                    heard[w] = true;
+                }
+            }
+            let mut text = Vec::new();
+            let mut token_ids = Vec::new();
+            for (w, word) in words.iter().enumerate() {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(ModelError::Cancelled);
+                }
+                std::thread::sleep(self.step);
+                if heard[w] {
+                    text.push(*word);
+                    token_ids.push(w as u32);
+                }
+            }
+            let mut text = text.join(" ");
+            if let Some(first) = text.get(..1) {
+                text = first.to_uppercase() + &text[1..] + ".";
+            }
+            let g = Generation {
+                token_ids,
+                text,
+                decode_ms: t0.elapsed().as_secs_f64() * 1e3,
+            };
+            on_finished(i, &g);
+            out.push(g);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fewer_kept_tokens_hear_fewer_words() {
+        let m = FakeModel::new(Duration::ZERO);
+        let samples: Vec<f32> = (0..16_000).map(|i| (i as f32 * 0.01).sin() * 0.3).collect();
+        let enc = m.encode(&samples).unwrap();
+        assert_eq!(enc.n_valid, 50);
+        assert_eq!(enc.scores.len(), 50);
+        let all = enc.hidden.narrow(0, 0, 50).unwrap();
+        let few = enc.hidden.narrow(0, 0, 5).unwrap();
+        let cancel = AtomicBool::new(false);
+        let g = m
+            .generate(
+                &[DecodeInput { memory: all }, DecodeInput { memory: few }],
+                &cancel,
+                &mut |_, _| {},
+            )
+            .unwrap();
+        assert!(g[0].text.starts_with("And so my fellow"));
+        assert!(g[1].text.split_whitespace().count() < g[0].text.split_whitespace().count());
+        cancel.store(true, Ordering::Relaxed);
+        let memory = enc.hidden.narrow(0, 0, 50).unwrap();
+        assert!(matches!(
+            m.generate(&[DecodeInput { memory }], &cancel, &mut |_, _| {}),
+            Err(ModelError::Cancelled)
+        ));
+    }
+}
