@@ -1,0 +1,469 @@
+//! Scores a results file and lays it out like the paper: a quality table (Table 1: methods by
+//! keep ratio, one column per metric, best of each ratio in bold, at-or-better than the
+//! unpruned model underlined), the same as CSV, an efficiency table (Table 4: decoding ms per
+//! generated token and prefill ms, mean +- std over clips) and a PNG plot of the main metric
+//! against the keep ratio.
+
+use std::collections::HashMap;
+
+use super::metrics::accuracy::{self, MatchKind, OptionScorer};
+use super::metrics::{self, wer};
+use super::runner::{setting_label, Record, Results};
+
+/// One column of the quality table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricDef {
+    pub name: String,
+    pub higher_is_better: bool,
+    /// Shown in percent with two decimals (else three decimals).
+    pub percent: bool,
+}
+
+/// One setting's scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub method: String,
+    pub keep: f64,
+    pub values: Vec<Option<f64>>,
+    /// Mean kept tokens per clip.
+    pub k_mean: f64,
+}
+
+impl Row {
+    /// `vanilla` and `full` keep everything: the unpruned references.
+    pub fn is_unpruned(&self) -> bool {
+        self.method == "vanilla" || self.method == "full"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub dataset: String,
+    pub model: String,
+    pub metrics: Vec<MetricDef>,
+    pub rows: Vec<Row>,
+    /// Clips scored, and clips that failed (counted apart, not scored).
+    pub items: usize,
+    pub failed: usize,
+    /// Notes for the reader (subset sizes, how MMAU answers were matched).
+    pub notes: Vec<String>,
+}
+
+fn metric(name: &str, higher_is_better: bool, percent: bool) -> MetricDef {
+    MetricDef {
+        name: name.into(),
+        higher_is_better,
+        percent,
+    }
+}
+
+/// Scores every setting of a results file.
+pub fn score(results: &Results, scorer: &dyn OptionScorer) -> Table {
+    let ok: Vec<&Record> = results
+        .records
+        .iter()
+        .filter(|r| r.error.is_none())
+        .collect();
+    let failed = results.records.len() - ok.len();
+    let dataset = results.header.dataset.as_str();
+    let mut notes = Vec::new();
+    let metrics = match dataset {
+        "asr" => vec![
+            metric("WER %", false, true),
+            metric("WER % (lower-case, no punct.)", false, true),
+        ],
+        "clotho" | "audiocaps" => vec![metric("CIDEr-D", true, false)],
+        "clothoaqa" => vec![
+            metric("Acc. unanimous yes/no %", true, true),
+            metric("Acc. non-binary %", true, true),
+        ],
+        _ => vec![
+            metric("Sound %", true, true),
+            metric("Speech %", true, true),
+            metric("Music %", true, true),
+            metric("Total %", true, true),
+        ],
+    };
+    if dataset == "clothoaqa" || dataset == "mmau" {
+        let mut groups: Vec<(String, usize)> = Vec::new();
+        for r in &ok {
+            let g = r.item.group.clone().unwrap_or_else(|| "-".into());
+            match groups.iter_mut().find(|(n, _)| *n == g) {
+                Some(e) => e.1 += 1,
+                None => groups.push((g, 1)),
+            }
+        }
+        let parts: Vec<String> = groups.iter().map(|(g, n)| format!("{g}: {n}")).collect();
+        notes.push(format!("items per subset: {}", parts.join(", ")));
+    }
+    let mut rows = Vec::new();
+    let mut similarity_matches = 0;
+    let mut mcq_answers = 0;
+    for label in &results.header.settings {
+        // (record, run) of this setting, for every clip that has it.
+        let runs: Vec<(&Record, &super::runner::RunRecord)> = ok
+            .iter()
+            .filter_map(|r| {
+                r.runs
+                    .iter()
+                    .find(|x| setting_label(&x.method, x.keep) == *label)
+                    .map(|x| (*r, x))
+            })
+            .collect();
+        let Some((_, first)) = runs.first() else {
+            continue;
+        };
+        let k_mean = runs.iter().map(|(_, x)| x.k as f64).sum::<f64>() / runs.len() as f64;
+        let values: Vec<Option<f64>> = match dataset {
+            "asr" => [wer::Normalization::Default, wer::Normalization::Basic]
+                .iter()
+                .map(|&n| {
+                    let w = wer::corpus_wer(
+                        runs.iter()
+                            .map(|(r, x)| (r.item.refs[0].as_str(), x.text.as_str())),
+                        n,
+                    );
+                    w.is_finite().then_some(100.0 * w)
+                })
+                .collect(),
+            "clotho" | "audiocaps" => {
+                let preds: Vec<String> = runs.iter().map(|(_, x)| x.text.clone()).collect();
+                let refs: Vec<Vec<String>> =
+                    runs.iter().map(|(r, _)| r.item.refs.clone()).collect();
+                vec![Some(metrics::cider_raw(&preds, &refs).0).filter(|v| v.is_finite())]
+            }
+            "clothoaqa" => ["unanimous", "nonbinary"]
+                .iter()
+                .map(|g| {
+                    let sel: Vec<bool> = runs
+                        .iter()
+                        .filter(|(r, _)| r.item.group.as_deref() == Some(g))
+                        .map(|(r, x)| accuracy::aqa_correct(&x.text, &r.item.refs))
+                        .collect();
+                    percent(&sel)
+                })
+                .collect(),
+            _ => {
+                let mut per: HashMap<String, Vec<bool>> = HashMap::new();
+                let mut all = Vec::new();
+                for (r, x) in &runs {
+                    let chosen = accuracy::choose_option(&x.text, &r.item.choices, scorer);
+                    mcq_answers += 1;
+                    if matches!(chosen, Some((_, MatchKind::Similarity))) {
+                        similarity_matches += 1;
+                    }
+                    let right = chosen
+                        .is_some_and(|(i, _)| r.item.choices[i].trim() == r.item.refs[0].trim());
+                    per.entry(r.item.group.clone().unwrap_or_default())
+                        .or_default()
+                        .push(right);
+                    all.push(right);
+                }
+                let mut v: Vec<Option<f64>> = ["sound", "speech", "music"]
+                    .iter()
+                    .map(|g| per.get(*g).and_then(|x| percent(x)))
+                    .collect();
+                v.push(percent(&all));
+                v
+            }
+        };
+        rows.push(Row {
+            method: first.method.clone(),
+            keep: first.keep,
+            values,
+            k_mean,
+        });
+    }
+    if mcq_answers > 0 {
+        notes.push(format!(
+            "{similarity_matches} of {mcq_answers} answers matched no option text or letter and were mapped by similarity"
+        ));
+    }
+    Table {
+        dataset: dataset.into(),
+        model: results.header.model.clone(),
+        metrics,
+        rows,
+        items: ok.len(),
+        failed,
+        notes,
+    }
+}
+
+fn percent(v: &[bool]) -> Option<f64> {
+    (!v.is_empty()).then(|| 100.0 * v.iter().filter(|x| **x).count() as f64 / v.len() as f64)
+}
+
+fn fmt_value(v: Option<f64>, m: &MetricDef) -> String {
+    match v {
+        None => "n/a".into(),
+        Some(x) if m.percent => format!("{x:.2}"),
+        Some(x) => format!("{x:.3}"),
+    }
+}
+
+fn fmt_keep(k: f64) -> String {
+    let p = k * 100.0;
+    if (p - p.round()).abs() < 1e-9 {
+        format!("{p:.0} %")
+    } else {
+        format!("{p} %")
+    }
+}
+
+/// Keep ratios in table order (1.0 first, then descending), each with its row indices.
+fn by_keep(t: &Table) -> Vec<(f64, Vec<usize>)> {
+    let mut keeps: Vec<f64> = Vec::new();
+    for r in &t.rows {
+        if !keeps.iter().any(|k| (k - r.keep).abs() < 1e-12) {
+            keeps.push(r.keep);
+        }
+    }
+    keeps.sort_by(|a, b| b.total_cmp(a));
+    keeps
+        .into_iter()
+        .map(|k| {
+            let idx = (0..t.rows.len())
+                .filter(|&i| (t.rows[i].keep - k).abs() < 1e-12)
+                .collect();
+            (k, idx)
+        })
+        .collect()
+}
+
+/// The unpruned reference row: `full` (all valid tokens) if run, else `vanilla`.
+pub fn baseline(t: &Table) -> Option<&Row> {
+    t.rows
+        .iter()
+        .find(|r| r.method == "full")
+        .or_else(|| t.rows.iter().find(|r| r.method == "vanilla"))
+}
+
+fn better_or_equal(a: f64, b: f64, m: &MetricDef) -> bool {
+    // Compare at display precision, so "equal" means equal as printed.
+    let scale = if m.percent { 100.0 } else { 1000.0 };
+    let (a, b) = ((a * scale).round(), (b * scale).round());
+    if m.higher_is_better {
+        a >= b
+    } else {
+        a <= b
+    }
+}
+
+/// The quality table in markdown.
+pub fn markdown(t: &Table) -> String {
+    let mut s = String::new();
+    let base = baseline(t);
+    s.push_str(&format!(
+        "| kept | method | {} |\n|---|---|{}\n",
+        t.metrics
+            .iter()
+            .map(|m| format!("{} {}", m.name, if m.higher_is_better { "↑" } else { "↓" }))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---:|".repeat(t.metrics.len())
+    ));
+    for (keep, idx) in by_keep(t) {
+        let pruned: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|&i| !t.rows[i].is_unpruned())
+            .collect();
+        for &i in &idx {
+            let r = &t.rows[i];
+            let cells: Vec<String> = t
+                .metrics
+                .iter()
+                .enumerate()
+                .map(|(c, m)| {
+                    let mut cell = fmt_value(r.values[c], m);
+                    let Some(v) = r.values[c] else {
+                        return cell;
+                    };
+                    if r.is_unpruned() {
+                        return cell;
+                    }
+                    let best = pruned
+                        .iter()
+                        .filter_map(|&j| t.rows[j].values[c])
+                        .all(|o| better_or_equal(v, o, m));
+                    let at_base = base
+                        .and_then(|b| b.values[c])
+                        .is_some_and(|b| better_or_equal(v, b, m));
+                    if at_base {
+                        cell = format!("<u>{cell}</u>");
+                    }
+                    if best && pruned.len() > 1 {
+                        cell = format!("**{cell}**");
+                    }
+                    cell
+                })
+                .collect();
+            s.push_str(&format!(
+                "| {} | {} | {} |\n",
+                fmt_keep(keep),
+                r.method,
+                cells.join(" | ")
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "\n{} on {} clips ({}){}. Bold: best of its keep ratio; underlined: at or better than the unpruned model (`{}`).\n",
+        t.model,
+        t.items,
+        t.dataset,
+        if t.failed > 0 {
+            format!(", {} failed and not scored", t.failed)
+        } else {
+            String::new()
+        },
+        base.map(|b| b.method.as_str()).unwrap_or("none run"),
+    ));
+    for n in &t.notes {
+        s.push_str(&format!("{n}.\n"));
+    }
+    s
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The quality table as CSV: `method,keep,k_mean,<metrics...>` (empty cell where n/a).
+pub fn csv(t: &Table) -> String {
+    let mut s = format!(
+        "method,keep,k_mean,{}\n",
+        t.metrics
+            .iter()
+            .map(|m| csv_field(&m.name))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for r in &t.rows {
+        let vals: Vec<String> = r
+            .values
+            .iter()
+            .map(|v| v.map(|x| format!("{x}")).unwrap_or_default())
+            .collect();
+        s.push_str(&format!(
+            "{},{},{:.1},{}\n",
+            csv_field(&r.method),
+            r.keep,
+            r.k_mean,
+            vals.join(",")
+        ));
+    }
+    s
+}
+
+/// Mean and sample standard deviation.
+pub fn mean_std(x: &[f64]) -> Option<(f64, f64)> {
+    if x.is_empty() {
+        return None;
+    }
+    let n = x.len() as f64;
+    let m = x.iter().sum::<f64>() / n;
+    let var = if x.len() > 1 {
+        x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    Some((m, var.sqrt()))
+}
+
+/// One row of the efficiency table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EffRow {
+    pub method: String,
+    pub keep: f64,
+    pub k_mean: f64,
+    pub prefill_ms: Option<(f64, f64)>,
+    pub decode_ms_per_token: Option<(f64, f64)>,
+    pub tokens_mean: f64,
+}
+
+/// Per setting, over clips: prefill ms (where the model measures it) and decoding ms per
+/// generated token; plus the encoder time per clip, shared by every setting.
+pub fn efficiency(results: &Results) -> (Vec<EffRow>, Option<(f64, f64)>) {
+    let ok: Vec<&Record> = results
+        .records
+        .iter()
+        .filter(|r| r.error.is_none())
+        .collect();
+    let mut rows = Vec::new();
+    for label in &results.header.settings {
+        let runs: Vec<&super::runner::RunRecord> = ok
+            .iter()
+            .filter_map(|r| {
+                r.runs
+                    .iter()
+                    .find(|x| setting_label(&x.method, x.keep) == *label)
+            })
+            .collect();
+        let Some(first) = runs.first() else {
+            continue;
+        };
+        let per_token: Vec<f64> = runs
+            .iter()
+            .filter(|x| x.generated_tokens > 0)
+            .map(|x| x.decode_ms / x.generated_tokens as f64)
+            .collect();
+        let prefill: Vec<f64> = runs.iter().filter_map(|x| x.prefill_ms).collect();
+        let n = runs.len() as f64;
+        rows.push(EffRow {
+            method: first.method.clone(),
+            keep: first.keep,
+            k_mean: runs.iter().map(|x| x.k as f64).sum::<f64>() / n,
+            prefill_ms: mean_std(&prefill),
+            decode_ms_per_token: mean_std(&per_token),
+            tokens_mean: runs.iter().map(|x| x.generated_tokens as f64).sum::<f64>() / n,
+        });
+    }
+    let enc: Vec<f64> = ok.iter().map(|r| r.encode_ms).collect();
+    (rows, mean_std(&enc))
+}
+
+/// The efficiency table in markdown.
+pub fn efficiency_markdown(results: &Results) -> String {
+    let (rows, enc) = efficiency(results);
+    let pm = |v: Option<(f64, f64)>, d: usize| match v {
+        Some((m, s)) => format!("{m:.d$} ± {s:.d$}"),
+        None => "n/a".into(),
+    };
+    let mut s = String::from(
+        "| kept | method | mean K | prefill ms | decoding ms / token | generated tokens |\n|---|---|---:|---:|---:|---:|\n",
+    );
+    let mut order: Vec<&EffRow> = rows.iter().collect();
+    order.sort_by(|a, b| b.keep.total_cmp(&a.keep));
+    for r in order {
+        s.push_str(&format!(
+            "| {} | {} | {:.0} | {} | {} | {:.1} |\n",
+            fmt_keep(r.keep),
+            r.method,
+            r.k_mean,
+            pm(r.prefill_ms, 1),
+            pm(r.decode_ms_per_token, 2),
+            r.tokens_mean
+        ));
+    }
+    s.push_str(&format!(
+        "\nMean ± std over clips. Encoder (run once per clip, shared by every setting): {} ms. Prefill: n/a where the model has no separate prefill (Whisper's decoder starts from its prompt). Batched decoding shares each step's time among the sequences still running.\n",
+        pm(enc, 1)
+    ));
+    s
+}
+
+/// Everything `eval report` writes, as (file name, contents).
+pub fn render(results: &Results, scorer: &dyn OptionScorer) -> (Table, Vec<(String, String)>) {
+    let t = score(results, scorer);
+    let files = vec![
+        ("table.md".to_string(), markdown(&t)),
+        ("table.csv".to_string(), csv(&t)),
+        ("efficiency.md".to_string(), efficiency_markdown(results)),
+    ];
+    (t, files)
+}

@@ -1,0 +1,473 @@
+//! Runs a dataset through a model under every pruning setting of a plan: each clip is encoded
+//! once and every setting reuses the encoding (`engine::encode` + `engine::run`, one batch per
+//! clip). Results go to a JSONL file: a header line (what was run), then one line per clip with
+//! every setting's output. The file is the checkpoint: a restart skips the clips already in it,
+//! a torn last line (a killed process) is dropped, and `--shard i/n` splits a dataset
+//! round-robin so several processes write several files that [`merge`] joins.
+
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use serde::{Deserialize, Serialize};
+
+use super::datasets::{Dataset, Item};
+use crate::engine::{self, Plan, Progress};
+use crate::model::AudioLanguageModel;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("cannot access {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: line {line}: {msg}")]
+    Format {
+        path: PathBuf,
+        line: usize,
+        msg: String,
+    },
+    #[error("{path} holds results of other settings ({what} differs): pass another --out, or delete it to start over")]
+    Mismatch { path: PathBuf, what: String },
+    #[error("shard must be i/n with 0 <= i < n, got `{0}`")]
+    Shard(String),
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+}
+
+pub type Result<T> = std::result::Result<T, RunnerError>;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunnerError + '_ {
+    move |source| RunnerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Which part of a dataset a process runs: items with `index % of == index_of_shard`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub of: usize,
+}
+
+impl Shard {
+    pub const ALL: Shard = Shard { index: 0, of: 1 };
+
+    /// Parses `i/n`.
+    pub fn parse(s: &str) -> Result<Shard> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| RunnerError::Shard(s.into()))?;
+        let (index, of) = match (i.trim().parse(), n.trim().parse()) {
+            (Ok(i), Ok(n)) => (i, n),
+            _ => return Err(RunnerError::Shard(s.into())),
+        };
+        if of == 0 || index >= of {
+            return Err(RunnerError::Shard(s.into()));
+        }
+        Ok(Shard { index, of })
+    }
+
+    pub fn contains(&self, item_index: usize) -> bool {
+        item_index % self.of == self.index
+    }
+
+    /// `results.jsonl` for the whole set, `results.shard-2-of-8.jsonl` for a shard.
+    pub fn file_name(&self) -> String {
+        if self.of == 1 {
+            "results.jsonl".into()
+        } else {
+            format!("results.shard-{}-of-{}.jsonl", self.index, self.of)
+        }
+    }
+}
+
+/// First line of a results file: what produced the records below it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub prunescope_eval: u32,
+    pub dataset: String,
+    pub data: String,
+    pub model: String,
+    /// Every setting, `method@keep`, in plan order.
+    pub settings: Vec<String>,
+    /// Shared pruning parameters (segments, mode, seed, ...), as text.
+    pub params: String,
+    pub tail: usize,
+    /// Items in the whole dataset (before sharding).
+    pub items: usize,
+    pub shard: Option<Shard>,
+}
+
+impl Header {
+    pub fn new(dataset: &Dataset, data: &Path, model: &str, plan: &Plan, shard: Shard) -> Header {
+        Header {
+            prunescope_eval: 1,
+            dataset: dataset.kind.name().into(),
+            data: data.display().to_string(),
+            model: model.into(),
+            settings: plan
+                .runs
+                .iter()
+                .map(|r| setting_label(r.method.name(), r.keep))
+                .collect(),
+            params: format!("{:?}", plan.params),
+            tail: plan.tail,
+            items: dataset.items.len(),
+            shard: (shard.of > 1).then_some(shard),
+        }
+    }
+
+    /// The first field (other than the shard) where two headers differ.
+    fn differs(&self, o: &Header) -> Option<&'static str> {
+        if self.dataset != o.dataset {
+            Some("dataset")
+        } else if self.model != o.model {
+            Some("model")
+        } else if self.settings != o.settings {
+            Some("methods/keep ratios")
+        } else if self.params != o.params || self.tail != o.tail {
+            Some("pruning parameters")
+        } else if self.items != o.items {
+            Some("number of dataset items")
+        } else {
+            None
+        }
+    }
+}
+
+pub fn setting_label(method: &str, keep: f64) -> String {
+    format!("{method}@{keep}")
+}
+
+/// One setting's output on one clip.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub method: String,
+    pub keep: f64,
+    pub segments: Option<usize>,
+    pub k: usize,
+    pub text: String,
+    pub decode_ms: f64,
+    pub generated_tokens: usize,
+    /// Time to first token where the model measures it (LLM prefill); Whisper has none.
+    #[serde(default)]
+    pub prefill_ms: Option<f64>,
+}
+
+/// One clip: the item (so reports need nothing but this file) and every setting's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Position in the dataset, for a stable order after merging shards.
+    pub index: usize,
+    pub item: Item,
+    #[serde(default)]
+    pub duration_s: f64,
+    #[serde(default)]
+    pub encode_ms: f64,
+    #[serde(default)]
+    pub runs: Vec<RunRecord>,
+    /// Set when the clip could not be run (unreadable audio, ...); reports count these apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A results file read back: header and records.
+#[derive(Debug, Clone)]
+pub struct Results {
+    pub header: Header,
+    pub records: Vec<Record>,
+}
+
+/// Reads a results file. A torn last line (no newline, not JSON) is ignored and its byte
+/// offset returned so a resume can cut it off.
+pub fn read_results(path: &Path) -> Result<(Results, u64)> {
+    let f = std::fs::File::open(path).map_err(io(path))?;
+    let mut rd = std::io::BufReader::new(f);
+    let mut header: Option<Header> = None;
+    let mut records = Vec::new();
+    let (mut offset, mut good_end) = (0u64, 0u64);
+    let mut line = String::new();
+    let mut n = 0;
+    loop {
+        line.clear();
+        let read = rd.read_line(&mut line).map_err(io(path))?;
+        if read == 0 {
+            break;
+        }
+        n += 1;
+        offset += read as u64;
+        let complete = line.ends_with('\n');
+        let text = line.trim();
+        if text.is_empty() {
+            good_end = offset;
+            continue;
+        }
+        let bad = |msg: String| RunnerError::Format {
+            path: path.to_path_buf(),
+            line: n,
+            msg,
+        };
+        if header.is_none() {
+            header = Some(
+                serde_json::from_str(text)
+                    .map_err(|e| bad(format!("not a prunescope eval header: {e}")))?,
+            );
+            good_end = offset;
+            continue;
+        }
+        if !complete {
+            // A killed process tore this record: it is dropped and its clip runs again.
+            break;
+        }
+        records.push(serde_json::from_str::<Record>(text).map_err(|e| bad(e.to_string()))?);
+        good_end = offset;
+    }
+    let header = header.ok_or_else(|| RunnerError::Format {
+        path: path.to_path_buf(),
+        line: 1,
+        msg: "empty results file".into(),
+    })?;
+    Ok((Results { header, records }, good_end))
+}
+
+/// Options of one evaluation run.
+pub struct RunOptions<'a> {
+    pub out: &'a Path,
+    pub shard: Shard,
+    /// Run at most this many clips of the shard (after skipping done ones); for smoke tests.
+    pub limit: Option<usize>,
+    pub show_progress: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunSummary {
+    pub done_before: usize,
+    pub ran: usize,
+    pub failed: usize,
+    pub remaining: usize,
+}
+
+/// Runs (or resumes) a shard of `dataset`, appending to `opts.out`.
+pub fn run(
+    model: &dyn AudioLanguageModel,
+    dataset: &Dataset,
+    data_path: &Path,
+    plan: &Plan,
+    opts: &RunOptions<'_>,
+    cancel: &AtomicBool,
+) -> Result<RunSummary> {
+    plan.validate()?;
+    let header = Header::new(dataset, data_path, &model.info().name, plan, opts.shard);
+    let mut done: HashSet<String> = HashSet::new();
+    if let Some(parent) = opts.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    let exists = opts.out.is_file()
+        && std::fs::metadata(opts.out)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
+    if exists {
+        let (prev, good_end) = read_results(opts.out)?;
+        if let Some(what) = header.differs(&prev.header) {
+            return Err(RunnerError::Mismatch {
+                path: opts.out.to_path_buf(),
+                what: what.into(),
+            });
+        }
+        if prev.header.shard != header.shard {
+            return Err(RunnerError::Mismatch {
+                path: opts.out.to_path_buf(),
+                what: "shard".into(),
+            });
+        }
+        done.extend(prev.records.into_iter().map(|r| r.item.id));
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(opts.out)
+            .map_err(io(opts.out))?;
+        f.set_len(good_end).map_err(io(opts.out))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(opts.out)
+        .map_err(io(opts.out))?;
+    if !exists {
+        let mut line = serde_json::to_string(&header).map_err(|e| RunnerError::Format {
+            path: opts.out.to_path_buf(),
+            line: 1,
+            msg: e.to_string(),
+        })?;
+        line.push('\n');
+        file.write_all(line.as_bytes()).map_err(io(opts.out))?;
+    }
+    let todo: Vec<(usize, &Item)> = dataset
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(i, it)| opts.shard.contains(*i) && !done.contains(&it.id))
+        .collect();
+    let total_todo = todo.len();
+    let todo: Vec<(usize, &Item)> = match opts.limit {
+        Some(l) => todo.into_iter().take(l).collect(),
+        None => todo,
+    };
+    let bar = progress_bar(todo.len(), opts.show_progress);
+    let mut summary = RunSummary {
+        done_before: done.len(),
+        ran: 0,
+        failed: 0,
+        remaining: total_todo - todo.len(),
+    };
+    for (index, item) in todo {
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            summary.remaining += 1;
+            continue;
+        }
+        bar.set_message(short(&item.id));
+        let record = match run_item(model, plan, index, item, cancel) {
+            Ok(r) => r,
+            Err(e) => {
+                summary.failed += 1;
+                bar.println(format!("{}: {e}", item.id));
+                Record {
+                    index,
+                    item: item.clone(),
+                    duration_s: 0.0,
+                    encode_ms: 0.0,
+                    runs: Vec::new(),
+                    error: Some(e),
+                }
+            }
+        };
+        let mut line = serde_json::to_string(&record).map_err(|e| RunnerError::Format {
+            path: opts.out.to_path_buf(),
+            line: 0,
+            msg: e.to_string(),
+        })?;
+        line.push('\n');
+        // One write per record, so a killed process leaves at most one torn line.
+        file.write_all(line.as_bytes()).map_err(io(opts.out))?;
+        file.flush().map_err(io(opts.out))?;
+        summary.ran += 1;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(summary)
+}
+
+fn short(id: &str) -> String {
+    let n = id.chars().count();
+    if n <= 32 {
+        id.to_string()
+    } else {
+        format!("...{}", id.chars().skip(n - 29).collect::<String>())
+    }
+}
+
+fn progress_bar(len: usize, show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(len as u64);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{bar:30}] {pos}/{len} clips  {elapsed} elapsed, ETA {eta}  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    b
+}
+
+/// Encodes one clip and decodes every setting; an error is the readable line for the record.
+fn run_item(
+    model: &dyn AudioLanguageModel,
+    plan: &Plan,
+    index: usize,
+    item: &Item,
+    cancel: &AtomicBool,
+) -> std::result::Result<Record, String> {
+    let audio = crate::audio::load(&item.audio).map_err(|e| e.to_string())?;
+    let mut progress = |_: Progress| {};
+    let clip = engine::encode(model, &audio, &mut progress).map_err(|e| e.to_string())?;
+    let runs = engine::run(model, &clip, plan, cancel, &mut progress).map_err(|e| e.to_string())?;
+    Ok(Record {
+        index,
+        item: item.clone(),
+        duration_s: audio.duration_s(),
+        encode_ms: clip.encode_ms,
+        runs: runs
+            .into_iter()
+            .map(|r| RunRecord {
+                method: r.method,
+                keep: r.keep,
+                segments: r.segments,
+                k: r.k,
+                text: r.text,
+                decode_ms: r.decode_ms,
+                generated_tokens: r.generated_tokens,
+                prefill_ms: None,
+            })
+            .collect(),
+        error: None,
+    })
+}
+
+/// Joins shard files (or restarted copies) into one: headers must agree apart from the shard;
+/// a clip present twice is kept once; records come out in dataset order.
+pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Results> {
+    let mut header: Option<Header> = None;
+    let mut seen = HashSet::new();
+    let mut records = Vec::new();
+    for p in inputs {
+        let (r, _) = read_results(p)?;
+        if let Some(h) = &header {
+            if let Some(what) = h.differs(&r.header) {
+                return Err(RunnerError::Mismatch {
+                    path: p.clone(),
+                    what: what.into(),
+                });
+            }
+        } else {
+            header = Some(r.header.clone());
+        }
+        for rec in r.records {
+            if seen.insert(rec.item.id.clone()) {
+                records.push(rec);
+            }
+        }
+    }
+    let mut header = header.ok_or_else(|| RunnerError::Format {
+        path: out.to_path_buf(),
+        line: 0,
+        msg: "nothing to merge".into(),
+    })?;
+    header.shard = None;
+    records.sort_by_key(|r| r.index);
+    let mut text = serde_json::to_string(&header).map_err(|e| RunnerError::Format {
+        path: out.to_path_buf(),
+        line: 0,
+        msg: e.to_string(),
+    })?;
+    text.push('\n');
+    for r in &records {
+        text.push_str(&serde_json::to_string(r).map_err(|e| RunnerError::Format {
+            path: out.to_path_buf(),
+            line: 0,
+            msg: e.to_string(),
+        })?);
+        text.push('\n');
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    std::fs::write(out, text).map_err(io(out))?;
+    Ok(Results { header, records })
+}
