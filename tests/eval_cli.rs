@@ -1,26 +1,11 @@
 //! `prunescope eval` and `prunescope metric` as a user runs them, with the default model on
 //! the MMAU fixture folder: run, resume, report files, shards + merge, and scoring files.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::TempDir;
+
+use std::path::Path;
 use std::process::{Command, Output};
-
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(tag: &str) -> Tmp {
-        let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("eval-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Tmp(d)
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -61,7 +46,7 @@ const PLAN: [&str; 4] = [
 
 #[test]
 fn run_resume_report_and_shards() {
-    let t = Tmp::new("run");
+    let t = TempDir::new();
     let data = root().join("tests/data/eval/mmau");
     let (data, out) = (data.to_str().unwrap(), t.0.join("whole"));
     let out_s = out.to_str().unwrap();
@@ -143,7 +128,7 @@ fn run_resume_report_and_shards() {
 
 #[test]
 fn readable_errors() {
-    let t = Tmp::new("err");
+    let t = TempDir::new();
     let out = prunescope(&[
         "eval",
         "--dataset",
@@ -180,7 +165,7 @@ fn readable_errors() {
 
 #[test]
 fn metric_scores_files_without_a_model() {
-    let t = Tmp::new("metric");
+    let t = TempDir::new();
     let w = |name: &str, text: &str| {
         let p = t.0.join(name);
         std::fs::write(&p, text).unwrap();

@@ -2,6 +2,9 @@
 //! or a torn line, shards + merge equal one run, settings mismatches refused, and the
 //! markdown/CSV/efficiency reports and the PNG plot.
 
+mod common;
+use common::TempDir;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -13,24 +16,6 @@ use prunescope::eval::runner::{self, read_results, RunOptions, Shard};
 use prunescope::eval::{plot, report};
 use prunescope::model::fake::FakeModel;
 use prunescope::prune::Params;
-
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(tag: &str) -> Tmp {
-        let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("eval-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Tmp(d)
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -79,7 +64,7 @@ fn run(
 
 #[test]
 fn resumes_where_it_stopped_and_drops_a_torn_line() {
-    let t = Tmp::new("resume");
+    let t = TempDir::new();
     let d = dataset(DatasetKind::Mmau, "mmau");
     let p = plan("vanilla,full,topk,segmentwise");
     let out = t.0.join("results.jsonl");
@@ -106,7 +91,7 @@ fn resumes_where_it_stopped_and_drops_a_torn_line() {
 
 #[test]
 fn refuses_to_mix_settings_in_one_file() {
-    let t = Tmp::new("mismatch");
+    let t = TempDir::new();
     let d = dataset(DatasetKind::Mmau, "mmau");
     let out = t.0.join("results.jsonl");
     run(&d, &plan("full,topk"), &out, Shard::ALL, Some(1)).unwrap();
@@ -116,7 +101,7 @@ fn refuses_to_mix_settings_in_one_file() {
 
 #[test]
 fn shards_then_merge_equal_one_run() {
-    let t = Tmp::new("shards");
+    let t = TempDir::new();
     let d = dataset(DatasetKind::Clothoaqa, "clothoaqa");
     let p = plan("full,topk,random");
     let whole = t.0.join("whole.jsonl");
@@ -160,7 +145,7 @@ fn shard_syntax() {
 
 #[test]
 fn reports_tables_csv_efficiency_and_plot() {
-    let t = Tmp::new("report");
+    let t = TempDir::new();
     let d = dataset(DatasetKind::Mmau, "mmau");
     let out = t.0.join("results.jsonl");
     run(
