@@ -8,7 +8,7 @@
 //! - `audio_out`: cpal playback; `export`: PNG / CSV / JSON.
 
 mod app;
-mod audio_out;
+pub mod audio_out;
 pub mod commands;
 pub mod compare;
 mod export;
