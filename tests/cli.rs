@@ -34,11 +34,16 @@ fn assert_one_line_error(out: &Output, needle: &str) {
     );
 }
 
-fn analyze_err(clip: &Path, extra: &[&str], needle: &str) {
+/// `prunescope analyze CLIP --model <default> EXTRA...`.
+fn analyze(clip: &Path, extra: &[&str]) -> Output {
     let m = model();
     let mut args = vec!["analyze", clip.to_str().unwrap(), "--model", &m];
     args.extend_from_slice(extra);
-    assert_one_line_error(&prunescope(&args), needle);
+    prunescope(&args)
+}
+
+fn analyze_err(clip: &Path, extra: &[&str], needle: &str) {
+    assert_one_line_error(&analyze(clip, extra), needle);
 }
 
 fn tone(n: usize) -> Vec<f32> {
@@ -48,18 +53,16 @@ fn tone(n: usize) -> Vec<f32> {
 #[test]
 fn analyze_json_follows_the_spec() {
     let clip = common::data("arctic_a0007.wav");
-    let m = model();
-    let out = prunescope(&[
-        "analyze",
-        clip.to_str().unwrap(),
-        "--model",
-        &m,
-        "--method",
-        "vanilla,full,topk,segmentwise,random,visionzip,adaptive,window,merge",
-        "--keep",
-        "0.5,0.1",
-        "--json",
-    ]);
+    let out = analyze(
+        &clip,
+        &[
+            "--method",
+            "vanilla,full,topk,segmentwise,random,visionzip,adaptive,window,merge",
+            "--keep",
+            "0.5,0.1",
+            "--json",
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -114,17 +117,7 @@ fn analyze_json_follows_the_spec() {
 #[test]
 fn analyze_table_is_readable() {
     let clip = common::data("arctic_a0007.wav");
-    let m = model();
-    let out = prunescope(&[
-        "analyze",
-        clip.to_str().unwrap(),
-        "--model",
-        &m,
-        "--method",
-        "topk",
-        "--keep",
-        "0.5",
-    ]);
+    let out = analyze(&clip, &["--method", "topk", "--keep", "0.5"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
@@ -169,18 +162,7 @@ fn truncated_wav_is_analysed_up_to_the_cut() {
     let dir = TempDir::new();
     let wav = wav_bytes(1, 1, 16000, 16, &pcm16(&tone(16000)), Some(64000));
     let p = dir.file("cut.wav", &wav);
-    let m = model();
-    let out = prunescope(&[
-        "analyze",
-        p.to_str().unwrap(),
-        "--model",
-        &m,
-        "--method",
-        "topk",
-        "--keep",
-        "0.5",
-        "--json",
-    ]);
+    let out = analyze(&p, &["--method", "topk", "--keep", "0.5", "--json"]);
     assert!(
         out.status.success(),
         "{}",
