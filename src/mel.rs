@@ -17,7 +17,7 @@ use std::sync::Arc;
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
 
-use crate::{HOP, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES};
+use crate::{HOP, SAMPLE_RATE, WINDOW_FRAMES};
 
 /// FFT size and window length.
 pub const N_FFT: usize = 400;
@@ -97,19 +97,28 @@ impl MelExtractor {
     /// Log-mel of one window: `window` is zero-padded (or cut) to 480000 samples; the output is
     /// row-major `[n_mels][3000]`.
     pub fn compute(&self, window: &[f32]) -> Vec<f32> {
-        let mut out = vec![0.0f32; self.n_mels * WINDOW_FRAMES];
+        self.compute_frames(window, WINDOW_FRAMES)
+    }
+
+    /// Log-mel of a window of `frames` frames (`frames * 160` samples, zero-padded or cut;
+    /// `frames` is rounded up to even): row-major `[n_mels][frames]`. Models whose encoder takes
+    /// other than 3000 frames (the toy test models) use it; the result for 3000 is
+    /// [`MelExtractor::compute`]'s.
+    pub fn compute_frames(&self, window: &[f32], frames: usize) -> Vec<f32> {
+        let frames = frames + frames % 2;
+        let mut out = vec![0.0f32; self.n_mels * frames];
         if self.n_mels == 0 {
             return out;
         }
-        let signal = reflect_padded(window);
+        let signal = reflect_padded(window, frames * HOP);
 
         let mut buf = vec![Complex::new(0.0f64, 0.0); N_FFT];
         let mut scratch = vec![Complex::new(0.0f64, 0.0); self.fft.get_inplace_scratch_len()];
         let mut power = [[0.0f64; N_BINS]; 2];
         let mut max = f32::NEG_INFINITY;
 
-        for pair in (0..WINDOW_FRAMES).step_by(2) {
-            // WINDOW_FRAMES is even: frames `pair` and `pair + 1` always exist.
+        for pair in (0..frames).step_by(2) {
+            // `frames` is even: frames `pair` and `pair + 1` always exist.
             let a = &signal[pair * HOP..pair * HOP + N_FFT];
             let b = &signal[(pair + 1) * HOP..(pair + 1) * HOP + N_FFT];
             for (((z, &w), &x), &y) in buf.iter_mut().zip(&self.window).zip(a).zip(b) {
@@ -132,7 +141,7 @@ impl MelExtractor {
                     let energy: f64 = bins.iter().zip(&filter.weights).map(|(p, w)| p * w).sum();
                     let value = energy.max(MEL_FLOOR).log10() as f32;
                     max = max.max(value);
-                    out[m * WINDOW_FRAMES + frame] = value;
+                    out[m * frames + frame] = value;
                 }
             }
         }
@@ -145,17 +154,17 @@ impl MelExtractor {
     }
 }
 
-/// The window zero-padded or cut to 480000 samples, with 200 reflected samples on each side
+/// The window zero-padded or cut to `len` samples, with 200 reflected samples on each side
 /// (numpy's `reflect`: the edge sample itself is not repeated).
-fn reflect_padded(window: &[f32]) -> Vec<f64> {
-    let mut signal = vec![0.0f64; WINDOW_SAMPLES + 2 * PAD];
-    let n = window.len().min(WINDOW_SAMPLES);
+fn reflect_padded(window: &[f32], len: usize) -> Vec<f64> {
+    let mut signal = vec![0.0f64; len + 2 * PAD];
+    let n = window.len().min(len);
     for (s, &x) in signal[PAD..PAD + n].iter_mut().zip(window) {
         *s = f64::from(x);
     }
     for j in 0..PAD {
         signal[j] = signal[2 * PAD - j];
-        let last = PAD + WINDOW_SAMPLES - 1;
+        let last = PAD + len - 1;
         signal[last + 1 + j] = signal[last - 1 - j];
     }
     signal
@@ -231,6 +240,7 @@ fn mel_filter_bank(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::WINDOW_SAMPLES;
 
     #[test]
     fn slaney_scale() {
@@ -274,7 +284,7 @@ mod tests {
     #[test]
     fn reflect_padding_matches_numpy() {
         let x: Vec<f32> = (1..=WINDOW_SAMPLES).map(|i| i as f32).collect();
-        let s = reflect_padded(&x);
+        let s = reflect_padded(&x, WINDOW_SAMPLES);
         // np.pad([1, 2, 3, ...], 200, mode="reflect") starts 201, 200, ..., 2, 1, 2, ...
         assert_eq!(s[0], 201.0);
         assert_eq!(s[199], 2.0);

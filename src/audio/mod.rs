@@ -189,10 +189,17 @@ impl Audio {
     /// Consecutive 30 s sample ranges covering the clip; the last one may be shorter. A clip of
     /// n > 0 samples has ceil(n / 480000) windows.
     pub fn windows(&self) -> Vec<Range<usize>> {
+        self.windows_of(WINDOW_SAMPLES)
+    }
+
+    /// Consecutive ranges of `len` samples (the last may be shorter), for models whose window is
+    /// not 30 s (toy test models).
+    pub fn windows_of(&self, len: usize) -> Vec<Range<usize>> {
         let n = self.samples.len();
+        let len = len.max(1);
         (0..n)
-            .step_by(WINDOW_SAMPLES)
-            .map(|start| start..(start + WINDOW_SAMPLES).min(n))
+            .step_by(len)
+            .map(|start| start..(start + len).min(n))
             .collect()
     }
 }

@@ -106,6 +106,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         runs: ten_runs(),
         params: Params::default(),
         tail: 50,
+        prompt: None,
     };
     let cancel = AtomicBool::new(false);
     let (dec_s, results) = time(a.reps, || {

@@ -64,6 +64,9 @@ pub struct Plan {
     pub params: Params,
     /// Silence-tail tokens after each window's kept tokens (SPEC.md section 5); 0 disables it.
     pub tail: usize,
+    /// The user's text for prompted models (Qwen2-Audio, AF3: a caption request or a question);
+    /// None uses the model's default. Whisper ignores it.
+    pub prompt: Option<String>,
 }
 
 impl Plan {
@@ -80,7 +83,12 @@ impl Plan {
                 }
             }
         }
-        Plan { runs, params, tail }
+        Plan {
+            runs,
+            params,
+            tail,
+            prompt: None,
+        }
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -114,6 +122,8 @@ pub struct EncodedClip {
     pub key_dim: usize,
     pub d_model: usize,
     pub encode_ms: f64,
+    /// Samples the model read: the whole clip, or its first `max_windows` windows.
+    pub analyzed_samples: usize,
 }
 
 impl EncodedClip {
@@ -149,7 +159,12 @@ pub fn encode(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<EncodedClip> {
     let t0 = std::time::Instant::now();
-    let ranges = audio.windows();
+    let info = model.info();
+    let mut ranges = audio.windows_of(info.window_samples);
+    if let Some(max) = info.max_windows {
+        ranges.truncate(max.max(1));
+    }
+    let analyzed_samples = ranges.last().map_or(0, |r| r.end);
     let mut windows = Vec::with_capacity(ranges.len());
     let (mut scores, mut keys) = (Vec::new(), Vec::new());
     let (mut key_dim, mut d_model) = (0, 0);
@@ -188,6 +203,7 @@ pub fn encode(
         key_dim,
         d_model,
         encode_ms: t0.elapsed().as_secs_f64() * 1e3,
+        analyzed_samples,
     })
 }
 
@@ -213,20 +229,45 @@ pub fn select(clip: &EncodedClip, spec: &RunSpec, params: &Params) -> Result<Opt
     )?))
 }
 
-/// A run's decoder inputs, one per window that keeps at least one token: `(window, memory)`.
+/// A run's decoder inputs: `(window, input, tail tokens)`. Cross-attention models get one per
+/// window that keeps at least one token; prefix models (`prefix`) one for the whole clip, in
+/// the selection's order, without a tail.
 pub fn decoder_inputs(
     clip: &EncodedClip,
     selection: Option<&Selection>,
     tail: usize,
+    prefix: bool,
 ) -> Result<Vec<(usize, DecodeInput, usize)>> {
     let d = clip.d_model;
     let dev = Device::Cpu;
+    let tensor = |rows: Vec<f32>| -> Result<Tensor> {
+        let n = rows.len() / d.max(1);
+        Ok(Tensor::from_vec(rows, (n, d), &dev).map_err(ModelError::from)?)
+    };
+    if prefix {
+        let mut rows = Vec::new();
+        match selection {
+            None => {
+                for win in &clip.windows {
+                    rows.extend_from_slice(&win.hidden[..win.n_valid * d]);
+                }
+            }
+            Some(sel) => {
+                let merged: std::collections::HashMap<usize, &prune::Combination> =
+                    sel.merged.iter().map(|c| (c.target, c)).collect();
+                for &t in &sel.kept {
+                    push_row(clip, &mut rows, t, merged.get(&t).copied());
+                }
+            }
+        }
+        return Ok(vec![(0, DecodeInput::new(tensor(rows)?), 0)]);
+    }
     let mut out = Vec::new();
     let Some(sel) = selection else {
         for (w, win) in clip.windows.iter().enumerate() {
             let memory =
                 Tensor::from_slice(&win.hidden, (win.tokens, d), &dev).map_err(ModelError::from)?;
-            out.push((w, DecodeInput { memory }, win.tokens - win.n_valid));
+            out.push((w, DecodeInput::new(memory), win.tokens - win.n_valid));
         }
         return Ok(out);
     };
@@ -235,19 +276,7 @@ pub fn decoder_inputs(
         sel.merged.iter().map(|c| (c.target, c)).collect();
     for &t in &sel.kept {
         let w = clip.window_of(t);
-        let buf = &mut per_window[w];
-        match merged.get(&t) {
-            Some(c) => {
-                let start = buf.len();
-                buf.resize(start + d, 0.0);
-                for &(j, coeff) in &c.parts {
-                    for (o, x) in buf[start..].iter_mut().zip(clip.row(j)) {
-                        *o += coeff * x;
-                    }
-                }
-            }
-            None => buf.extend_from_slice(clip.row(t)),
-        }
+        push_row(clip, &mut per_window[w], t, merged.get(&t).copied());
     }
     for (w, (mut rows, win)) in per_window.into_iter().zip(&clip.windows).enumerate() {
         if rows.is_empty() {
@@ -255,11 +284,26 @@ pub fn decoder_inputs(
         }
         let tail_w = tail.min(win.tokens - win.n_valid);
         rows.extend_from_slice(&win.hidden[win.n_valid * d..(win.n_valid + tail_w) * d]);
-        let n = rows.len() / d;
-        let memory = Tensor::from_vec(rows, (n, d), &dev).map_err(ModelError::from)?;
-        out.push((w, DecodeInput { memory }, tail_w));
+        out.push((w, DecodeInput::new(tensor(rows)?), tail_w));
     }
     Ok(out)
+}
+
+/// Appends clip token `t`'s hidden row, or its combination when it is a merged token.
+fn push_row(clip: &EncodedClip, buf: &mut Vec<f32>, t: usize, merged: Option<&prune::Combination>) {
+    let d = clip.d_model;
+    match merged {
+        Some(c) => {
+            let start = buf.len();
+            buf.resize(start + d, 0.0);
+            for &(j, coeff) in &c.parts {
+                for (o, x) in buf[start..].iter_mut().zip(clip.row(j)) {
+                    *o += coeff * x;
+                }
+            }
+        }
+        None => buf.extend_from_slice(clip.row(t)),
+    }
 }
 
 /// One run of the `analyze` document.
@@ -273,6 +317,11 @@ pub struct RunResult {
     pub tail_tokens: usize,
     pub text: String,
     pub decode_ms: f64,
+    /// Prefill time (ms, part of `decode_ms`): an LLM's prompt pass, Whisper's cross-attention
+    /// keys and values (its share in a batch). Summed over windows.
+    pub prefill_ms: Option<f64>,
+    /// Decoding time after the prefill per step (ms); None when no step followed the prefill.
+    pub decode_ms_per_token: Option<f64>,
     pub generated_tokens: usize,
     pub token_ids: Vec<u32>,
 }
@@ -282,6 +331,9 @@ pub struct ClipInfo {
     pub path: String,
     pub duration_s: f64,
     pub windows: usize,
+    /// Seconds the model read (less than `duration_s` when it reads at most a number of
+    /// windows: Qwen2-Audio 30 s, Audio Flamingo 3 10 min).
+    pub analyzed_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -323,16 +375,18 @@ pub fn run_with(
     on_run: &mut dyn FnMut(usize, &RunResult),
 ) -> Result<Vec<RunResult>> {
     plan.validate()?;
-    let tail = if model.info().has_tail { plan.tail } else { 0 };
+    let info = model.info();
+    let tail = if info.has_tail { plan.tail } else { 0 };
     let mut results = Vec::with_capacity(plan.runs.len());
     let mut inputs = Vec::new();
     // (run, window) of every decoder input, in order.
     let mut owners = Vec::new();
     for (r, spec) in plan.runs.iter().enumerate() {
         let sel = select(clip, spec, &plan.params)?;
-        let runs_inputs = decoder_inputs(clip, sel.as_ref(), tail)?;
+        let runs_inputs = decoder_inputs(clip, sel.as_ref(), tail, info.prefix_lm)?;
         let tail_tokens = runs_inputs.iter().map(|(_, _, t)| t).sum();
-        for (w, input, _) in runs_inputs {
+        for (w, mut input, _) in runs_inputs {
+            input.prompt = plan.prompt.clone();
             owners.push((r, w));
             inputs.push(input);
         }
@@ -347,6 +401,8 @@ pub fn run_with(
                 tail_tokens,
                 text: String::new(),
                 decode_ms: 0.0,
+                prefill_ms: None,
+                decode_ms_per_token: None,
                 generated_tokens: 0,
                 token_ids: Vec::new(),
             },
@@ -359,6 +415,8 @@ pub fn run_with(
                 tail_tokens,
                 text: String::new(),
                 decode_ms: 0.0,
+                prefill_ms: None,
+                decode_ms_per_token: None,
                 generated_tokens: 0,
                 token_ids: Vec::new(),
             },
@@ -401,11 +459,22 @@ pub fn run_with(
 fn fill_text(res: &mut RunResult, mut gens: Vec<(usize, Generation)>) {
     gens.sort_by_key(|(w, _)| *w);
     let mut texts = Vec::with_capacity(gens.len());
+    let (mut prefill, mut steps, mut measured) = (0.0, 0, false);
     for (_, g) in gens {
         res.decode_ms += g.decode_ms;
+        if let Some(p) = g.prefill_ms {
+            prefill += p;
+            measured = true;
+        }
+        steps += g.steps;
         res.generated_tokens += g.token_ids.len();
         res.token_ids.extend_from_slice(&g.token_ids);
         texts.push(g.text);
+    }
+    if measured {
+        res.prefill_ms = Some(prefill);
+        res.decode_ms_per_token =
+            (steps > 0).then(|| (res.decode_ms - prefill).max(0.0) / steps as f64);
     }
     res.text = texts
         .into_iter()
@@ -436,6 +505,7 @@ pub fn analyze(
                 .unwrap_or_default(),
             duration_s: audio.duration_s(),
             windows: clip.windows.len(),
+            analyzed_s: clip.analyzed_samples as f64 / f64::from(crate::SAMPLE_RATE),
         },
         tokens: TokenInfo {
             count: clip.n_tokens(),

@@ -87,6 +87,8 @@ pub enum Event {
         windows: Vec<(usize, usize)>,
         seconds_per_token: f64,
         encode_ms: f64,
+        /// Seconds of the clip the model read (Qwen2-Audio stops at 30 s).
+        analyzed_s: f64,
     },
     Progress {
         job: u64,
@@ -301,6 +303,7 @@ impl State {
                         .collect(),
                     seconds_per_token: model.info().seconds_per_token,
                     encode_ms: enc.encode_ms,
+                    analyzed_s: enc.analyzed_samples as f64 / f64::from(crate::SAMPLE_RATE),
                 };
                 clip.encoded = Some(enc);
                 self.emit(event);
@@ -348,6 +351,7 @@ impl State {
                 runs: part.to_vec(),
                 params: params.clone(),
                 tail,
+                prompt: None,
             };
             let mut progress = |p: Progress| {
                 if let Progress::Decoded { done, of } = p {

@@ -38,13 +38,11 @@ impl Default for FakeModel {
 impl FakeModel {
     pub fn new(step: Duration) -> FakeModel {
         FakeModel {
-            info: ModelInfo {
-                name: "fake (deterministic test model)".into(),
-                n_mels: 80,
-                tokens_per_window: TOKENS_PER_WINDOW,
-                seconds_per_token: 0.02,
-                has_tail: true,
-            },
+            info: ModelInfo::cross_attention(
+                "fake (deterministic test model)".into(),
+                80,
+                TOKENS_PER_WINDOW,
+            ),
             step,
             fail_decode: false,
         }
@@ -140,6 +138,8 @@ impl AudioLanguageModel for FakeModel {
                 token_ids,
                 text,
                 decode_ms: t0.elapsed().as_secs_f64() * 1e3,
+                prefill_ms: None,
+                steps: words.len(),
             };
             on_finished(i, &g);
             out.push(g);
@@ -164,7 +164,7 @@ mod tests {
         let cancel = AtomicBool::new(false);
         let g = m
             .generate(
-                &[DecodeInput { memory: all }, DecodeInput { memory: few }],
+                &[DecodeInput::new(all), DecodeInput::new(few)],
                 &cancel,
                 &mut |_, _| {},
             )
@@ -174,7 +174,7 @@ mod tests {
         cancel.store(true, Ordering::Relaxed);
         let memory = enc.hidden.narrow(0, 0, 50).unwrap();
         assert!(matches!(
-            m.generate(&[DecodeInput { memory }], &cancel, &mut |_, _| {}),
+            m.generate(&[DecodeInput::new(memory)], &cancel, &mut |_, _| {}),
             Err(ModelError::Cancelled)
         ));
     }

@@ -1,6 +1,7 @@
 //! Models: weight readers, the Whisper encoder (with received-attention scores) and decoder, and
 //! the [`AudioLanguageModel`] trait the engine, CLI and GUI talk to.
 
+pub mod alm;
 pub mod ct2;
 pub mod fake;
 pub mod hf;
@@ -45,6 +46,8 @@ pub enum ModelError {
     Tokenizer(String),
     #[error("cancelled")]
     Cancelled,
+    #[error("{0}")]
+    Device(String),
     #[error("model computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -77,6 +80,34 @@ pub struct ModelInfo {
     pub seconds_per_token: f64,
     /// Whether the decoder can take a silence tail after the kept tokens (Whisper: yes).
     pub has_tail: bool,
+    /// Samples of one encoder window (480000 = 30 s for every published model).
+    pub window_samples: usize,
+    /// Windows the model reads at most (Qwen2-Audio 1, Audio Flamingo 3 20); the rest of a
+    /// longer clip is left out and reported.
+    pub max_windows: Option<usize>,
+    /// An LLM-prefix model (Qwen2-Audio, AF3): each run is one sequence holding every window's
+    /// kept tokens in order as prompt placeholders; vanilla is every valid token. Otherwise
+    /// (Whisper) each window is decoded on its own by cross-attention.
+    pub prefix_lm: bool,
+    /// The prompt text used when a run has none (prefix models only).
+    pub default_prompt: Option<String>,
+}
+
+impl ModelInfo {
+    /// Whisper-style defaults: 30 s windows, no window limit, cross-attention decoding.
+    pub fn cross_attention(name: String, n_mels: usize, tokens_per_window: usize) -> ModelInfo {
+        ModelInfo {
+            name,
+            n_mels,
+            tokens_per_window,
+            seconds_per_token: 30.0 / tokens_per_window as f64,
+            has_tail: true,
+            window_samples: crate::WINDOW_SAMPLES,
+            max_windows: None,
+            prefix_lm: false,
+            default_prompt: None,
+        }
+    }
 }
 
 /// The encoder's view of one 30 s window.
@@ -92,9 +123,20 @@ pub struct EncodedWindow {
     pub key_dim: usize,
 }
 
-/// One sequence to decode: the encoder tokens the decoder may attend to, `(len, d_model)`.
+/// One sequence to decode: the encoder tokens the decoder may attend to, `(len, d_model)`,
+/// and for prompted models (Qwen2-Audio, AF3) the user's text (None: the model's default).
 pub struct DecodeInput {
     pub memory: Tensor,
+    pub prompt: Option<String>,
+}
+
+impl DecodeInput {
+    pub fn new(memory: Tensor) -> DecodeInput {
+        DecodeInput {
+            memory,
+            prompt: None,
+        }
+    }
 }
 
 /// What greedy decoding produced for one input.
@@ -104,7 +146,14 @@ pub struct Generation {
     pub text: String,
     /// Wall time attributed to this sequence (ms). In batched decoding each step's time is
     /// shared equally among the sequences still running, so the shares add up to the wall time.
+    /// Includes the prefill.
     pub decode_ms: f64,
+    /// Time (ms, included in `decode_ms`) spent before the first generated token on the audio
+    /// tokens: an LLM's prompt prefill; Whisper's cross-attention keys and values. None when
+    /// the model does not measure it.
+    pub prefill_ms: Option<f64>,
+    /// Decoding steps after the prefill (each one token), for ms-per-token figures.
+    pub steps: usize,
 }
 
 /// Called as sequences finish: `(input index, its generation)`.
@@ -122,6 +171,84 @@ pub trait AudioLanguageModel: Send {
         cancel: &AtomicBool,
         on_finished: &mut OnFinished<'_>,
     ) -> Result<Vec<Generation>>;
+}
+
+/// Where a model runs: `cpu`, `cuda` (GPU 0) or `cuda:N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    #[default]
+    Cpu,
+    Cuda(usize),
+}
+
+impl DeviceChoice {
+    pub fn parse(s: &str) -> std::result::Result<DeviceChoice, String> {
+        let s = s.trim().to_ascii_lowercase();
+        match s.as_str() {
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" | "gpu" => Ok(DeviceChoice::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceChoice::Cuda)
+                .ok_or_else(|| format!("unknown device `{s}` (expected cpu, cuda or cuda:N)")),
+        }
+    }
+
+    /// The candle device, with a clear error when this build has no CUDA or the GPU is absent.
+    pub fn device(self) -> Result<candle_core::Device> {
+        match self {
+            DeviceChoice::Cpu => Ok(candle_core::Device::Cpu),
+            DeviceChoice::Cuda(n) => {
+                if !cfg!(feature = "cuda") {
+                    return Err(ModelError::Device(
+                        "this prunescope was built without CUDA: rebuild with `cargo build --release --features cuda` (needs nvcc), or use --device cpu".into(),
+                    ));
+                }
+                candle_core::Device::new_cuda(n)
+                    .map_err(|e| ModelError::Device(format!("cannot open CUDA device {n}: {e}")))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceChoice::Cpu => write!(f, "cpu"),
+            DeviceChoice::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// How to load a model, whatever its kind.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub device: DeviceChoice,
+    pub whisper: whisper::DecodeOptions,
+    pub alm: alm::AlmOptions,
+}
+
+/// Loads any supported model directory: Qwen2-Audio or Audio Flamingo 3 when `config.json` says
+/// so, else Whisper (CTranslate2 or Hugging Face).
+pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Box<dyn AudioLanguageModel>> {
+    if alm::is_alm_dir(dir) {
+        let device = opts.device.device()?;
+        let mut m = alm::Alm::load(dir, &device)?;
+        m.options = opts.alm.clone();
+        return Ok(Box::new(m));
+    }
+    if opts.device != DeviceChoice::Cpu {
+        // Check the directory first so a wrong path is reported as such.
+        detect_format(dir)?;
+        return Err(ModelError::Device(format!(
+            "Whisper runs on the CPU in prunescope; --device {} is for Qwen2-Audio and Audio Flamingo 3",
+            opts.device
+        )));
+    }
+    let mut m = whisper::Whisper::load(dir)?;
+    m.options = opts.whisper.clone();
+    Ok(Box::new(m))
 }
 
 /// Which format a model directory is in.

@@ -116,6 +116,7 @@ struct Scores {
     top: Vec<usize>,
     spt: f64,
     encode_ms: f64,
+    analyzed_s: f64,
 }
 
 struct Clip {
@@ -511,10 +512,21 @@ impl ExplorerApp {
                     windows,
                     seconds_per_token,
                     encode_ms,
+                    analyzed_s,
                 } => {
                     let Some(clip) = self.clip.as_mut().filter(|c| c.job == job) else {
                         continue;
                     };
+                    if analyzed_s + 1e-6 < clip.duration {
+                        let msg = format!(
+                            "{model} reads the first {analyzed_s:.0} s of this {:.1} s clip",
+                            clip.duration
+                        );
+                        self.status = Some(Status {
+                            text: msg,
+                            error: false,
+                        });
+                    }
                     let max = scores
                         .iter()
                         .copied()
@@ -541,6 +553,7 @@ impl ExplorerApp {
                         top,
                         spt: seconds_per_token,
                         encode_ms,
+                        analyzed_s,
                     });
                     self.highlight = None;
                     self.decoding = None;
@@ -1632,6 +1645,7 @@ impl ExplorerApp {
                 path: clip.path.display().to_string(),
                 duration_s: clip.duration,
                 windows: s.windows.len(),
+                analyzed_s: s.analyzed_s,
             },
             tokens: TokenInfo {
                 count: s.raw.len(),

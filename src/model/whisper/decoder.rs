@@ -156,6 +156,17 @@ struct Sequence {
     prompt: Vec<u32>,
     generated: Vec<u32>,
     ms: f64,
+    prefill_ms: f64,
+    steps: usize,
+}
+
+/// A finished sequence's share of the wall time (ms): all of it, the cross-attention prefill's
+/// part, and the decoding steps it took part in.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub ms: f64,
+    pub prefill_ms: f64,
+    pub steps: usize,
 }
 
 /// One batched greedy decoding job (SPEC.md section 5).
@@ -170,8 +181,8 @@ pub struct Job<'a> {
     pub max_tokens: usize,
 }
 
-/// Receives `(batch index, generated ids without the prompt and <|endoftext|>, ms)`.
-pub type Finished<'a> = dyn FnMut(usize, Vec<u32>, f64) -> Result<()> + 'a;
+/// Receives `(batch index, generated ids without the prompt and <|endoftext|>, timing)`.
+pub type Finished<'a> = dyn FnMut(usize, Vec<u32>, Timing) -> Result<()> + 'a;
 
 impl Job<'_> {
     pub fn run(
@@ -199,7 +210,8 @@ impl Job<'_> {
         let total_len: usize = active.iter().map(|s| s.memory_len.max(1)).sum();
         let prefill_ms = t0.elapsed().as_secs_f64() * 1e3;
         for s in active.iter_mut() {
-            s.ms += prefill_ms * s.memory_len.max(1) as f64 / total_len as f64;
+            s.prefill_ms = prefill_ms * s.memory_len.max(1) as f64 / total_len as f64;
+            s.ms += s.prefill_ms;
         }
 
         let mut pos = 0;
@@ -243,6 +255,7 @@ impl Job<'_> {
             let mut keep = Vec::with_capacity(active.len());
             for mut s in active.drain(..) {
                 s.ms += share;
+                s.steps += 1;
                 let done = match s.generated.last() {
                     Some(&t) if t == self.eot => {
                         s.generated.pop();
@@ -251,8 +264,12 @@ impl Job<'_> {
                     _ => s.generated.len() >= self.max_tokens,
                 };
                 if done {
-                    let ms = s.ms;
-                    finished(s.index, std::mem::take(&mut s.generated), ms)?;
+                    let t = Timing {
+                        ms: s.ms,
+                        prefill_ms: s.prefill_ms,
+                        steps: s.steps,
+                    };
+                    finished(s.index, std::mem::take(&mut s.generated), t)?;
                 } else {
                     keep.push(s);
                 }
@@ -283,6 +300,8 @@ impl Job<'_> {
                 prompt: self.prompt.to_vec(),
                 generated: Vec::with_capacity(self.max_tokens),
                 ms: 0.0,
+                prefill_ms: 0.0,
+                steps: 0,
             })
             .collect();
         for layer in &dec.layers {

@@ -129,19 +129,17 @@ impl Whisper {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "whisper".into());
-        let info = ModelInfo {
-            name: format!(
+        let info = ModelInfo::cross_attention(
+            format!(
                 "{name} ({})",
                 match format {
                     WeightFormat::CTranslate2 => "ctranslate2",
                     WeightFormat::HuggingFace => "hugging face",
                 }
             ),
-            n_mels: config.num_mel_bins,
-            tokens_per_window: config.max_source_positions,
-            seconds_per_token: 30.0 / config.max_source_positions as f64,
-            has_tail: true,
-        };
+            config.num_mel_bins,
+            config.max_source_positions,
+        );
         Ok(Whisper {
             mel: MelExtractor::new(config.num_mel_bins),
             config,
@@ -268,7 +266,7 @@ impl AudioLanguageModel for Whisper {
         let order: Vec<usize> = (0..inputs.len()).collect();
         for chunk in order.chunks(self.options.batch.max(1)) {
             let memories: Vec<&Tensor> = chunk.iter().map(|&i| &inputs[i].memory).collect();
-            let mut finished = |local: usize, ids: Vec<u32>, ms: f64| -> Result<()> {
+            let mut finished = |local: usize, ids: Vec<u32>, t: decoder::Timing| -> Result<()> {
                 let text = self
                     .tokenizer
                     .decode(&ids, true)
@@ -278,7 +276,9 @@ impl AudioLanguageModel for Whisper {
                 let g = Generation {
                     token_ids: ids,
                     text,
-                    decode_ms: ms,
+                    decode_ms: t.ms,
+                    prefill_ms: Some(t.prefill_ms),
+                    steps: t.steps,
                 };
                 let global = chunk[local];
                 on_finished(global, &g);

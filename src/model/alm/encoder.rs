@@ -1,0 +1,266 @@
+//! The Whisper-large-v3-shaped audio encoder of Qwen2-Audio and Audio Flamingo 3 (ALM.md): conv
+//! front end with erf GELU, loaded positions, pre-LN layers with a key mask for padded frames,
+//! average pooling by pairs, then the final layer norm. It also returns what the paper scores
+//! tokens by (SPEC.md section 2): the attention each post-conv token receives in the last layer
+//! from the valid query rows, averaged over heads, pooled by pairs; and the head-averaged
+//! last-layer keys, pooled the same way.
+//!
+//! Written with device-generic candle ops so it runs on the CPU in f32 and on CUDA in bf16; the
+//! received-attention sums are accumulated in f32 block by block of query rows.
+
+use candle_core::{DType, Device, Tensor};
+
+use super::config::EncoderConfig;
+use super::weights::{AlmWeights, LayerNorm, Linear, Part};
+use crate::model::{EncodedWindow, Result};
+
+/// Upper bound on the live attention logits per block (`heads x rows x keys` elements).
+const BLOCK_ELEMENTS: usize = 1 << 24;
+
+struct Layer {
+    attn_ln: LayerNorm,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    mlp_ln: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+pub struct AudioEncoder {
+    conv1_w: Tensor,
+    conv1_b: Tensor,
+    conv2_w: Tensor,
+    conv2_b: Tensor,
+    positions: Tensor,
+    layers: Vec<Layer>,
+    ln_post: LayerNorm,
+    pub cfg: EncoderConfig,
+    device: Device,
+    dtype: DType,
+}
+
+/// Valid post-conv positions for `frames` valid mel frames: `(L - 1) // 2 + 1`.
+pub fn conv_tokens(frames: usize) -> usize {
+    if frames == 0 {
+        0
+    } else {
+        (frames - 1) / 2 + 1
+    }
+}
+
+/// Valid pooled tokens for `frames` valid mel frames: `((L - 1) // 2 + 1 - 2) // 2 + 1` with
+/// floor division (0 when fewer than 2 post-conv positions).
+pub fn pooled_tokens(frames: usize) -> usize {
+    let c = conv_tokens(frames);
+    if c < 2 {
+        0
+    } else {
+        (c - 2) / 2 + 1
+    }
+}
+
+impl AudioEncoder {
+    pub fn load(w: &AlmWeights, c: &EncoderConfig) -> Result<AudioEncoder> {
+        let d = c.d_model;
+        let p = Part::Encoder;
+        let layers = (0..c.layers)
+            .map(|i| {
+                let l = format!("layers.{i}");
+                Ok(Layer {
+                    attn_ln: w.layer_norm(p, &format!("{l}.self_attn_layer_norm"), d)?,
+                    q: w.linear(p, &format!("{l}.self_attn.q_proj"), d, d, true)?,
+                    k: w.linear(p, &format!("{l}.self_attn.k_proj"), d, d, false)?,
+                    v: w.linear(p, &format!("{l}.self_attn.v_proj"), d, d, true)?,
+                    out: w.linear(p, &format!("{l}.self_attn.out_proj"), d, d, true)?,
+                    mlp_ln: w.layer_norm(p, &format!("{l}.final_layer_norm"), d)?,
+                    fc1: w.linear(p, &format!("{l}.fc1"), d, c.ffn, true)?,
+                    fc2: w.linear(p, &format!("{l}.fc2"), c.ffn, d, true)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(AudioEncoder {
+            conv1_w: w.get(p, "conv1.weight", &[d, c.n_mels, 3])?,
+            conv1_b: w.get(p, "conv1.bias", &[d])?.reshape((1, d, 1))?,
+            conv2_w: w.get(p, "conv2.weight", &[d, d, 3])?,
+            conv2_b: w.get(p, "conv2.bias", &[d])?.reshape((1, d, 1))?,
+            positions: w.get(p, "embed_positions.weight", &[c.max_source_positions, d])?,
+            layers,
+            ln_post: w.layer_norm(p, "layer_norm", d)?,
+            cfg: c.clone(),
+            device: w.device.clone(),
+            dtype: w.dtype,
+        })
+    }
+
+    /// Mel frames the encoder takes (twice its positions).
+    pub fn frames(&self) -> usize {
+        2 * self.cfg.max_source_positions
+    }
+
+    /// Pooled tokens per window.
+    pub fn tokens_per_window(&self) -> usize {
+        self.cfg.max_source_positions / 2
+    }
+
+    /// `mel` is `[n_mels][frames()]` row-major with `valid_frames` frames of audio. Returns the
+    /// pooled hidden states of the whole window (`tokens_per_window x d`, f32 on the CPU) and
+    /// the scores and keys of its valid pooled tokens.
+    pub fn forward(&self, mel: &[f32], valid_frames: usize) -> Result<EncodedWindow> {
+        let (d, t) = (self.cfg.d_model, self.cfg.max_source_positions);
+        let heads = self.cfg.heads;
+        let hd = d / heads;
+        let valid_frames = valid_frames.min(self.frames());
+        let lc = conv_tokens(valid_frames);
+        let n_valid = pooled_tokens(valid_frames);
+
+        let x = Tensor::from_slice(mel, (1, self.cfg.n_mels, self.frames()), &Device::Cpu)?
+            .to_device(&self.device)?
+            .to_dtype(self.dtype)?;
+        let x = x
+            .conv1d(&self.conv1_w, 1, 1, 1, 1)?
+            .broadcast_add(&self.conv1_b)?
+            .gelu_erf()?;
+        let x = x
+            .conv1d(&self.conv2_w, 1, 2, 1, 1)?
+            .broadcast_add(&self.conv2_b)?
+            .gelu_erf()?;
+        let mut x = x.squeeze(0)?.t()?.contiguous()?.add(&self.positions)?;
+
+        // Padded keys get -inf in every layer; padded query rows are still computed.
+        let mask: Vec<f32> = (0..t)
+            .map(|j| if j < lc { 0.0 } else { f32::NEG_INFINITY })
+            .collect();
+        let mask = Tensor::from_vec(mask, (1, 1, t), &Device::Cpu)?
+            .to_device(&self.device)?
+            .to_dtype(self.dtype)?;
+
+        let scale = 1.0 / (hd as f64).sqrt();
+        let last = self.layers.len().saturating_sub(1);
+        let mut received = None;
+        let mut last_keys = None;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let h = layer.attn_ln.forward(&x)?;
+            let q = split_heads(&(layer.q.forward(&h)? * scale)?, heads)?;
+            let k_flat = layer.k.forward(&h)?;
+            let k = split_heads(&k_flat, heads)?;
+            let v = split_heads(&layer.v.forward(&h)?, heads)?;
+            let want_scores = i == last;
+            let (a, col) = attention(&q, &k, &v, &mask, want_scores.then_some(lc))?;
+            if want_scores {
+                received = col;
+                last_keys = Some(k_flat);
+            }
+            let a = a.transpose(0, 1)?.reshape((t, d))?;
+            x = x.add(&layer.out.forward(&a)?)?;
+            let m = layer.mlp_ln.forward(&x)?;
+            let m = layer.fc2.forward(&layer.fc1.forward(&m)?.gelu_erf()?)?;
+            x = x.add(&m)?;
+        }
+        // AvgPool1d(2, 2) over time, then the final norm.
+        let pooled = x.reshape((t / 2, 2, d))?.mean(1)?;
+        let hidden = self.ln_post.forward(&pooled)?.to_dtype(DType::F32)?;
+        let hidden = hidden.to_device(&Device::Cpu)?;
+
+        let a: Vec<f32> = match received {
+            Some(c) => c.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.to_vec1()?,
+            None => vec![0.0; t],
+        };
+        let inv_heads = 1.0 / heads as f32;
+        let scores: Vec<f32> = (0..n_valid)
+            .map(|m| (a[2 * m] + a[2 * m + 1]) * inv_heads / 2.0)
+            .collect();
+        let keys: Vec<f32> = match last_keys {
+            Some(k) if n_valid > 0 => k
+                .narrow(0, 0, 2 * n_valid)?
+                .to_dtype(DType::F32)?
+                .reshape((n_valid, 2, heads, hd))?
+                .mean(2)?
+                .mean(1)?
+                .to_device(&Device::Cpu)?
+                .flatten_all()?
+                .to_vec1()?,
+            _ => Vec::new(),
+        };
+        Ok(EncodedWindow {
+            hidden,
+            n_valid,
+            scores,
+            keys,
+            key_dim: hd,
+        })
+    }
+}
+
+/// `(T, d)` -> `(heads, T, head_dim)`, contiguous.
+fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (t, d) = x.dims2()?;
+    Ok(x.reshape((t, heads, d / heads))?
+        .transpose(0, 1)?
+        .contiguous()?)
+}
+
+/// Masked softmax attention over `(H, T, hd)` tensors, block of query rows by block. With
+/// `received = Some(n)`, also returns the column sums of the attention matrices over the first
+/// `n` query rows, summed over heads, in f32 (`(T,)`).
+fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    received: Option<usize>,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let (heads, t, _) = q.dims3()?;
+    let kt = k.t()?;
+    let rows_per_block = (BLOCK_ELEMENTS / (heads * t).max(1)).clamp(1, t.max(1));
+    let mut blocks = Vec::with_capacity(t.div_ceil(rows_per_block));
+    let mut col: Option<Tensor> = None;
+    let mut start = 0;
+    while start < t {
+        let rows = rows_per_block.min(t - start);
+        let logits = q.narrow(1, start, rows)?.matmul(&kt)?.broadcast_add(mask)?;
+        let probs = candle_nn::ops::softmax_last_dim(&logits)?;
+        if let Some(n) = received {
+            let valid = n.saturating_sub(start).min(rows);
+            if valid > 0 {
+                let s = probs
+                    .narrow(1, 0, valid)?
+                    .to_dtype(DType::F32)?
+                    .sum(1)?
+                    .sum(0)?;
+                col = Some(match col {
+                    Some(c) => c.add(&s)?,
+                    None => s,
+                });
+            }
+        }
+        blocks.push(probs.matmul(v)?);
+        start += rows;
+    }
+    let out = Tensor::cat(&blocks, 1)?;
+    Ok((out, col))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_counts_match_the_processor() {
+        // (L - 1) // 2 + 1, then (x - 2) // 2 + 1 with Python floor division.
+        assert_eq!(conv_tokens(3000), 1500);
+        assert_eq!(pooled_tokens(3000), 750);
+        assert_eq!(pooled_tokens(130), 32);
+        assert_eq!(pooled_tokens(110), 27);
+        assert_eq!(
+            (pooled_tokens(0), pooled_tokens(1), pooled_tokens(2)),
+            (0, 0, 0)
+        );
+        assert_eq!(pooled_tokens(3), 1);
+        for l in 1..4000usize {
+            let py = ((l as i64 - 1).div_euclid(2) + 1 - 2).div_euclid(2) + 1;
+            assert_eq!(pooled_tokens(l) as i64, py.max(0), "L = {l}");
+        }
+    }
+}

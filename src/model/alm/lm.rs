@@ -1,0 +1,265 @@
+//! The Qwen2 / Qwen2.5 language model of Qwen2-Audio and Audio Flamingo 3: inputs as
+//! embeddings, q/k/v with bias, grouped-query attention, rotate-half RoPE with f32 tables,
+//! SiLU-gated MLP, RMSNorm, a key/value cache and explicit (contiguous) positions.
+
+use candle_core::{DType, Device, Tensor, D};
+
+use super::config::TextConfig;
+use super::weights::{AlmWeights, Linear, Part};
+use crate::model::Result;
+
+/// Upper bound on the live attention logits per block of query rows (`heads x rows x keys`).
+const BLOCK_ELEMENTS: usize = 1 << 26;
+
+struct Layer {
+    ln1: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    ln2: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+pub struct TextModel {
+    embed: Tensor,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    lm_head: Tensor,
+    inv_freq: Vec<f32>,
+    pub cfg: TextConfig,
+    device: Device,
+    dtype: DType,
+}
+
+/// Keys and values of every layer for the positions seen so far, `(kv_heads, len, head_dim)`.
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+}
+
+impl KvCache {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl TextModel {
+    pub fn load(w: &AlmWeights, c: &TextConfig) -> Result<TextModel> {
+        let p = Part::Lm;
+        let (h, hd) = (c.hidden, c.head_dim);
+        let (qd, kvd) = (c.heads * hd, c.kv_heads * hd);
+        let layers = (0..c.layers)
+            .map(|i| {
+                let l = format!("layers.{i}");
+                Ok(Layer {
+                    ln1: w.get(p, &format!("{l}.input_layernorm.weight"), &[h])?,
+                    q: w.linear(p, &format!("{l}.self_attn.q_proj"), h, qd, true)?,
+                    k: w.linear(p, &format!("{l}.self_attn.k_proj"), h, kvd, true)?,
+                    v: w.linear(p, &format!("{l}.self_attn.v_proj"), h, kvd, true)?,
+                    o: w.linear(p, &format!("{l}.self_attn.o_proj"), qd, h, false)?,
+                    ln2: w.get(p, &format!("{l}.post_attention_layernorm.weight"), &[h])?,
+                    gate: w.linear(p, &format!("{l}.mlp.gate_proj"), h, c.intermediate, false)?,
+                    up: w.linear(p, &format!("{l}.mlp.up_proj"), h, c.intermediate, false)?,
+                    down: w.linear(p, &format!("{l}.mlp.down_proj"), c.intermediate, h, false)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let embed = w.get(p, "embed_tokens.weight", &[c.vocab, h])?;
+        let lm_head = if c.tie_embeddings && !w.has(Part::LmHead, "weight") {
+            embed.clone()
+        } else {
+            w.get(Part::LmHead, "weight", &[c.vocab, h])?
+        };
+        // transformers: 1 / theta^(arange(0, dim, 2) / dim), in f32.
+        let inv_freq = (0..hd / 2)
+            .map(|i| 1.0 / (c.rope_theta as f32).powf((2 * i) as f32 / hd as f32))
+            .collect();
+        Ok(TextModel {
+            embed,
+            layers,
+            norm: w.get(p, "norm.weight", &[h])?,
+            lm_head,
+            inv_freq,
+            cfg: c.clone(),
+            device: w.device.clone(),
+            dtype: w.dtype,
+        })
+    }
+
+    pub fn new_cache(&self) -> KvCache {
+        KvCache {
+            layers: (0..self.layers.len()).map(|_| None).collect(),
+            len: 0,
+        }
+    }
+
+    /// Embeddings of token ids, `(len, hidden)`.
+    pub fn embed(&self, ids: &[u32]) -> Result<Tensor> {
+        let ids = Tensor::new(ids, &self.device)?;
+        Ok(self.embed.index_select(&ids, 0)?)
+    }
+
+    /// Runs `x` (`(len, hidden)` input embeddings) at positions `cache.len()..`, extends the
+    /// cache, and returns the last position's logits (f32, on the CPU).
+    pub fn forward(&self, x: &Tensor, cache: &mut KvCache) -> Result<Vec<f32>> {
+        let (len, _) = x.dims2()?;
+        let start = cache.len;
+        let (cos, sin) = self.rope_tables(start, len)?;
+        let mut x = x.to_dtype(self.dtype)?;
+        for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            let h = rms_norm(&x, &layer.ln1, self.cfg.rms_eps)?;
+            let a = self.attention(layer, &h, &cos, &sin, start, slot)?;
+            x = x.add(&layer.o.forward(&a)?)?;
+            let h = rms_norm(&x, &layer.ln2, self.cfg.rms_eps)?;
+            let m = layer
+                .gate
+                .forward(&h)?
+                .silu()?
+                .mul(&layer.up.forward(&h)?)?;
+            x = x.add(&layer.down.forward(&m)?)?;
+        }
+        cache.len += len;
+        let last = rms_norm(&x.narrow(0, len - 1, 1)?, &self.norm, self.cfg.rms_eps)?;
+        let logits = last.matmul(&self.lm_head.t()?)?;
+        Ok(logits
+            .squeeze(0)?
+            .to_dtype(DType::F32)?
+            .to_device(&Device::Cpu)?
+            .to_vec1()?)
+    }
+
+    /// cos and sin of positions `start..start + len`, `(len, head_dim / 2)`, computed in f32 as
+    /// transformers does, then cast to the model's dtype.
+    fn rope_tables(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
+        let half = self.inv_freq.len();
+        let mut cos = Vec::with_capacity(len * half);
+        let mut sin = Vec::with_capacity(len * half);
+        for p in start..start + len {
+            for &f in &self.inv_freq {
+                let angle = p as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        let to = |v: Vec<f32>| -> Result<Tensor> {
+            Ok(Tensor::from_vec(v, (len, half), &Device::Cpu)?
+                .to_device(&self.device)?
+                .to_dtype(self.dtype)?)
+        };
+        Ok((to(cos)?, to(sin)?))
+    }
+
+    fn attention(
+        &self,
+        layer: &Layer,
+        h: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        start: usize,
+        slot: &mut Option<(Tensor, Tensor)>,
+    ) -> Result<Tensor> {
+        let c = &self.cfg;
+        let (len, _) = h.dims2()?;
+        let (heads, kvh, hd) = (c.heads, c.kv_heads, c.head_dim);
+        let rep = heads / kvh;
+        let shape = |t: Tensor, n: usize| -> Result<Tensor> {
+            Ok(t.reshape((len, n, hd))?.transpose(0, 1)?.contiguous()?)
+        };
+        let q = shape(layer.q.forward(h)?, heads)?;
+        let k = shape(layer.k.forward(h)?, kvh)?;
+        let v = shape(layer.v.forward(h)?, kvh)?;
+        let q = candle_nn::rotary_emb::rope(&q.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
+        let k = candle_nn::rotary_emb::rope(&k.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
+        let (k, v) = match slot.take() {
+            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 1)?, Tensor::cat(&[&pv, &v], 1)?),
+            None => (k, v),
+        };
+        *slot = Some((k.clone(), v.clone()));
+        let keys = start + len;
+        let window = c.sliding_window.unwrap_or(usize::MAX);
+        let kt = k.t()?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let rows_per_block = (BLOCK_ELEMENTS / (heads * keys).max(1)).clamp(1, len);
+        let mut outs = Vec::with_capacity(len.div_ceil(rows_per_block));
+        let mut r0 = 0;
+        while r0 < len {
+            let rows = rows_per_block.min(len - r0);
+            // Heads that share a key/value head are grouped: (kvh, rep * rows, hd).
+            let qb = q.narrow(1, r0, rows)?.reshape((kvh, rep * rows, hd))?;
+            let logits = (qb.matmul(&kt)? * scale)?.to_dtype(DType::F32)?;
+            let logits = match causal_mask(start + r0, rows, keys, window) {
+                Some(m) => {
+                    let m =
+                        Tensor::from_vec(m, (rows, keys), &Device::Cpu)?.to_device(&self.device)?;
+                    logits
+                        .reshape((kvh, rep, rows, keys))?
+                        .broadcast_add(&m)?
+                        .reshape((kvh, rep * rows, keys))?
+                }
+                None => logits,
+            };
+            let probs = candle_nn::ops::softmax_last_dim(&logits)?.to_dtype(self.dtype)?;
+            let o = probs
+                .matmul(&v)?
+                .reshape((heads, rows, hd))?
+                .transpose(0, 1)?
+                .reshape((rows, heads * hd))?;
+            outs.push(o);
+            r0 += rows;
+        }
+        Ok(Tensor::cat(&outs, 0)?)
+    }
+}
+
+/// Additive mask for query positions `first..first + rows` over `keys` keys: key j is visible
+/// from position p when `p - window < j <= p`. None when every key is visible.
+fn causal_mask(first: usize, rows: usize, keys: usize, window: usize) -> Option<Vec<f32>> {
+    if rows == 1 && first + 1 == keys && first < window {
+        return None;
+    }
+    let mut m = vec![0f32; rows * keys];
+    for i in 0..rows {
+        let p = first + i;
+        for (j, x) in m[i * keys..(i + 1) * keys].iter_mut().enumerate() {
+            if j > p || p - j >= window {
+                *x = f32::NEG_INFINITY;
+            }
+        }
+    }
+    Some(m)
+}
+
+fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let xf = x.to_dtype(DType::F32)?;
+    let var = xf.sqr()?.mean_keepdim(D::Minus1)?;
+    let y = xf.broadcast_div(&(var + eps)?.sqrt()?)?.to_dtype(dtype)?;
+    Ok(y.broadcast_mul(w)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causal_mask_rows() {
+        let m = causal_mask(0, 3, 3, usize::MAX).unwrap();
+        let inf = f32::NEG_INFINITY;
+        assert_eq!(m, vec![0.0, inf, inf, 0.0, 0.0, inf, 0.0, 0.0, 0.0]);
+        // One new token after a prefix sees everything.
+        assert!(causal_mask(5, 1, 6, usize::MAX).is_none());
+        // A block of rows in the middle of a prefill.
+        let m = causal_mask(1, 1, 3, usize::MAX).unwrap();
+        assert_eq!(m, vec![0.0, 0.0, inf]);
+        // Sliding window of 2: position 3 sees keys 2 and 3.
+        let m = causal_mask(3, 1, 4, 2).unwrap();
+        assert_eq!(m, vec![inf, inf, 0.0, 0.0]);
+    }
+}

@@ -1,0 +1,374 @@
+//! The paper's models, Qwen2-Audio-7B-Instruct and Audio Flamingo 3, behind the same
+//! [`AudioLanguageModel`] trait as Whisper (ALM.md): the audio encoder scores and pools its
+//! tokens, the engine prunes the pooled tokens, and the projector and the Qwen2 language model
+//! run on the kept ones, which fill one placeholder each in the chat prompt.
+
+pub mod config;
+pub mod encoder;
+pub mod lm;
+pub mod weights;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+
+use self::config::{AlmConfig, AlmKind};
+use self::encoder::AudioEncoder;
+use self::lm::TextModel;
+use self::weights::{AlmWeights, Linear, Part};
+use super::{
+    AudioLanguageModel, DecodeInput, EncodedWindow, Generation, ModelError, ModelInfo, OnFinished,
+    Result,
+};
+use crate::mel::MelExtractor;
+use crate::HOP;
+
+const SYSTEM: &str =
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n";
+
+/// Decoding options of the prompted models.
+#[derive(Debug, Clone)]
+pub struct AlmOptions {
+    /// New tokens at most per run (greedy decoding stops earlier at an end token).
+    pub max_new_tokens: usize,
+}
+
+impl Default for AlmOptions {
+    fn default() -> Self {
+        AlmOptions {
+            max_new_tokens: 256,
+        }
+    }
+}
+
+enum Projector {
+    /// Qwen2-Audio: one linear layer.
+    Linear(Linear),
+    /// Audio Flamingo 3: linear, erf GELU, linear.
+    Mlp(Linear, Linear),
+}
+
+impl Projector {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Projector::Linear(l) => l.forward(x),
+            Projector::Mlp(a, b) => b.forward(&a.forward(x)?.gelu_erf()?),
+        }
+    }
+}
+
+/// A loaded Qwen2-Audio or Audio Flamingo 3 model.
+pub struct Alm {
+    pub config: AlmConfig,
+    info: ModelInfo,
+    mel: MelExtractor,
+    encoder: AudioEncoder,
+    projector: Projector,
+    lm: TextModel,
+    tokenizer: tokenizers::Tokenizer,
+    /// Ids that end a reply.
+    end_tokens: Vec<u32>,
+    device: Device,
+    pub options: AlmOptions,
+}
+
+/// Reads `config.json` of a directory and says whether it is one of the paper's models.
+pub fn is_alm_dir(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|j| config::is_alm_config(&j))
+}
+
+impl Alm {
+    /// Loads a Hugging Face directory of either model onto `device`: f32 on the CPU, bf16 on a
+    /// GPU.
+    pub fn load(dir: &Path, device: &Device) -> Result<Alm> {
+        if !dir.is_dir() {
+            return Err(if dir.exists() {
+                ModelError::NotADir(dir.to_path_buf())
+            } else {
+                ModelError::DirMissing(dir.to_path_buf())
+            });
+        }
+        let config = AlmConfig::from_file(&dir.join("config.json"))?;
+        let tok_path = dir.join("tokenizer.json");
+        if !tok_path.is_file() {
+            return Err(ModelError::TokenizerMissing(tok_path));
+        }
+        let tokenizer = tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| {
+            ModelError::corrupt(&tok_path, format!("is not a usable tokenizer: {e}"))
+        })?;
+        let placeholder = config.kind.placeholder();
+        match tokenizer.token_to_id(placeholder) {
+            Some(id) if id == config.audio_token_id => {}
+            Some(id) => {
+                return Err(ModelError::corrupt(
+                    &tok_path,
+                    format!(
+                        "maps `{placeholder}` to {id} but config.json says the audio token is {}",
+                        config.audio_token_id
+                    ),
+                ))
+            }
+            None => {
+                return Err(ModelError::corrupt(
+                    &tok_path,
+                    format!("has no `{placeholder}` token: not this model's tokenizer"),
+                ))
+            }
+        }
+        let dtype = if device.is_cpu() {
+            DType::F32
+        } else {
+            DType::BF16
+        };
+        let w = AlmWeights::open(dir, device, dtype)?;
+        let encoder = AudioEncoder::load(&w, &config.audio)?;
+        let (d, h) = (config.audio.d_model, config.text.hidden);
+        let projector = match config.kind {
+            AlmKind::Qwen2Audio => {
+                Projector::Linear(w.linear(Part::Projector, "linear", d, h, true)?)
+            }
+            AlmKind::AudioFlamingo3 => Projector::Mlp(
+                w.linear(Part::Projector, "linear_1", d, h, config.projector_bias)?,
+                w.linear(Part::Projector, "linear_2", h, h, config.projector_bias)?,
+            ),
+        };
+        let lm = TextModel::load(&w, &config.text)?;
+        let end_tokens = end_tokens(dir, &tokenizer)?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| config.kind.name().into());
+        let tokens_per_window = encoder.tokens_per_window();
+        let window_samples = encoder.frames() * HOP;
+        let info = ModelInfo {
+            name: format!(
+                "{name} ({}, {})",
+                config.kind.name(),
+                if device.is_cpu() {
+                    "cpu f32"
+                } else {
+                    "gpu bf16"
+                }
+            ),
+            n_mels: config.audio.n_mels,
+            tokens_per_window,
+            seconds_per_token: window_samples as f64
+                / f64::from(crate::SAMPLE_RATE)
+                / tokens_per_window as f64,
+            has_tail: false,
+            window_samples,
+            max_windows: Some(config.kind.max_windows()),
+            prefix_lm: true,
+            default_prompt: Some(match config.kind {
+                AlmKind::Qwen2Audio => "Describe the audio.".into(),
+                AlmKind::AudioFlamingo3 => "Describe the audio in detail.".into(),
+            }),
+        };
+        Ok(Alm {
+            mel: MelExtractor::new(config.audio.n_mels),
+            config,
+            info,
+            encoder,
+            projector,
+            lm,
+            tokenizer,
+            end_tokens,
+            device: device.clone(),
+            options: AlmOptions::default(),
+        })
+    }
+
+    fn encode_ids(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?
+            .get_ids()
+            .to_vec())
+    }
+
+    /// The prompt ids around the placeholders (ALM.md templates): `(before, after)`.
+    pub fn prompt_ids(&self, text: &str) -> Result<(Vec<u32>, Vec<u32>)> {
+        let (before, after) = match self.config.kind {
+            AlmKind::Qwen2Audio => (
+                format!("{SYSTEM}Audio 1: <|audio_bos|>"),
+                format!("<|audio_eos|>\n{text}<|im_end|>\n<|im_start|>assistant\n"),
+            ),
+            AlmKind::AudioFlamingo3 => (
+                SYSTEM.to_string(),
+                format!("{text}<|im_end|>\n<|im_start|>assistant\n"),
+            ),
+        };
+        Ok((self.encode_ids(&before)?, self.encode_ids(&after)?))
+    }
+
+    /// The merged input embeddings of a prompt around `audio` (pooled encoder rows, `(K, d)`):
+    /// `(ids, embeddings)`; the placeholders' rows hold the projected audio tokens.
+    pub fn input_embeddings(&self, audio: &Tensor, text: &str) -> Result<(Vec<u32>, Tensor)> {
+        let (before, after) = self.prompt_ids(text)?;
+        let k = audio.dim(0)?;
+        let mut ids = before.clone();
+        ids.extend(std::iter::repeat_n(self.config.audio_token_id, k));
+        ids.extend_from_slice(&after);
+        let mut parts = Vec::with_capacity(3);
+        parts.push(self.lm.embed(&before)?);
+        if k > 0 {
+            let a = audio.to_device(&self.device)?.to_dtype(self.lm_dtype())?;
+            parts.push(self.projector.forward(&a)?);
+        }
+        parts.push(self.lm.embed(&after)?);
+        Ok((ids, Tensor::cat(&parts, 0)?))
+    }
+
+    /// Whether `id` ends a reply.
+    pub fn is_end_token(&self, id: u32) -> bool {
+        self.end_tokens.contains(&id)
+    }
+
+    fn lm_dtype(&self) -> DType {
+        if self.device.is_cpu() {
+            DType::F32
+        } else {
+            DType::BF16
+        }
+    }
+
+    /// Greedy decoding from input embeddings: `(ids, first logits, prefill ms, steps)`.
+    pub fn greedy(
+        &self,
+        embeds: &Tensor,
+        cancel: &AtomicBool,
+    ) -> Result<(Vec<u32>, Vec<f32>, f64, usize)> {
+        let len = embeds.dim(0)?;
+        let limit = self.config.text.max_positions;
+        if len >= limit {
+            return Err(ModelError::Config {
+                path: Default::default(),
+                msg: format!(
+                    "the prompt has {len} tokens, more than the language model's {limit} positions"
+                ),
+            });
+        }
+        let mut cache = self.lm.new_cache();
+        let t0 = Instant::now();
+        let logits = self.lm.forward(embeds, &mut cache)?;
+        self.device.synchronize()?;
+        let prefill_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let first = logits.clone();
+        let mut ids = Vec::new();
+        let mut next = argmax(&logits);
+        let mut steps = 0;
+        let max_new = self.options.max_new_tokens.min(limit - len);
+        while !self.end_tokens.contains(&next) {
+            ids.push(next);
+            if ids.len() >= max_new {
+                break;
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return Err(ModelError::Cancelled);
+            }
+            let e = self.lm.embed(&[next])?;
+            let logits = self.lm.forward(&e, &mut cache)?;
+            steps += 1;
+            next = argmax(&logits);
+        }
+        Ok((ids, first, prefill_ms, steps))
+    }
+}
+
+/// The ids that end a reply: generation_config.json's `eos_token_id` (a number or a list),
+/// plus `<|im_end|>` and `<|endoftext|>` when the tokenizer has them.
+fn end_tokens(dir: &Path, tok: &tokenizers::Tokenizer) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    let gen = dir.join("generation_config.json");
+    if gen.is_file() {
+        let text = std::fs::read_to_string(&gen).map_err(|e| ModelError::io(&gen, e))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| ModelError::corrupt(&gen, format!("not valid JSON: {e}")))?;
+        match json.get("eos_token_id") {
+            Some(serde_json::Value::Number(n)) => out.extend(n.as_u64().map(|x| x as u32)),
+            Some(serde_json::Value::Array(a)) => {
+                out.extend(a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32))
+            }
+            _ => {}
+        }
+    }
+    for t in ["<|im_end|>", "<|endoftext|>"] {
+        if let Some(id) = tok.token_to_id(t) {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(ModelError::corrupt(
+            dir,
+            "names no end token (generation_config.json eos_token_id, <|im_end|>, <|endoftext|>)",
+        ));
+    }
+    Ok(out)
+}
+
+/// Index of the largest value, the first one on ties (as torch.argmax).
+fn argmax(x: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+impl AudioLanguageModel for Alm {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn encode(&self, samples: &[f32]) -> Result<EncodedWindow> {
+        let frames = self.encoder.frames();
+        let n = samples.len().min(frames * HOP);
+        let mel = self.mel.compute_frames(&samples[..n], frames);
+        self.encoder.forward(&mel, n.div_ceil(HOP))
+    }
+
+    fn generate(
+        &self,
+        inputs: &[DecodeInput],
+        cancel: &AtomicBool,
+        on_finished: &mut OnFinished<'_>,
+    ) -> Result<Vec<Generation>> {
+        let default = self.info.default_prompt.clone().unwrap_or_default();
+        let mut out = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.iter().enumerate() {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(ModelError::Cancelled);
+            }
+            let t0 = Instant::now();
+            let text = input.prompt.as_deref().unwrap_or(&default);
+            let (_, embeds) = self.input_embeddings(&input.memory, text)?;
+            let (ids, _, prefill_ms, steps) = self.greedy(&embeds, cancel)?;
+            let text = self
+                .tokenizer
+                .decode(&ids, true)
+                .map_err(|e| ModelError::Tokenizer(e.to_string()))?
+                .trim()
+                .to_string();
+            let g = Generation {
+                token_ids: ids,
+                text,
+                decode_ms: t0.elapsed().as_secs_f64() * 1e3,
+                prefill_ms: Some(prefill_ms),
+                steps,
+            };
+            on_finished(i, &g);
+            out.push(g);
+        }
+        Ok(out)
+    }
+}

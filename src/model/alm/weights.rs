@@ -1,0 +1,155 @@
+//! Memory-mapped safetensors shards, read tensor by tensor straight onto the target device in
+//! the target dtype: a 7B model in bf16 never has a second copy of its weights on the GPU, and
+//! on the CPU each tensor is widened to f32 from the mapping once.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Tensor};
+
+use crate::model::{hf, ModelError, Result};
+
+/// The published name layouts: the hub's (`audio_tower.*`, `language_model.model.*`,
+/// `language_model.lm_head.weight`) and transformers 5's (`model.audio_tower.*`,
+/// `model.language_model.*`, `lm_head.weight`).
+const LAYOUTS: [[&str; 4]; 2] = [
+    [
+        "audio_tower.",
+        "multi_modal_projector.",
+        "language_model.model.",
+        "language_model.lm_head.",
+    ],
+    [
+        "model.audio_tower.",
+        "model.multi_modal_projector.",
+        "model.language_model.",
+        "lm_head.",
+    ],
+];
+
+/// Which part of the model a tensor belongs to.
+#[derive(Debug, Clone, Copy)]
+pub enum Part {
+    Encoder = 0,
+    Projector = 1,
+    Lm = 2,
+    LmHead = 3,
+}
+
+pub struct AlmWeights {
+    st: MmapedSafetensors,
+    dir: PathBuf,
+    layout: usize,
+    pub device: Device,
+    pub dtype: DType,
+}
+
+impl AlmWeights {
+    pub fn open(dir: &Path, device: &Device, dtype: DType) -> Result<AlmWeights> {
+        let files = hf::safetensors_files(dir)?;
+        // SAFETY: the mapping is read-only and lives as long as the weights; like every
+        // safetensors reader we rely on the files not being rewritten while the model runs.
+        let st = unsafe { MmapedSafetensors::multi(&files) }.map_err(|e| {
+            ModelError::corrupt(dir, format!("cannot read the safetensors files: {e}"))
+        })?;
+        let layout = LAYOUTS
+            .iter()
+            .position(|l| st.get(&format!("{}conv1.weight", l[0])).is_ok())
+            .ok_or_else(|| {
+                ModelError::corrupt(
+                    dir,
+                    "has no `audio_tower.conv1.weight` (nor `model.audio_tower.conv1.weight`): not a Qwen2-Audio / Audio Flamingo 3 checkpoint",
+                )
+            })?;
+        Ok(AlmWeights {
+            st,
+            dir: dir.to_path_buf(),
+            layout,
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    pub fn full_name(&self, part: Part, name: &str) -> String {
+        format!("{}{name}", LAYOUTS[self.layout][part as usize])
+    }
+
+    pub fn has(&self, part: Part, name: &str) -> bool {
+        self.st.get(&self.full_name(part, name)).is_ok()
+    }
+
+    /// The tensor `name` of `part`, which must have exactly `shape`, on the device in the
+    /// model's dtype.
+    pub fn get(&self, part: Part, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let full = self.full_name(part, name);
+        let view = self
+            .st
+            .get(&full)
+            .map_err(|_| ModelError::MissingTensor(full.clone()))?;
+        if view.shape() != shape {
+            return Err(ModelError::Shape {
+                name: full,
+                got: view.shape().to_vec(),
+                want: shape.to_vec(),
+            });
+        }
+        let t = self
+            .st
+            .load(&full, &self.device)
+            .map_err(|e| ModelError::corrupt(&self.dir, format!("tensor `{full}`: {e}")))?;
+        Ok(t.to_dtype(self.dtype)?)
+    }
+
+    pub fn linear(
+        &self,
+        part: Part,
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+    ) -> Result<Linear> {
+        Ok(Linear {
+            weight: self.get(part, &format!("{name}.weight"), &[d_out, d_in])?,
+            bias: if bias {
+                Some(self.get(part, &format!("{name}.bias"), &[d_out])?)
+            } else {
+                None
+            },
+        })
+    }
+
+    pub fn layer_norm(&self, part: Part, name: &str, d: usize) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            weight: self.get(part, &format!("{name}.weight"), &[d])?,
+            bias: self.get(part, &format!("{name}.bias"), &[d])?,
+        })
+    }
+}
+
+/// `y = x W^T + b` for 2-D `x` of shape `(rows, d_in)`.
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = x.matmul(&self.weight.t()?)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+/// Layer norm over the last dimension, eps 1e-5 (Whisper's).
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl LayerNorm {
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        candle_nn::ops::layer_norm(x, &self.weight, &self.bias, 1e-5)
+    }
+}
