@@ -94,7 +94,7 @@ struct Baseline {
 pub fn run(a: BenchArgs) -> Result<()> {
     let mut audio = crate::audio::load(&a.clip)?;
     audio.samples.truncate(crate::WINDOW_SAMPLES);
-    let mut model = super::load_model(&a.model)?;
+    let mut model = super::load_whisper(&a.model)?;
     let info = model.info().clone();
     let mel = MelExtractor::new(info.n_mels);
     let n = audio.samples.len();

@@ -2,6 +2,7 @@
 
 mod bench;
 mod eval;
+mod prefill;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -11,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::engine::{self, Plan, Progress, RunMethod};
 use crate::model::whisper::Whisper;
-use crate::model::AudioLanguageModel;
+use crate::model::{AudioLanguageModel, DeviceChoice, LoadOptions};
 use crate::prune::{Order, Params, SegmentMode};
 
 #[derive(Parser)]
@@ -34,6 +35,9 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// Time mel, encoder+scores and the batched decodes on the first 30 s of a clip.
     Bench(bench::BenchArgs),
+    /// Time the language model's prefill of a prompted model (Qwen2-Audio / AF3, or random
+    /// weights of a chosen size) at 100/50/25/10 % of the audio tokens kept.
+    BenchPrefill(prefill::PrefillArgs),
     /// Write a CTranslate2 Whisper model as a Hugging Face directory (model.safetensors).
     Convert(ConvertArgs),
     /// Run a dataset under every pruning setting (resumable, shardable); `merge`, `report`.
@@ -44,10 +48,18 @@ enum Command {
 
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// Model directory (CTranslate2 or Hugging Face). Default: $PRUNESCOPE_MODEL, then
-    /// models/whisper-tiny.en of this checkout.
+    /// Model directory (Whisper in CTranslate2 or Hugging Face format, Qwen2-Audio, Audio
+    /// Flamingo 3) or a hub id such as Qwen/Qwen2-Audio-7B-Instruct found in the local Hugging
+    /// Face cache. Default: $PRUNESCOPE_MODEL, then models/whisper-tiny.en of this checkout.
     #[arg(long, short)]
     model: Option<PathBuf>,
+    /// Where Qwen2-Audio / AF3 run: cpu (f32), cuda or cuda:N (bf16; needs a build with
+    /// `--features cuda`). Whisper always runs on the CPU.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Qwen2-Audio / AF3: new tokens at most per run.
+    #[arg(long, default_value_t = 256)]
+    max_new_tokens: usize,
     /// Multilingual models: language code, or "auto" to detect it.
     #[arg(long, default_value = "en")]
     language: String,
@@ -101,6 +113,10 @@ pub struct PlanArgs {
     /// Order of the kept tokens handed to the model.
     #[arg(long, value_enum, default_value = "time")]
     order: OrderArg,
+    /// Qwen2-Audio / AF3: the request placed after the audio in the chat prompt, e.g. "Describe
+    /// the audio." or a question (default: a captioning request). Whisper ignores it.
+    #[arg(long)]
+    prompt: Option<String>,
 }
 
 #[derive(Args)]
@@ -135,6 +151,7 @@ pub fn main() -> Result<()> {
     match cli.command {
         Some(Command::Analyze(a)) => analyze(a),
         Some(Command::Bench(b)) => bench::run(b),
+        Some(Command::BenchPrefill(p)) => prefill::run(p),
         Some(Command::Convert(c)) => convert(c),
         Some(Command::Eval(e)) => eval::run(e),
         Some(Command::Metric(m)) => eval::metric(m),
@@ -159,10 +176,16 @@ fn gui(_clip: Option<PathBuf>) -> Result<()> {
     bail!("this build has no GUI (built without the `gui` feature): use `prunescope analyze CLIP`")
 }
 
-/// Finds the model directory: the flag, then `PRUNESCOPE_MODEL`, then `models/whisper-tiny.en`
-/// in the current directory or this checkout.
+/// Finds the model directory: the flag (a directory, or a hub id in the local Hugging Face
+/// cache), then `PRUNESCOPE_MODEL`, then `models/whisper-tiny.en` in the current directory or
+/// this checkout.
 pub fn resolve_model_dir(flag: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = flag {
+        if !p.exists() {
+            if let Some(id) = p.to_str().filter(|s| crate::model::hub::looks_like_id(s)) {
+                return crate::model::hub::resolve(id).map_err(|e| anyhow::anyhow!("{e}"));
+            }
+        }
         return Ok(p.to_path_buf());
     }
     if let Some(p) = crate::model::default_dir() {
@@ -190,18 +213,45 @@ pub fn resolve_model_dir(flag: Option<&Path>) -> Result<PathBuf> {
     )
 }
 
-pub fn load_model(args: &ModelArgs) -> Result<Whisper> {
-    let dir = resolve_model_dir(args.model.as_deref())?;
-    let mut model =
-        Whisper::load(&dir).with_context(|| format!("cannot load model {}", dir.display()))?;
-    model.options.language = match args.language.as_str() {
-        "auto" => None,
-        code => Some(code.to_string()),
-    };
+/// The load options the model flags ask for.
+pub fn load_options(args: &ModelArgs) -> Result<LoadOptions> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    model.options.batch = args.batch;
+    if args.max_new_tokens == 0 {
+        bail!("--max-new-tokens must be at least 1");
+    }
+    let device = DeviceChoice::parse(&args.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    let mut opts = LoadOptions {
+        device,
+        ..LoadOptions::default()
+    };
+    opts.whisper.language = match args.language.as_str() {
+        "auto" => None,
+        code => Some(code.to_string()),
+    };
+    opts.whisper.batch = args.batch;
+    opts.alm.max_new_tokens = args.max_new_tokens;
+    Ok(opts)
+}
+
+/// Loads whatever model the flags name (Whisper, Qwen2-Audio, Audio Flamingo 3).
+pub fn load_model(args: &ModelArgs) -> Result<Box<dyn AudioLanguageModel>> {
+    let opts = load_options(args)?;
+    let dir = resolve_model_dir(args.model.as_deref())?;
+    crate::model::load(&dir, &opts).with_context(|| format!("cannot load model {}", dir.display()))
+}
+
+/// Loads a Whisper model (the `bench` table times Whisper's own stages).
+pub fn load_whisper(args: &ModelArgs) -> Result<Whisper> {
+    let opts = load_options(args)?;
+    let dir = resolve_model_dir(args.model.as_deref())?;
+    if crate::model::alm::is_alm_dir(&dir) {
+        bail!("`bench` times Whisper's stages; for Qwen2-Audio / AF3 use `prunescope bench-prefill --model DIR`");
+    }
+    let mut model =
+        Whisper::load(&dir).with_context(|| format!("cannot load model {}", dir.display()))?;
+    model.options = opts.whisper;
     Ok(model)
 }
 
@@ -261,7 +311,11 @@ pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
             OrderArg::Score => Order::Score,
         },
     };
-    let plan = Plan::grid(&methods, &keeps, params, p.tail);
+    let mut plan = Plan::grid(&methods, &keeps, params, p.tail);
+    plan.prompt = match p.prompt.as_deref().map(str::trim) {
+        Some("") => bail!("--prompt is empty"),
+        other => other.map(str::to_string),
+    };
     plan.validate()?;
     Ok(plan)
 }
@@ -291,9 +345,18 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
         }
     };
     let cancel = AtomicBool::new(false);
-    let analysis = engine::analyze(&model, &audio, &plan, &cancel, &mut progress)?;
+    let analysis = engine::analyze(model.as_ref(), &audio, &plan, &cancel, &mut progress)?;
     if let Some(b) = bar {
         b.finish_and_clear();
+    }
+    if analysis.clip.analyzed_s + 1e-6 < analysis.clip.duration_s {
+        eprintln!(
+            "note: {} reads at most {:.0} s: analysed the first {:.1} s of this {:.1} s clip",
+            analysis.model,
+            analysis.clip.analyzed_s,
+            analysis.clip.analyzed_s,
+            analysis.clip.duration_s
+        );
     }
     if a.json {
         println!("{}", serde_json::to_string(&analysis)?);
@@ -309,12 +372,13 @@ fn print_table(a: &engine::Analysis) {
         a.clip.path, a.model, a.clip.duration_s, a.clip.windows, a.tokens.count, a.encode_ms
     );
     println!(
-        "{:<12} {:>5} {:>6} {:>4} {:>8}  text",
-        "method", "keep", "K", "S", "ms"
+        "{:<12} {:>5} {:>6} {:>4} {:>8} {:>8} {:>7}  text",
+        "method", "keep", "K", "S", "ms", "prefill", "ms/tok"
     );
+    let opt = |x: Option<f64>| x.map_or_else(|| "-".into(), |v| format!("{v:.1}"));
     for r in &a.runs {
         println!(
-            "{:<12} {:>5.2} {:>6} {:>4} {:>8.1}  {}",
+            "{:<12} {:>5.2} {:>6} {:>4} {:>8.1} {:>8} {:>7}  {}",
             r.method,
             r.keep,
             r.k,
@@ -322,6 +386,8 @@ fn print_table(a: &engine::Analysis) {
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "-".into()),
             r.decode_ms,
+            opt(r.prefill_ms),
+            opt(r.decode_ms_per_token),
             r.text
         );
     }

@@ -386,6 +386,21 @@ fn progress_bar(len: usize, show: bool) -> indicatif::ProgressBar {
     b
 }
 
+/// The prompt for a question: the question alone (ClothoAQA), or with its options lettered
+/// (MMAU), asking for the option so the accuracy rules (exact, letter, similarity) apply.
+pub fn question_prompt(question: &str, choices: &[String]) -> String {
+    if choices.is_empty() {
+        return question.trim().to_string();
+    }
+    let mut p = format!("{}\nChoose one option:", question.trim());
+    for (i, c) in choices.iter().enumerate() {
+        let letter = char::from(b'A' + (i % 26) as u8);
+        p.push_str(&format!("\n({letter}) {}", c.trim()));
+    }
+    p.push_str("\nAnswer with the option's letter and text.");
+    p
+}
+
 /// Encodes one clip and decodes every setting; an error is the readable line for the record.
 fn run_item(
     model: &dyn AudioLanguageModel,
@@ -397,6 +412,18 @@ fn run_item(
     let audio = crate::audio::load(&item.audio).map_err(|e| e.to_string())?;
     let mut progress = |_: Progress| {};
     let clip = engine::encode(model, &audio, &mut progress).map_err(|e| e.to_string())?;
+    // Questions go to the model as its prompt (prompted models; Whisper ignores it).
+    let item_plan;
+    let plan = match &item.question {
+        Some(q) => {
+            item_plan = Plan {
+                prompt: Some(question_prompt(q, &item.choices)),
+                ..plan.clone()
+            };
+            &item_plan
+        }
+        None => plan,
+    };
     let runs = engine::run(model, &clip, plan, cancel, &mut progress).map_err(|e| e.to_string())?;
     Ok(Record {
         index,
@@ -413,7 +440,7 @@ fn run_item(
                 text: r.text,
                 decode_ms: r.decode_ms,
                 generated_tokens: r.generated_tokens,
-                prefill_ms: None,
+                prefill_ms: r.prefill_ms,
             })
             .collect(),
         error: None,

@@ -5,6 +5,7 @@ pub mod alm;
 pub mod ct2;
 pub mod fake;
 pub mod hf;
+pub mod hub;
 pub mod kernels;
 pub mod whisper;
 
@@ -249,6 +250,24 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Box<dyn AudioLanguageModel
     let mut m = whisper::Whisper::load(dir)?;
     m.options = opts.whisper.clone();
     Ok(Box::new(m))
+}
+
+/// A boxed model is a model (so `&Box<dyn AudioLanguageModel>` goes where `&dyn` does).
+impl<M: AudioLanguageModel + ?Sized> AudioLanguageModel for Box<M> {
+    fn info(&self) -> &ModelInfo {
+        (**self).info()
+    }
+    fn encode(&self, samples: &[f32]) -> Result<EncodedWindow> {
+        (**self).encode(samples)
+    }
+    fn generate(
+        &self,
+        inputs: &[DecodeInput],
+        cancel: &AtomicBool,
+        on_finished: &mut OnFinished<'_>,
+    ) -> Result<Vec<Generation>> {
+        (**self).generate(inputs, cancel, on_finished)
+    }
 }
 
 /// Which format a model directory is in.

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod encoder;
 pub mod lm;
+pub mod random;
 pub mod weights;
 
 use std::path::Path;
@@ -238,11 +239,32 @@ impl Alm {
         }
     }
 
+    /// One prefill of the language model over `embeds` with an empty cache: wall time in ms
+    /// (the device synchronised), for benchmarks.
+    pub fn prefill_ms(&self, embeds: &Tensor) -> Result<f64> {
+        let mut cache = self.lm.new_cache();
+        self.device.synchronize()?;
+        let t0 = Instant::now();
+        self.lm.forward(embeds, &mut cache)?;
+        self.device.synchronize()?;
+        Ok(t0.elapsed().as_secs_f64() * 1e3)
+    }
+
     /// Greedy decoding from input embeddings: `(ids, first logits, prefill ms, steps)`.
     pub fn greedy(
         &self,
         embeds: &Tensor,
         cancel: &AtomicBool,
+    ) -> Result<(Vec<u32>, Vec<f32>, f64, usize)> {
+        self.greedy_with(embeds, cancel, self.options.max_new_tokens)
+    }
+
+    /// [`Alm::greedy`] with at most `max_new_tokens` new tokens.
+    pub fn greedy_with(
+        &self,
+        embeds: &Tensor,
+        cancel: &AtomicBool,
+        max_new_tokens: usize,
     ) -> Result<(Vec<u32>, Vec<f32>, f64, usize)> {
         let len = embeds.dim(0)?;
         let limit = self.config.text.max_positions;
@@ -263,7 +285,7 @@ impl Alm {
         let mut ids = Vec::new();
         let mut next = argmax(&logits);
         let mut steps = 0;
-        let max_new = self.options.max_new_tokens.min(limit - len);
+        let max_new = max_new_tokens.max(1).min(limit - len);
         while !self.end_tokens.contains(&next) {
             ids.push(next);
             if ids.len() >= max_new {

@@ -1,0 +1,185 @@
+//! `prunescope bench-prefill`: the paper's Table 4 question for prompted models. How much of the
+//! language model's prefill does pruning save? Times the prefill (and the decoding per token)
+//! at each keep ratio on one 30 s window, median of `--reps`, in one process.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::engine::{self, RunMethod, RunSpec};
+use crate::model::alm::{random, Alm};
+use crate::model::{AudioLanguageModel, DeviceChoice};
+use crate::prune::{Method, Params};
+
+#[derive(Args)]
+pub struct PrefillArgs {
+    /// Audio file, repeated to fill one window (default: the bundled assets/jfk.wav).
+    clip: Option<PathBuf>,
+    /// A Qwen2-Audio / Audio Flamingo 3 directory or hub id. Without it, random weights of
+    /// `--random`'s size are written to a temporary directory and loaded from there.
+    #[arg(long, short)]
+    model: Option<PathBuf>,
+    /// Size of the random model: mid (Qwen2-0.5B's LM behind a Whisper-small-size encoder) or
+    /// tiny.
+    #[arg(long, default_value = "mid")]
+    random: String,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Keep ratios to time (1 is the unpruned baseline of the ratios).
+    #[arg(long, default_value = "1,0.5,0.25,0.1")]
+    keep: String,
+    /// Pruning method choosing the kept tokens (prefill time depends only on how many).
+    #[arg(long, default_value = "segmentwise")]
+    method: String,
+    /// Repetitions per keep ratio (after one warm-up); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Tokens generated to time decoding per token (0 skips it).
+    #[arg(long, default_value_t = 16)]
+    decode_tokens: usize,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// A temporary directory removed on drop.
+struct TempModel(PathBuf);
+
+impl Drop for TempModel {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn run(a: PrefillArgs) -> Result<()> {
+    let device = DeviceChoice::parse(&a.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    let keeps = super::parse_list("keep", &a.keep, |k| {
+        let v: f64 = k
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--keep: `{k}` is not a number"))?;
+        if !(v > 0.0 && v <= 1.0) {
+            bail!("keep ratio must be in (0, 1], got {k}");
+        }
+        Ok(v)
+    })?;
+    let method = Method::parse(&a.method).map_err(|e| anyhow::anyhow!("--method: {e}"))?;
+    if a.reps == 0 {
+        bail!("--reps must be at least 1");
+    }
+    let clip_path = a
+        .clip
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/jfk.wav"));
+    let clip = crate::audio::load(&clip_path)?;
+
+    let mut _temp = None;
+    let (dir, what) = match &a.model {
+        Some(m) => (super::resolve_model_dir(Some(m))?, m.display().to_string()),
+        None => {
+            let shape =
+                random::Shape::parse(&a.random).map_err(|e| anyhow::anyhow!("--random: {e}"))?;
+            let dir = std::env::temp_dir().join(format!(
+                "prunescope-random-{}-{}",
+                a.random,
+                std::process::id()
+            ));
+            let t = Instant::now();
+            random::write(&dir, shape, 0).context("cannot write the random model")?;
+            eprintln!(
+                "wrote random {} weights to {} in {:.1} s",
+                a.random,
+                dir.display(),
+                t.elapsed().as_secs_f64()
+            );
+            _temp = Some(TempModel(dir.clone()));
+            (dir, format!("random weights ({})", a.random))
+        }
+    };
+    let t = Instant::now();
+    let dev = device.device()?;
+    let model =
+        Alm::load(&dir, &dev).with_context(|| format!("cannot load model {}", dir.display()))?;
+    let load_s = t.elapsed().as_secs_f64();
+    let info = model.info().clone();
+
+    // One full window of audio: the clip repeated.
+    let mut samples = Vec::with_capacity(info.window_samples);
+    while samples.len() < info.window_samples {
+        let need = info.window_samples - samples.len();
+        samples.extend_from_slice(&clip.samples[..need.min(clip.samples.len())]);
+    }
+    let audio = crate::audio::Audio::from_samples(samples, crate::SAMPLE_RATE)?;
+    let encoded = engine::encode(&model, &audio, &mut |_| {})?;
+    let n = encoded.n_tokens();
+    let prompt = info.default_prompt.clone().unwrap_or_default();
+    let cancel = AtomicBool::new(false);
+
+    println!(
+        "prunescope bench-prefill: {what}, {} on {device}, {} text layers x {} hidden, {n} audio tokens ({}), median of {} (+1 warm-up), loaded in {load_s:.1} s, encoder {:.0} ms, {} threads",
+        info.name,
+        model.config.text.layers,
+        model.config.text.hidden,
+        clip_path.display(),
+        a.reps,
+        encoded.encode_ms,
+        rayon::current_num_threads()
+    );
+    println!(
+        "| {:>5} | {:>12} | {:>13} | {:>11} | {:>8} | {:>15} |",
+        "keep", "audio tokens", "prompt tokens", "prefill ms", "vs 100 %", "decode ms/token"
+    );
+    println!(
+        "|{:->7}|{:->14}|{:->15}|{:->13}|{:->10}|{:->17}|",
+        "", "", "", "", "", ""
+    );
+    let mut base = None;
+    for keep in keeps {
+        let spec = RunSpec {
+            method: if keep >= 1.0 {
+                RunMethod::Prune(Method::Full)
+            } else {
+                RunMethod::Prune(method)
+            },
+            keep,
+        };
+        let sel = engine::select(&encoded, &spec, &Params::default())?;
+        let inputs = engine::decoder_inputs(&encoded, sel.as_ref(), 0, true)?;
+        let memory = &inputs[0].1.memory;
+        let k = memory.dim(0)?;
+        let (ids, embeds) = model.input_embeddings(memory, &prompt)?;
+        model.prefill_ms(&embeds)?;
+        let times = (0..a.reps)
+            .map(|_| model.prefill_ms(&embeds))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let ms = median(times);
+        let per_token = if a.decode_tokens > 0 {
+            let t = Instant::now();
+            let (_, _, prefill, steps) = model.greedy_with(&embeds, &cancel, a.decode_tokens)?;
+            let total = t.elapsed().as_secs_f64() * 1e3;
+            (steps > 0).then(|| (total - prefill) / steps as f64)
+        } else {
+            None
+        };
+        let base_ms = *base.get_or_insert(ms);
+        println!(
+            "| {:>5} | {:>12} | {:>13} | {:>11.1} | {:>7.2}x | {:>15} |",
+            format!("{:.0} %", keep * 100.0),
+            k,
+            ids.len(),
+            ms,
+            ms / base_ms,
+            per_token.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+        );
+    }
+    Ok(())
+}

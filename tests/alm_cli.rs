@@ -1,0 +1,280 @@
+//! The prompted models through the binary: `analyze --prompt` on the toy Qwen2-Audio and AF3
+//! checkpoints (timings and ids in the JSON, the 30 s cut reported), device errors, hub ids,
+//! and `bench-prefill` on random weights.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::TempDir;
+
+fn prunescope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prunescope"))
+        .args(args)
+        .env_remove("PRUNESCOPE_MODEL")
+        .output()
+        .expect("binary runs")
+}
+
+fn alm(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/alm")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn jfk() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/jfk.wav")
+        .display()
+        .to_string()
+}
+
+fn one_line_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should fail; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected, got: {stderr}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{stderr}"
+    );
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON document")
+}
+
+#[test]
+fn analyze_qwen2_audio_with_a_prompt() {
+    // jfk is 11 s: the toy model's window is 2 s and Qwen2-Audio reads one window.
+    let m = alm("qwen2-audio-tiny");
+    let out = prunescope(&[
+        "analyze",
+        &jfk(),
+        "--model",
+        &m,
+        "--json",
+        "--method",
+        "vanilla,full,topk,segmentwise,visionzip",
+        "--keep",
+        "0.5,0.25",
+        "-S",
+        "4",
+        "--prompt",
+        "What is said?",
+        "--max-new-tokens",
+        "5",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("analysed the first 2.0 s of this 11.0 s clip"),
+        "{stderr}"
+    );
+    let doc = json(&out);
+    assert_eq!(doc["clip"]["analyzed_s"].as_f64().unwrap(), 2.0);
+    assert_eq!(doc["clip"]["windows"].as_u64().unwrap(), 1);
+    let n = doc["tokens"]["count"].as_u64().unwrap();
+    assert_eq!(n, 50, "a full 2 s window pools to 50 tokens");
+    assert_eq!(doc["scores"].as_array().unwrap().len(), 50);
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2 + 3 * 2);
+    for r in runs {
+        assert_eq!(r["tail_tokens"], 0);
+        assert!(r["prefill_ms"].as_f64().unwrap() > 0.0, "{r}");
+        let ids = r["token_ids"].as_array().unwrap();
+        assert!(!ids.is_empty() && ids.len() <= 5, "{r}");
+        assert_eq!(r["generated_tokens"].as_u64().unwrap() as usize, ids.len());
+        if ids.len() > 1 {
+            assert!(r["decode_ms_per_token"].as_f64().unwrap() > 0.0, "{r}");
+        }
+        let k = r["k"].as_u64().unwrap();
+        assert_eq!(r["kept"].as_array().unwrap().len() as u64 <= k, true);
+    }
+    // vanilla and full hand the model the same tokens: the same reply.
+    assert_eq!(runs[0]["token_ids"], runs[1]["token_ids"]);
+    // The prompt matters: another question, another prefill input, another reply or not, but
+    // the run goes through.
+    let table = prunescope(&[
+        "analyze",
+        &jfk(),
+        "--model",
+        &m,
+        "--method",
+        "full",
+        "--max-new-tokens",
+        "3",
+    ]);
+    assert!(
+        table.status.success(),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("prefill") && text.contains("ms/tok"),
+        "{text}"
+    );
+}
+
+#[test]
+fn analyze_af3_reads_every_window() {
+    let m = alm("af3-tiny");
+    let doc = json(&prunescope(&[
+        "analyze",
+        &jfk(),
+        "--model",
+        &m,
+        "--json",
+        "--method",
+        "full,segmentwise",
+        "--keep",
+        "0.25",
+        "--max-new-tokens",
+        "2",
+    ]));
+    // 11 s in 2 s windows: six windows, all read (AF3 reads up to 20).
+    assert_eq!(doc["clip"]["windows"].as_u64().unwrap(), 6);
+    assert!(
+        (doc["clip"]["analyzed_s"].as_f64().unwrap() - doc["clip"]["duration_s"].as_f64().unwrap())
+            .abs()
+            < 1e-9
+    );
+    let seg = &doc["runs"][1];
+    assert_eq!(seg["method"], "segmentwise");
+    let kept: Vec<u64> = seg["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect();
+    let n = doc["tokens"]["count"].as_u64().unwrap();
+    // Segments span the clip: kept tokens reach its last tenth.
+    assert!(kept.iter().any(|&t| t >= n * 9 / 10), "{kept:?} of {n}");
+}
+
+#[test]
+fn device_and_model_errors_are_one_line() {
+    let m = alm("qwen2-audio-tiny");
+    if !cfg!(feature = "cuda") {
+        one_line_error(
+            &prunescope(&["analyze", &jfk(), "--model", &m, "--device", "cuda"]),
+            "built without CUDA",
+        );
+    }
+    one_line_error(
+        &prunescope(&["analyze", &jfk(), "--model", &m, "--device", "tpu"]),
+        "unknown device `tpu`",
+    );
+    one_line_error(
+        &prunescope(&[
+            "analyze",
+            &jfk(),
+            "--model",
+            "Nobody/no-such-model-anywhere",
+        ]),
+        "huggingface-cli download Nobody/no-such-model-anywhere",
+    );
+    one_line_error(
+        &prunescope(&["analyze", &jfk(), "--model", &m, "--prompt", "  "]),
+        "--prompt is empty",
+    );
+    // A checkpoint with a shard missing, and one whose tokenizer lacks the audio token.
+    let tmp = TempDir::new();
+    let broken = tmp.0.join("model");
+    std::fs::create_dir_all(&broken).unwrap();
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "model.safetensors.index.json",
+        "model-00001-of-00002.safetensors",
+    ] {
+        std::fs::copy(Path::new(&m).join(f), broken.join(f)).unwrap();
+    }
+    one_line_error(
+        &prunescope(&["analyze", &jfk(), "--model", broken.to_str().unwrap()]),
+        "missing",
+    );
+    std::fs::copy(
+        Path::new(&m).join("model-00002-of-00002.safetensors"),
+        broken.join("model-00002-of-00002.safetensors"),
+    )
+    .unwrap();
+    std::fs::copy(
+        Path::new(&alm("af3-tiny")).join("tokenizer.json"),
+        broken.join("tokenizer.json"),
+    )
+    .unwrap();
+    one_line_error(
+        &prunescope(&["analyze", &jfk(), "--model", broken.to_str().unwrap()]),
+        "has no `<|AUDIO|>` token",
+    );
+}
+
+#[test]
+fn hub_ids_resolve_from_the_local_cache() {
+    let tmp = TempDir::new();
+    let snap = tmp
+        .0
+        .join("hub/models--Qwen--Qwen2-Audio-7B-Instruct/snapshots/0123abcd");
+    std::fs::create_dir_all(&snap).unwrap();
+    for e in std::fs::read_dir(alm("qwen2-audio-tiny")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), snap.join(e.file_name())).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_prunescope"))
+        .args([
+            "analyze",
+            &jfk(),
+            "--model",
+            "Qwen/Qwen2-Audio-7B-Instruct",
+            "--json",
+            "--method",
+            "full",
+            "--max-new-tokens",
+            "1",
+        ])
+        .env("HF_HOME", &tmp.0)
+        .env_remove("HF_HUB_CACHE")
+        .output()
+        .unwrap();
+    let doc = json(&out);
+    assert!(
+        doc["model"].as_str().unwrap().contains("qwen2-audio"),
+        "{doc}"
+    );
+}
+
+#[test]
+fn bench_prefill_prints_the_ratio_table() {
+    let out = prunescope(&[
+        "bench-prefill",
+        "--random",
+        "tiny",
+        "--reps",
+        "1",
+        "--decode-tokens",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for row in ["| 100 % |", "|  50 % |", "|  25 % |", "|  10 % |", "1.00x"] {
+        assert!(text.contains(row), "{row} missing in:\n{text}");
+    }
+    one_line_error(
+        &prunescope(&["bench-prefill", "--random", "huge"]),
+        "unknown shape",
+    );
+}
