@@ -19,13 +19,13 @@ use crossbeam_channel::{Receiver, Sender};
 use super::{EncodedClip, Plan, Progress, RunResult, RunSpec};
 use crate::audio::{self, Audio};
 use crate::mel::MelExtractor;
-use crate::model::whisper::Whisper;
-use crate::model::{AudioLanguageModel, ModelError};
+use crate::model::{AudioLanguageModel, LoadOptions, ModelError};
 use crate::prune::Params;
 
 /// What the worker is asked to do.
 pub enum Request {
-    /// Load a model directory (CTranslate2 or Hugging Face Whisper).
+    /// Load a model directory (Whisper in CTranslate2 or Hugging Face format, Qwen2-Audio, Audio
+    /// Flamingo 3), on the CPU.
     LoadModel(PathBuf),
     /// Use an already built model (tests use the fake).
     UseModel(Box<dyn AudioLanguageModel>),
@@ -41,6 +41,8 @@ pub enum Request {
         first: usize,
         params: Params,
         tail: usize,
+        /// Prompted models' request text (None: the model's default).
+        prompt: Option<String>,
     },
 }
 
@@ -217,10 +219,10 @@ impl State {
 
     fn handle(&mut self, r: Request) {
         match r {
-            Request::LoadModel(dir) => match Whisper::load(&dir) {
+            Request::LoadModel(dir) => match crate::model::load(&dir, &LoadOptions::default()) {
                 Ok(m) => {
                     let name = m.info().name.clone();
-                    self.model = Some(Box::new(m));
+                    self.model = Some(m);
                     self.emit(Event::ModelLoaded {
                         name,
                         dir: Some(dir),
@@ -266,7 +268,8 @@ impl State {
                 first,
                 params,
                 tail,
-            } => self.decode(job, runs, first, params, tail),
+                prompt,
+            } => self.decode(job, runs, first, params, tail, prompt),
         }
     }
 
@@ -319,7 +322,15 @@ impl State {
         }
     }
 
-    fn decode(&mut self, job: u64, runs: Vec<RunSpec>, first: usize, params: Params, tail: usize) {
+    fn decode(
+        &mut self,
+        job: u64,
+        runs: Vec<RunSpec>,
+        first: usize,
+        params: Params,
+        tail: usize,
+        prompt: Option<String>,
+    ) {
         let t0 = Instant::now();
         let (
             Some(model),
@@ -351,7 +362,7 @@ impl State {
                 runs: part.to_vec(),
                 params: params.clone(),
                 tail,
-                prompt: None,
+                prompt: prompt.clone(),
             };
             let mut progress = |p: Progress| {
                 if let Progress::Decoded { done, of } = p {
@@ -469,6 +480,7 @@ mod tests {
             first: 1,
             params: params.clone(),
             tail: 0,
+            prompt: None,
         });
         std::thread::sleep(Duration::from_millis(30));
         w.cancel();
@@ -478,6 +490,7 @@ mod tests {
             first: 0,
             params,
             tail: 0,
+            prompt: None,
         });
         let mut finished = Vec::new();
         let mut cells = Vec::new();

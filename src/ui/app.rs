@@ -41,6 +41,9 @@ pub struct Settings {
     pub recent_models: Vec<PathBuf>,
     pub last_model: Option<PathBuf>,
     pub reference: String,
+    /// Prompted models (Qwen2-Audio, AF3): the request after the audio; empty uses the model's
+    /// default. Whisper ignores it.
+    pub prompt: String,
 }
 
 impl Default for Settings {
@@ -61,6 +64,7 @@ impl Default for Settings {
             recent_models: Vec::new(),
             last_model: None,
             reference: String::new(),
+            prompt: String::new(),
         }
     }
 }
@@ -201,8 +205,8 @@ pub struct ExplorerApp {
     decoding: Option<Decoding>,
     /// Finished runs by [`compare::cell_key`].
     results: HashMap<String, RunResult>,
-    /// What the cache was computed for (model + clip job); a change clears it.
-    results_for: (String, u64),
+    /// What the cache was computed for (model, clip job, prompt); a change clears it.
+    results_for: (String, u64, Option<String>),
     status: Option<Status>,
     audio: Option<AudioOut>,
     audio_error_shown: bool,
@@ -261,7 +265,7 @@ impl ExplorerApp {
             model_loading: false,
             decoding: None,
             results: HashMap::new(),
-            results_for: (String::new(), 0),
+            results_for: (String::new(), 0, None),
             status: None,
             audio: None,
             audio_error_shown: false,
@@ -297,6 +301,13 @@ impl ExplorerApp {
             app.open_clip(c);
         }
         app
+    }
+
+    /// The prompt to decode with (None: the model's default).
+    fn prompt(&self) -> Option<String> {
+        Some(self.settings.prompt.trim())
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
     }
 
     fn info(&mut self, text: impl Into<String>) {
@@ -382,7 +393,7 @@ impl ExplorerApp {
     fn request_missing(&mut self) {
         let Some(clip) = &self.clip else { return };
         let Some(scores) = &clip.scores else { return };
-        let cache_for = (scores.model.clone(), clip.job);
+        let cache_for = (scores.model.clone(), clip.job, self.prompt());
         if self.results_for != cache_for {
             self.results.clear();
             self.results_for = cache_for;
@@ -445,6 +456,7 @@ impl ExplorerApp {
             first,
             params,
             tail,
+            prompt: self.prompt(),
         });
     }
 
@@ -1129,6 +1141,15 @@ impl ExplorerApp {
         });
         ui.add(egui::DragValue::new(&mut self.settings.seed).prefix("seed "));
         ui.add(egui::Slider::new(&mut self.settings.tail, 0..=200).text("Silence tail"));
+        ui.horizontal(|ui| {
+            ui.label("Prompt");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.settings.prompt)
+                    .hint_text("Qwen2-Audio / AF3 request (empty: model default)")
+                    .desired_width(220.0),
+            )
+            .on_hover_text("Text after the audio in the chat prompt of Qwen2-Audio and Audio Flamingo 3, e.g. a question. Whisper ignores it.");
+        });
         ui.add(
             egui::Slider::new(&mut self.settings.gamma, 0.0..=4.0)
                 .step_by(0.1)
@@ -1425,7 +1446,7 @@ impl ExplorerApp {
         legend(ui, theme::TOP, "top 10");
         if let Some(s) = &clip.scores {
             if s.windows.len() > 1 {
-                legend(ui, theme::WINDOW, "30 s window");
+                legend(ui, theme::WINDOW, "window");
             }
             ui.label(
                 RichText::new(format!(

@@ -160,7 +160,7 @@ pub fn attention(p: &Painter, r: Rect, view: &View, a: &Attention) {
         p.text(
             pos2(x + 3.0, r.top() + 2.0),
             Align2::LEFT_TOP,
-            "30 s window",
+            "window",
             FontId::proportional(10.0),
             theme::WINDOW,
         );
