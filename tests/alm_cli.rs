@@ -278,3 +278,31 @@ fn bench_prefill_prints_the_ratio_table() {
         "unknown shape",
     );
 }
+
+#[test]
+fn eval_mmau_with_af3_records_prefill_and_reports_it() {
+    let tmp = TempDir::new();
+    let out = tmp.0.join("run");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/eval/mmau");
+    let m = alm("af3-tiny");
+    let run = prunescope(&[
+        "eval", "--dataset", "mmau", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap(),
+        "--model", &m, "--method", "full,segmentwise", "--keep", "0.5", "--max-new-tokens", "3",
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let text = std::fs::read_to_string(out.join("results.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!records.is_empty());
+    for r in &records {
+        assert!(r["error"].is_null(), "{r}");
+        for run in r["runs"].as_array().unwrap() {
+            assert!(run["prefill_ms"].as_f64().unwrap() > 0.0, "{run}");
+        }
+    }
+    let eff = std::fs::read_to_string(out.join("efficiency.md")).unwrap();
+    assert!(eff.contains("segmentwise") && !eff.contains("| n/a |"), "{eff}");
+}

@@ -498,3 +498,18 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Results> {
     std::fs::write(out, text).map_err(io(out))?;
     Ok(Results { header, records })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::question_prompt;
+
+    #[test]
+    fn questions_become_prompts() {
+        assert_eq!(question_prompt(" Is it raining? ", &[]), "Is it raining?");
+        let p = question_prompt("What is heard?", &["Dog".into(), " Sine tone ".into()]);
+        assert_eq!(
+            p,
+            "What is heard?\nChoose one option:\n(A) Dog\n(B) Sine tone\nAnswer with the option's letter and text."
+        );
+    }
+}
