@@ -303,7 +303,7 @@ mod tests {
             .collect();
         let mel = MelExtractor::new(80);
         let out = mel.compute(&samples);
-        let signal = reflect_padded(&samples);
+        let signal = reflect_padded(&samples, WINDOW_SAMPLES);
         let mut logs = vec![0.0f32; 80 * WINDOW_FRAMES];
         let mut max = f32::NEG_INFINITY;
         for frame in [0usize, 1, 2, 1501, 2998, 2999] {

@@ -183,6 +183,8 @@ mod tests {
             tail_tokens: 50,
             text: "say \"hi\"".into(),
             decode_ms: 1.0,
+            prefill_ms: None,
+            decode_ms_per_token: None,
             generated_tokens: 2,
             token_ids: vec![],
         };
