@@ -181,10 +181,10 @@ impl AlmConfig {
             n_mels: r.usize(a, &["num_mel_bins"], Some(128))?,
             max_source_positions: r.usize(a, &["max_source_positions"], Some(1500))?,
         };
-        if audio.d_model % audio.heads != 0 {
+        if !audio.d_model.is_multiple_of(audio.heads) {
             return Err(r.err("audio `d_model` is not a multiple of the attention heads"));
         }
-        if audio.max_source_positions % 2 != 0 {
+        if !audio.max_source_positions.is_multiple_of(2) {
             return Err(
                 r.err("audio `max_source_positions` must be even (tokens are pooled by pairs)")
             );
@@ -194,10 +194,10 @@ impl AlmConfig {
         let hidden = r.usize(t, &["hidden_size"], Some(4096))?;
         let heads = r.usize(t, &["num_attention_heads"], Some(32))?;
         let kv_heads = r.usize(t, &["num_key_value_heads"], Some(heads))?;
-        if hidden % heads != 0 && field(t, &["head_dim"]).is_none() {
+        if !hidden.is_multiple_of(heads) && field(t, &["head_dim"]).is_none() {
             return Err(r.err("text `hidden_size` is not a multiple of `num_attention_heads`"));
         }
-        if heads % kv_heads != 0 {
+        if !heads.is_multiple_of(kv_heads) {
             return Err(
                 r.err("text `num_attention_heads` is not a multiple of `num_key_value_heads`")
             );
@@ -237,7 +237,7 @@ impl AlmConfig {
             max_positions: r.usize(t, &["max_position_embeddings"], Some(32_768))?,
             sliding_window,
         };
-        if text.head_dim % 2 != 0 {
+        if !text.head_dim.is_multiple_of(2) {
             return Err(r.err("text head dimension must be even for RoPE"));
         }
         let token_default = match kind {

@@ -165,10 +165,7 @@ impl Alm {
             window_samples,
             max_windows: Some(config.kind.max_windows()),
             prefix_lm: true,
-            default_prompt: Some(match config.kind {
-                AlmKind::Qwen2Audio => "Describe the audio.".into(),
-                AlmKind::AudioFlamingo3 => "Describe the audio in detail.".into(),
-            }),
+            default_prompt: Some("Describe the audio.".into()),
         };
         Ok(Alm {
             mel: MelExtractor::new(config.audio.n_mels),
