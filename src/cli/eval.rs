@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
 
 use super::{build_plan, load_model, ModelArgs, PlanArgs};
 use crate::eval::datasets::{self, DatasetKind};
-use crate::eval::metrics::accuracy::{self, LexicalScorer};
+use crate::eval::embed::{self, SentenceScorer};
+use crate::eval::metrics::accuracy::{self, LexicalScorer, OptionScorer};
 use crate::eval::metrics::{self, wer};
 use crate::eval::runner::{self, RunOptions, Shard};
 use crate::eval::{plot, report};
@@ -53,6 +54,8 @@ struct RunArgs {
     #[arg(long)]
     no_report: bool,
     #[command(flatten)]
+    scorer: ScorerArgs,
+    #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
     plan: PlanArgs,
@@ -69,6 +72,8 @@ struct MergeArgs {
     /// Also write the reports beside the merged file.
     #[arg(long)]
     report: bool,
+    #[command(flatten)]
+    scorer: ScorerArgs,
 }
 
 #[derive(Args)]
@@ -78,6 +83,63 @@ struct ReportArgs {
     /// Folder for the report files (default: the results file's folder).
     #[arg(long, short)]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    scorer: ScorerArgs,
+}
+
+/// How MMAU answers that name no option (text or letter) are mapped to one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ScorerKind {
+    /// `minilm` when the model is on disk, else `lexical` (with a note on stderr).
+    Auto,
+    /// Sentence-embedding similarity with all-MiniLM-L6-v2, as the MMAU paper did.
+    Minilm,
+    /// Bag-of-words cosine similarity (no model).
+    Lexical,
+}
+
+#[derive(Args)]
+struct ScorerArgs {
+    /// Similarity for MMAU answers that name no option: minilm (all-MiniLM-L6-v2 from
+    /// $PRUNESCOPE_MINILM or models/all-MiniLM-L6-v2; scripts/fetch-models --minilm), lexical
+    /// (bag of words), or auto (minilm when present, else lexical).
+    #[arg(long, value_enum, default_value = "auto")]
+    scorer: ScorerKind,
+}
+
+/// Where `--scorer minilm` looks: the `auto` search, else this checkout's models folder (so the
+/// error names where `scripts/fetch-models --minilm` would put it).
+fn minilm_dir() -> PathBuf {
+    embed::default_dir().unwrap_or_else(embed::checkout_dir)
+}
+
+/// The option scorer `kind` asks for. `auto` never fails: without a usable model it says so on
+/// stderr, once, and takes the bag-of-words scorer.
+fn option_scorer(kind: ScorerKind) -> Result<Box<dyn OptionScorer>> {
+    let fallback = |why: String| -> Box<dyn OptionScorer> {
+        eprintln!(
+            "{why}: MMAU answers naming no option are matched by bag-of-words similarity instead"
+        );
+        Box::new(LexicalScorer)
+    };
+    match kind {
+        ScorerKind::Lexical => Ok(Box::new(LexicalScorer)),
+        ScorerKind::Minilm => {
+            let s =
+                SentenceScorer::load(&minilm_dir()).map_err(|e| anyhow!("--scorer minilm: {e}"))?;
+            Ok(Box::new(s))
+        }
+        ScorerKind::Auto => Ok(match embed::default_dir() {
+            None => fallback(format!(
+                "no {} sentence-embedding model (scripts/fetch-models --minilm fetches it)",
+                embed::MODEL_NAME
+            )),
+            Some(dir) => match SentenceScorer::load(&dir) {
+                Ok(s) => Box::new(s),
+                Err(e) => fallback(e.to_string()),
+            },
+        }),
+    }
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
@@ -88,7 +150,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
                 .out
                 .clone()
                 .unwrap_or_else(|| parent_dir(&r.results).to_path_buf());
-            write_reports(&r.results, &dir, true)
+            write_reports(&r.results, &dir, r.scorer.scorer, true)
         }
         None => run_dataset(a.run),
     }
@@ -108,6 +170,10 @@ fn run_dataset(a: RunArgs) -> Result<()> {
         Some(s) => Shard::parse(s)?,
         None => Shard::ALL,
     };
+    // A missing model for an explicit `--scorer minilm` fails now, not after the whole run.
+    if a.scorer.scorer == ScorerKind::Minilm && report::maps_options(kind.name()) {
+        embed::check_dir(&minilm_dir()).map_err(|e| anyhow!("--scorer minilm: {e}"))?;
+    }
     let dataset = datasets::load(kind, data)?;
     if !dataset.missing_audio.is_empty() {
         eprintln!(
@@ -154,7 +220,7 @@ fn run_dataset(a: RunArgs) -> Result<()> {
         );
         return Ok(());
     }
-    write_reports(&out_file, &a.out, true)
+    write_reports(&out_file, &a.out, a.scorer.scorer, true)
 }
 
 fn merge(m: MergeArgs) -> Result<()> {
@@ -177,14 +243,20 @@ fn merge(m: MergeArgs) -> Result<()> {
         out.display()
     );
     if m.report {
-        write_reports(&out, parent_dir(&out), true)?;
+        write_reports(&out, parent_dir(&out), m.scorer.scorer, true)?;
     }
     Ok(())
 }
 
-fn write_reports(results: &Path, dir: &Path, print: bool) -> Result<()> {
+fn write_reports(results: &Path, dir: &Path, scorer: ScorerKind, print: bool) -> Result<()> {
     let (r, _) = runner::read_results(results)?;
-    let (table, files) = report::render(&r, &LexicalScorer);
+    // Only multiple-choice sets use the scorer: others need not load (or miss) the model.
+    let scorer = if report::maps_options(&r.header.dataset) {
+        option_scorer(scorer)?
+    } else {
+        Box::new(LexicalScorer)
+    };
+    let (table, files) = report::render(&r, scorer.as_ref());
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for (name, text) in &files {
         let p = dir.join(name);
@@ -225,6 +297,8 @@ pub struct MetricArgs {
     /// Predictions: JSONL ({"id", "text"}) or text, one per line in the references' order.
     #[arg(long)]
     preds: PathBuf,
+    #[command(flatten)]
+    scorer: ScorerArgs,
 }
 
 struct RefItem {
@@ -412,14 +486,23 @@ pub fn metric(a: MetricArgs) -> Result<()> {
         let (score, _) = metrics::cider_raw(&preds, &refs);
         println!("CIDEr-D {score:.6} over {n} items");
     } else {
+        let scorer = if pairs.iter().any(|(r, _)| !r.choices.is_empty()) {
+            option_scorer(a.scorer.scorer)?
+        } else {
+            Box::new(LexicalScorer)
+        };
+        let mut by_similarity = 0;
         let right = pairs
             .iter()
             .filter(|(r, p)| {
                 if r.choices.is_empty() {
                     accuracy::aqa_correct(p, &r.refs)
                 } else {
-                    accuracy::choose_option(p, &r.choices, &LexicalScorer)
-                        .is_some_and(|(i, _)| r.choices[i].trim() == r.refs[0].trim())
+                    let chosen = accuracy::choose_option(p, &r.choices, scorer.as_ref());
+                    if matches!(chosen, Some((_, accuracy::MatchKind::Similarity))) {
+                        by_similarity += 1;
+                    }
+                    chosen.is_some_and(|(i, _)| r.choices[i].trim() == r.refs[0].trim())
                 }
             })
             .count();
@@ -427,6 +510,12 @@ pub fn metric(a: MetricArgs) -> Result<()> {
             "accuracy {:.2} % ({right} of {n} items)",
             100.0 * right as f64 / n as f64
         );
+        if by_similarity > 0 {
+            eprintln!(
+                "{by_similarity} answer(s) named no option and were mapped by similarity ({})",
+                scorer.name()
+            );
+        }
     }
     Ok(())
 }

@@ -57,6 +57,12 @@ fn metric(name: &str, higher_is_better: bool, percent: bool) -> MetricDef {
     }
 }
 
+/// Whether scoring `dataset` maps free-text answers to options (MMAU), and so uses an
+/// [`OptionScorer`].
+pub fn maps_options(dataset: &str) -> bool {
+    !matches!(dataset, "asr" | "clotho" | "audiocaps" | "clothoaqa")
+}
+
 /// Scores every setting of a results file.
 pub fn score(results: &Results, scorer: &dyn OptionScorer) -> Table {
     let ok: Vec<&Record> = results
@@ -176,7 +182,8 @@ pub fn score(results: &Results, scorer: &dyn OptionScorer) -> Table {
     }
     if mcq_answers > 0 {
         notes.push(format!(
-            "{similarity_matches} of {mcq_answers} answers matched no option text or letter and were mapped by similarity"
+            "{similarity_matches} of {mcq_answers} answers matched no option text or letter and were mapped by similarity ({})",
+            scorer.name()
         ));
     }
     Table {

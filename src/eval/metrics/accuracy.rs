@@ -35,14 +35,21 @@ pub enum MatchKind {
 
 /// Similarity of a prediction to each option, for the fallback step.
 pub trait OptionScorer {
+    /// What the reports call it ("... mapped by similarity (NAME)").
+    fn name(&self) -> &str;
     fn scores(&self, pred: &str, options: &[String]) -> Vec<f64>;
 }
 
 /// The fallback without a sentence-embedding model: cosine similarity of bag-of-words vectors
-/// of the normalised texts. Documented as a stand-in for the paper's Sentence-BERT step.
+/// of the normalised texts, a stand-in for the paper's Sentence-BERT step
+/// (`crate::eval::embed::SentenceScorer` is the real one).
 pub struct LexicalScorer;
 
 impl OptionScorer for LexicalScorer {
+    fn name(&self) -> &str {
+        "bag-of-words cosine, a stand-in for sentence embeddings"
+    }
+
     fn scores(&self, pred: &str, options: &[String]) -> Vec<f64> {
         let bag = |s: &str| {
             let mut m = std::collections::HashMap::<String, f64>::new();
