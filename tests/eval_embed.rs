@@ -166,6 +166,7 @@ fn mmau_report_names_the_scorer() {
             decode_ms: 1.0,
             generated_tokens: 5,
             prefill_ms: None,
+            decode_ms_per_token: None,
         }],
         error: None,
     };

@@ -16,6 +16,7 @@ fn rr(method: &str, keep: f64, text: &str, ms: f64, tokens: usize) -> RunRecord 
         decode_ms: ms,
         generated_tokens: tokens,
         prefill_ms: None,
+        decode_ms_per_token: None,
     }
 }
 

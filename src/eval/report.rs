@@ -417,7 +417,10 @@ pub fn efficiency(results: &Results) -> (Vec<EffRow>, Option<(f64, f64)>) {
         let per_token: Vec<f64> = runs
             .iter()
             .filter(|x| x.generated_tokens > 0)
-            .map(|x| x.decode_ms / x.generated_tokens as f64)
+            .map(|x| {
+                x.decode_ms_per_token
+                    .unwrap_or(x.decode_ms / x.generated_tokens as f64)
+            })
             .collect();
         let prefill: Vec<f64> = runs.iter().filter_map(|x| x.prefill_ms).collect();
         let n = runs.len() as f64;
@@ -458,7 +461,7 @@ pub fn efficiency_markdown(results: &Results) -> String {
         ));
     }
     s.push_str(&format!(
-        "\nMean ± std over clips. Encoder (run once per clip, shared by every setting): {} ms. Prefill: n/a where the model has no separate prefill (Whisper's decoder starts from its prompt). Batched decoding shares each step's time among the sequences still running.\n",
+        "\nMean ± std over clips. Encoder (run once per clip, shared by every setting): {} ms. Prefill: the language model's pass over the prompt (Qwen2-Audio, AF3); for Whisper its share of the cross-attention keys and values over the kept tokens; n/a in results from before it was measured. Decoding per token counts the steps after the prefill. Batched decoding (Whisper) shares each step's time among the sequences still running.\n",
         pm(enc, 1)
     ));
     s

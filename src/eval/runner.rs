@@ -154,9 +154,13 @@ pub struct RunRecord {
     pub text: String,
     pub decode_ms: f64,
     pub generated_tokens: usize,
-    /// Time to first token where the model measures it (LLM prefill); Whisper has none.
+    /// Prefill time where the model measures it: an LLM's prompt pass; Whisper's share of the
+    /// cross-attention keys and values.
     #[serde(default)]
     pub prefill_ms: Option<f64>,
+    /// Decoding ms per step after the prefill, where measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_ms_per_token: Option<f64>,
 }
 
 /// One clip: the item (so reports need nothing but this file) and every setting's output.
@@ -441,6 +445,7 @@ fn run_item(
                 decode_ms: r.decode_ms,
                 generated_tokens: r.generated_tokens,
                 prefill_ms: r.prefill_ms,
+                decode_ms_per_token: r.decode_ms_per_token,
             })
             .collect(),
         error: None,
