@@ -349,6 +349,12 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    if analysis.tokens.count == 0 {
+        eprintln!(
+            "note: the clip is too short to give {} a single audio token: every run decodes without audio",
+            analysis.model
+        );
+    }
     if analysis.clip.analyzed_s + 1e-6 < analysis.clip.duration_s {
         eprintln!(
             "note: {} reads at most {:.0} s: analysed the first {:.1} s of this {:.1} s clip",
