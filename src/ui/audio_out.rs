@@ -97,9 +97,11 @@ fn fill(s: &Shared, out: &mut [f32], channels: usize, step: f64) {
         Ok(g) => g.as_slice(),
         Err(_) => &[],
     };
-    let mut pos = f64::from_bits(s.position.load(Ordering::SeqCst));
+    let was_playing = s.playing.load(Ordering::SeqCst);
+    let start_bits = s.position.load(Ordering::SeqCst);
+    let mut pos = f64::from_bits(start_bits);
     let end = f64::from_bits(s.end.load(Ordering::SeqCst)).min(samples.len() as f64);
-    let mut playing = s.playing.load(Ordering::SeqCst);
+    let mut playing = was_playing;
     for frame in out.chunks_mut(channels) {
         let v = if playing && pos < end - 1.0 {
             let i = pos as usize;
@@ -113,10 +115,19 @@ fn fill(s: &Shared, out: &mut [f32], channels: usize, step: f64) {
         };
         frame.fill(v);
     }
-    if s.playing.load(Ordering::SeqCst) {
-        s.position.store(pos.to_bits(), Ordering::SeqCst);
-        if !playing {
-            s.playing.store(false, Ordering::SeqCst);
-        }
+    // Write back only what this buffer played from the state it read: a `play()` that landed
+    // meanwhile (new position) wins, instead of being overwritten by this stale buffer.
+    if was_playing
+        && s.position
+            .compare_exchange(
+                start_bits,
+                pos.to_bits(),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok()
+        && !playing
+    {
+        s.playing.store(false, Ordering::SeqCst);
     }
 }

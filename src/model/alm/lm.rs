@@ -194,15 +194,11 @@ impl TextModel {
             // Heads that share a key/value head are grouped: (kvh, rep * rows, hd).
             let qb = q.narrow(1, r0, rows)?.reshape((kvh, rep * rows, hd))?;
             let logits = (qb.matmul(&kt)? * scale)?.to_dtype(DType::F32)?;
-            let logits = match causal_mask(start + r0, rows, keys, window) {
-                Some(m) => {
-                    let m =
-                        Tensor::from_vec(m, (rows, keys), &Device::Cpu)?.to_device(&self.device)?;
-                    logits
-                        .reshape((kvh, rep, rows, keys))?
-                        .broadcast_add(&m)?
-                        .reshape((kvh, rep * rows, keys))?
-                }
+            let logits = match causal_mask(start + r0, rows, keys, window, &self.device)? {
+                Some(m) => logits
+                    .reshape((kvh, rep, rows, keys))?
+                    .broadcast_add(&m)?
+                    .reshape((kvh, rep * rows, keys))?,
                 None => logits,
             };
             let probs = candle_nn::ops::softmax_last_dim(&logits)?.to_dtype(self.dtype)?;
@@ -218,22 +214,30 @@ impl TextModel {
     }
 }
 
-/// Additive mask for query positions `first..first + rows` over `keys` keys: key j is visible
-/// from position p when `p - window < j <= p`. None when every key is visible.
-fn causal_mask(first: usize, rows: usize, keys: usize, window: usize) -> Option<Vec<f32>> {
+/// Additive mask for query positions `first..first + rows` over `keys` keys, built on `device`
+/// (no host work or transfer per layer): key j is visible from position p when
+/// `p - window < j <= p`. None when every key is visible.
+fn causal_mask(
+    first: usize,
+    rows: usize,
+    keys: usize,
+    window: usize,
+    device: &Device,
+) -> Result<Option<Tensor>> {
     if rows == 1 && first + 1 == keys && first < window {
-        return None;
+        return Ok(None);
     }
-    let mut m = vec![0f32; rows * keys];
-    for i in 0..rows {
-        let p = first + i;
-        for (j, x) in m[i * keys..(i + 1) * keys].iter_mut().enumerate() {
-            if j > p || p - j >= window {
-                *x = f32::NEG_INFINITY;
-            }
-        }
+    // Positions are exact in f32 far beyond any context length.
+    let p = Tensor::arange(first as f32, (first + rows) as f32, device)?.reshape((rows, 1))?;
+    let j = Tensor::arange(0f32, keys as f32, device)?.reshape((1, keys))?;
+    let mut hidden = j.broadcast_gt(&p)?;
+    if window < keys {
+        let too_old = j.broadcast_le(&(p - window as f64)?)?;
+        hidden = hidden.maximum(&too_old)?;
     }
-    Some(m)
+    let zeros = Tensor::zeros((rows, keys), DType::F32, device)?;
+    let minus_inf = Tensor::full(f32::NEG_INFINITY, (rows, keys), device)?;
+    Ok(Some(hidden.where_cond(&minus_inf, &zeros)?))
 }
 
 fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
@@ -250,16 +254,24 @@ mod tests {
 
     #[test]
     fn causal_mask_rows() {
-        let m = causal_mask(0, 3, 3, usize::MAX).unwrap();
+        let mask = |first, rows, keys, window| -> Option<Vec<f32>> {
+            causal_mask(first, rows, keys, window, &Device::Cpu)
+                .unwrap()
+                .map(|m| m.flatten_all().unwrap().to_vec1().unwrap())
+        };
         let inf = f32::NEG_INFINITY;
+        let m = mask(0, 3, 3, usize::MAX).unwrap();
         assert_eq!(m, vec![0.0, inf, inf, 0.0, 0.0, inf, 0.0, 0.0, 0.0]);
         // One new token after a prefix sees everything.
-        assert!(causal_mask(5, 1, 6, usize::MAX).is_none());
+        assert!(mask(5, 1, 6, usize::MAX).is_none());
         // A block of rows in the middle of a prefill.
-        let m = causal_mask(1, 1, 3, usize::MAX).unwrap();
-        assert_eq!(m, vec![0.0, 0.0, inf]);
+        assert_eq!(mask(1, 1, 3, usize::MAX).unwrap(), vec![0.0, 0.0, inf]);
         // Sliding window of 2: position 3 sees keys 2 and 3.
-        let m = causal_mask(3, 1, 4, 2).unwrap();
-        assert_eq!(m, vec![inf, inf, 0.0, 0.0]);
+        assert_eq!(mask(3, 1, 4, 2).unwrap(), vec![inf, inf, 0.0, 0.0]);
+        // Rows 1..3 of a prefill of 3 with a window of 2.
+        assert_eq!(
+            mask(1, 2, 3, 2).unwrap(),
+            vec![0.0, 0.0, inf, inf, 0.0, 0.0]
+        );
     }
 }
