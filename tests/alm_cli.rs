@@ -7,15 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::TempDir;
-
-fn prunescope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_prunescope"))
-        .args(args)
-        .env_remove("PRUNESCOPE_MODEL")
-        .output()
-        .expect("binary runs")
-}
+use common::{assert_one_line_error, prunescope, TempDir};
 
 fn alm(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -30,18 +22,6 @@ fn jfk() -> String {
         .join("assets/jfk.wav")
         .display()
         .to_string()
-}
-
-fn one_line_error(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "should fail; stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line expected, got: {stderr}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "{stderr}"
-    );
 }
 
 fn json(out: &Output) -> serde_json::Value {
@@ -165,16 +145,16 @@ fn analyze_af3_reads_every_window() {
 fn device_and_model_errors_are_one_line() {
     let m = alm("qwen2-audio-tiny");
     if !cfg!(feature = "cuda") {
-        one_line_error(
+        assert_one_line_error(
             &prunescope(&["analyze", &jfk(), "--model", &m, "--device", "cuda"]),
             "built without CUDA",
         );
     }
-    one_line_error(
+    assert_one_line_error(
         &prunescope(&["analyze", &jfk(), "--model", &m, "--device", "tpu"]),
         "unknown device `tpu`",
     );
-    one_line_error(
+    assert_one_line_error(
         &prunescope(&[
             "analyze",
             &jfk(),
@@ -183,7 +163,7 @@ fn device_and_model_errors_are_one_line() {
         ]),
         "huggingface-cli download Nobody/no-such-model-anywhere",
     );
-    one_line_error(
+    assert_one_line_error(
         &prunescope(&["analyze", &jfk(), "--model", &m, "--prompt", "  "]),
         "--prompt is empty",
     );
@@ -199,7 +179,7 @@ fn device_and_model_errors_are_one_line() {
     ] {
         std::fs::copy(Path::new(&m).join(f), broken.join(f)).unwrap();
     }
-    one_line_error(
+    assert_one_line_error(
         &prunescope(&["analyze", &jfk(), "--model", broken.to_str().unwrap()]),
         "missing",
     );
@@ -213,7 +193,7 @@ fn device_and_model_errors_are_one_line() {
         broken.join("tokenizer.json"),
     )
     .unwrap();
-    one_line_error(
+    assert_one_line_error(
         &prunescope(&["analyze", &jfk(), "--model", broken.to_str().unwrap()]),
         "has no `<|AUDIO|>` token",
     );
@@ -273,7 +253,7 @@ fn bench_prefill_prints_the_ratio_table() {
     for row in ["| 100 % |", "|  50 % |", "|  25 % |", "|  10 % |", "1.00x"] {
         assert!(text.contains(row), "{row} missing in:\n{text}");
     }
-    one_line_error(
+    assert_one_line_error(
         &prunescope(&["bench-prefill", "--random", "huge"]),
         "unknown shape",
     );

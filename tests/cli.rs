@@ -4,34 +4,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{float32, pcm16, wav_bytes, TempDir};
-
-fn prunescope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_prunescope"))
-        .args(args)
-        .env_remove("PRUNESCOPE_MODEL")
-        .output()
-        .expect("binary runs")
-}
+use common::{assert_one_line_error, float32, pcm16, prunescope, wav_bytes, TempDir};
 
 fn model() -> String {
     common::model_dir().display().to_string()
-}
-
-/// Fails unless the command failed with exactly one `error:` line mentioning `needle`.
-fn assert_one_line_error(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "should fail; stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line expected, got: {stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    assert!(
-        lines[0].to_lowercase().contains(&needle.to_lowercase()),
-        "`{needle}` not in: {stderr}"
-    );
 }
 
 /// `prunescope analyze CLIP --model <default> EXTRA...`.

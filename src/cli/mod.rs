@@ -268,6 +268,19 @@ fn parse_list<T>(what: &str, s: &str, f: impl Fn(&str) -> Result<T>) -> Result<V
     Ok(items)
 }
 
+/// `--keep`: comma-separated ratios in (0, 1].
+fn parse_keeps(s: &str) -> Result<Vec<f64>> {
+    parse_list("keep", s, |k| {
+        let v: f64 = k
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--keep: `{k}` is not a number"))?;
+        if !(v > 0.0 && v <= 1.0) {
+            bail!("keep ratio must be in (0, 1], got {k}");
+        }
+        Ok(v)
+    })
+}
+
 pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
     let methods = parse_list("method", &p.method, |m| {
         RunMethod::parse(m).map_err(|_| {
@@ -280,15 +293,7 @@ pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
             )
         })
     })?;
-    let keeps = parse_list("keep", &p.keep, |k| {
-        let v: f64 = k
-            .parse()
-            .map_err(|_| anyhow::anyhow!("--keep: `{k}` is not a number"))?;
-        if !(v > 0.0 && v <= 1.0) {
-            bail!("keep ratio must be in (0, 1], got {k}");
-        }
-        Ok(v)
-    })?;
+    let keeps = parse_keeps(&p.keep)?;
     if !(p.window_seconds.is_finite() && p.window_seconds > 0.0) {
         bail!(
             "--window-seconds must be positive, got {}",

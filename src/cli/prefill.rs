@@ -63,15 +63,7 @@ impl Drop for TempModel {
 
 pub fn run(a: PrefillArgs) -> Result<()> {
     let device = DeviceChoice::parse(&a.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
-    let keeps = super::parse_list("keep", &a.keep, |k| {
-        let v: f64 = k
-            .parse()
-            .map_err(|_| anyhow::anyhow!("--keep: `{k}` is not a number"))?;
-        if !(v > 0.0 && v <= 1.0) {
-            bail!("keep ratio must be in (0, 1], got {k}");
-        }
-        Ok(v)
-    })?;
+    let keeps = super::parse_keeps(&a.keep)?;
     let method = Method::parse(&a.method).map_err(|e| anyhow::anyhow!("--method: {e}"))?;
     if a.reps == 0 {
         bail!("--reps must be at least 1");

@@ -10,6 +10,30 @@ use prunescope::engine::{self, RunMethod, RunSpec};
 use prunescope::model::whisper::Whisper;
 use prunescope::prune::Params;
 
+/// Runs the `prunescope` binary (without `PRUNESCOPE_MODEL` from the environment).
+pub fn prunescope(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_prunescope"))
+        .args(args)
+        .env_remove("PRUNESCOPE_MODEL")
+        .output()
+        .expect("binary runs")
+}
+
+/// Fails unless the command failed with exactly one `error:` line mentioning `needle`
+/// (case-insensitive), and no panic.
+pub fn assert_one_line_error(out: &std::process::Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should fail; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(
+        lines[0].to_lowercase().contains(&needle.to_lowercase()),
+        "`{needle}` not in: {stderr}"
+    );
+}
+
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }

@@ -8,7 +8,7 @@
 //! Written with device-generic candle ops so it runs on the CPU in f32 and on CUDA in bf16; the
 //! received-attention sums are accumulated in f32 block by block of query rows.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 
 use super::config::EncoderConfig;
 use super::weights::{AlmWeights, LayerNorm, Linear, Part};

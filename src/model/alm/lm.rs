@@ -2,7 +2,7 @@
 //! embeddings, q/k/v with bias, grouped-query attention, rotate-half RoPE with f32 tables,
 //! SiLU-gated MLP, RMSNorm, a key/value cache and explicit (contiguous) positions.
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Module, Tensor, D};
 
 use super::config::TextConfig;
 use super::weights::{AlmWeights, Linear, Part};

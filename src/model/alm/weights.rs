@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 
+pub use crate::model::whisper::nn::{LayerNorm, Linear};
 use crate::model::{hf, ModelError, Result};
 
 /// The published name layouts: the hub's (`audio_tower.*`, `language_model.model.*`,
@@ -123,33 +124,5 @@ impl AlmWeights {
             weight: self.get(part, &format!("{name}.weight"), &[d])?,
             bias: self.get(part, &format!("{name}.bias"), &[d])?,
         })
-    }
-}
-
-/// `y = x W^T + b` for 2-D `x` of shape `(rows, d_in)`.
-pub struct Linear {
-    pub weight: Tensor,
-    pub bias: Option<Tensor>,
-}
-
-impl Linear {
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = x.matmul(&self.weight.t()?)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        }
-    }
-}
-
-/// Layer norm over the last dimension, eps 1e-5 (Whisper's).
-pub struct LayerNorm {
-    pub weight: Tensor,
-    pub bias: Tensor,
-}
-
-impl LayerNorm {
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        candle_nn::ops::layer_norm(x, &self.weight, &self.bias, 1e-5)
     }
 }

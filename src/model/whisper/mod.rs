@@ -4,7 +4,7 @@
 mod config;
 mod decoder;
 mod encoder;
-mod nn;
+pub(crate) mod nn;
 
 pub use config::WhisperConfig;
 
