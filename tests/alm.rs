@@ -155,8 +155,28 @@ fn check(model_dir: &str, golden: &str) {
         specs.push((RunSpec { method: m, keep }, segments, want_kept, want));
     }
 
-    // The same through the engine, from the clip's samples, as `analyze` runs it.
+    // The same through the engine, from the clip's samples, as `analyze` runs it: each run
+    // alone, then all of them in one plan, whose decoding steps run as one batch.
     let audio = Audio::from_samples(samples, 16_000).unwrap();
+    let batched = Plan {
+        runs: specs.iter().map(|s| s.0.clone()).collect(),
+        params: Params {
+            segments: specs.iter().map(|s| s.1).min().unwrap_or(10),
+            ..Params::default()
+        },
+        tail: 50,
+        prompt: Some(prompt.to_string()),
+    };
+    let all = engine::analyze(&model, &audio, &batched, &cancel, &mut |_| {}).unwrap();
+    for (r, (spec, segments, kept, want)) in all.runs.iter().zip(&specs) {
+        if spec.method == RunMethod::Prune(Method::Segmentwise)
+            && *segments != batched.params.segments
+        {
+            continue;
+        }
+        assert_eq!(&r.kept, kept);
+        assert_eq!(&r.token_ids, want, "{}: batched greedy ids", r.method);
+    }
     for (spec, segments, kept, want) in specs {
         let plan = Plan {
             runs: vec![spec],

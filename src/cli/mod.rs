@@ -232,6 +232,7 @@ pub fn load_options(args: &ModelArgs) -> Result<LoadOptions> {
     };
     opts.whisper.batch = args.batch;
     opts.alm.max_new_tokens = args.max_new_tokens;
+    opts.alm.batch = args.batch;
     Ok(opts)
 }
 

@@ -99,7 +99,7 @@ pub fn run(a: PrefillArgs) -> Result<()> {
     };
     let t = Instant::now();
     let dev = device.device()?;
-    let model =
+    let mut model =
         Alm::load(&dir, &dev).with_context(|| format!("cannot load model {}", dir.display()))?;
     let load_s = t.elapsed().as_secs_f64();
     let info = model.info().clone();
@@ -135,6 +135,7 @@ pub fn run(a: PrefillArgs) -> Result<()> {
         "", "", "", "", "", ""
     );
     let mut base = None;
+    let mut inputs = Vec::new();
     for keep in keeps {
         let spec = RunSpec {
             method: if keep >= 1.0 {
@@ -145,10 +146,10 @@ pub fn run(a: PrefillArgs) -> Result<()> {
             keep,
         };
         let sel = engine::select(&encoded, &spec, &Params::default())?;
-        let inputs = engine::decoder_inputs(&encoded, sel.as_ref(), 0, true)?;
-        let memory = &inputs[0].1.memory;
+        let memory = inputs_of_run(&encoded, sel.as_ref())?;
         let k = memory.dim(0)?;
-        let (ids, embeds) = model.input_embeddings(memory, &prompt)?;
+        let (ids, embeds) = model.input_embeddings(&memory, &prompt)?;
+        inputs.push(crate::model::DecodeInput::new(memory));
         model.prefill_ms(&embeds)?;
         let times = (0..a.reps)
             .map(|_| model.prefill_ms(&embeds))
@@ -173,5 +174,36 @@ pub fn run(a: PrefillArgs) -> Result<()> {
             per_token.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
         );
     }
+    if a.decode_tokens > 0 && inputs.len() > 1 {
+        // Every setting decoded one by one, then as one batch (the prefills are the same).
+        model.options.max_new_tokens = a.decode_tokens;
+        let mut decode_phase = |batch: usize| -> Result<(f64, usize)> {
+            model.options.batch = batch;
+            let gens = model.generate(&inputs, &cancel, &mut |_, _| {})?;
+            let ms = gens
+                .iter()
+                .map(|g| g.decode_ms - g.prefill_ms.unwrap_or(0.0))
+                .sum::<f64>();
+            Ok((ms, gens.iter().map(|g| g.token_ids.len()).sum()))
+        };
+        let (one, tokens) = decode_phase(1)?;
+        let (all, _) = decode_phase(inputs.len())?;
+        println!(
+            "decoding after the prefills, {} settings, {tokens} tokens: one by one {:.2} s, batched {:.2} s ({:.1}x)",
+            inputs.len(),
+            one / 1e3,
+            all / 1e3,
+            one / all
+        );
+    }
     Ok(())
+}
+
+/// The audio rows a prefix model gets for one run.
+fn inputs_of_run(
+    encoded: &engine::EncodedClip,
+    sel: Option<&crate::prune::Selection>,
+) -> Result<candle_core::Tensor> {
+    let mut v = engine::decoder_inputs(encoded, sel, 0, true)?;
+    Ok(v.remove(0).1.memory)
 }

@@ -135,13 +135,106 @@ impl TextModel {
             .to_vec1()?)
     }
 
+    /// One decoding step for several sequences at once: row b of `x` (`(B, hidden)`) is the
+    /// next input of the sequence whose cache is `caches[b]`. Every weight product is shared
+    /// by the batch (one pass over the weights per step); attention runs per sequence over its
+    /// own cache. Returns each row's logits (f32, on the CPU).
+    pub fn forward_step(&self, x: &Tensor, caches: &mut [KvCache]) -> Result<Vec<Vec<f32>>> {
+        let (b, _) = x.dims2()?;
+        let positions: Vec<usize> = caches.iter().map(|c| c.len).collect();
+        let (cos, sin) = self.rope_at(&positions)?;
+        let mut x = x.to_dtype(self.dtype)?;
+        for (li, layer) in self.layers.iter().enumerate() {
+            let h = rms_norm(&x, &layer.ln1, self.cfg.rms_eps)?;
+            let a = self.step_attention(layer, li, &h, &cos, &sin, caches)?;
+            x = x.add(&layer.o.forward(&a)?)?;
+            let h = rms_norm(&x, &layer.ln2, self.cfg.rms_eps)?;
+            let m = layer
+                .gate
+                .forward(&h)?
+                .silu()?
+                .mul(&layer.up.forward(&h)?)?;
+            x = x.add(&layer.down.forward(&m)?)?;
+        }
+        for c in caches.iter_mut() {
+            c.len += 1;
+        }
+        let last = rms_norm(&x, &self.norm, self.cfg.rms_eps)?;
+        let logits = last.matmul(&self.lm_head.t()?)?;
+        let rows: Vec<Vec<f32>> = logits
+            .to_dtype(DType::F32)?
+            .to_device(&Device::Cpu)?
+            .to_vec2()?;
+        debug_assert_eq!(rows.len(), b);
+        Ok(rows)
+    }
+
+    fn step_attention(
+        &self,
+        layer: &Layer,
+        li: usize,
+        h: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        caches: &mut [KvCache],
+    ) -> Result<Tensor> {
+        let c = &self.cfg;
+        let (b, _) = h.dims2()?;
+        let (heads, kvh, hd) = (c.heads, c.kv_heads, c.head_dim);
+        let rep = heads / kvh;
+        // Sequences stand where positions stand in a prefill: (1, heads, B, hd), so row b takes
+        // the rotation of sequence b's own position.
+        let shape = |t: Tensor, n: usize| -> Result<Tensor> {
+            Ok(t.reshape((b, n, hd))?.transpose(0, 1)?.contiguous()?)
+        };
+        let q = shape(layer.q.forward(h)?, heads)?;
+        let k = shape(layer.k.forward(h)?, kvh)?;
+        let v = shape(layer.v.forward(h)?, kvh)?;
+        let q = candle_nn::rotary_emb::rope(&q.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
+        let k = candle_nn::rotary_emb::rope(&k.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let mut outs = Vec::with_capacity(b);
+        for (i, cache) in caches.iter_mut().enumerate() {
+            let kb = k.narrow(1, i, 1)?;
+            let vb = v.narrow(1, i, 1)?;
+            let (k_all, v_all) = match cache.layers[li].take() {
+                Some((pk, pv)) => (Tensor::cat(&[&pk, &kb], 1)?, Tensor::cat(&[&pv, &vb], 1)?),
+                None => (kb.contiguous()?, vb.contiguous()?),
+            };
+            cache.layers[li] = Some((k_all.clone(), v_all.clone()));
+            let keys = k_all.dim(1)?;
+            let (k_use, v_use) = match c.sliding_window {
+                Some(w) if w < keys => {
+                    (k_all.narrow(1, keys - w, w)?, v_all.narrow(1, keys - w, w)?)
+                }
+                _ => (k_all, v_all),
+            };
+            let qb = q.narrow(1, i, 1)?.contiguous()?.reshape((kvh, rep, hd))?;
+            let logits = (qb.matmul(&k_use.t()?)? * scale)?.to_dtype(DType::F32)?;
+            let probs = candle_nn::ops::softmax_last_dim(&logits)?.to_dtype(self.dtype)?;
+            outs.push(
+                probs
+                    .matmul(&v_use.contiguous()?)?
+                    .reshape((1, heads * hd))?,
+            );
+        }
+        Ok(Tensor::cat(&outs, 0)?)
+    }
+
     /// cos and sin of positions `start..start + len`, `(len, head_dim / 2)`, computed in f32 as
     /// transformers does, then cast to the model's dtype.
     fn rope_tables(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
+        let positions: Vec<usize> = (start..start + len).collect();
+        self.rope_at(&positions)
+    }
+
+    /// cos and sin of the given positions, one row each.
+    fn rope_at(&self, positions: &[usize]) -> Result<(Tensor, Tensor)> {
         let half = self.inv_freq.len();
+        let len = positions.len();
         let mut cos = Vec::with_capacity(len * half);
         let mut sin = Vec::with_capacity(len * half);
-        for p in start..start + len {
+        for &p in positions {
             for &f in &self.inv_freq {
                 let angle = p as f32 * f;
                 cos.push(angle.cos());

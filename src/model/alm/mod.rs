@@ -34,14 +34,31 @@ const SYSTEM: &str =
 pub struct AlmOptions {
     /// New tokens at most per run (greedy decoding stops earlier at an end token).
     pub max_new_tokens: usize,
+    /// Sequences whose decoding steps run together (each prompt is prefilled on its own); 1
+    /// decodes one by one.
+    pub batch: usize,
 }
 
 impl Default for AlmOptions {
     fn default() -> Self {
         AlmOptions {
             max_new_tokens: 256,
+            batch: 32,
         }
     }
+}
+
+/// A sequence being decoded in a batch.
+struct Running {
+    index: usize,
+    cache: lm::KvCache,
+    ids: Vec<u32>,
+    /// Its last generated token, the next step's input.
+    next: u32,
+    max_new: usize,
+    ms: f64,
+    prefill_ms: f64,
+    steps: usize,
 }
 
 enum Projector {
@@ -362,32 +379,123 @@ impl AudioLanguageModel for Alm {
         cancel: &AtomicBool,
         on_finished: &mut OnFinished<'_>,
     ) -> Result<Vec<Generation>> {
+        let mut out: Vec<Generation> = vec![Generation::default(); inputs.len()];
+        let order: Vec<usize> = (0..inputs.len()).collect();
+        for chunk in order.chunks(self.options.batch.max(1)) {
+            self.generate_batch(inputs, chunk, cancel, &mut |i, g| {
+                on_finished(i, &g);
+                out[i] = g;
+            })?;
+        }
+        Ok(out)
+    }
+}
+
+impl Alm {
+    /// Prefills each input of `chunk` on its own, then decodes them together, one token per
+    /// sequence per step; each step's time is shared among the sequences still running.
+    fn generate_batch(
+        &self,
+        inputs: &[DecodeInput],
+        chunk: &[usize],
+        cancel: &AtomicBool,
+        finished: &mut dyn FnMut(usize, Generation),
+    ) -> Result<()> {
         let default = self.info.default_prompt.clone().unwrap_or_default();
-        let mut out = Vec::with_capacity(inputs.len());
-        for (i, input) in inputs.iter().enumerate() {
+        let limit = self.config.text.max_positions;
+        let mut active: Vec<Running> = Vec::with_capacity(chunk.len());
+        for &i in chunk {
             if cancel.load(Ordering::Relaxed) {
                 return Err(ModelError::Cancelled);
             }
             let t0 = Instant::now();
-            let text = input.prompt.as_deref().unwrap_or(&default);
-            let (_, embeds) = self.input_embeddings(&input.memory, text)?;
-            let (ids, _, prefill_ms, steps) = self.greedy(&embeds, cancel)?;
-            let text = self
-                .tokenizer
-                .decode(&ids, true)
-                .map_err(|e| ModelError::Tokenizer(e.to_string()))?
-                .trim()
-                .to_string();
-            let g = Generation {
-                token_ids: ids,
-                text,
-                decode_ms: t0.elapsed().as_secs_f64() * 1e3,
-                prefill_ms: Some(prefill_ms),
-                steps,
+            let text = inputs[i].prompt.as_deref().unwrap_or(&default);
+            let (_, embeds) = self.input_embeddings(&inputs[i].memory, text)?;
+            let len = embeds.dim(0)?;
+            if len >= limit {
+                return Err(ModelError::Config {
+                    path: Default::default(),
+                    msg: format!(
+                        "the prompt has {len} tokens, more than the language model's {limit} positions"
+                    ),
+                });
+            }
+            let mut cache = self.lm.new_cache();
+            let tp = Instant::now();
+            let logits = self.lm.forward(&embeds, &mut cache)?;
+            self.device.synchronize()?;
+            let prefill_ms = tp.elapsed().as_secs_f64() * 1e3;
+            let seq = Running {
+                index: i,
+                cache,
+                ids: Vec::new(),
+                next: argmax(&logits),
+                max_new: self.options.max_new_tokens.max(1).min(limit - len),
+                ms: t0.elapsed().as_secs_f64() * 1e3,
+                prefill_ms,
+                steps: 0,
             };
-            on_finished(i, &g);
-            out.push(g);
+            if let Some(seq) = self.advance(seq, finished)? {
+                active.push(seq);
+            }
         }
-        Ok(out)
+        while !active.is_empty() {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(ModelError::Cancelled);
+            }
+            let t0 = Instant::now();
+            let next: Vec<u32> = active.iter().map(|s| s.next).collect();
+            let x = self.lm.embed(&next)?;
+            let mut caches: Vec<lm::KvCache> = active
+                .iter_mut()
+                .map(|s| std::mem::replace(&mut s.cache, self.lm.new_cache()))
+                .collect();
+            let rows = self.lm.forward_step(&x, &mut caches)?;
+            let share = t0.elapsed().as_secs_f64() * 1e3 / active.len() as f64;
+            let mut keep = Vec::with_capacity(active.len());
+            for ((mut s, cache), row) in active.drain(..).zip(caches).zip(rows) {
+                s.cache = cache;
+                s.ms += share;
+                s.steps += 1;
+                s.next = argmax(&row);
+                if let Some(s) = self.advance(s, finished)? {
+                    keep.push(s);
+                }
+            }
+            active = keep;
+        }
+        Ok(())
+    }
+
+    /// Takes a sequence's newly predicted token: finishes it (end token or length cap) or
+    /// returns it to the batch.
+    fn advance(
+        &self,
+        mut s: Running,
+        finished: &mut dyn FnMut(usize, Generation),
+    ) -> Result<Option<Running>> {
+        if !self.end_tokens.contains(&s.next) {
+            s.ids.push(s.next);
+            if s.ids.len() < s.max_new {
+                return Ok(Some(s));
+            }
+        }
+        let text = self
+            .tokenizer
+            .decode(&s.ids, true)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?
+            .trim()
+            .to_string();
+        finished(
+            s.index,
+            Generation {
+                token_ids: s.ids,
+                text,
+                decode_ms: s.ms,
+                prefill_ms: Some(s.prefill_ms),
+                steps: s.steps,
+            },
+        );
+        Ok(None)
     }
 }
