@@ -61,6 +61,8 @@ pub enum Event {
         name: String,
         /// `None` for a model handed over with [`Request::UseModel`].
         dir: Option<PathBuf>,
+        /// A prompted LLM-prefix model (Qwen2-Audio, AF3): takes a prompt, no silence tail.
+        prompted: bool,
     },
     ModelFailed {
         dir: PathBuf,
@@ -222,10 +224,12 @@ impl State {
             Request::LoadModel(dir) => match crate::model::load(&dir, &LoadOptions::default()) {
                 Ok(m) => {
                     let name = m.info().name.clone();
+                    let prompted = m.info().prefix_lm;
                     self.model = Some(m);
                     self.emit(Event::ModelLoaded {
                         name,
                         dir: Some(dir),
+                        prompted,
                     });
                     self.encode_clip();
                 }
@@ -236,8 +240,13 @@ impl State {
             },
             Request::UseModel(m) => {
                 let name = m.info().name.clone();
+                let prompted = m.info().prefix_lm;
                 self.model = Some(m);
-                self.emit(Event::ModelLoaded { name, dir: None });
+                self.emit(Event::ModelLoaded {
+                    name,
+                    dir: None,
+                    prompted,
+                });
                 self.encode_clip();
             }
             Request::OpenClip { job, path } => match audio::load(&path) {

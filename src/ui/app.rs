@@ -201,6 +201,8 @@ pub struct ExplorerApp {
     pending_clip_job: Option<u64>,
     clip: Option<Clip>,
     model_name: Option<String>,
+    /// The model takes a prompt and no silence tail (Qwen2-Audio, AF3).
+    model_prompted: bool,
     model_loading: bool,
     decoding: Option<Decoding>,
     /// Finished runs by [`compare::cell_key`].
@@ -262,6 +264,7 @@ impl ExplorerApp {
             pending_clip_job: None,
             clip: None,
             model_name: None,
+            model_prompted: false,
             model_loading: false,
             decoding: None,
             results: HashMap::new(),
@@ -463,10 +466,15 @@ impl ExplorerApp {
     fn handle_events(&mut self, ctx: &egui::Context) {
         while let Some(e) = self.worker.try_recv() {
             match e {
-                Event::ModelLoaded { name, dir } => {
+                Event::ModelLoaded {
+                    name,
+                    dir,
+                    prompted,
+                } => {
                     self.model_loading = false;
                     self.info(format!("model: {name}"));
                     self.model_name = Some(name);
+                    self.model_prompted = prompted;
                     if let Some(d) = dir {
                         push_recent(&mut self.settings.recent_models, &d);
                         self.settings.last_model = Some(d);
@@ -1140,15 +1148,22 @@ impl ExplorerApp {
             ui.selectable_value(&mut self.settings.mode, SegmentMode::Exact, "exact");
         });
         ui.add(egui::DragValue::new(&mut self.settings.seed).prefix("seed "));
-        ui.add(egui::Slider::new(&mut self.settings.tail, 0..=200).text("Silence tail"));
+        let prompted = self.model_prompted;
+        ui.add_enabled(
+            !prompted,
+            egui::Slider::new(&mut self.settings.tail, 0..=200).text("Silence tail"),
+        )
+        .on_disabled_hover_text("Qwen2-Audio and Audio Flamingo 3 take no silence tail");
         ui.horizontal(|ui| {
             ui.label("Prompt");
-            ui.add(
+            ui.add_enabled(
+                prompted,
                 egui::TextEdit::singleline(&mut self.settings.prompt)
-                    .hint_text("Qwen2-Audio / AF3 request (empty: model default)")
+                    .hint_text("Describe the audio.")
                     .desired_width(220.0),
             )
-            .on_hover_text("Text after the audio in the chat prompt of Qwen2-Audio and Audio Flamingo 3, e.g. a question. Whisper ignores it.");
+            .on_hover_text("Text after the audio in the chat prompt, e.g. a question (empty: the model's default)")
+            .on_disabled_hover_text("Whisper transcribes: only Qwen2-Audio and Audio Flamingo 3 take a prompt");
         });
         ui.add(
             egui::Slider::new(&mut self.settings.gamma, 0.0..=4.0)
