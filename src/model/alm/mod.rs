@@ -240,6 +240,20 @@ impl Alm {
         Ok((ids, Tensor::cat(&parts, 0)?))
     }
 
+    /// A prompt must leave the language model at least one position to generate into.
+    fn check_prompt_len(&self, len: usize) -> Result<()> {
+        let limit = self.config.text.max_positions;
+        if len >= limit {
+            return Err(ModelError::Config {
+                path: Default::default(),
+                msg: format!(
+                    "the prompt has {len} tokens, more than the language model's {limit} positions"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Whether `id` ends a reply.
     pub fn is_end_token(&self, id: u32) -> bool {
         self.end_tokens.contains(&id)
@@ -282,14 +296,7 @@ impl Alm {
     ) -> Result<(Vec<u32>, Vec<f32>, f64, usize)> {
         let len = embeds.dim(0)?;
         let limit = self.config.text.max_positions;
-        if len >= limit {
-            return Err(ModelError::Config {
-                path: Default::default(),
-                msg: format!(
-                    "the prompt has {len} tokens, more than the language model's {limit} positions"
-                ),
-            });
-        }
+        self.check_prompt_len(len)?;
         let mut cache = self.lm.new_cache();
         let t0 = Instant::now();
         let logits = self.lm.forward(embeds, &mut cache)?;
@@ -412,14 +419,7 @@ impl Alm {
             let text = inputs[i].prompt.as_deref().unwrap_or(&default);
             let (_, embeds) = self.input_embeddings(&inputs[i].memory, text)?;
             let len = embeds.dim(0)?;
-            if len >= limit {
-                return Err(ModelError::Config {
-                    path: Default::default(),
-                    msg: format!(
-                        "the prompt has {len} tokens, more than the language model's {limit} positions"
-                    ),
-                });
-            }
+            self.check_prompt_len(len)?;
             let mut cache = self.lm.new_cache();
             let tp = Instant::now();
             let logits = self.lm.forward(&embeds, &mut cache)?;
