@@ -114,16 +114,9 @@ impl TextModel {
         let (cos, sin) = self.rope_tables(start, len)?;
         let mut x = x.to_dtype(self.dtype)?;
         for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            let h = rms_norm(&x, &layer.ln1, self.cfg.rms_eps)?;
-            let a = self.attention(layer, &h, &cos, &sin, start, slot)?;
-            x = x.add(&layer.o.forward(&a)?)?;
-            let h = rms_norm(&x, &layer.ln2, self.cfg.rms_eps)?;
-            let m = layer
-                .gate
-                .forward(&h)?
-                .silu()?
-                .mul(&layer.up.forward(&h)?)?;
-            x = x.add(&layer.down.forward(&m)?)?;
+            x = self.block(layer, &x, |h| {
+                self.attention(layer, h, &cos, &sin, start, slot)
+            })?;
         }
         cache.len += len;
         let last = rms_norm(&x.narrow(0, len - 1, 1)?, &self.norm, self.cfg.rms_eps)?;
@@ -145,16 +138,9 @@ impl TextModel {
         let (cos, sin) = self.rope_at(&positions)?;
         let mut x = x.to_dtype(self.dtype)?;
         for (li, layer) in self.layers.iter().enumerate() {
-            let h = rms_norm(&x, &layer.ln1, self.cfg.rms_eps)?;
-            let a = self.step_attention(layer, li, &h, &cos, &sin, caches)?;
-            x = x.add(&layer.o.forward(&a)?)?;
-            let h = rms_norm(&x, &layer.ln2, self.cfg.rms_eps)?;
-            let m = layer
-                .gate
-                .forward(&h)?
-                .silu()?
-                .mul(&layer.up.forward(&h)?)?;
-            x = x.add(&layer.down.forward(&m)?)?;
+            x = self.block(layer, &x, |h| {
+                self.step_attention(layer, li, h, &cos, &sin, caches)
+            })?;
         }
         for c in caches.iter_mut() {
             c.len += 1;
@@ -182,16 +168,9 @@ impl TextModel {
         let (b, _) = h.dims2()?;
         let (heads, kvh, hd) = (c.heads, c.kv_heads, c.head_dim);
         let rep = heads / kvh;
-        // Sequences stand where positions stand in a prefill: (1, heads, B, hd), so row b takes
-        // the rotation of sequence b's own position.
-        let shape = |t: Tensor, n: usize| -> Result<Tensor> {
-            Ok(t.reshape((b, n, hd))?.transpose(0, 1)?.contiguous()?)
-        };
-        let q = shape(layer.q.forward(h)?, heads)?;
-        let k = shape(layer.k.forward(h)?, kvh)?;
-        let v = shape(layer.v.forward(h)?, kvh)?;
-        let q = candle_nn::rotary_emb::rope(&q.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
-        let k = candle_nn::rotary_emb::rope(&k.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
+        // Sequences stand where positions stand in a prefill, so row b takes the rotation of
+        // sequence b's own position.
+        let (q, k, v) = self.qkv(layer, h, cos, sin)?;
         let scale = 1.0 / (hd as f64).sqrt();
         let mut outs = Vec::with_capacity(b);
         for (i, cache) in caches.iter_mut().enumerate() {
@@ -219,6 +198,47 @@ impl TextModel {
             );
         }
         Ok(Tensor::cat(&outs, 0)?)
+    }
+
+    /// One decoder layer around an attention function of the normed input: pre-norm attention
+    /// and output projection, then the SiLU-gated MLP, each with its residual.
+    fn block(
+        &self,
+        layer: &Layer,
+        x: &Tensor,
+        attention: impl FnOnce(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let h = rms_norm(x, &layer.ln1, self.cfg.rms_eps)?;
+        let x = x.add(&layer.o.forward(&attention(&h)?)?)?;
+        let h = rms_norm(&x, &layer.ln2, self.cfg.rms_eps)?;
+        let m = layer
+            .gate
+            .forward(&h)?
+            .silu()?
+            .mul(&layer.up.forward(&h)?)?;
+        Ok(x.add(&layer.down.forward(&m)?)?)
+    }
+
+    /// Queries, keys and values of `h` (`(rows, hidden)`) with RoPE applied (rows take the
+    /// rotations of `cos`/`sin`'s rows): `(heads, rows, hd)`, `(kv_heads, rows, hd)` twice.
+    fn qkv(
+        &self,
+        layer: &Layer,
+        h: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let (rows, _) = h.dims2()?;
+        let hd = self.cfg.head_dim;
+        let shape = |t: Tensor, n: usize| -> Result<Tensor> {
+            Ok(t.reshape((rows, n, hd))?.transpose(0, 1)?.contiguous()?)
+        };
+        let q = shape(layer.q.forward(h)?, self.cfg.heads)?;
+        let k = shape(layer.k.forward(h)?, self.cfg.kv_heads)?;
+        let v = shape(layer.v.forward(h)?, self.cfg.kv_heads)?;
+        let q = candle_nn::rotary_emb::rope(&q.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
+        let k = candle_nn::rotary_emb::rope(&k.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
+        Ok((q, k, v))
     }
 
     /// cos and sin of positions `start..start + len`, `(len, head_dim / 2)`, computed in f32 as
@@ -262,14 +282,7 @@ impl TextModel {
         let (len, _) = h.dims2()?;
         let (heads, kvh, hd) = (c.heads, c.kv_heads, c.head_dim);
         let rep = heads / kvh;
-        let shape = |t: Tensor, n: usize| -> Result<Tensor> {
-            Ok(t.reshape((len, n, hd))?.transpose(0, 1)?.contiguous()?)
-        };
-        let q = shape(layer.q.forward(h)?, heads)?;
-        let k = shape(layer.k.forward(h)?, kvh)?;
-        let v = shape(layer.v.forward(h)?, kvh)?;
-        let q = candle_nn::rotary_emb::rope(&q.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
-        let k = candle_nn::rotary_emb::rope(&k.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
+        let (q, k, v) = self.qkv(layer, h, cos, sin)?;
         let (k, v) = match slot.take() {
             Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 1)?, Tensor::cat(&[&pv, &v], 1)?),
             None => (k, v),
