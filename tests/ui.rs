@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use egui::accesskit::Role;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 use prunescope::model::fake::FakeModel;
 use prunescope::ui::{ExplorerApp, ModelSource, Settings, Startup};
@@ -277,4 +277,55 @@ fn frame_time_stays_under_16_ms_while_decoding_whisper() {
     // The median is the UI's own cost; single frames can lose the core to the decoder's
     // threads on a 2-core machine, which no UI code can prevent.
     assert!(p50 < 16.0, "median {p50} ms");
+}
+
+#[test]
+fn prompted_model_takes_a_prompt_and_no_tail() {
+    // The toy Qwen2-Audio checkpoint (random weights): reads the first 2 s window of jfk.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/alm/qwen2-audio-tiny");
+    let mut model =
+        prunescope::model::alm::Alm::load(&dir, &candle_core::Device::Cpu).expect("toy model");
+    model.options.max_new_tokens = 3;
+    let app = ExplorerApp::new(
+        Settings::default(),
+        Startup {
+            clip: Some(jfk()),
+            model: ModelSource::Given(Box::new(model)),
+            audio: false,
+        },
+    );
+    // Random weights say random bytes: U+FFFD, which the test harness's one font lacks (the
+    // app's default policy draws a box; the harness would panic).
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .with_max_steps(1000)
+        .allow_missing_glyphs()
+        .build_ui_state(|ui, app: &mut ExplorerApp| app.show(ui), app);
+    step_until(&mut h, "the grid", Duration::from_secs(60), |h| {
+        h.state().encoded() && !h.state().busy() && h.state().result_count() == 17
+    });
+    h.step();
+    // 2 s window pooled to 50 tokens; keep 25 % -> K = 13, paper segmentwise S = 10 -> 10.
+    assert!(has_label(&h, "Kept 10 of 50 tokens"));
+    assert!(h
+        .get_by_role_and_label(Role::Slider, "Silence tail")
+        .accesskit_node()
+        .is_disabled());
+    let prompt = h.get_by_role(Role::TextInput);
+    assert!(!prompt.accesskit_node().is_disabled());
+    prompt.focus();
+    h.step();
+    h.get_by_role(Role::TextInput).type_text("What is said?");
+    h.step();
+    assert_eq!(h.state().settings.prompt, "What is said?");
+    // A new prompt invalidates every cell: the grid empties in the frame that saw the text and
+    // fills in again.
+    let count = h.state().result_count();
+    assert!(count < 17, "{count} cells kept across a prompt change");
+    step_until(
+        &mut h,
+        "the new prompt's grid",
+        Duration::from_secs(60),
+        |h| !h.state().busy() && h.state().result_count() == 17,
+    );
 }

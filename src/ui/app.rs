@@ -398,8 +398,14 @@ impl ExplorerApp {
         let Some(scores) = &clip.scores else { return };
         let cache_for = (scores.model.clone(), clip.job, self.prompt());
         if self.results_for != cache_for {
+            // Other model, clip or prompt: every cell is stale, and so is the record of what
+            // was last asked (its cell keys do not say which prompt they were for).
             self.results.clear();
             self.results_for = cache_for;
+            if self.decoding.as_ref().is_some_and(|d| d.running) {
+                self.worker.cancel();
+            }
+            self.decoding = None;
         }
         let params = self.params();
         let tail = self.settings.tail;
