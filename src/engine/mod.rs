@@ -244,6 +244,10 @@ pub fn decoder_inputs(
         let n = rows.len() / d.max(1);
         Ok(Tensor::from_vec(rows, (n, d), &dev).map_err(ModelError::from)?)
     };
+    // Merged tokens (visionzip contextual, merge anchors) by their target.
+    let merged: std::collections::HashMap<usize, &prune::Combination> = selection
+        .map(|s| s.merged.iter().map(|c| (c.target, c)).collect())
+        .unwrap_or_default();
     if prefix {
         let mut rows = Vec::new();
         match selection {
@@ -253,8 +257,6 @@ pub fn decoder_inputs(
                 }
             }
             Some(sel) => {
-                let merged: std::collections::HashMap<usize, &prune::Combination> =
-                    sel.merged.iter().map(|c| (c.target, c)).collect();
                 for &t in &sel.kept {
                     push_row(clip, &mut rows, t, merged.get(&t).copied());
                 }
@@ -272,8 +274,6 @@ pub fn decoder_inputs(
         return Ok(out);
     };
     let mut per_window: Vec<Vec<f32>> = vec![Vec::new(); clip.windows.len()];
-    let merged: std::collections::HashMap<usize, &prune::Combination> =
-        sel.merged.iter().map(|c| (c.target, c)).collect();
     for &t in &sel.kept {
         let w = clip.window_of(t);
         push_row(clip, &mut per_window[w], t, merged.get(&t).copied());
