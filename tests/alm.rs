@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::{Device, Tensor};
 use prunescope::audio::Audio;
-use prunescope::engine::{self, Plan, RunMethod, RunSpec};
+use prunescope::engine::{self, Decoding, Plan, RunMethod, RunSpec, Tail};
 use prunescope::model::alm::Alm;
 use prunescope::model::AudioLanguageModel;
 use prunescope::prune::{self, Method, Params};
@@ -164,8 +164,11 @@ fn check(model_dir: &str, golden: &str) {
             segments: specs.iter().map(|s| s.1).min().unwrap_or(10),
             ..Params::default()
         },
-        tail: 50,
-        prompt: Some(prompt.to_string()),
+        decoding: Decoding {
+            tail: Tail::Tokens(50),
+            prompt: Some(prompt.to_string()),
+            stop_on_loop: false,
+        },
     };
     let all = engine::analyze(&model, &audio, &batched, &cancel, &mut |_| {}).unwrap();
     for (r, (spec, segments, kept, want)) in all.runs.iter().zip(&specs) {
@@ -184,8 +187,11 @@ fn check(model_dir: &str, golden: &str) {
                 segments,
                 ..Params::default()
             },
-            tail: 50,
-            prompt: Some(prompt.to_string()),
+            decoding: Decoding {
+                tail: Tail::Tokens(50),
+                prompt: Some(prompt.to_string()),
+                stop_on_loop: false,
+            },
         };
         let a = engine::analyze(&model, &audio, &plan, &cancel, &mut |_| {}).unwrap();
         let r = &a.runs[0];

@@ -167,6 +167,7 @@ fn mmau_report_names_the_scorer() {
             generated_tokens: 5,
             prefill_ms: None,
             decode_ms_per_token: None,
+            looped: false,
         }],
         error: None,
     };
@@ -178,7 +179,7 @@ fn mmau_report_names_the_scorer() {
             model: "m".into(),
             settings: vec!["full@1".into()],
             params: String::new(),
-            tail: 50,
+            tail: prunescope::engine::Tail::Tokens(50),
             items: 2,
             shard: None,
         },

@@ -17,6 +17,7 @@ fn rr(method: &str, keep: f64, text: &str, ms: f64, tokens: usize) -> RunRecord 
         generated_tokens: tokens,
         prefill_ms: None,
         decode_ms_per_token: None,
+        looped: false,
     }
 }
 
@@ -52,7 +53,7 @@ fn results() -> Results {
             model: "m".into(),
             settings: settings.iter().map(|s| s.to_string()).collect(),
             params: String::new(),
-            tail: 50,
+            tail: prunescope::engine::Tail::Tokens(50),
             items: 3,
             shard: None,
         },
@@ -78,7 +79,11 @@ fn results() -> Results {
                     rr("topk", 0.5, "Five six.", 10.0, 2),
                     rr("segmentwise", 0.5, "Five six.", 10.0, 2),
                     rr("topk", 0.1, "", 0.0, 0),
-                    rr("segmentwise", 0.1, "five", 5.0, 1),
+                    // A run that looped: counted, and left out of the loop-free WER.
+                    RunRecord {
+                        looped: true,
+                        ..rr("segmentwise", 0.1, "five", 5.0, 1)
+                    },
                 ],
             ),
             Record {
@@ -119,22 +124,26 @@ fn table_marks_best_and_at_or_better_than_unpruned() {
             .unwrap_or_else(|| panic!("{p}: {md}"))
             .to_string()
     };
-    assert_eq!(line("| 100 % | full |"), "| 100 % | full | 33.33 | 0.00 |");
+    assert_eq!(
+        line("| 100 % | full |"),
+        "| 100 % | full | 33.33 | 0.00 | 33.33 | 0/2 |"
+    );
     assert_eq!(
         line("| 50 % | topk |"),
-        "| 50 % | topk | **<u>0.00</u>** | **<u>0.00</u>** |"
+        "| 50 % | topk | **<u>0.00</u>** | **<u>0.00</u>** | **<u>0.00</u>** | 0/2 |"
     );
     assert_eq!(
         line("| 50 % | segmentwise |"),
-        "| 50 % | segmentwise | <u>16.67</u> | 16.67 |"
+        "| 50 % | segmentwise | <u>16.67</u> | 16.67 | <u>16.67</u> | 0/2 |"
     );
+    // Without its looped run, segmentwise at 10 % is "one two" for four words: 2 errors of 4.
     assert_eq!(
         line("| 10 % | segmentwise |"),
-        "| 10 % | segmentwise | **66.67** | **50.00** |"
+        "| 10 % | segmentwise | **66.67** | **50.00** | **50.00** | 1/2 |"
     );
     assert!(md.contains("1 failed and not scored"), "{md}");
     let csv = report::csv(&t);
-    assert_eq!(csv.lines().nth(2).unwrap(), "topk,0.5,50.0,0,0");
+    assert_eq!(csv.lines().nth(2).unwrap(), "topk,0.5,50.0,0,2,0,0,0");
 }
 
 #[test]

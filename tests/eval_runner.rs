@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use prunescope::engine::{Plan, RunMethod};
+use prunescope::engine::{Decoding, Plan, RunMethod};
 use prunescope::eval::datasets::{load, Dataset, DatasetKind};
 use prunescope::eval::metrics::accuracy::LexicalScorer;
 use prunescope::eval::runner::{self, read_results, RunOptions, Shard};
@@ -28,7 +28,7 @@ fn plan(methods: &str) -> Plan {
         .split(',')
         .map(|m| RunMethod::parse(m).unwrap())
         .collect();
-    Plan::grid(&m, &[0.5, 0.25], Params::default(), 50)
+    Plan::grid(&m, &[0.5, 0.25], Params::default(), Decoding::default())
 }
 
 fn fake() -> FakeModel {
@@ -176,7 +176,10 @@ fn reports_tables_csv_efficiency_and_plot() {
     );
     let csv = &files[1].1;
     assert_eq!(csv.lines().count(), 9);
-    assert!(csv.starts_with("method,keep,k_mean,Sound %,"), "{csv}");
+    assert!(
+        csv.starts_with("method,keep,k_mean,loops,runs,Sound %,"),
+        "{csv}"
+    );
     let eff = &files[2].1;
     assert!(
         eff.contains("| 50 % | topk |") && eff.contains("n/a"),

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::{DType, Device, Tensor};
 use common::TempDir;
-use prunescope::engine::{self, Plan, RunMethod};
+use prunescope::engine::{self, Decoding, Plan, RunMethod};
 use prunescope::model::whisper::{convert_ct2_to_hf, Whisper};
 use prunescope::model::AudioLanguageModel;
 use prunescope::prune::{Method, Params};
@@ -24,7 +24,7 @@ fn outputs(model: &Whisper) -> (Vec<f32>, Vec<f32>, Vec<String>) {
         ],
         &[0.25],
         Params::default(),
-        50,
+        Decoding::default(),
     );
     let a = engine::analyze(model, &audio, &plan, &AtomicBool::new(false), &mut |_| {}).unwrap();
     (

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use prunescope::engine::{self, Plan, RunMethod};
+use prunescope::engine::{self, Decoding, Plan, RunMethod, Tail};
 use prunescope::prune::{Method, Params};
 use serde_json::Value;
 
@@ -30,7 +30,12 @@ fn check_clip(clip: &str, json: &str) {
         RunMethod::Prune(Method::BottomK),
         RunMethod::Prune(Method::VisionZip),
     ];
-    let plan = Plan::grid(&methods, &[0.5, 0.25, 0.1], Params::default(), 50);
+    // The references were made with a 50-token silence tail (../shared/tools/reference.py).
+    let fifty = Decoding {
+        tail: Tail::Tokens(50),
+        ..Decoding::default()
+    };
+    let plan = Plan::grid(&methods, &[0.5, 0.25, 0.1], Params::default(), fifty);
     let a = engine::analyze(model, &audio, &plan, &AtomicBool::new(false), &mut |_| {}).unwrap();
 
     assert_eq!(
@@ -107,6 +112,35 @@ fn check_clip(clip: &str, json: &str) {
         .filter(|m| !common::is_late_repetition_flip(m))
         .collect();
     assert!(hard.is_empty(), "{clip}: texts differ: {hard:#?}");
+
+    // With the default silence context (the window's whole padding), `full` hands the decoder
+    // exactly what `vanilla` does, so its text is transformers' vanilla text.
+    let plan = Plan::grid(
+        &[RunMethod::Prune(Method::Full)],
+        &[1.0],
+        Params::default(),
+        Decoding::default(),
+    );
+    let d = engine::analyze(model, &audio, &plan, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    let vanilla = g["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["method"] == "vanilla")
+        .expect("reference has a vanilla run");
+    assert_eq!(
+        d.runs[0].text,
+        vanilla["text"].as_str().unwrap(),
+        "{clip}: default full"
+    );
+    // Only jfk_x3, whose audio says the same sentence three times, reads as a repetition (the
+    // rule judges text, and cannot tell a spoken repeat from a decoder loop).
+    assert_eq!(
+        d.runs[0].looped,
+        clip == "jfk_x3.wav",
+        "{clip}: default full looped: {}",
+        d.runs[0].text
+    );
 }
 
 #[test]

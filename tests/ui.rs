@@ -110,6 +110,44 @@ fn output_grid_fills_in() {
 }
 
 #[test]
+fn looped_cells_are_marked_and_the_guard_cuts_them() {
+    // A fake that loops whenever it missed a word (pruned cells; vanilla and full hear all).
+    let mut model = FakeModel::new(Duration::from_millis(1));
+    model.loop_below = Some(0.999);
+    let app = ExplorerApp::new(
+        Settings::default(),
+        Startup {
+            clip: Some(jfk()),
+            model: ModelSource::Given(Box::new(model)),
+            audio: false,
+        },
+    );
+    let mut h = harness(app);
+    let filled = |h: &mut Harness<'_, ExplorerApp>| {
+        h.state().encoded() && !h.state().busy() && h.state().result_count() >= 17
+    };
+    step_until(&mut h, "the grid", Duration::from_secs(60), filled);
+    h.step();
+    let plain = h.query_all_by_label("loop").count();
+    assert!(plain >= 1, "no looped cell is marked");
+    assert_eq!(h.query_all_by_label("loop · cut").count(), 0);
+
+    h.get_by_role_and_label(Role::CheckBox, "Stop on loop")
+        .click();
+    h.step();
+    assert!(h.state().settings.stop_on_loop);
+    step_until(&mut h, "the guarded grid", Duration::from_secs(60), |h| {
+        filled(h) && h.query_all_by_label("loop · cut").count() > 0
+    });
+    h.step();
+    // The same cells loop; those the guard caught say so (one that reached the fake's cap
+    // before repeating enough stays a plain loop).
+    let cut = h.query_all_by_label("loop · cut").count();
+    assert!(cut >= 1);
+    assert_eq!(cut + h.query_all_by_label("loop").count(), plain);
+}
+
+#[test]
 fn slider_move_cancels_stale_work_and_queues_the_new_setting() {
     // Slow decoding so the first job is still running when the slider moves.
     let mut h = harness(fake_app(Some(jfk()), Duration::from_millis(15)));

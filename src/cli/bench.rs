@@ -105,8 +105,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let plan = Plan {
         runs: ten_runs(),
         params: Params::default(),
-        tail: 50,
-        prompt: None,
+        // The 50-token tail scripts/bench-baseline.py gives transformers too.
+        decoding: engine::Decoding {
+            tail: engine::Tail::Tokens(50),
+            ..engine::Decoding::default()
+        },
     };
     let cancel = AtomicBool::new(false);
     let (dec_s, results) = time(a.reps, || {

@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::engine::{self, Plan, Progress, RunMethod};
+use crate::engine::{self, Decoding, Plan, Progress, RunMethod, Tail};
 use crate::model::whisper::Whisper;
 use crate::model::{AudioLanguageModel, DeviceChoice, LoadOptions};
 use crate::prune::{Order, Params, SegmentMode};
@@ -57,9 +57,10 @@ pub struct ModelArgs {
     /// `--features cuda`). Whisper always runs on the CPU.
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Qwen2-Audio / AF3: new tokens at most per run.
-    #[arg(long, default_value_t = 256)]
-    max_new_tokens: usize,
+    /// New tokens at most per run and window (a run that reaches it counts as looped).
+    /// Default: 224 for Whisper (its own limit), 256 for Qwen2-Audio / AF3.
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
     /// Multilingual models: language code, or "auto" to detect it.
     #[arg(long, default_value = "en")]
     language: String,
@@ -101,9 +102,10 @@ pub struct PlanArgs {
     /// Seed of the random method.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Silence-tail tokens after each window's kept tokens (0 disables it).
-    #[arg(long, default_value_t = 50)]
-    tail: usize,
+    /// Whisper: silence context after each window's kept tokens, in tokens of the window's own
+    /// padding (0 disables it), or `window` for all of it up to the window's 30 s end.
+    #[arg(long, default_value_t = Tail::DEFAULT.to_string())]
+    tail: String,
     /// Adaptive segmentwise: budget share grows with segment importance^gamma.
     #[arg(long, default_value_t = 1.0)]
     gamma: f64,
@@ -117,6 +119,10 @@ pub struct PlanArgs {
     /// the audio." or a question (default: a captioning request). Whisper ignores it.
     #[arg(long)]
     prompt: Option<String>,
+    /// End each decode where it starts to repeat itself and keep the text before the repeats
+    /// (the run is still reported as looped). Off: the plain greedy decode.
+    #[arg(long)]
+    stop_on_loop: bool,
 }
 
 #[derive(Args)]
@@ -218,7 +224,7 @@ pub fn load_options(args: &ModelArgs) -> Result<LoadOptions> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    if args.max_new_tokens == 0 {
+    if args.max_new_tokens == Some(0) {
         bail!("--max-new-tokens must be at least 1");
     }
     let device = DeviceChoice::parse(&args.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
@@ -231,7 +237,10 @@ pub fn load_options(args: &ModelArgs) -> Result<LoadOptions> {
         code => Some(code.to_string()),
     };
     opts.whisper.batch = args.batch;
-    opts.alm.max_new_tokens = args.max_new_tokens;
+    if let Some(n) = args.max_new_tokens {
+        opts.whisper.max_tokens = n;
+        opts.alm.max_new_tokens = n;
+    }
     opts.alm.batch = args.batch;
     Ok(opts)
 }
@@ -317,11 +326,16 @@ pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
             OrderArg::Score => Order::Score,
         },
     };
-    let mut plan = Plan::grid(&methods, &keeps, params, p.tail);
-    plan.prompt = match p.prompt.as_deref().map(str::trim) {
+    let prompt = match p.prompt.as_deref().map(str::trim) {
         Some("") => bail!("--prompt is empty"),
         other => other.map(str::to_string),
     };
+    let decoding = Decoding {
+        tail: Tail::parse(&p.tail).map_err(|e| anyhow::anyhow!("--tail: {e}"))?,
+        prompt,
+        stop_on_loop: p.stop_on_loop,
+    };
+    let plan = Plan::grid(&methods, &keeps, params, decoding);
     plan.validate()?;
     Ok(plan)
 }
@@ -384,13 +398,13 @@ fn print_table(a: &engine::Analysis) {
         a.clip.path, a.model, a.clip.duration_s, a.clip.windows, a.tokens.count, a.encode_ms
     );
     println!(
-        "{:<12} {:>5} {:>6} {:>4} {:>8} {:>8} {:>7}  text",
-        "method", "keep", "K", "S", "ms", "prefill", "ms/tok"
+        "{:<12} {:>5} {:>6} {:>4} {:>8} {:>8} {:>7} {:>6}  text",
+        "method", "keep", "K", "S", "ms", "prefill", "ms/tok", "looped"
     );
     let opt = |x: Option<f64>| x.map_or_else(|| "-".into(), |v| format!("{v:.1}"));
     for r in &a.runs {
         println!(
-            "{:<12} {:>5.2} {:>6} {:>4} {:>8.1} {:>8} {:>7}  {}",
+            "{:<12} {:>5.2} {:>6} {:>4} {:>8.1} {:>8} {:>7} {:>6}  {}",
             r.method,
             r.keep,
             r.k,
@@ -400,6 +414,11 @@ fn print_table(a: &engine::Analysis) {
             r.decode_ms,
             opt(r.prefill_ms),
             opt(r.decode_ms_per_token),
+            match (r.looped, r.stopped_on_loop) {
+                (false, _) => "-",
+                (true, false) => "yes",
+                (true, true) => "cut",
+            },
             r.text
         );
     }

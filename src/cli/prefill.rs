@@ -204,6 +204,12 @@ fn inputs_of_run(
     encoded: &engine::EncodedClip,
     sel: Option<&crate::prune::Selection>,
 ) -> Result<candle_core::Tensor> {
-    let mut v = engine::decoder_inputs(encoded, sel, 0, true)?;
+    let mut v = engine::decoder_inputs(
+        encoded,
+        sel,
+        engine::Tail::Tokens(0),
+        true,
+        &mut engine::TailRows::default(),
+    )?;
     Ok(v.remove(0).1.memory)
 }

@@ -2,10 +2,12 @@
 //! clip's tokens, select per run, build each run's decoder inputs per window, decode all of them
 //! as one batch, and assemble the `analyze` document (SPEC.md section 7).
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::audio::Audio;
 use crate::model::{AudioLanguageModel, DecodeInput, Generation, ModelError};
@@ -57,21 +59,110 @@ pub struct RunSpec {
     pub keep: f64,
 }
 
+/// The silence context a Whisper-style (cross-attention) decoder gets after each window's kept
+/// tokens: encoder outputs of the window's own padding, right after its audio (SPEC.md
+/// section 5). Not counted in K. Prefix models (Qwen2-Audio, AF3) take none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "TailRepr", into = "TailRepr")]
+pub enum Tail {
+    /// The first `n` padding tokens (0: none).
+    Tokens(usize),
+    /// Every padding token up to the window's 30 s end, as the model sees it unpruned.
+    WindowEnd,
+}
+
+impl Tail {
+    /// The default, chosen by measurement over the ASR set (README, "Silence context"): with
+    /// the window's whole padding `full` is `vanilla` exactly (never loops where the shipped
+    /// model does not), and pruned runs loop far less than with any fixed tail tried (50, 150,
+    /// 300 tokens).
+    pub const DEFAULT: Tail = Tail::WindowEnd;
+
+    /// Tail tokens for a window with `padding` padding tokens after its audio.
+    pub fn tokens(self, padding: usize) -> usize {
+        match self {
+            Tail::Tokens(n) => n.min(padding),
+            Tail::WindowEnd => padding,
+        }
+    }
+
+    /// `150`, `0` or `window`.
+    pub fn parse(s: &str) -> std::result::Result<Tail, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("window") {
+            return Ok(Tail::WindowEnd);
+        }
+        s.parse().map(Tail::Tokens).map_err(|_| {
+            format!("the silence tail must be a number of tokens or `window`, got `{s}`")
+        })
+    }
+}
+
+impl Default for Tail {
+    fn default() -> Tail {
+        Tail::DEFAULT
+    }
+}
+
+impl std::fmt::Display for Tail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tail::Tokens(n) => write!(f, "{n}"),
+            Tail::WindowEnd => write!(f, "window"),
+        }
+    }
+}
+
+/// A tail in JSON: a number of tokens, or "window".
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum TailRepr {
+    Tokens(usize),
+    Named(String),
+}
+
+impl TryFrom<TailRepr> for Tail {
+    type Error = String;
+    fn try_from(r: TailRepr) -> std::result::Result<Tail, String> {
+        match r {
+            TailRepr::Tokens(n) => Ok(Tail::Tokens(n)),
+            TailRepr::Named(s) => Tail::parse(&s),
+        }
+    }
+}
+
+impl From<Tail> for TailRepr {
+    fn from(t: Tail) -> TailRepr {
+        match t {
+            Tail::Tokens(n) => TailRepr::Tokens(n),
+            Tail::WindowEnd => TailRepr::Named("window".into()),
+        }
+    }
+}
+
+/// How every run of a plan is decoded.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Decoding {
+    /// Silence context after each window's kept tokens (cross-attention models only).
+    pub tail: Tail,
+    /// The user's text for prompted models (Qwen2-Audio, AF3: a caption request or a question);
+    /// None uses the model's default. Whisper ignores it.
+    pub prompt: Option<String>,
+    /// End each decode where a loop is detected and keep the text before it (`--stop-on-loop`).
+    pub stop_on_loop: bool,
+}
+
 /// Everything a clip's analysis is parameterised by.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub runs: Vec<RunSpec>,
     pub params: Params,
-    /// Silence-tail tokens after each window's kept tokens (SPEC.md section 5); 0 disables it.
-    pub tail: usize,
-    /// The user's text for prompted models (Qwen2-Audio, AF3: a caption request or a question);
-    /// None uses the model's default. Whisper ignores it.
-    pub prompt: Option<String>,
+    pub decoding: Decoding,
 }
 
 impl Plan {
     /// Every method x keep combination. `vanilla` and `full` ignore the keep ratio and run once.
-    pub fn grid(methods: &[RunMethod], keeps: &[f64], params: Params, tail: usize) -> Plan {
+    pub fn grid(methods: &[RunMethod], keeps: &[f64], params: Params, decoding: Decoding) -> Plan {
         let mut runs = Vec::new();
         for &method in methods {
             let fixed = matches!(method, RunMethod::Vanilla | RunMethod::Prune(Method::Full));
@@ -86,8 +177,7 @@ impl Plan {
         Plan {
             runs,
             params,
-            tail,
-            prompt: None,
+            decoding,
         }
     }
 
@@ -229,14 +319,38 @@ pub fn select(clip: &EncodedClip, spec: &RunSpec, params: &Params) -> Result<Opt
     )?))
 }
 
+/// Each window's silence-context rows, built once and shared (one `Arc`) by the decoder inputs
+/// of every run, so the model computes their keys and values once per window.
+#[derive(Default)]
+pub struct TailRows(HashMap<(usize, usize), Arc<Tensor>>);
+
+impl TailRows {
+    /// The first `n` padding rows of window `w` (None when `n` is 0).
+    fn get(&mut self, clip: &EncodedClip, w: usize, n: usize) -> Result<Option<Arc<Tensor>>> {
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(t) = self.0.get(&(w, n)) {
+            return Ok(Some(t.clone()));
+        }
+        let (win, d) = (&clip.windows[w], clip.d_model);
+        let rows = &win.hidden[win.n_valid * d..(win.n_valid + n) * d];
+        let t = Arc::new(Tensor::from_slice(rows, (n, d), &Device::Cpu).map_err(ModelError::from)?);
+        self.0.insert((w, n), t.clone());
+        Ok(Some(t))
+    }
+}
+
 /// A run's decoder inputs: `(window, input, tail tokens)`. Cross-attention models get one per
-/// window that keeps at least one token; prefix models (`prefix`) one for the whole clip, in
-/// the selection's order, without a tail.
+/// window that keeps at least one token, its kept rows followed by the window's silence tail
+/// (vanilla: every valid row and the whole padding); prefix models (`prefix`) one for the whole
+/// clip, in the selection's order, without a tail.
 pub fn decoder_inputs(
     clip: &EncodedClip,
     selection: Option<&Selection>,
-    tail: usize,
+    tail: Tail,
     prefix: bool,
+    tails: &mut TailRows,
 ) -> Result<Vec<(usize, DecodeInput, usize)>> {
     let d = clip.d_model;
     let dev = Device::Cpu;
@@ -245,7 +359,7 @@ pub fn decoder_inputs(
         Ok(Tensor::from_vec(rows, (n, d), &dev).map_err(ModelError::from)?)
     };
     // Merged tokens (visionzip contextual, merge anchors) by their target.
-    let merged: std::collections::HashMap<usize, &prune::Combination> = selection
+    let merged: HashMap<usize, &prune::Combination> = selection
         .map(|s| s.merged.iter().map(|c| (c.target, c)).collect())
         .unwrap_or_default();
     if prefix {
@@ -267,9 +381,10 @@ pub fn decoder_inputs(
     let mut out = Vec::new();
     let Some(sel) = selection else {
         for (w, win) in clip.windows.iter().enumerate() {
-            let memory =
-                Tensor::from_slice(&win.hidden, (win.tokens, d), &dev).map_err(ModelError::from)?;
-            out.push((w, DecodeInput::new(memory), win.tokens - win.n_valid));
+            let padding = win.tokens - win.n_valid;
+            let mut input = DecodeInput::new(tensor(win.hidden[..win.n_valid * d].to_vec())?);
+            input.tail = tails.get(clip, w, padding)?;
+            out.push((w, input, padding));
         }
         return Ok(out);
     };
@@ -278,13 +393,14 @@ pub fn decoder_inputs(
         let w = clip.window_of(t);
         push_row(clip, &mut per_window[w], t, merged.get(&t).copied());
     }
-    for (w, (mut rows, win)) in per_window.into_iter().zip(&clip.windows).enumerate() {
+    for (w, (rows, win)) in per_window.into_iter().zip(&clip.windows).enumerate() {
         if rows.is_empty() {
             continue;
         }
-        let tail_w = tail.min(win.tokens - win.n_valid);
-        rows.extend_from_slice(&win.hidden[win.n_valid * d..(win.n_valid + tail_w) * d]);
-        out.push((w, DecodeInput::new(tensor(rows)?), tail_w));
+        let tail_w = tail.tokens(win.tokens - win.n_valid);
+        let mut input = DecodeInput::new(tensor(rows)?);
+        input.tail = tails.get(clip, w, tail_w)?;
+        out.push((w, input, tail_w));
     }
     Ok(out)
 }
@@ -324,6 +440,14 @@ pub struct RunResult {
     pub decode_ms_per_token: Option<f64>,
     pub generated_tokens: usize,
     pub token_ids: Vec<u32>,
+    /// Whether any window's decode looped (hit its cap, repeated itself back to back, or
+    /// compressed too well: `model::repetition`).
+    pub looped: bool,
+    /// Byte ranges of `text` that repeat what precedes them (the explorer dims them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub loop_spans: Vec<[usize; 2]>,
+    /// The `--stop-on-loop` guard cut at least one window's decode.
+    pub stopped_on_loop: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -376,17 +500,23 @@ pub fn run_with(
 ) -> Result<Vec<RunResult>> {
     plan.validate()?;
     let info = model.info();
-    let tail = if info.has_tail { plan.tail } else { 0 };
+    let tail = if info.has_tail {
+        plan.decoding.tail
+    } else {
+        Tail::Tokens(0)
+    };
     let mut results = Vec::with_capacity(plan.runs.len());
     let mut inputs = Vec::new();
     // (run, window) of every decoder input, in order.
     let mut owners = Vec::new();
+    let mut tails = TailRows::default();
     for (r, spec) in plan.runs.iter().enumerate() {
         let sel = select(clip, spec, &plan.params)?;
-        let runs_inputs = decoder_inputs(clip, sel.as_ref(), tail, info.prefix_lm)?;
+        let runs_inputs = decoder_inputs(clip, sel.as_ref(), tail, info.prefix_lm, &mut tails)?;
         let tail_tokens = runs_inputs.iter().map(|(_, _, t)| t).sum();
         for (w, mut input, _) in runs_inputs {
-            input.prompt = plan.prompt.clone();
+            input.prompt = plan.decoding.prompt.clone();
+            input.stop_on_loop = plan.decoding.stop_on_loop;
             owners.push((r, w));
             inputs.push(input);
         }
@@ -405,6 +535,9 @@ pub fn run_with(
                 decode_ms_per_token: None,
                 generated_tokens: 0,
                 token_ids: Vec::new(),
+                looped: false,
+                loop_spans: Vec::new(),
+                stopped_on_loop: false,
             },
             None => RunResult {
                 method: "vanilla".into(),
@@ -419,6 +552,9 @@ pub fn run_with(
                 decode_ms_per_token: None,
                 generated_tokens: 0,
                 token_ids: Vec::new(),
+                looped: false,
+                loop_spans: Vec::new(),
+                stopped_on_loop: false,
             },
         });
     }
@@ -458,7 +594,7 @@ pub fn run_with(
 /// summed, token ids and texts in window order, texts joined by one space (SPEC.md section 5).
 fn fill_text(res: &mut RunResult, mut gens: Vec<(usize, Generation)>) {
     gens.sort_by_key(|(w, _)| *w);
-    let mut texts = Vec::with_capacity(gens.len());
+    res.text.clear();
     let (mut prefill, mut steps, mut measured) = (0.0, 0, false);
     for (_, g) in gens {
         res.decode_ms += g.decode_ms;
@@ -469,18 +605,25 @@ fn fill_text(res: &mut RunResult, mut gens: Vec<(usize, Generation)>) {
         steps += g.steps;
         res.generated_tokens += g.token_ids.len();
         res.token_ids.extend_from_slice(&g.token_ids);
-        texts.push(g.text);
+        res.looped |= g.loops.looped;
+        res.stopped_on_loop |= g.loops.stopped;
+        if g.text.is_empty() {
+            continue;
+        }
+        if !res.text.is_empty() {
+            res.text.push(' ');
+        }
+        let at = res.text.len();
+        if let Some(span) = &g.loops.span {
+            res.loop_spans.push([at + span.start, at + span.end]);
+        }
+        res.text.push_str(&g.text);
     }
     if measured {
         res.prefill_ms = Some(prefill);
         res.decode_ms_per_token =
             (steps > 0).then(|| (res.decode_ms - prefill).max(0.0) / steps as f64);
     }
-    res.text = texts
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
 }
 
 /// Encode + every run: the whole `analyze` document of a clip.

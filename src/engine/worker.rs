@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::{EncodedClip, Plan, Progress, RunResult, RunSpec};
+use super::{Decoding, EncodedClip, Plan, Progress, RunResult, RunSpec};
 use crate::audio::{self, Audio};
 use crate::mel::MelExtractor;
 use crate::model::{AudioLanguageModel, LoadOptions, ModelError};
@@ -40,9 +40,7 @@ pub enum Request {
         /// user looks at arrives sooner than the whole batch).
         first: usize,
         params: Params,
-        tail: usize,
-        /// Prompted models' request text (None: the model's default).
-        prompt: Option<String>,
+        decoding: Decoding,
     },
 }
 
@@ -276,9 +274,8 @@ impl State {
                 runs,
                 first,
                 params,
-                tail,
-                prompt,
-            } => self.decode(job, runs, first, params, tail, prompt),
+                decoding,
+            } => self.decode(job, runs, first, params, decoding),
         }
     }
 
@@ -337,8 +334,7 @@ impl State {
         runs: Vec<RunSpec>,
         first: usize,
         params: Params,
-        tail: usize,
-        prompt: Option<String>,
+        decoding: Decoding,
     ) {
         let t0 = Instant::now();
         let (
@@ -370,8 +366,7 @@ impl State {
             let plan = Plan {
                 runs: part.to_vec(),
                 params: params.clone(),
-                tail,
-                prompt: prompt.clone(),
+                decoding: decoding.clone(),
             };
             let mut progress = |p: Progress| {
                 if let Progress::Decoded { done, of } = p {
@@ -452,7 +447,7 @@ fn spectrogram(audio: &Audio) -> Spectrogram {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::RunMethod;
+    use crate::engine::{RunMethod, Tail};
     use crate::model::fake::FakeModel;
     use crate::prune::Method;
     use std::time::Duration;
@@ -488,8 +483,10 @@ mod tests {
             runs: vec![spec(Method::Full, 1.0), spec(Method::TopK, 0.5)],
             first: 1,
             params: params.clone(),
-            tail: 0,
-            prompt: None,
+            decoding: Decoding {
+                tail: Tail::Tokens(0),
+                ..Decoding::default()
+            },
         });
         std::thread::sleep(Duration::from_millis(30));
         w.cancel();
@@ -498,8 +495,10 @@ mod tests {
             runs: vec![spec(Method::Segmentwise, 0.25)],
             first: 0,
             params,
-            tail: 0,
-            prompt: None,
+            decoding: Decoding {
+                tail: Tail::Tokens(0),
+                ..Decoding::default()
+            },
         });
         let mut finished = Vec::new();
         let mut cells = Vec::new();

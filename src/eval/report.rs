@@ -27,6 +27,9 @@ pub struct Row {
     pub values: Vec<Option<f64>>,
     /// Mean kept tokens per clip.
     pub k_mean: f64,
+    /// Clips whose run looped (`model::repetition`), of `runs` clips.
+    pub loops: usize,
+    pub runs: usize,
 }
 
 impl Row {
@@ -77,6 +80,7 @@ pub fn score(results: &Results, scorer: &dyn OptionScorer) -> Table {
         "asr" => vec![
             metric("WER %", false, true),
             metric("WER % (lower-case, no punct.)", false, true),
+            metric("WER % (runs that did not loop)", false, true),
         ],
         "clotho" | "audiocaps" => vec![metric("CIDEr-D", true, false)],
         "clothoaqa" => vec![
@@ -121,17 +125,22 @@ pub fn score(results: &Results, scorer: &dyn OptionScorer) -> Table {
         };
         let k_mean = runs.iter().map(|(_, x)| x.k as f64).sum::<f64>() / runs.len() as f64;
         let values: Vec<Option<f64>> = match dataset {
-            "asr" => [wer::Normalization::Default, wer::Normalization::Basic]
-                .iter()
-                .map(|&n| {
+            "asr" => {
+                let wer_of = |n, skip_looped: bool| {
                     let w = wer::corpus_wer(
                         runs.iter()
+                            .filter(|(_, x)| !(skip_looped && x.looped))
                             .map(|(r, x)| (r.item.refs[0].as_str(), x.text.as_str())),
                         n,
                     );
                     w.is_finite().then_some(100.0 * w)
-                })
-                .collect(),
+                };
+                vec![
+                    wer_of(wer::Normalization::Default, false),
+                    wer_of(wer::Normalization::Basic, false),
+                    wer_of(wer::Normalization::Default, true),
+                ]
+            }
             "clotho" | "audiocaps" => {
                 let preds: Vec<String> = runs.iter().map(|(_, x)| x.text.clone()).collect();
                 let refs: Vec<Vec<String>> =
@@ -178,6 +187,8 @@ pub fn score(results: &Results, scorer: &dyn OptionScorer) -> Table {
             keep: first.keep,
             values,
             k_mean,
+            loops: runs.iter().filter(|(_, x)| x.looped).count(),
+            runs: runs.len(),
         });
     }
     if mcq_answers > 0 {
@@ -262,7 +273,7 @@ pub fn markdown(t: &Table) -> String {
     let mut s = String::new();
     let base = baseline(t);
     s.push_str(&format!(
-        "| kept | method | {} |\n|---|---|{}\n",
+        "| kept | method | {} | loops |\n|---|---|{}---:|\n",
         t.metrics
             .iter()
             .map(|m| format!("{} {}", m.name, if m.higher_is_better { "↑" } else { "↓" }))
@@ -307,15 +318,17 @@ pub fn markdown(t: &Table) -> String {
                 })
                 .collect();
             s.push_str(&format!(
-                "| {} | {} | {} |\n",
+                "| {} | {} | {} | {}/{} |\n",
                 fmt_keep(keep),
                 r.method,
-                cells.join(" | ")
+                cells.join(" | "),
+                r.loops,
+                r.runs
             ));
         }
     }
     s.push_str(&format!(
-        "\n{} on {} clips ({}){}. Bold: best of its keep ratio; underlined: at or better than the unpruned model (`{}`).\n",
+        "\n{} on {} clips ({}){}. Bold: best of its keep ratio; underlined: at or better than the unpruned model (`{}`); loops: runs that looped (hit the token cap, repeated themselves, or compressed above 2.4), of all runs.\n",
         t.model,
         t.items,
         t.dataset,
@@ -343,7 +356,7 @@ fn csv_field(s: &str) -> String {
 /// The quality table as CSV: `method,keep,k_mean,<metrics...>` (empty cell where n/a).
 pub fn csv(t: &Table) -> String {
     let mut s = format!(
-        "method,keep,k_mean,{}\n",
+        "method,keep,k_mean,loops,runs,{}\n",
         t.metrics
             .iter()
             .map(|m| csv_field(&m.name))
@@ -357,10 +370,12 @@ pub fn csv(t: &Table) -> String {
             .map(|v| v.map(|x| format!("{x}")).unwrap_or_default())
             .collect();
         s.push_str(&format!(
-            "{},{},{:.1},{}\n",
+            "{},{},{:.1},{},{},{}\n",
             csv_field(&r.method),
             r.keep,
             r.k_mean,
+            r.loops,
+            r.runs,
             vals.join(",")
         ));
     }

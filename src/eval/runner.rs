@@ -97,7 +97,7 @@ pub struct Header {
     pub settings: Vec<String>,
     /// Shared pruning parameters (segments, mode, seed, ...), as text.
     pub params: String,
-    pub tail: usize,
+    pub tail: engine::Tail,
     /// Items in the whole dataset (before sharding).
     pub items: usize,
     pub shard: Option<Shard>,
@@ -116,7 +116,7 @@ impl Header {
                 .map(|r| setting_label(r.method.name(), r.keep))
                 .collect(),
             params: format!("{:?}", plan.params),
-            tail: plan.tail,
+            tail: plan.decoding.tail,
             items: dataset.items.len(),
             shard: (shard.of > 1).then_some(shard),
         }
@@ -161,6 +161,26 @@ pub struct RunRecord {
     /// Decoding ms per step after the prefill, where measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode_ms_per_token: Option<f64>,
+    /// The run looped (`model::repetition`); false in files written before loops were judged.
+    #[serde(default)]
+    pub looped: bool,
+}
+
+impl From<engine::RunResult> for RunRecord {
+    fn from(r: engine::RunResult) -> RunRecord {
+        RunRecord {
+            method: r.method,
+            keep: r.keep,
+            segments: r.segments,
+            k: r.k,
+            text: r.text,
+            decode_ms: r.decode_ms,
+            generated_tokens: r.generated_tokens,
+            prefill_ms: r.prefill_ms,
+            decode_ms_per_token: r.decode_ms_per_token,
+            looped: r.looped,
+        }
+    }
 }
 
 /// One clip: the item (so reports need nothing but this file) and every setting's output.
@@ -421,7 +441,10 @@ fn run_item(
     let plan = match &item.question {
         Some(q) => {
             item_plan = Plan {
-                prompt: Some(question_prompt(q, &item.choices)),
+                decoding: engine::Decoding {
+                    prompt: Some(question_prompt(q, &item.choices)),
+                    ..plan.decoding.clone()
+                },
                 ..plan.clone()
             };
             &item_plan
@@ -434,20 +457,7 @@ fn run_item(
         item: item.clone(),
         duration_s: audio.duration_s(),
         encode_ms: clip.encode_ms,
-        runs: runs
-            .into_iter()
-            .map(|r| RunRecord {
-                method: r.method,
-                keep: r.keep,
-                segments: r.segments,
-                k: r.k,
-                text: r.text,
-                decode_ms: r.decode_ms,
-                generated_tokens: r.generated_tokens,
-                prefill_ms: r.prefill_ms,
-                decode_ms_per_token: r.decode_ms_per_token,
-            })
-            .collect(),
+        runs: runs.into_iter().map(RunRecord::from).collect(),
         error: None,
     })
 }

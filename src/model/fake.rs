@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
 
-use super::{AudioLanguageModel, DecodeInput, EncodedWindow, Generation, ModelError, ModelInfo};
+use super::{
+    AudioLanguageModel, DecodeInput, EncodedWindow, Ending, Generation, ModelError, ModelInfo,
+};
 use super::{OnFinished, Result};
 use crate::audio::whisper_tokens;
 
@@ -27,7 +29,13 @@ pub struct FakeModel {
     pub step: Duration,
     /// Make every `generate` call fail (to test how failures are shown).
     pub fail_decode: bool,
+    /// Loop like a starved decoder: when a decode heard fewer than this share of the words, it
+    /// repeats its last two words up to [`FAKE_CAP`] tokens (None: never).
+    pub loop_below: Option<f64>,
 }
+
+/// The fake's token cap when it loops.
+pub const FAKE_CAP: usize = 24;
 
 impl Default for FakeModel {
     fn default() -> Self {
@@ -45,6 +53,7 @@ impl FakeModel {
             ),
             step,
             fail_decode: false,
+            loop_below: None,
         }
     }
 }
@@ -118,28 +127,49 @@ impl AudioLanguageModel for FakeModel {
                     heard[w] = true;
                 }
             }
-            let mut text = Vec::new();
-            let mut token_ids = Vec::new();
-            for (w, word) in words.iter().enumerate() {
+            let mut token_ids: Vec<u32> = Vec::new();
+            for (w, _) in words.iter().enumerate() {
                 if cancel.load(Ordering::Relaxed) {
                     return Err(ModelError::Cancelled);
                 }
                 std::thread::sleep(self.step);
                 if heard[w] {
-                    text.push(*word);
                     token_ids.push(w as u32);
                 }
             }
-            let mut text = text.join(" ");
-            if let Some(first) = text.get(..1) {
-                text = first.to_uppercase() + &text[1..] + ".";
+            let share = token_ids.len() as f64 / words.len() as f64;
+            let mut ending = Ending::EndToken;
+            if self.loop_below.is_some_and(|b| share < b) && token_ids.len() >= 2 {
+                let pair = [
+                    token_ids[token_ids.len() - 2],
+                    token_ids[token_ids.len() - 1],
+                ];
+                ending = Ending::Cap;
+                for t in pair.into_iter().cycle() {
+                    token_ids.push(t);
+                    if let Some(e) = Ending::guard(&mut token_ids, input.stop_on_loop) {
+                        ending = e;
+                        break;
+                    }
+                    if token_ids.len() >= FAKE_CAP {
+                        break;
+                    }
+                }
             }
+            // Words joined by spaces, the first one capitalised.
+            let decode = |ids: &[u32]| -> Result<String> {
+                let text: Vec<&str> = ids.iter().map(|&w| words[w as usize]).collect();
+                let mut text = text.join(" ");
+                if let Some(first) = text.get(..1) {
+                    text = first.to_uppercase() + &text[1..];
+                }
+                Ok(text)
+            };
             let g = Generation {
-                token_ids,
-                text,
                 decode_ms: t0.elapsed().as_secs_f64() * 1e3,
                 prefill_ms: None,
                 steps: words.len(),
+                ..Generation::finish(token_ids, ending, &decode)?
             };
             on_finished(i, &g);
             out.push(g);
@@ -171,6 +201,24 @@ mod tests {
             .unwrap();
         assert!(g[0].text.starts_with("And so my fellow"));
         assert!(g[1].text.split_whitespace().count() < g[0].text.split_whitespace().count());
+        assert!(!g[0].loops.looped && !g[1].loops.looped);
+
+        // Starved decodes loop when asked to, and the guard cuts them.
+        let mut looping = FakeModel::new(Duration::ZERO);
+        looping.loop_below = Some(0.5);
+        let few = || DecodeInput::new(enc.hidden.narrow(0, 0, 5).unwrap());
+        let mut guarded = few();
+        guarded.stop_on_loop = true;
+        let g = looping
+            .generate(&[few(), guarded], &cancel, &mut |_, _| {})
+            .unwrap();
+        assert!(g[0].loops.looped && !g[0].loops.stopped);
+        assert_eq!(g[0].token_ids.len(), FAKE_CAP);
+        assert!(g[0].loops.span.is_some());
+        assert!(g[1].loops.looped && g[1].loops.stopped);
+        assert!(g[1].token_ids.len() < FAKE_CAP);
+        assert!(g[0].text.starts_with(&g[1].text));
+
         cancel.store(true, Ordering::Relaxed);
         let memory = enc.hidden.narrow(0, 0, 50).unwrap();
         assert!(matches!(

@@ -7,6 +7,7 @@ pub mod fake;
 pub mod hf;
 pub mod hub;
 pub mod kernels;
+pub mod repetition;
 pub mod whisper;
 
 use std::path::{Path, PathBuf};
@@ -125,18 +126,51 @@ pub struct EncodedWindow {
 }
 
 /// One sequence to decode: the encoder tokens the decoder may attend to, `(len, d_model)`,
-/// and for prompted models (Qwen2-Audio, AF3) the user's text (None: the model's default).
+/// for prompted models (Qwen2-Audio, AF3) the user's text (None: the model's default), and
+/// whether to end the decode where a loop is detected (`--stop-on-loop`).
 pub struct DecodeInput {
     pub memory: Tensor,
+    /// Cross-attention models: rows attended to after `memory` (a window's silence context),
+    /// the same `Arc` for every input of that window, so the model computes their keys and
+    /// values once for all of them.
+    pub tail: Option<std::sync::Arc<Tensor>>,
     pub prompt: Option<String>,
+    pub stop_on_loop: bool,
 }
 
 impl DecodeInput {
     pub fn new(memory: Tensor) -> DecodeInput {
         DecodeInput {
             memory,
+            tail: None,
             prompt: None,
+            stop_on_loop: false,
         }
+    }
+}
+
+/// Why a decode ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ending {
+    /// The model produced an end token.
+    #[default]
+    EndToken,
+    /// It reached its token cap.
+    Cap,
+    /// The `--stop-on-loop` guard found a repetition and cut it.
+    LoopGuard,
+}
+
+impl Ending {
+    /// The guard's check after a sequence grew by one token: when `ids` now ends in a loop,
+    /// drop the repeated copies and say so.
+    pub fn guard(ids: &mut Vec<u32>, enabled: bool) -> Option<Ending> {
+        if !enabled {
+            return None;
+        }
+        let (start, _) = repetition::repeat_at_end(ids)?;
+        ids.truncate(start);
+        Some(Ending::LoopGuard)
     }
 }
 
@@ -155,6 +189,33 @@ pub struct Generation {
     pub prefill_ms: Option<f64>,
     /// Decoding steps after the prefill (each one token), for ms-per-token figures.
     pub steps: usize,
+    /// Whether it looped, and where its repeated copies are in `text` ([`repetition`]).
+    pub loops: repetition::LoopReport,
+}
+
+impl Generation {
+    /// A finished decode: its text from `decode` (trimmed) and its loop report.
+    pub fn finish(
+        token_ids: Vec<u32>,
+        ending: Ending,
+        decode: &dyn Fn(&[u32]) -> Result<String>,
+    ) -> Result<Generation> {
+        let text = decode(&token_ids)?.trim().to_string();
+        let prefix = |ids: &[u32]| decode(ids).unwrap_or_default();
+        let loops = repetition::assess(
+            &token_ids,
+            &text,
+            ending == Ending::Cap,
+            ending == Ending::LoopGuard,
+            &prefix,
+        );
+        Ok(Generation {
+            token_ids,
+            text,
+            loops,
+            ..Generation::default()
+        })
+    }
 }
 
 /// Called as sequences finish: `(input index, its generation)`.

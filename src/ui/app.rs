@@ -18,7 +18,7 @@ use super::lanes;
 use super::theme;
 use super::timeline::{Playback, View};
 use crate::engine::worker::{Event, Request, Spectrogram, Worker};
-use crate::engine::{Analysis, ClipInfo, RunMethod, RunResult, RunSpec, TokenInfo};
+use crate::engine::{Analysis, ClipInfo, Decoding, RunMethod, RunResult, RunSpec, Tail, TokenInfo};
 use crate::model::AudioLanguageModel;
 use crate::prune::{self, Method, Params, SegmentMode, Selection};
 
@@ -30,7 +30,9 @@ pub struct Settings {
     pub segments: usize,
     pub keep_percent: f64,
     pub seed: u64,
-    pub tail: usize,
+    pub tail: Tail,
+    /// End each decode where it starts repeating itself (`--stop-on-loop`).
+    pub stop_on_loop: bool,
     pub mode: SegmentMode,
     pub gamma: f64,
     pub window_seconds: f64,
@@ -53,7 +55,8 @@ impl Default for Settings {
             segments: 10,
             keep_percent: 25.0,
             seed: 0,
-            tail: 50,
+            tail: Tail::DEFAULT,
+            stop_on_loop: false,
             mode: SegmentMode::Paper,
             gamma: 1.0,
             window_seconds: 3.0,
@@ -136,7 +139,7 @@ struct Clip {
 }
 
 /// The decode request in flight.
-struct Decoding {
+struct InFlight {
     job: u64,
     /// Cell keys in request order.
     keys: Vec<String>,
@@ -161,11 +164,15 @@ struct CellView {
     /// `None` when there is nothing to compare with (the full row itself, or no full yet).
     diff: Option<Vec<Diff>>,
     wer: Option<f64>,
+    /// Per word of `text`: inside a repeated loop tail (drawn dimmed).
+    looped: Vec<bool>,
 }
 
 impl CellView {
-    fn new(text: &str, full: Option<&str>, reference: &str, is_full: bool) -> CellView {
+    fn new(r: &RunResult, full: Option<&str>, reference: &str, is_full: bool) -> CellView {
+        let text = r.text.as_str();
         CellView {
+            looped: compare::looped_words(text, &r.loop_spans),
             text: text.to_owned(),
             full: full.map(str::to_owned),
             reference: reference.to_owned(),
@@ -204,7 +211,7 @@ pub struct ExplorerApp {
     /// The model takes a prompt and no silence tail (Qwen2-Audio, AF3).
     model_prompted: bool,
     model_loading: bool,
-    decoding: Option<Decoding>,
+    decoding: Option<InFlight>,
     /// Finished runs by [`compare::cell_key`].
     results: HashMap<String, RunResult>,
     /// What the cache was computed for (model, clip job, prompt); a change clears it.
@@ -306,11 +313,16 @@ impl ExplorerApp {
         app
     }
 
-    /// The prompt to decode with (None: the model's default).
-    fn prompt(&self) -> Option<String> {
-        Some(self.settings.prompt.trim())
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
+    /// How the grid's runs are decoded: silence tail, prompt (None: the model's default), loop
+    /// guard.
+    fn decoding_settings(&self) -> Decoding {
+        Decoding {
+            tail: self.settings.tail,
+            prompt: Some(self.settings.prompt.trim())
+                .filter(|p| !p.is_empty())
+                .map(str::to_string),
+            stop_on_loop: self.settings.stop_on_loop,
+        }
     }
 
     fn info(&mut self, text: impl Into<String>) {
@@ -396,7 +408,11 @@ impl ExplorerApp {
     fn request_missing(&mut self) {
         let Some(clip) = &self.clip else { return };
         let Some(scores) = &clip.scores else { return };
-        let cache_for = (scores.model.clone(), clip.job, self.prompt());
+        let cache_for = (
+            scores.model.clone(),
+            clip.job,
+            self.decoding_settings().prompt,
+        );
         if self.results_for != cache_for {
             // Other model, clip or prompt: every cell is stale, and so is the record of what
             // was last asked (its cell keys do not say which prompt they were for).
@@ -408,7 +424,7 @@ impl ExplorerApp {
             self.decoding = None;
         }
         let params = self.params();
-        let tail = self.settings.tail;
+        let decoding = self.decoding_settings();
         let current = RunSpec {
             method: RunMethod::Prune(self.settings.method),
             keep: self.current_keep(),
@@ -422,12 +438,12 @@ impl ExplorerApp {
             .filter(|s| {
                 !self
                     .results
-                    .contains_key(&compare::cell_key(s, &params, tail))
+                    .contains_key(&compare::cell_key(s, &params, &decoding))
             })
             .collect();
         let keys: Vec<String> = missing
             .iter()
-            .map(|s| compare::cell_key(s, &params, tail))
+            .map(|s| compare::cell_key(s, &params, &decoding))
             .collect();
         // The request in flight covers every missing cell (it fills them in as it goes), or
         // the last one was cancelled by the user or failed: do not ask again until the
@@ -449,7 +465,7 @@ impl ExplorerApp {
         let job = self.next_job;
         self.next_job += 1;
         self.worker.cancel();
-        self.decoding = Some(Decoding {
+        self.decoding = Some(InFlight {
             job,
             of: missing.len(),
             keys,
@@ -464,8 +480,7 @@ impl ExplorerApp {
             runs: missing,
             first,
             params,
-            tail,
-            prompt: self.prompt(),
+            decoding,
         });
     }
 
@@ -729,7 +744,7 @@ impl ExplorerApp {
         let complete = !self.busy()
             && self.grid_specs().iter().all(|s| {
                 self.results
-                    .contains_key(&compare::cell_key(s, &params, self.settings.tail))
+                    .contains_key(&compare::cell_key(s, &params, &self.decoding_settings()))
             });
         if complete {
             if let Some(p) = self.ready_file.take() {
@@ -1155,11 +1170,11 @@ impl ExplorerApp {
         });
         ui.add(egui::DragValue::new(&mut self.settings.seed).prefix("seed "));
         let prompted = self.model_prompted;
-        ui.add_enabled(
-            !prompted,
-            egui::Slider::new(&mut self.settings.tail, 0..=200).text("Silence tail"),
-        )
-        .on_disabled_hover_text("Qwen2-Audio and Audio Flamingo 3 take no silence tail");
+        ui.add_enabled_ui(!prompted, |ui| tail_ui(ui, &mut self.settings.tail))
+            .response
+            .on_disabled_hover_text("Qwen2-Audio and Audio Flamingo 3 take no silence tail");
+        ui.checkbox(&mut self.settings.stop_on_loop, "Stop on loop")
+            .on_hover_text("End each decode where it starts repeating itself and keep the text before the repeats (the cell is still marked as a loop). Off: the plain greedy decode.");
         ui.horizontal(|ui| {
             ui.label("Prompt");
             ui.add_enabled(
@@ -1486,7 +1501,7 @@ impl ExplorerApp {
             return;
         }
         let params = self.params();
-        let tail = self.settings.tail;
+        let decoding = self.decoding_settings();
         let keeps = compare::keeps(self.current_keep());
         let full_key = compare::cell_key(
             &RunSpec {
@@ -1494,7 +1509,7 @@ impl ExplorerApp {
                 keep: 1.0,
             },
             &params,
-            tail,
+            &decoding,
         );
         let full_text = self.results.get(&full_key).map(|r| r.text.clone());
         let reference = self.settings.reference.trim().to_string();
@@ -1531,7 +1546,7 @@ impl ExplorerApp {
                                     ui.label("");
                                     continue;
                                 };
-                                let key = compare::cell_key(&spec, &params, tail);
+                                let key = compare::cell_key(&spec, &params, &decoding);
                                 let result = self.results.get(&key);
                                 let view = result.map(|r| {
                                     let full = full_text.as_deref();
@@ -1543,7 +1558,7 @@ impl ExplorerApp {
                                         let is_full = m == RunMethod::Prune(Method::Full);
                                         self.cell_views.insert(
                                             key.clone(),
-                                            CellView::new(&r.text, full, &reference, is_full),
+                                            CellView::new(r, full, &reference, is_full),
                                         );
                                     }
                                     (r, &self.cell_views[&key])
@@ -1671,10 +1686,11 @@ impl ExplorerApp {
         let mut runs: Vec<RunResult> = Vec::new();
         let params = self.params();
         for spec in self.grid_specs() {
-            if let Some(r) =
-                self.results
-                    .get(&compare::cell_key(&spec, &params, self.settings.tail))
-            {
+            if let Some(r) = self.results.get(&compare::cell_key(
+                &spec,
+                &params,
+                &self.decoding_settings(),
+            )) {
                 runs.push(r.clone());
             }
         }
@@ -1704,6 +1720,22 @@ impl ExplorerApp {
             .unwrap_or_else(|| "clip".into());
         export::write_all(dir, &stem, &lane, &scores, &outputs, &analysis)
     }
+}
+
+/// The silence-tail control: a token count, or the window's whole padding.
+fn tail_ui(ui: &mut egui::Ui, tail: &mut Tail) {
+    ui.horizontal(|ui| {
+        let mut whole = *tail == Tail::WindowEnd;
+        let mut n = match *tail {
+            Tail::Tokens(n) => n,
+            Tail::WindowEnd => 1500,
+        };
+        ui.add_enabled(!whole, egui::Slider::new(&mut n, 0..=600).text("Silence tail"))
+            .on_hover_text("Padding tokens after each window's kept tokens (Whisper): the decoder sees where the audio ends. 150 (3 s) by default.");
+        ui.checkbox(&mut whole, "to 30 s")
+            .on_hover_text("All of the window's padding, as the unpruned model sees it");
+        *tail = if whole { Tail::WindowEnd } else { Tail::Tokens(n) };
+    });
 }
 
 fn legend(ui: &mut egui::Ui, colour: Color32, name: &str) {
@@ -1742,6 +1774,15 @@ fn cell_ui(
                     },
                     ..Default::default()
                 };
+                // Words of the output in order; those in a loop's repeated tail are dimmed.
+                let mut looped = view.looped.iter().copied();
+                let dim = |c: Color32, looped: bool| {
+                    if looped {
+                        c.gamma_multiply(0.45)
+                    } else {
+                        c
+                    }
+                };
                 match &view.diff {
                     Some(diff) => {
                         for d in diff {
@@ -1750,13 +1791,38 @@ fn cell_ui(
                                 Diff::Added(w) => (w, theme::DIFF_ADDED, false),
                                 Diff::Removed(w) => (w, theme::DIFF_REMOVED, true),
                             };
-                            job.append(w, 0.0, fmt(c, strike));
+                            let in_loop = !strike && looped.next().unwrap_or(false);
+                            job.append(w, 0.0, fmt(dim(c, in_loop), strike));
                             job.append(" ", 0.0, fmt(theme::TEXT, false));
                         }
                     }
-                    None => job.append(&r.text, 0.0, fmt(theme::TEXT, false)),
+                    None => {
+                        for w in r.text.split_whitespace() {
+                            let c = dim(theme::TEXT, looped.next().unwrap_or(false));
+                            job.append(w, 0.0, fmt(c, false));
+                            job.append(" ", 0.0, fmt(theme::TEXT, false));
+                        }
+                    }
                 }
                 job.wrap.max_width = width;
+                if r.looped {
+                    ui.horizontal(|ui| {
+                        let (badge, tip) = if r.stopped_on_loop {
+                            ("loop · cut", "The decoder started repeating itself; the stop-on-loop guard ended the run there and kept the text before the repeats.")
+                        } else {
+                            ("loop", "The decoder looped: it hit its token cap, repeated itself back to back (dimmed), or its text compresses above 2.4 as Whisper's hallucination test says.")
+                        };
+                        egui::Frame::new()
+                            .fill(theme::ERROR.gamma_multiply(0.35))
+                            .corner_radius(3.0)
+                            .inner_margin(egui::Margin::symmetric(4, 0))
+                            .show(ui, |ui| {
+                                ui.label(RichText::new(badge).small().strong().color(theme::TEXT))
+                            })
+                            .response
+                            .on_hover_text(tip);
+                    });
+                }
                 ui.add(egui::Label::new(job).wrap());
                 let mut meta = format!("K {} · {:.0} ms", r.k, r.decode_ms);
                 if let Some(s) = r.segments {

@@ -2,7 +2,7 @@
 //! parameters its result depends on), the order the worker gets them in, and word-level diff
 //! and WER against a reference text.
 
-use crate::engine::{RunMethod, RunSpec};
+use crate::engine::{Decoding, RunMethod, RunSpec, Tail};
 use crate::prune::{Method, Params};
 
 /// Rows every grid has, in this order.
@@ -59,8 +59,8 @@ pub fn cell(method: RunMethod, keep: f64, column: usize) -> Option<RunSpec> {
 }
 
 /// A key that changes exactly when the cell's output can: the method, its keep ratio, the
-/// parameters that method reads, and the silence tail.
-pub fn cell_key(spec: &RunSpec, p: &Params, tail: usize) -> String {
+/// parameters that method reads, the silence tail and the loop guard.
+pub fn cell_key(spec: &RunSpec, p: &Params, decoding: &Decoding) -> String {
     let keep = if is_fixed(spec.method) {
         1.0
     } else {
@@ -85,11 +85,15 @@ pub fn cell_key(spec: &RunSpec, p: &Params, tail: usize) -> String {
         }
     };
     let tail = if spec.method == RunMethod::Vanilla {
-        0
+        Tail::Tokens(0)
     } else {
-        tail
+        decoding.tail
     };
-    format!("{} keep={keep:.6} tail={tail}{extra}", spec.method.name())
+    let guard = if decoding.stop_on_loop { " guard" } else { "" };
+    format!(
+        "{} keep={keep:.6} tail={tail}{extra}{guard}",
+        spec.method.name()
+    )
 }
 
 /// Puts `first` (what the user is looking at) first and `full` (every diff's reference) second;
@@ -167,6 +171,19 @@ pub fn word_diff(reference: &str, text: &str) -> Vec<Diff> {
     out
 }
 
+/// For each whitespace-separated word of `text` (as [`word_diff`] shows them), whether it lies
+/// in one of the run's repeated-loop byte ranges (`RunResult::loop_spans`): the words the
+/// explorer dims.
+pub fn looped_words(text: &str, spans: &[[usize; 2]]) -> Vec<bool> {
+    let base = text.as_ptr() as usize;
+    text.split_whitespace()
+        .map(|w| {
+            let at = w.as_ptr() as usize - base;
+            spans.iter().any(|&[a, b]| a <= at && at < b)
+        })
+        .collect()
+}
+
 /// Word error rate of `text` against `reference`: (substitutions + deletions + insertions) /
 /// reference words, on normalised words. `None` for an empty reference.
 pub fn wer(reference: &str, text: &str) -> Option<f64> {
@@ -226,14 +243,42 @@ mod tests {
             segments: 20,
             ..p.clone()
         };
-        assert_ne!(cell_key(&seg, &p, 50), cell_key(&seg, &more_s, 50));
-        assert_eq!(cell_key(&topk, &p, 50), cell_key(&topk, &more_s, 50));
-        assert_ne!(cell_key(&topk, &p, 50), cell_key(&topk, &p, 0));
+        let d = Decoding::default();
+        assert_ne!(cell_key(&seg, &p, &d), cell_key(&seg, &more_s, &d));
+        assert_eq!(cell_key(&topk, &p, &d), cell_key(&topk, &more_s, &d));
+        let no_tail = Decoding {
+            tail: Tail::Tokens(0),
+            ..d.clone()
+        };
+        let fifty = Decoding {
+            tail: Tail::Tokens(50),
+            ..d.clone()
+        };
+        let guarded = Decoding {
+            stop_on_loop: true,
+            ..d.clone()
+        };
+        assert_ne!(cell_key(&topk, &p, &d), cell_key(&topk, &p, &no_tail));
+        assert_ne!(cell_key(&topk, &p, &d), cell_key(&topk, &p, &fifty));
+        assert_ne!(cell_key(&topk, &p, &d), cell_key(&topk, &p, &guarded));
         let seeded = Params {
             seed: 3,
             ..p.clone()
         };
-        assert_eq!(cell_key(&seg, &p, 50), cell_key(&seg, &seeded, 50));
+        assert_eq!(cell_key(&seg, &p, &d), cell_key(&seg, &seeded, &d));
+    }
+
+    #[test]
+    fn looped_words_follow_the_byte_spans() {
+        let text = "Front, left, left, left, left.";
+        // The repeated copies start at the second "left,".
+        let at = text.find("left, left").unwrap() + "left, ".len();
+        assert_eq!(
+            looped_words(text, &[[at, text.len()]]),
+            vec![false, false, true, true, true]
+        );
+        assert_eq!(looped_words(text, &[]), vec![false; 5]);
+        assert!(looped_words("", &[[0, 3]]).is_empty());
     }
 
     #[test]

@@ -187,6 +187,9 @@ mod tests {
             decode_ms_per_token: None,
             generated_tokens: 2,
             token_ids: vec![],
+            looped: false,
+            loop_spans: vec![],
+            stopped_on_loop: false,
         };
         let o = outputs_csv(&[r], |_| Some(0.5));
         assert!(o.ends_with("topk,0.5,1,,1.0,2,0.5000,\"say \"\"hi\"\"\"\n"));

@@ -20,8 +20,8 @@ use self::encoder::AudioEncoder;
 use self::lm::TextModel;
 use self::weights::{AlmWeights, Linear, Part};
 use super::{
-    AudioLanguageModel, DecodeInput, EncodedWindow, Generation, ModelError, ModelInfo, OnFinished,
-    Result,
+    AudioLanguageModel, DecodeInput, EncodedWindow, Ending, Generation, ModelError, ModelInfo,
+    OnFinished, Result,
 };
 use crate::mel::MelExtractor;
 use crate::HOP;
@@ -56,6 +56,8 @@ struct Running {
     /// Its last generated token, the next step's input.
     next: u32,
     max_new: usize,
+    /// End the decode where a loop is detected (`--stop-on-loop`).
+    guard: bool,
     ms: f64,
     prefill_ms: f64,
     steps: usize,
@@ -431,6 +433,7 @@ impl Alm {
                 ids: Vec::new(),
                 next: argmax(&logits),
                 max_new: self.options.max_new_tokens.max(1).min(limit - len),
+                guard: inputs[i].stop_on_loop,
                 ms: t0.elapsed().as_secs_f64() * 1e3,
                 prefill_ms,
                 steps: 0,
@@ -474,26 +477,28 @@ impl Alm {
         mut s: Running,
         finished: &mut dyn FnMut(usize, Generation),
     ) -> Result<Option<Running>> {
-        if !self.end_tokens.contains(&s.next) {
+        let ending = if self.end_tokens.contains(&s.next) {
+            Ending::EndToken
+        } else {
             s.ids.push(s.next);
-            if s.ids.len() < s.max_new {
-                return Ok(Some(s));
+            match Ending::guard(&mut s.ids, s.guard) {
+                Some(e) => e,
+                None if s.ids.len() >= s.max_new => Ending::Cap,
+                None => return Ok(Some(s)),
             }
-        }
-        let text = self
-            .tokenizer
-            .decode(&s.ids, true)
-            .map_err(|e| ModelError::Tokenizer(e.to_string()))?
-            .trim()
-            .to_string();
+        };
+        let decode = |ids: &[u32]| {
+            self.tokenizer
+                .decode(ids, true)
+                .map_err(|e| ModelError::Tokenizer(e.to_string()))
+        };
         finished(
             s.index,
             Generation {
-                token_ids: s.ids,
-                text,
                 decode_ms: s.ms,
                 prefill_ms: Some(s.prefill_ms),
                 steps: s.steps,
+                ..Generation::finish(s.ids, ending, &decode)?
             },
         );
         Ok(None)

@@ -5,6 +5,7 @@
 //! written out over plain slices instead of padded tensors.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::{Module, Tensor};
@@ -13,7 +14,7 @@ use rayon::prelude::*;
 use super::config::WhisperConfig;
 use super::nn::{LayerNorm, Linear, Weights};
 use crate::model::kernels::{self, Matrix};
-use crate::model::{ModelError, Result};
+use crate::model::{Ending, ModelError, Result};
 
 /// A linear layer as plain row-major weights, for the few-row products of a decoding step.
 struct Dense {
@@ -140,6 +141,14 @@ impl Decoder {
     }
 }
 
+/// Keys and values of rows shared by several sequences (a window's silence tail), per layer,
+/// laid out `(heads, n, head_dim)`.
+struct SharedKv {
+    n: usize,
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+}
+
 /// Per-sequence, per-layer attention state, laid out `(heads, positions, head_dim)`.
 struct LayerCache {
     cross_k: Vec<f32>,
@@ -153,8 +162,12 @@ struct Sequence {
     index: usize,
     memory_len: usize,
     layers: Vec<LayerCache>,
+    /// Rows attended to after the sequence's own memory.
+    tail: Option<Arc<SharedKv>>,
     prompt: Vec<u32>,
     generated: Vec<u32>,
+    /// End the decode where a loop is detected (`--stop-on-loop`).
+    guard: bool,
     ms: f64,
     prefill_ms: f64,
     steps: usize,
@@ -167,6 +180,7 @@ pub struct Timing {
     pub ms: f64,
     pub prefill_ms: f64,
     pub steps: usize,
+    pub ending: Ending,
 }
 
 /// One batched greedy decoding job (SPEC.md section 5).
@@ -185,9 +199,13 @@ pub struct Job<'a> {
 pub type Finished<'a> = dyn FnMut(usize, Vec<u32>, Timing) -> Result<()> + 'a;
 
 impl Job<'_> {
+    /// Decodes every memory (followed by `tails[i]` where given: equal `Arc`s share their keys
+    /// and values); `guards[i]` ends sequence `i` at its first loop.
     pub fn run(
         &self,
         memories: &[&Tensor],
+        tails: &[Option<&Arc<Tensor>>],
+        guards: &[bool],
         cancel: &AtomicBool,
         finished: &mut Finished<'_>,
     ) -> Result<()> {
@@ -206,7 +224,10 @@ impl Job<'_> {
             });
         }
         let t0 = Instant::now();
-        let mut active = self.prefill(memories, total_positions)?;
+        let mut active = self.prefill(memories, tails, total_positions)?;
+        for s in active.iter_mut() {
+            s.guard = guards.get(s.index).copied().unwrap_or(false);
+        }
         let total_len: usize = active.iter().map(|s| s.memory_len.max(1)).sum();
         let prefill_ms = t0.elapsed().as_secs_f64() * 1e3;
         for s in active.iter_mut() {
@@ -256,18 +277,21 @@ impl Job<'_> {
             for mut s in active.drain(..) {
                 s.ms += share;
                 s.steps += 1;
-                let done = match s.generated.last() {
+                let ending = match s.generated.last() {
                     Some(&t) if t == self.eot => {
                         s.generated.pop();
-                        true
+                        Some(Ending::EndToken)
                     }
-                    _ => s.generated.len() >= self.max_tokens,
+                    None => None,
+                    Some(_) => Ending::guard(&mut s.generated, s.guard)
+                        .or((s.generated.len() >= self.max_tokens).then_some(Ending::Cap)),
                 };
-                if done {
+                if let Some(ending) = ending {
                     let t = Timing {
                         ms: s.ms,
                         prefill_ms: s.prefill_ms,
                         steps: s.steps,
+                        ending,
                     };
                     finished(s.index, std::mem::take(&mut s.generated), t)?;
                 } else {
@@ -281,14 +305,33 @@ impl Job<'_> {
     }
 
     /// Computes every sequence's cross-attention keys and values, all memories in one matmul per
-    /// layer, and allocates the self-attention caches.
-    fn prefill(&self, memories: &[&Tensor], positions: usize) -> Result<Vec<Sequence>> {
+    /// layer, each distinct tail once, and allocates the self-attention caches.
+    fn prefill(
+        &self,
+        memories: &[&Tensor],
+        tails: &[Option<&Arc<Tensor>>],
+        positions: usize,
+    ) -> Result<Vec<Sequence>> {
         let dec = self.decoder;
         let (h, hd, d) = (dec.heads, dec.head_dim(), dec.d_model);
         let lens: Vec<usize> = memories
             .iter()
             .map(|m| m.dim(0))
             .collect::<candle_core::Result<_>>()?;
+        // Distinct tails (by pointer), their keys and values computed once.
+        let mut shared: Vec<(*const Tensor, Arc<SharedKv>)> = Vec::new();
+        for t in tails.iter().flatten() {
+            if !shared.iter().any(|(p, _)| *p == Arc::as_ptr(t)) {
+                shared.push((Arc::as_ptr(t), Arc::new(self.shared_kv(t)?)));
+            }
+        }
+        let tail_of = |i: usize| -> Option<Arc<SharedKv>> {
+            let t = tails.get(i).copied().flatten()?;
+            shared
+                .iter()
+                .find(|(p, _)| *p == Arc::as_ptr(t))
+                .map(|(_, kv)| kv.clone())
+        };
         let all = Tensor::cat(memories, 0)?;
         let mut seqs: Vec<Sequence> = lens
             .iter()
@@ -297,8 +340,10 @@ impl Job<'_> {
                 index,
                 memory_len,
                 layers: Vec::with_capacity(dec.layers.len()),
+                tail: tail_of(index),
                 prompt: self.prompt.to_vec(),
                 generated: Vec::with_capacity(self.max_tokens),
+                guard: false,
                 ms: 0.0,
                 prefill_ms: 0.0,
                 steps: 0,
@@ -329,6 +374,29 @@ impl Job<'_> {
             }
         }
         Ok(seqs)
+    }
+
+    /// Cross-attention keys and values of rows several sequences share.
+    fn shared_kv(&self, rows: &Tensor) -> Result<SharedKv> {
+        let dec = self.decoder;
+        let (h, hd) = (dec.heads, dec.head_dim());
+        let n = rows.dim(0)?;
+        let (mut k, mut v) = (Vec::new(), Vec::new());
+        for layer in &dec.layers {
+            let kl = layer
+                .cross_k
+                .forward(rows)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let vl = layer
+                .cross_v
+                .forward(rows)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            k.push(to_heads(&kl, n, h, hd));
+            v.push(to_heads(&vl, n, h, hd));
+        }
+        Ok(SharedKv { n, k, v })
     }
 
     /// Feeds one token per active sequence at position `pos`; returns `(batch, vocab)` logits
@@ -399,12 +467,19 @@ impl Job<'_> {
                 let c = &s.layers[l];
                 let n = s.memory_len;
                 let base = head * n * hd;
-                attend(
-                    &q[i * d + head * hd..i * d + (head + 1) * hd],
+                let own = (
                     &c.cross_k[base..base + n * hd],
                     &c.cross_v[base..base + n * hd],
-                    o,
                 );
+                let q = &q[i * d + head * hd..i * d + (head + 1) * hd];
+                match &s.tail {
+                    Some(t) => {
+                        let tb = head * t.n * hd;
+                        let tail = (&t.k[l][tb..tb + t.n * hd], &t.v[l][tb..tb + t.n * hd]);
+                        attend_parts(q, &[own, tail], o)
+                    }
+                    None => attend_parts(q, &[own], o),
+                }
             });
             add(&mut x, &layer.cross_out.forward(&out, b));
 
@@ -442,13 +517,23 @@ fn to_heads(rows: &[f32], n: usize, h: usize, hd: usize) -> Vec<f32> {
 
 /// `out = softmax(q . k_t) v` over `n = k.len() / q.len()` positions (q already scaled).
 fn attend(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
+    attend_parts(q, &[(k, v)], out)
+}
+
+/// [`attend`] over the concatenation of several `(k, v)` parts, in order (the same arithmetic
+/// as over one concatenated memory).
+fn attend_parts(q: &[f32], parts: &[(&[f32], &[f32])], out: &mut [f32]) {
     let hd = q.len();
-    let n = k.len() / hd;
+    let n: usize = parts.iter().map(|(k, _)| k.len() / hd).sum();
     if n == 0 {
         out.fill(0.0);
         return;
     }
-    let mut w: Vec<f32> = k.chunks_exact(hd).map(|kt| kernels::dot(q, kt)).collect();
+    let mut w: Vec<f32> = parts
+        .iter()
+        .flat_map(|(k, _)| k.chunks_exact(hd))
+        .map(|kt| kernels::dot(q, kt))
+        .collect();
     let max = w.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f32;
     for x in w.iter_mut() {
@@ -456,7 +541,8 @@ fn attend(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
         sum += *x;
     }
     out.fill(0.0);
-    for (p, vt) in w.iter().zip(v.chunks_exact(hd)) {
+    let values = parts.iter().flat_map(|(_, v)| v.chunks_exact(hd));
+    for (p, vt) in w.iter().zip(values) {
         kernels::axpy(p / sum, vt, out);
     }
 }
@@ -504,6 +590,25 @@ mod tests {
             let want: f64 = (0..3).map(|t| e[t] / s * v[t * 3 + j] as f64).sum();
             assert!((out[j] as f64 - want).abs() < 1e-5);
         }
+    }
+
+    #[test]
+    fn attention_over_parts_equals_attention_over_their_concatenation() {
+        let hd = 8;
+        let val = |i: usize| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 0.7;
+        let q: Vec<f32> = (0..hd).map(val).collect();
+        let k: Vec<f32> = (0..hd * 9).map(|i| val(i + 5)).collect();
+        let v: Vec<f32> = (0..hd * 9).map(|i| val(i + 11)).collect();
+        let mut whole = vec![0f32; hd];
+        attend(&q, &k, &v, &mut whole);
+        let mut split = vec![0f32; hd];
+        let at = 4 * hd;
+        attend_parts(
+            &q,
+            &[(&k[..at], &v[..at]), (&k[at..], &v[at..])],
+            &mut split,
+        );
+        assert_eq!(whole, split, "bit-identical");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub use config::WhisperConfig;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 
@@ -260,32 +261,40 @@ impl AudioLanguageModel for Whisper {
             eot: self.special.eot,
             languages: if detect { &self.special.languages } else { &[] },
             prompt: &prompt,
-            max_tokens: self.options.max_tokens,
+            // The prompt and the generated tokens share the decoder's positions.
+            max_tokens: self.options.max_tokens.clamp(
+                1,
+                self.config
+                    .max_target_positions
+                    .saturating_sub(prompt.len())
+                    .max(1),
+            ),
         };
         let mut out: Vec<Generation> = vec![Generation::default(); inputs.len()];
         let order: Vec<usize> = (0..inputs.len()).collect();
         for chunk in order.chunks(self.options.batch.max(1)) {
             let memories: Vec<&Tensor> = chunk.iter().map(|&i| &inputs[i].memory).collect();
+            let tails: Vec<Option<&Arc<Tensor>>> =
+                chunk.iter().map(|&i| inputs[i].tail.as_ref()).collect();
+            let guards: Vec<bool> = chunk.iter().map(|&i| inputs[i].stop_on_loop).collect();
+            let decode = |ids: &[u32]| {
+                self.tokenizer
+                    .decode(ids, true)
+                    .map_err(|e| ModelError::Tokenizer(e.to_string()))
+            };
             let mut finished = |local: usize, ids: Vec<u32>, t: decoder::Timing| -> Result<()> {
-                let text = self
-                    .tokenizer
-                    .decode(&ids, true)
-                    .map_err(|e| ModelError::Tokenizer(e.to_string()))?
-                    .trim()
-                    .to_string();
                 let g = Generation {
-                    token_ids: ids,
-                    text,
                     decode_ms: t.ms,
                     prefill_ms: Some(t.prefill_ms),
                     steps: t.steps,
+                    ..Generation::finish(ids, t.ending, &decode)?
                 };
                 let global = chunk[local];
                 on_finished(global, &g);
                 out[global] = g;
                 Ok(())
             };
-            job.run(&memories, cancel, &mut finished)?;
+            job.run(&memories, &tails, &guards, cancel, &mut finished)?;
         }
         Ok(out)
     }
