@@ -10,21 +10,26 @@ use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 use prunescope::model::fake::FakeModel;
+use prunescope::model::AudioLanguageModel;
 use prunescope::ui::{ExplorerApp, ModelSource, Settings, Startup};
 
 fn jfk() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/jfk.wav")
 }
 
-fn fake_app(clip: Option<PathBuf>, step: Duration) -> ExplorerApp {
+fn model_app(clip: Option<PathBuf>, model: Box<dyn AudioLanguageModel>) -> ExplorerApp {
     ExplorerApp::new(
         Settings::default(),
         Startup {
             clip,
-            model: ModelSource::Given(Box::new(FakeModel::new(step))),
+            model: ModelSource::Given(model),
             audio: false,
         },
     )
+}
+
+fn fake_app(clip: Option<PathBuf>, step: Duration) -> ExplorerApp {
+    model_app(clip, Box::new(FakeModel::new(step)))
 }
 
 fn harness(app: ExplorerApp) -> Harness<'static, ExplorerApp> {
@@ -114,15 +119,7 @@ fn looped_cells_are_marked_and_the_guard_cuts_them() {
     // A fake that loops whenever it missed a word (pruned cells; vanilla and full hear all).
     let mut model = FakeModel::new(Duration::from_millis(1));
     model.loop_below = Some(0.999);
-    let app = ExplorerApp::new(
-        Settings::default(),
-        Startup {
-            clip: Some(jfk()),
-            model: ModelSource::Given(Box::new(model)),
-            audio: false,
-        },
-    );
-    let mut h = harness(app);
+    let mut h = harness(model_app(Some(jfk()), Box::new(model)));
     let filled = |h: &mut Harness<'_, ExplorerApp>| {
         h.state().encoded() && !h.state().busy() && h.state().result_count() >= 17
     };
@@ -324,14 +321,7 @@ fn prompted_model_takes_a_prompt_and_no_tail() {
     let mut model =
         prunescope::model::alm::Alm::load(&dir, &candle_core::Device::Cpu).expect("toy model");
     model.options.max_new_tokens = 3;
-    let app = ExplorerApp::new(
-        Settings::default(),
-        Startup {
-            clip: Some(jfk()),
-            model: ModelSource::Given(Box::new(model)),
-            audio: false,
-        },
-    );
+    let app = model_app(Some(jfk()), Box::new(model));
     // Random weights say random bytes: U+FFFD, which the test harness's one font lacks (the
     // app's default policy draws a box; the harness would panic).
     let mut h = Harness::builder()

@@ -69,8 +69,9 @@ pub fn compression_ratio(text: &str) -> f64 {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoopReport {
     pub looped: bool,
-    /// Byte range of the repeated copies in the decode's text (dimmed in the explorer); None
-    /// when the loop is not back to back (cap or compression only) or was cut by the guard.
+    /// Byte range of the repeated copies in the decode's text (dimmed in the explorer), to the
+    /// end of the text when the decode reached its cap; None when the loop is not back to back
+    /// (cap or compression only) or was cut by the guard.
     pub span: Option<std::ops::Range<usize>>,
     /// The `--stop-on-loop` guard ended the decode at its first repeated copy.
     pub stopped: bool,
@@ -92,7 +93,11 @@ pub fn assess(
         };
         offset(r.start)..offset(r.end).max(offset(r.start))
     });
-    let span = span.filter(|r| !r.is_empty());
+    // A decode that reached its cap never left its loop: the repeats run to the end of its text
+    // (the period may shift on the way, which the back-to-back run above stops at).
+    let span = span
+        .map(|r| if capped { r.start..text.len() } else { r })
+        .filter(|r| !r.is_empty());
     LoopReport {
         looped: capped
             || stopped
@@ -155,6 +160,21 @@ mod tests {
         let span = r.span.clone().unwrap();
         assert_eq!(&text[span], " w5 w6 w7 w5 w6 w7");
         assert!(!r.stopped);
+    }
+
+    #[test]
+    fn a_capped_loop_is_dimmed_to_the_end_even_when_its_period_shifts() {
+        // "w0 w1" then (w2 w3) three times, then (w4 w2 w3) until the cap.
+        let mut ids = vec![0, 1, 2, 3, 2, 3, 2, 3];
+        ids.extend([4, 2, 3].repeat(5));
+        let text = decode(&ids).trim().to_string();
+        let capped = assess(&ids, &text, true, false, &decode);
+        let span = capped.span.unwrap();
+        assert_eq!(&text[span.clone()], &decode(&ids[4..])[..]);
+        assert_eq!(span.end, text.len());
+        // Ended by an end token, only the back-to-back run is the loop.
+        let ended = assess(&ids, &text, false, false, &decode);
+        assert_eq!(&text[ended.span.unwrap()], " w2 w3 w2 w3");
     }
 
     #[test]
