@@ -520,42 +520,28 @@ pub fn run_with(
             owners.push((r, w));
             inputs.push(input);
         }
+        // Vanilla reads every valid token.
         let n = clip.n_tokens();
-        results.push(match sel {
-            Some(s) => RunResult {
-                method: spec.method.name().into(),
-                keep: spec.keep,
-                segments: s.segments,
-                k: s.k,
-                kept: s.kept,
-                tail_tokens,
-                text: String::new(),
-                decode_ms: 0.0,
-                prefill_ms: None,
-                decode_ms_per_token: None,
-                generated_tokens: 0,
-                token_ids: Vec::new(),
-                looped: false,
-                loop_spans: Vec::new(),
-                stopped_on_loop: false,
-            },
-            None => RunResult {
-                method: "vanilla".into(),
-                keep: 1.0,
-                segments: None,
-                k: n,
-                kept: (0..n).collect(),
-                tail_tokens,
-                text: String::new(),
-                decode_ms: 0.0,
-                prefill_ms: None,
-                decode_ms_per_token: None,
-                generated_tokens: 0,
-                token_ids: Vec::new(),
-                looped: false,
-                loop_spans: Vec::new(),
-                stopped_on_loop: false,
-            },
+        let (keep, segments, k, kept) = match sel {
+            Some(s) => (spec.keep, s.segments, s.k, s.kept),
+            None => (1.0, None, n, (0..n).collect()),
+        };
+        results.push(RunResult {
+            method: spec.method.name().into(),
+            keep,
+            segments,
+            k,
+            kept,
+            tail_tokens,
+            text: String::new(),
+            decode_ms: 0.0,
+            prefill_ms: None,
+            decode_ms_per_token: None,
+            generated_tokens: 0,
+            token_ids: Vec::new(),
+            looped: false,
+            loop_spans: Vec::new(),
+            stopped_on_loop: false,
         });
     }
     let total = inputs.len();

@@ -193,6 +193,12 @@ pub struct Generation {
     pub loops: repetition::LoopReport,
 }
 
+/// The text of token ids by a Hugging Face tokenizer, special tokens skipped (untrimmed).
+pub(crate) fn decode_text(tok: &tokenizers::Tokenizer, ids: &[u32]) -> Result<String> {
+    tok.decode(ids, true)
+        .map_err(|e| ModelError::Tokenizer(e.to_string()))
+}
+
 impl Generation {
     /// A finished decode: its text from `decode` (trimmed) and its loop report.
     pub fn finish(

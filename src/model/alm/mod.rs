@@ -487,11 +487,7 @@ impl Alm {
                 None => return Ok(Some(s)),
             }
         };
-        let decode = |ids: &[u32]| {
-            self.tokenizer
-                .decode(ids, true)
-                .map_err(|e| ModelError::Tokenizer(e.to_string()))
-        };
+        let decode = |ids: &[u32]| super::decode_text(&self.tokenizer, ids);
         finished(
             s.index,
             Generation {

@@ -277,11 +277,7 @@ impl AudioLanguageModel for Whisper {
             let tails: Vec<Option<&Arc<Tensor>>> =
                 chunk.iter().map(|&i| inputs[i].tail.as_ref()).collect();
             let guards: Vec<bool> = chunk.iter().map(|&i| inputs[i].stop_on_loop).collect();
-            let decode = |ids: &[u32]| {
-                self.tokenizer
-                    .decode(ids, true)
-                    .map_err(|e| ModelError::Tokenizer(e.to_string()))
-            };
+            let decode = |ids: &[u32]| super::decode_text(&self.tokenizer, ids);
             let mut finished = |local: usize, ids: Vec<u32>, t: decoder::Timing| -> Result<()> {
                 let g = Generation {
                     decode_ms: t.ms,
