@@ -81,13 +81,23 @@ def ensure_environment():
 # ---------------------------------------------------------------------------------------------
 # Arguments and inputs (checked before the heavy imports, so errors are quick).
 
+def default_model():
+    """The default model's folder, as the binary finds it (fetching it on first use)."""
+    import subprocess
+    out = subprocess.run(["cargo", "run", "--release", "--quiet", "--", "fetch"], cwd=REPO,
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        die(f"cannot find the default model: {out.stderr.strip().splitlines()[-1:]}")
+    return out.stdout.strip().splitlines()[-1]
+
+
 def parse_args():
     p = argparse.ArgumentParser(
         description="transformers baseline of `prunescope bench` (same clip, same ten runs)")
     p.add_argument("clip", help="audio file, 16 kHz (its first 30 s are used)")
     p.add_argument("--model", default=None,
                    help="Whisper model: CTranslate2 (converted once) or Hugging Face directory "
-                        "(default: models/whisper-tiny.en)")
+                        "(default: the default model, from `prunescope fetch`)")
     p.add_argument("--hf-dir", default=None,
                    help="where the converted Hugging Face model goes "
                         "(default: target/bench-baseline/<model name>-hf)")
@@ -103,12 +113,12 @@ def parse_args():
     a = p.parse_args()
     if a.reps < 1 or a.decode_reps < 1 or a.threads < 1:
         die("--reps, --decode-reps and --threads must be at least 1")
-    a.model = a.model or os.path.join(REPO, "models", "whisper-tiny.en")
+    a.model = a.model or default_model()
     a.out = a.out or os.path.join(REPO, "target", "bench-baseline", "baseline.json")
     if not os.path.isfile(a.clip):
         die(f"clip not found: {a.clip}")
     if not os.path.isdir(a.model):
-        die(f"model directory not found: {a.model} (scripts/fetch-models downloads the default one)")
+        die(f"model directory not found: {a.model}")
     return a
 
 

@@ -2,7 +2,7 @@
 """Writes tests/data/eval/minilm_embeddings.json, the reference of tests/eval_embed.rs, with
 sentence-transformers itself (the library the MMAU paper's Sentence-BERT step used).
 
-    scripts/fetch-models --minilm
+    cargo run -- fetch minilm      # prints the model's folder; or set PRUNESCOPE_MINILM
     .venv-bench/bin/pip install sentence-transformers==6.2.0   # torch + transformers 5 already there
     .venv-bench/bin/python scripts/make-minilm-fixtures.py
 
@@ -21,7 +21,9 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = ROOT / "models" / "all-MiniLM-L6-v2"
+MODEL = Path(__import__("subprocess").run(
+    ["cargo", "run", "--quiet", "--", "fetch", "minilm"], cwd=ROOT, check=True,
+    capture_output=True, text=True).stdout.strip().splitlines()[-1])
 OUT = ROOT / "tests" / "data" / "eval" / "minilm_embeddings.json"
 
 LONG = " ".join(

@@ -4,10 +4,11 @@
 //! The pipeline, one module per stage:
 //! `audio` (decode, resample, 30 s windows) -> `mel` (log-mel features) -> `model` (encoder with
 //! received-attention scores, decoder over kept tokens) -> `prune` (selection rules, pure) ->
-//! `engine` (runs every pruning setting of a clip) -> `cli`.
+//! `engine` (runs every pruning setting of a clip) -> `ui` (the explorer) and, in the binary,
+//! the command line. Beside them: `eval` (datasets, metrics, reports), `util` (median, temporary
+//! folders).
 
 pub mod audio;
-pub mod cli;
 pub mod engine;
 pub mod eval;
 pub mod mel;
@@ -15,6 +16,7 @@ pub mod model;
 pub mod prune;
 #[cfg(feature = "gui")]
 pub mod ui;
+pub mod util;
 
 /// Whisper's sample rate; every clip is resampled to it.
 pub const SAMPLE_RATE: u32 = 16_000;

@@ -1,9 +1,13 @@
-//! The `prunescope` binary: `analyze`, `bench` and `convert` subcommands.
+//! The `prunescope` binary: the explorer (no subcommand), and `analyze`, `bench`,
+//! `bench-prefill`, `convert`, `eval`, `metric` and `fetch` (see `cli`). The command-line layer
+//! (clap, progress bars, anyhow) lives here, outside the library.
+
+mod cli;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match prunescope::cli::main() {
+    match cli::main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One readable line: the whole cause chain, no backtrace.

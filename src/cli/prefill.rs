@@ -9,14 +9,15 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use crate::engine::{self, RunMethod, RunSpec};
-use crate::model::alm::{random, Alm};
-use crate::model::{AudioLanguageModel, DeviceChoice};
-use crate::prune::{Method, Params};
+use prunescope::engine::{self, RunMethod, RunSpec};
+use prunescope::model::alm::{random, Alm};
+use prunescope::model::{AudioLanguageModel, DeviceChoice};
+use prunescope::prune::{Method, Params};
+use prunescope::util::{median, TempDir};
 
 #[derive(Args)]
 pub struct PrefillArgs {
-    /// Audio file, repeated to fill one window (default: the bundled assets/jfk.wav).
+    /// Audio file, repeated to fill one window (default: the bundled demo clip, jfk.wav).
     clip: Option<PathBuf>,
     /// A Qwen2-Audio / Audio Flamingo 3 directory or hub id. Without it, random weights of
     /// `--random`'s size are written to a temporary directory and loaded from there.
@@ -43,24 +44,6 @@ pub struct PrefillArgs {
     decode_tokens: usize,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-/// A temporary directory removed on drop.
-struct TempModel(PathBuf);
-
-impl Drop for TempModel {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 pub fn run(a: PrefillArgs) -> Result<()> {
     let device = DeviceChoice::parse(&a.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
     let keeps = super::parse_keeps(&a.keep)?;
@@ -68,11 +51,10 @@ pub fn run(a: PrefillArgs) -> Result<()> {
     if a.reps == 0 {
         bail!("--reps must be at least 1");
     }
-    let clip_path = a
-        .clip
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/jfk.wav"));
-    let clip = crate::audio::load(&clip_path)?;
+    let clip = match &a.clip {
+        Some(p) => prunescope::audio::load(p)?,
+        None => prunescope::audio::demo()?,
+    };
 
     let mut _temp = None;
     let (dir, what) = match &a.model {
@@ -80,11 +62,8 @@ pub fn run(a: PrefillArgs) -> Result<()> {
         None => {
             let shape =
                 random::Shape::parse(&a.random).map_err(|e| anyhow::anyhow!("--random: {e}"))?;
-            let dir = std::env::temp_dir().join(format!(
-                "prunescope-random-{}-{}",
-                a.random,
-                std::process::id()
-            ));
+            let temp = TempDir::new("random").context("cannot make a temporary folder")?;
+            let dir = temp.path().to_path_buf();
             let t = Instant::now();
             random::write(&dir, shape, 0).context("cannot write the random model")?;
             eprintln!(
@@ -93,7 +72,7 @@ pub fn run(a: PrefillArgs) -> Result<()> {
                 dir.display(),
                 t.elapsed().as_secs_f64()
             );
-            _temp = Some(TempModel(dir.clone()));
+            _temp = Some(temp);
             (dir, format!("random weights ({})", a.random))
         }
     };
@@ -110,7 +89,7 @@ pub fn run(a: PrefillArgs) -> Result<()> {
         let need = info.window_samples - samples.len();
         samples.extend_from_slice(&clip.samples[..need.min(clip.samples.len())]);
     }
-    let audio = crate::audio::Audio::from_samples(samples, crate::SAMPLE_RATE)?;
+    let audio = prunescope::audio::Audio::from_samples(samples, prunescope::SAMPLE_RATE)?;
     let encoded = engine::encode(&model, &audio, &mut |_| {})?;
     let n = encoded.n_tokens();
     let prompt = info.default_prompt.clone().unwrap_or_default();
@@ -121,7 +100,9 @@ pub fn run(a: PrefillArgs) -> Result<()> {
         info.name,
         model.config.text.layers,
         model.config.text.hidden,
-        clip_path.display(),
+        a.clip
+            .as_ref()
+            .map_or_else(|| "demo clip jfk.wav".into(), |p| p.display().to_string()),
         a.reps,
         encoded.encode_ms,
         rayon::current_num_threads()
@@ -149,7 +130,7 @@ pub fn run(a: PrefillArgs) -> Result<()> {
         let memory = inputs_of_run(&encoded, sel.as_ref())?;
         let k = memory.dim(0)?;
         let (ids, embeds) = model.input_embeddings(&memory, &prompt)?;
-        inputs.push(crate::model::DecodeInput::new(memory));
+        inputs.push(prunescope::model::DecodeInput::new(memory));
         model.prefill_ms(&embeds)?;
         let times = (0..a.reps)
             .map(|_| model.prefill_ms(&embeds))
@@ -202,7 +183,7 @@ pub fn run(a: PrefillArgs) -> Result<()> {
 /// The audio rows a prefix model gets for one run.
 fn inputs_of_run(
     encoded: &engine::EncodedClip,
-    sel: Option<&crate::prune::Selection>,
+    sel: Option<&prunescope::prune::Selection>,
 ) -> Result<candle_core::Tensor> {
     let mut v = engine::decoder_inputs(
         encoded,

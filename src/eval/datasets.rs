@@ -40,7 +40,7 @@ fn fmt_err(path: &Path, msg: impl Into<String>) -> DatasetError {
 }
 
 /// Which published set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DatasetKind {
     /// Speech recognition manifest (JSONL or CSV): word error rate.
@@ -56,6 +56,25 @@ pub enum DatasetKind {
 }
 
 impl DatasetKind {
+    pub const ALL: [DatasetKind; 5] = [
+        DatasetKind::Asr,
+        DatasetKind::Clotho,
+        DatasetKind::Audiocaps,
+        DatasetKind::Clothoaqa,
+        DatasetKind::Mmau,
+    ];
+
+    /// By name (case-insensitive); the error lists the known names.
+    pub fn parse(s: &str) -> std::result::Result<DatasetKind, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(DatasetKind::name).collect();
+                format!("unknown dataset `{s}` (known: {})", names.join(", "))
+            })
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             DatasetKind::Asr => "asr",

@@ -2,7 +2,7 @@
 //! all-MiniLM-L6-v2 run the way sentence-transformers runs it. WordPiece ids from the model's
 //! `tokenizer.json` (truncated to `max_seq_length`, 256), a BERT encoder (post-LN, erf GELU,
 //! absolute positions, token type 0), mean pooling over the tokens, L2 normalisation.
-//! `scripts/fetch-models --minilm` puts the model in `models/all-MiniLM-L6-v2`.
+//! `prunescope fetch minilm` puts the model in the user cache folder (`crate::model::store`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,17 +13,17 @@ use candle_core::{DType, Device, Tensor, D};
 
 use super::metrics::accuracy::{LexicalScorer, OptionScorer};
 
-/// The model's name, and the folder name `scripts/fetch-models --minilm` gives it.
-pub const MODEL_NAME: &str = "all-MiniLM-L6-v2";
+/// The model's name, and its folder's name in the cache.
+pub const MODEL_NAME: &str = crate::model::store::MINILM.name;
 /// Overrides where the model is looked for.
-pub const ENV_VAR: &str = "PRUNESCOPE_MINILM";
+pub const ENV_VAR: &str = crate::model::store::MINILM.env;
 /// Token rows per forward pass of [`SentenceEmbedder::embed_batch`].
 const MAX_BATCH_ROWS: usize = 2048;
 
 /// Why a sentence-embedding model could not be loaded or run, one readable line each.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
-    #[error("sentence-embedding model directory {0} does not exist (scripts/fetch-models --minilm fetches all-MiniLM-L6-v2)")]
+    #[error("sentence-embedding model directory {0} does not exist (`prunescope fetch minilm` fetches all-MiniLM-L6-v2)")]
     DirMissing(PathBuf),
     #[error("{0} is not a directory (pass the sentence-embedding model's directory)")]
     NotADir(PathBuf),
@@ -60,21 +60,10 @@ fn corrupt(path: &Path, msg: impl Into<String>) -> EmbedError {
     }
 }
 
-/// The sentence-embedding model directory if one is on disk: `$PRUNESCOPE_MINILM`, then
-/// `models/all-MiniLM-L6-v2` in the current directory, then in this checkout.
+/// The sentence-embedding model directory when the model is there: `$PRUNESCOPE_MINILM`, else
+/// the user cache folder (`prunescope fetch minilm` fills it; see [`crate::model::store`]).
 pub fn default_dir() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(ENV_VAR) {
-        return Some(PathBuf::from(p));
-    }
-    let rel = Path::new("models").join(MODEL_NAME);
-    [rel, checkout_dir()].into_iter().find(|c| c.is_dir())
-}
-
-/// Where `scripts/fetch-models --minilm` puts the model in this checkout.
-pub fn checkout_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models")
-        .join(MODEL_NAME)
+    crate::model::store::MINILM.present()
 }
 
 /// The files [`SentenceEmbedder::load`] reads first, if `dir` has them all: a cheap check
@@ -707,7 +696,7 @@ mod tests {
     fn missing_dir() {
         let e = load_err(Path::new("/nonexistent/all-MiniLM-L6-v2"));
         assert!(e.contains("does not exist"), "{e}");
-        assert!(e.contains("fetch-models --minilm"), "{e}");
+        assert!(e.contains("prunescope fetch minilm"), "{e}");
         assert!(!e.contains('\n'));
     }
 

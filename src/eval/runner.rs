@@ -265,7 +265,27 @@ pub struct RunOptions<'a> {
     pub shard: Shard,
     /// Run at most this many clips of the shard (after skipping done ones); for smoke tests.
     pub limit: Option<usize>,
-    pub show_progress: bool,
+}
+
+/// What a run reports as it goes (the command line draws its progress bar from it).
+#[derive(Debug, Clone, Copy)]
+pub enum RunEvent<'a> {
+    /// Clips to run now.
+    Start {
+        clips: usize,
+    },
+    /// A clip starts.
+    Clip {
+        id: &'a str,
+    },
+    /// A clip failed (recorded with its error; the run goes on).
+    Failed {
+        id: &'a str,
+        error: &'a str,
+    },
+    /// A clip's record is written.
+    Written,
+    Finished,
 }
 
 /// What a run did.
@@ -285,6 +305,7 @@ pub fn run(
     plan: &Plan,
     opts: &RunOptions<'_>,
     cancel: &AtomicBool,
+    progress: &mut dyn FnMut(RunEvent<'_>),
 ) -> Result<RunSummary> {
     plan.validate()?;
     let header = Header::new(dataset, data_path, &model.info().name, plan, opts.shard);
@@ -342,7 +363,7 @@ pub fn run(
         Some(l) => todo.into_iter().take(l).collect(),
         None => todo,
     };
-    let bar = progress_bar(todo.len(), opts.show_progress);
+    progress(RunEvent::Start { clips: todo.len() });
     let mut summary = RunSummary {
         done_before: done.len(),
         ran: 0,
@@ -354,12 +375,15 @@ pub fn run(
             summary.remaining += 1;
             continue;
         }
-        bar.set_message(short(&item.id));
+        progress(RunEvent::Clip { id: &item.id });
         let record = match run_item(model, plan, index, item, cancel) {
             Ok(r) => r,
             Err(e) => {
                 summary.failed += 1;
-                bar.println(format!("{}: {e}", item.id));
+                progress(RunEvent::Failed {
+                    id: &item.id,
+                    error: &e,
+                });
                 Record {
                     index,
                     item: item.clone(),
@@ -380,34 +404,10 @@ pub fn run(
         file.write_all(line.as_bytes()).map_err(io(opts.out))?;
         file.flush().map_err(io(opts.out))?;
         summary.ran += 1;
-        bar.inc(1);
+        progress(RunEvent::Written);
     }
-    bar.finish_and_clear();
+    progress(RunEvent::Finished);
     Ok(summary)
-}
-
-fn short(id: &str) -> String {
-    let n = id.chars().count();
-    if n <= 32 {
-        id.to_string()
-    } else {
-        format!("...{}", id.chars().skip(n - 29).collect::<String>())
-    }
-}
-
-fn progress_bar(len: usize, show: bool) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let b = indicatif::ProgressBar::new(len as u64);
-    b.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{bar:30}] {pos}/{len} clips  {elapsed} elapsed, ETA {eta}  {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    b
 }
 
 /// The prompt for a question: the question alone (ClothoAQA), or with its options lettered

@@ -8,6 +8,7 @@ pub mod hf;
 pub mod hub;
 pub mod kernels;
 pub mod repetition;
+pub mod store;
 pub mod whisper;
 
 use std::path::{Path, PathBuf};
@@ -365,19 +366,8 @@ pub fn detect_format(dir: &Path) -> Result<WeightFormat> {
     }
 }
 
-/// The default model directory if one is on disk: `$PRUNESCOPE_MODEL`, then
-/// `models/whisper-tiny.en` in the current directory, then in this checkout.
+/// The default model's directory when the model is there: `$PRUNESCOPE_MODEL`, else the user
+/// cache folder (see [`store`]).
 pub fn default_dir() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("PRUNESCOPE_MODEL") {
-        return Some(PathBuf::from(p));
-    }
-    let rel = Path::new("models").join("whisper-tiny.en");
-    [rel.clone(), checkout_default_dir()]
-        .into_iter()
-        .find(|c| c.is_dir())
-}
-
-/// Where `scripts/fetch-models` puts the default model in this checkout.
-pub fn checkout_default_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/whisper-tiny.en")
+    store::WHISPER_TINY_EN.present()
 }

@@ -28,7 +28,7 @@ pub fn default_model_dir() -> Option<PathBuf> {
 }
 
 /// Opens the explorer window, optionally with a clip; returns when the window closes.
-pub fn run(clip: Option<PathBuf>) -> anyhow::Result<()> {
+pub fn run(clip: Option<PathBuf>) -> eframe::Result {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("prunescope")
@@ -78,5 +78,4 @@ pub fn run(clip: Option<PathBuf>) -> anyhow::Result<()> {
             Ok(Box::new(EframeApp(app)))
         }),
     )
-    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }

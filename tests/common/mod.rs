@@ -10,11 +10,11 @@ use prunescope::engine::{self, RunMethod, RunSpec};
 use prunescope::model::whisper::Whisper;
 use prunescope::prune::Params;
 
-/// Runs the `prunescope` binary (without `PRUNESCOPE_MODEL` from the environment).
+/// Runs the `prunescope` binary with the default model.
 pub fn prunescope(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_prunescope"))
         .args(args)
-        .env_remove("PRUNESCOPE_MODEL")
+        .env("PRUNESCOPE_MODEL", model_dir())
         .output()
         .expect("binary runs")
 }
@@ -48,13 +48,10 @@ pub fn data(name: &str) -> PathBuf {
     }
 }
 
+/// The default model's folder (the user cache folder, or `$PRUNESCOPE_MODEL`).
 pub fn model_dir() -> PathBuf {
-    let dir = root().join("models/whisper-tiny.en");
-    assert!(
-        dir.join("model.bin").is_file(),
-        "the default model is missing: run scripts/fetch-models (scripts/test does it)"
-    );
-    dir
+    prunescope::model::default_dir()
+        .expect("the default model is missing: run `cargo run -- fetch` (scripts/test does it)")
 }
 
 /// The default model, loaded once per test binary.

@@ -1,0 +1,77 @@
+//! Small helpers every layer shares: the median of measurements and a self-removing temporary
+//! folder.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The median (mean of the two middle values for an even count); NaN for no values.
+pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.into_iter().collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// A fresh, empty folder under the system's temporary folder, removed (with what it holds) when
+/// dropped. Names are unique within and across processes.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `prunescope-<tag>-<pid>-<n>` in the system's temporary folder.
+    pub fn new(tag: &str) -> std::io::Result<TempDir> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "prunescope-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `bytes` to `name` in the folder; returns its path.
+    pub fn file(&self, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+        let path = self.0.join(name);
+        std::fs::write(&path, bytes)?;
+        Ok(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median([3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median([]).is_nan());
+    }
+
+    #[test]
+    fn temp_dirs_are_distinct_and_removed() {
+        let a = TempDir::new("util").unwrap();
+        let b = TempDir::new("util").unwrap();
+        assert_ne!(a.path(), b.path());
+        let f = a.file("x.txt", b"hi").unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"hi");
+        let p = a.path().to_path_buf();
+        drop(a);
+        assert!(!p.exists());
+    }
+}
