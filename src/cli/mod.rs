@@ -337,7 +337,7 @@ pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
         seed: p.seed,
         gamma: p.gamma,
         k_min: 1,
-        window_tokens: ((p.window_seconds / seconds_per_token).round() as usize).max(1),
+        window_tokens: Params::window_tokens_for(p.window_seconds, seconds_per_token),
         order: match p.order {
             OrderArg::Time => Order::Time,
             OrderArg::Score => Order::Score,

@@ -223,6 +223,14 @@ pub struct Params {
     pub order: Order,
 }
 
+impl Params {
+    /// The window method's length in tokens for a length in seconds at the model's token rate
+    /// (at least one token): how the command line and the explorer turn `--window-seconds`.
+    pub fn window_tokens_for(seconds: f64, seconds_per_token: f64) -> usize {
+        ((seconds / seconds_per_token.max(1e-6)).round() as usize).max(1)
+    }
+}
+
 impl Default for Params {
     fn default() -> Self {
         Params {

@@ -1,24 +1,51 @@
-//! The one table of user commands: menus, keyboard shortcuts and the help overlay all read it.
+//! The explorer's commands. Every action goes through `ExplorerApp::apply`: menus, keyboard
+//! shortcuts, drag and drop, recent files, buttons and the lanes all *request* a [`Command`]
+//! (with its data) during the frame, and the app runs them once at the end of it. [`COMMANDS`]
+//! is the one table of the commands with a name: menus, shortcuts and the help overlay read it.
+
+use std::path::PathBuf;
 
 use egui::{Key, KeyboardShortcut, Modifiers};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use super::compare::CellKey;
+use super::timeline::View;
+
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    OpenClip,
-    OpenModel,
-    OpenPath,
+    /// The system file dialog (or the path window when there is none).
+    PickClip,
+    PickModel,
+    /// The "open path" window.
+    TypePath,
+    /// The export window, with a folder beside the clip filled in.
+    PickExportDir,
+    OpenClip(PathBuf),
+    LoadModel(PathBuf),
+    /// Writes the exports into this folder.
+    Export(PathBuf),
     PlayPause,
     PlaySelection,
     ClearSelection,
-    StepBack,
-    StepForward,
-    ZoomIn,
-    ZoomOut,
+    /// Moves the playhead by this many seconds.
+    Step(f64),
+    Seek(f64),
+    /// Selects the range between two times (any order).
+    Select(f64, f64),
+    /// Zooms by `factor` (< 1 zooms in) around `anchor` (None: the playhead).
+    Zoom {
+        factor: f64,
+        anchor: Option<f64>,
+    },
+    /// Moves the view by this many seconds.
+    Pan(f64),
+    /// Shows this range (the lanes' own zoom and pan), clamped to the clip.
+    SetView(View),
     ZoomFit,
+    /// The grid cell under the pointer (its selection shows in the attention lane).
+    HoverCell(Option<CellKey>),
     ToggleFollow,
     ToggleLoop,
     CancelDecode,
-    Export,
     ToggleHelp,
     Quit,
 }
@@ -48,25 +75,25 @@ const fn cmd(k: Key) -> Option<KeyboardShortcut> {
 
 pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo {
-        command: Command::OpenClip,
+        command: Command::PickClip,
         name: "Open clip…",
         menu: Menu::File,
         shortcut: cmd(Key::O),
     },
     CommandInfo {
-        command: Command::OpenModel,
+        command: Command::PickModel,
         name: "Open model directory…",
         menu: Menu::File,
         shortcut: cmd(Key::M),
     },
     CommandInfo {
-        command: Command::OpenPath,
+        command: Command::TypePath,
         name: "Open path…",
         menu: Menu::File,
         shortcut: cmd(Key::L),
     },
     CommandInfo {
-        command: Command::Export,
+        command: Command::PickExportDir,
         name: "Export PNG / CSV / JSON…",
         menu: Menu::File,
         shortcut: cmd(Key::E),
@@ -108,25 +135,31 @@ pub const COMMANDS: &[CommandInfo] = &[
         shortcut: key(Key::L),
     },
     CommandInfo {
-        command: Command::StepBack,
+        command: Command::Step(-0.5),
         name: "Step back 0.5 s",
         menu: Menu::Playback,
         shortcut: key(Key::ArrowLeft),
     },
     CommandInfo {
-        command: Command::StepForward,
+        command: Command::Step(0.5),
         name: "Step forward 0.5 s",
         menu: Menu::Playback,
         shortcut: key(Key::ArrowRight),
     },
     CommandInfo {
-        command: Command::ZoomIn,
+        command: Command::Zoom {
+            factor: 0.5,
+            anchor: None,
+        },
         name: "Zoom in",
         menu: Menu::View,
         shortcut: key(Key::Plus),
     },
     CommandInfo {
-        command: Command::ZoomOut,
+        command: Command::Zoom {
+            factor: 2.0,
+            anchor: None,
+        },
         name: "Zoom out",
         menu: Menu::View,
         shortcut: key(Key::Minus),
@@ -161,7 +194,7 @@ pub fn pressed(ctx: &egui::Context) -> Vec<Command> {
         COMMANDS
             .iter()
             .filter(|c| c.shortcut.is_some_and(|s| i.consume_shortcut(&s)))
-            .map(|c| c.command)
+            .map(|c| c.command.clone())
             .collect()
     })
 }

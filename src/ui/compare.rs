@@ -1,9 +1,11 @@
 //! Pure logic of the comparison grid: which runs it holds, the cache key of a cell (which
-//! parameters its result depends on), the order the worker gets them in, and word-level diff
-//! and WER against a reference text.
+//! parameters its result depends on), what to ask the worker for and in which order, what a
+//! cell shows (word diff against `full`, WER against a reference, loop tail), and the kept-token
+//! highlight of the attention lane.
 
 use crate::engine::{Decoding, RunMethod, RunSpec, Tail};
-use crate::prune::{Method, Params};
+use crate::eval::metrics::wer;
+use crate::prune::{Method, Order, Params, SegmentMode, Selection};
 
 /// Rows every grid has, in this order.
 pub const BASE_METHODS: [RunMethod; 7] = [
@@ -58,42 +60,74 @@ pub fn cell(method: RunMethod, keep: f64, column: usize) -> Option<RunSpec> {
     }
 }
 
-/// A key that changes exactly when the cell's output can: the method, its keep ratio, the
-/// parameters that method reads, the silence tail and the loop guard.
-pub fn cell_key(spec: &RunSpec, p: &Params, decoding: &Decoding) -> String {
+/// Every cell of the grid, in grid order (rows of `methods(extensions)`, columns of
+/// `keeps(current)`).
+pub fn specs(extensions: &[Method], current: f64) -> Vec<RunSpec> {
+    let keeps = keeps(current);
+    let mut specs = Vec::new();
+    for m in methods(extensions) {
+        for (c, &k) in keeps.iter().enumerate() {
+            specs.extend(cell(m, k, c));
+        }
+    }
+    specs
+}
+
+/// The parameters a method reads besides the keep ratio (the rest cannot change its output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reads {
+    /// Vanilla reads none.
+    Nothing,
+    Order(Order),
+    Segments(Order, usize, SegmentMode),
+    /// Adaptive: S, gamma (its bits) and k_min.
+    Adaptive(Order, usize, u64, usize),
+    Window(Order, usize),
+    Seed(Order, u64),
+}
+
+/// A grid cell's cache key: it changes exactly when the cell's output can (the method, its keep
+/// ratio, the parameters that method reads, the silence tail and the loop guard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CellKey {
+    pub method: RunMethod,
+    /// Keep ratio in millionths (fixed rows: 1.0).
+    keep_ppm: u32,
+    reads: Reads,
+    tail: Tail,
+    stop_on_loop: bool,
+}
+
+pub fn cell_key(spec: &RunSpec, p: &Params, decoding: &Decoding) -> CellKey {
     let keep = if is_fixed(spec.method) {
         1.0
     } else {
         spec.keep
     };
-    let extra = match spec.method {
-        RunMethod::Vanilla => String::new(),
-        RunMethod::Prune(m) => {
-            let mut e = format!(" order={}", p.order.name());
-            match m {
-                Method::Segmentwise | Method::Merge => {
-                    e += &format!(" S={} mode={}", p.segments, p.mode.name())
-                }
-                Method::Adaptive => {
-                    e += &format!(" S={} gamma={} kmin={}", p.segments, p.gamma, p.k_min)
-                }
-                Method::Window => e += &format!(" W={}", p.window_tokens),
-                Method::Random => e += &format!(" seed={}", p.seed),
-                Method::Full | Method::TopK | Method::BottomK | Method::VisionZip => {}
+    let reads = match spec.method {
+        RunMethod::Vanilla => Reads::Nothing,
+        RunMethod::Prune(m) => match m {
+            Method::Segmentwise | Method::Merge => Reads::Segments(p.order, p.segments, p.mode),
+            Method::Adaptive => Reads::Adaptive(p.order, p.segments, p.gamma.to_bits(), p.k_min),
+            Method::Window => Reads::Window(p.order, p.window_tokens),
+            Method::Random => Reads::Seed(p.order, p.seed),
+            Method::Full | Method::TopK | Method::BottomK | Method::VisionZip => {
+                Reads::Order(p.order)
             }
-            e
-        }
+        },
     };
-    let tail = if spec.method == RunMethod::Vanilla {
-        Tail::Tokens(0)
-    } else {
-        decoding.tail
-    };
-    let guard = if decoding.stop_on_loop { " guard" } else { "" };
-    format!(
-        "{} keep={keep:.6} tail={tail}{extra}{guard}",
-        spec.method.name()
-    )
+    CellKey {
+        method: spec.method,
+        keep_ppm: (keep * 1e6).round() as u32,
+        reads,
+        // Vanilla reads every window whole, padding included: no tail setting applies.
+        tail: if spec.method == RunMethod::Vanilla {
+            Tail::Tokens(0)
+        } else {
+            decoding.tail
+        },
+        stop_on_loop: decoding.stop_on_loop,
+    }
 }
 
 /// Puts `first` (what the user is looking at) first and `full` (every diff's reference) second;
@@ -112,15 +146,121 @@ pub fn prioritise(mut runs: Vec<RunSpec>, first: Option<&RunSpec>) -> Vec<RunSpe
     runs
 }
 
-/// Lower-case words without surrounding punctuation (what WER compares).
-pub fn normalise(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(|w| {
-            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
+/// The decode request in flight: its job and the cells it fills, in request order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InFlight {
+    pub job: u64,
+    pub keys: Vec<CellKey>,
+    pub done: usize,
+    pub of: usize,
+    pub running: bool,
+}
+
+/// What the grid asks of the worker this frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ask {
+    /// Nothing to do: the request in flight (running or not) covers every missing cell.
+    Nothing,
+    /// Every cell is in and nothing is in flight.
+    Drop,
+    /// Decode `runs` (cells `keys`), the first `first` of them alone before the rest.
+    Decode {
+        runs: Vec<RunSpec>,
+        keys: Vec<CellKey>,
+        first: usize,
+    },
+}
+
+/// The grid's next request: the cells without a result, the slider's own setting (`current`,
+/// decoded alone first so it shows without waiting for the batch) then `full` first. A request
+/// in flight that covers every missing cell is left alone; so is a finished one that covered
+/// them (it was cancelled or failed: do not ask again until the settings ask for something new).
+pub fn next_request(
+    mut specs: Vec<RunSpec>,
+    current: &RunSpec,
+    params: &Params,
+    decoding: &Decoding,
+    have: impl Fn(&CellKey) -> bool,
+    in_flight: Option<&InFlight>,
+) -> Ask {
+    if !specs.contains(current) {
+        specs.push(current.clone());
+    }
+    let missing: Vec<RunSpec> = prioritise(specs, Some(current))
+        .into_iter()
+        .filter(|s| !have(&cell_key(s, params, decoding)))
+        .collect();
+    let keys: Vec<CellKey> = missing
+        .iter()
+        .map(|s| cell_key(s, params, decoding))
+        .collect();
+    if in_flight.is_some_and(|d| keys.iter().all(|k| d.keys.contains(k))) {
+        return Ask::Nothing;
+    }
+    if missing.is_empty() {
+        return Ask::Drop;
+    }
+    let first = usize::from(missing.first() == Some(current));
+    Ask::Decode {
+        runs: missing,
+        keys,
+        first,
+    }
+}
+
+/// What a grid cell shows besides its text, computed once per change of its inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellView {
+    pub text: String,
+    pub full: Option<String>,
+    pub reference: String,
+    /// `None` when there is nothing to compare with (the full row itself, or no full yet).
+    pub diff: Option<Vec<Diff>>,
+    pub wer: Option<f64>,
+    /// Per word of `text`: inside a repeated loop tail (drawn dimmed).
+    pub looped: Vec<bool>,
+}
+
+impl CellView {
+    pub fn new(
+        text: &str,
+        loop_spans: &[[usize; 2]],
+        full: Option<&str>,
+        reference: &str,
+        is_full: bool,
+    ) -> CellView {
+        CellView {
+            looped: looped_words(text, loop_spans),
+            text: text.to_owned(),
+            full: full.map(str::to_owned),
+            reference: reference.to_owned(),
+            diff: full.filter(|_| !is_full).map(|f| word_diff(f, text)),
+            wer: wer::sentence_wer(reference, text),
+        }
+    }
+
+    /// Whether this view was computed for these inputs.
+    pub fn is_for(&self, text: &str, full: Option<&str>, reference: &str) -> bool {
+        self.text == text && self.full.as_deref() == full && self.reference == reference
+    }
+}
+
+/// The attention lane's kept-token mask (members of merged tokens count as kept) and the
+/// segment or window boundaries to draw, for a selection over `n` tokens.
+pub fn highlight(sel: &Selection, n: usize, window_tokens: usize) -> (Vec<bool>, Vec<usize>) {
+    let mut mask = vec![false; n];
+    let members = sel.merged.iter().flat_map(|c| c.parts.iter().map(|p| p.0));
+    for t in sel.kept.iter().copied().chain(members) {
+        if let Some(m) = mask.get_mut(t) {
+            *m = true;
+        }
+    }
+    let bounds = match (sel.method, sel.segments) {
+        (Method::Window, Some(_)) => (0..n).step_by(window_tokens.max(1)).collect(),
+        (_, Some(s)) if s > 0 => crate::prune::segment_bounds(n, s),
+        _ => Vec::new(),
+    };
+    (mask, bounds)
 }
 
 /// One word of a diff.
@@ -133,12 +273,12 @@ pub enum Diff {
     Removed(String),
 }
 
-/// Word-level diff of `text` against `reference` (longest common subsequence of normalised
-/// words; the words shown are as written).
+/// Word-level diff of `text` against `reference` (longest common subsequence of the words as
+/// WER compares them, [`wer::basic_word`]; the words shown are as written).
 pub fn word_diff(reference: &str, text: &str) -> Vec<Diff> {
     let shown = |s: &str| -> Vec<String> { s.split_whitespace().map(str::to_owned).collect() };
     let (ra, ta) = (shown(reference), shown(text));
-    let norm = |w: &String| normalise(w).join(" ");
+    let norm = |w: &String| wer::basic_word(w);
     let (rn, tn): (Vec<String>, Vec<String>) =
         (ra.iter().map(norm).collect(), ta.iter().map(norm).collect());
     let (n, m) = (rn.len(), tn.len());
@@ -182,25 +322,6 @@ pub fn looped_words(text: &str, spans: &[[usize; 2]]) -> Vec<bool> {
             spans.iter().any(|&[a, b]| a <= at && at < b)
         })
         .collect()
-}
-
-/// Word error rate of `text` against `reference`: (substitutions + deletions + insertions) /
-/// reference words, on normalised words. `None` for an empty reference.
-pub fn wer(reference: &str, text: &str) -> Option<f64> {
-    let (r, t) = (normalise(reference), normalise(text));
-    if r.is_empty() {
-        return None;
-    }
-    let mut prev: Vec<usize> = (0..=t.len()).collect();
-    for (i, rw) in r.iter().enumerate() {
-        let mut cur = vec![i + 1; t.len() + 1];
-        for (j, tw) in t.iter().enumerate() {
-            let sub = prev[j] + usize::from(rw != tw);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    Some(prev[t.len()] as f64 / r.len() as f64)
 }
 
 #[cfg(test)]
@@ -320,12 +441,121 @@ mod tests {
         assert!(word_diff("", "").is_empty());
     }
 
+    fn fixture() -> (Params, Decoding, RunSpec) {
+        let current = RunSpec {
+            method: RunMethod::Prune(Method::Segmentwise),
+            keep: 0.3,
+        };
+        (Params::default(), Decoding::default(), current)
+    }
+
     #[test]
-    fn wer_counts_edits_per_reference_word() {
-        assert_eq!(wer("a b c d", "a b c d"), Some(0.0));
-        assert_eq!(wer("a b c d", "a x c"), Some(0.5));
-        assert_eq!(wer("A, b.", "a b"), Some(0.0));
-        assert_eq!(wer("", "a"), None);
-        assert_eq!(wer("a", ""), Some(1.0));
+    fn next_request_puts_the_slider_cell_first_then_full() {
+        let (p, d, current) = fixture();
+        let specs = specs(&[], 0.3);
+        // 2 fixed rows + 5 methods x 4 columns.
+        assert_eq!(specs.len(), 22);
+        let Ask::Decode { runs, keys, first } =
+            next_request(specs.clone(), &current, &p, &d, |_| false, None)
+        else {
+            panic!("expected a request");
+        };
+        assert_eq!(runs.len(), 22);
+        assert_eq!(runs[0], current);
+        assert_eq!(runs[1].method, RunMethod::Prune(Method::Full));
+        assert_eq!(first, 1);
+        assert_eq!(keys[0], cell_key(&current, &p, &d));
+        // In flight and covering every missing cell: nothing new.
+        let flight = InFlight {
+            job: 1,
+            keys: keys.clone(),
+            done: 0,
+            of: 22,
+            running: true,
+        };
+        let ask = next_request(specs.clone(), &current, &p, &d, |_| false, Some(&flight));
+        assert_eq!(ask, Ask::Nothing);
+        // The current cell is in: the rest is asked without a head start.
+        let have_current = |k: &CellKey| *k == keys[0];
+        let Ask::Decode { runs, first, .. } =
+            next_request(specs.clone(), &current, &p, &d, have_current, None)
+        else {
+            panic!("expected a request");
+        };
+        assert_eq!((runs.len(), first), (21, 0));
+        // Everything in: nothing to ask; a finished request is forgotten.
+        let ask = next_request(specs.clone(), &current, &p, &d, |_| true, Some(&flight));
+        assert_eq!(ask, Ask::Nothing);
+        assert_eq!(
+            next_request(specs, &current, &p, &d, |_| true, None),
+            Ask::Drop
+        );
+    }
+
+    #[test]
+    fn a_new_setting_asks_again() {
+        let (p, d, current) = fixture();
+        let Ask::Decode { keys, .. } =
+            next_request(specs(&[], 0.3), &current, &p, &d, |_| false, None)
+        else {
+            panic!("expected a request");
+        };
+        let flight = InFlight {
+            job: 1,
+            keys,
+            done: 0,
+            of: 22,
+            running: false,
+        };
+        let more_s = Params {
+            segments: 20,
+            ..p.clone()
+        };
+        let ask = next_request(
+            specs(&[], 0.3),
+            &current,
+            &more_s,
+            &d,
+            |_| false,
+            Some(&flight),
+        );
+        assert!(matches!(ask, Ask::Decode { .. }), "{ask:?}");
+    }
+
+    #[test]
+    fn cell_view_diffs_against_full_and_scores_wer() {
+        let v = CellView::new(
+            "ask what",
+            &[],
+            Some("ask not what"),
+            "Ask not what.",
+            false,
+        );
+        assert_eq!(v.wer, Some(1.0 / 3.0));
+        assert_eq!(v.diff.as_ref().map(Vec::len), Some(3));
+        assert!(v.is_for("ask what", Some("ask not what"), "Ask not what."));
+        assert!(!v.is_for("ask what", None, "Ask not what."));
+        let full = CellView::new("ask not what", &[], Some("ask not what"), "", true);
+        assert_eq!((full.diff, full.wer), (None, None));
+    }
+
+    #[test]
+    fn highlight_marks_kept_and_merged_members() {
+        let sel = Selection {
+            method: Method::Segmentwise,
+            k: 2,
+            segments: Some(2),
+            kept: vec![1, 6],
+            merged: vec![crate::prune::Combination {
+                target: 6,
+                parts: vec![(6, 0.5), (7, 0.5)],
+            }],
+        };
+        let (mask, bounds) = highlight(&sel, 8, 3);
+        assert_eq!(
+            mask,
+            vec![false, true, false, false, false, false, true, true]
+        );
+        assert_eq!(bounds, vec![0, 4, 8]);
     }
 }

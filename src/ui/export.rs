@@ -114,6 +114,23 @@ pub fn outputs_csv(runs: &[RunResult], wer: impl Fn(&RunResult) -> Option<f64>) 
     s
 }
 
+/// Why an export failed, one readable line each.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("no clip to export")]
+    NoClip,
+    #[error("the clip has no scores yet")]
+    NoScores,
+    #[error("cannot create {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {detail}")]
+    Write { path: PathBuf, detail: String },
+}
+
 /// Writes the four files into `dir` (created) as `<stem>-attention.png`, `<stem>-scores.csv`,
 /// `<stem>-outputs.csv` and `<stem>.json`; returns their paths.
 pub fn write_all(
@@ -123,20 +140,26 @@ pub fn write_all(
     scores_csv: &str,
     outputs_csv: &str,
     analysis: &Analysis,
-) -> Result<Vec<PathBuf>, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+) -> Result<Vec<PathBuf>, ExportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ExportError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let failed = |path: &Path, e: &dyn std::fmt::Display| ExportError::Write {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
     let png = dir.join(format!("{stem}-attention.png"));
-    lane.save(&png)
-        .map_err(|e| format!("cannot write {}: {e}", png.display()))?;
+    lane.save(&png).map_err(|e| failed(&png, &e))?;
     let mut written = vec![png];
-    let json = serde_json::to_string_pretty(analysis).map_err(|e| e.to_string())?;
-    for (name, body) in [
-        (format!("{stem}-scores.csv"), scores_csv),
-        (format!("{stem}-outputs.csv"), outputs_csv),
-        (format!("{stem}.json"), json.as_str()),
+    let json_path = dir.join(format!("{stem}.json"));
+    let json = serde_json::to_string_pretty(analysis).map_err(|e| failed(&json_path, &e))?;
+    for (p, body) in [
+        (dir.join(format!("{stem}-scores.csv")), scores_csv),
+        (dir.join(format!("{stem}-outputs.csv")), outputs_csv),
+        (json_path, json.as_str()),
     ] {
-        let p = dir.join(name);
-        std::fs::write(&p, body).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        std::fs::write(&p, body).map_err(|e| failed(&p, &e))?;
         written.push(p);
     }
     Ok(written)

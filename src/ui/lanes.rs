@@ -1,11 +1,37 @@
-//! Painting the time-aligned lanes (waveform, log-mel, attention bars, score strip, time axis).
-//! Every lane maps time with the same [`View`]; the interaction (zoom, pan, seek, select)
-//! lives in the app, which owns the state.
+//! The time-aligned lanes: waveform, log-mel, received attention (kept tokens, segment and window
+//! boundaries, top 10) and the score strip, one egui_plot each, with their x axes and hover
+//! cursor linked, and the time axis under the last. egui_plot zooms (ctrl/pinch + wheel), pans
+//! (wheel, right drag) and labels; the app's [`View`] stays the one source of truth: a command
+//! (zoom keys, fit, follow) sets the plots' bounds, and a user zoom or pan comes back as
+//! [`Command::SetView`]. Clicks seek, primary drags select, a double click fits the clip.
+//!
+//! Drawn as egui_plot items: the waveform as one line through each pixel column's min and max,
+//! the spectrogram and the score strip as images, the attention as bars, boundaries as vertical
+//! lines, the selection as a span, the playhead as a line. Long clips are decimated to one
+//! element per pixel column, so a frame costs the same on a 10-minute clip as on 10 s.
 
-use egui::{pos2, Align2, Color32, FontId, Painter, Pos2, Rect, Shape, Stroke, StrokeKind};
+use egui::{RichText, TextureOptions};
+use egui_plot::{
+    Bar, BarChart, HLine, HoverPosition, MarkerShape, Plot, PlotImage, PlotPoint, PlotUi, Points,
+    Span, Text, VLine,
+};
 
+use super::app::ExplorerApp;
+use super::commands::Command;
 use super::theme;
 use super::timeline::View;
+use crate::engine::worker::Spectrogram;
+
+/// What the lanes draw from the clip, computed once when it loads (and when its scores come).
+pub struct Cache {
+    /// Min/max per 10 ms.
+    pub summary: Vec<(f32, f32)>,
+    /// Peak of the clip, so quiet clips stay readable.
+    pub peak: f32,
+    pub spectrogram: egui::TextureHandle,
+    /// The score strip (Figure 1 style): one texel per token, max-pooled to at most 4096.
+    pub strip: Option<egui::TextureHandle>,
+}
 
 /// Min/max of every 160 samples (10 ms), so the waveform of a long clip costs one pass over
 /// the visible buckets per frame.
@@ -19,288 +45,566 @@ pub fn wave_summary(samples: &[f32]) -> Vec<(f32, f32)> {
         .collect()
 }
 
-pub fn lane_background(p: &Painter, r: Rect, name: &str, label_rect: Rect) {
-    p.rect_filled(r, 3.0, theme::LANE_BG);
-    p.text(
-        pos2(label_rect.right() - 8.0, label_rect.center().y),
-        Align2::RIGHT_CENTER,
-        name,
-        FontId::proportional(12.0),
-        theme::TEXT_DIM,
-    );
+impl Cache {
+    pub fn new(ctx: &egui::Context, samples: &[f32], spectrogram: &Spectrogram) -> Cache {
+        let summary = wave_summary(samples);
+        let peak = summary
+            .iter()
+            .map(|(lo, hi)| lo.abs().max(hi.abs()))
+            .fold(1e-6f32, f32::max);
+        Cache {
+            summary,
+            peak,
+            spectrogram: spectrogram_texture(ctx, spectrogram),
+            strip: None,
+        }
+    }
+
+    /// Takes the clip's normalised scores once encoded.
+    pub fn set_scores(&mut self, ctx: &egui::Context, norm: &[f32]) {
+        let cols = norm.len().clamp(1, 4096);
+        let pixels = (0..cols)
+            .map(|c| {
+                let (a, b) = (c * norm.len() / cols, ((c + 1) * norm.len() / cols));
+                let v = norm[a..b.max(a + 1).min(norm.len())]
+                    .iter()
+                    .fold(0.0f32, |m, &x| m.max(x));
+                theme::ramp(v.sqrt())
+            })
+            .collect();
+        let img = egui::ColorImage::new([cols, 1], pixels);
+        self.strip = (!norm.is_empty())
+            .then(|| ctx.load_texture("score-strip", img, TextureOptions::NEAREST));
+    }
 }
 
-pub fn waveform(p: &Painter, r: Rect, view: &View, samples: &[f32], summary: &[(f32, f32)]) {
+/// The spectrogram as a texture, at most 4096 columns wide (max-pooled in time).
+fn spectrogram_texture(ctx: &egui::Context, s: &Spectrogram) -> egui::TextureHandle {
+    let cols = s.frames.clamp(1, 4096);
+    let rows = s.n_mels.max(1);
+    let mut pixels = vec![theme::LANE_BG; cols * rows];
+    if s.frames > 0 && s.n_mels > 0 {
+        for (c, px_col) in (0..cols).map(|c| (c, c * s.frames / cols)) {
+            let end = ((c + 1) * s.frames / cols).max(px_col + 1);
+            for m in 0..rows {
+                let v = s.data[m * s.frames + px_col..m * s.frames + end]
+                    .iter()
+                    .fold(f32::MIN, |a, &b| a.max(b));
+                // Whisper's log-mel lies in about [-1, 1.5]; low bins at the bottom.
+                pixels[(rows - 1 - m) * cols + c] = theme::ramp((v + 1.0) / 2.2);
+            }
+        }
+    }
+    let img = egui::ColorImage::new([cols, rows], pixels);
+    ctx.load_texture("spectrogram", img, TextureOptions::LINEAR)
+}
+
+/// The waveform's min and max per pixel column of the view: `(time, lo, hi)`.
+pub fn wave_columns(
+    view: &View,
+    cols: usize,
+    samples: &[f32],
+    summary: &[(f32, f32)],
+) -> Vec<(f64, f32, f32)> {
     let rate = f64::from(crate::SAMPLE_RATE);
-    let mid = r.center().y;
-    let half = r.height() * 0.45;
-    // Peak-normalise so quiet clips stay readable.
-    let peak = summary
-        .iter()
-        .map(|(lo, hi)| lo.abs().max(hi.abs()))
-        .fold(1e-6f32, f32::max);
-    let cols = r.width().max(1.0) as usize;
-    let per_col = view.span() * rate / cols as f64;
-    let mut shapes = Vec::with_capacity(cols);
-    for c in 0..cols {
-        let t0 = view.start * rate + c as f64 * per_col;
-        let t1 = t0 + per_col;
-        let (lo, hi) = if per_col >= 160.0 {
-            let (b0, b1) = ((t0 / 160.0) as usize, ((t1 / 160.0).ceil() as usize));
-            summary
-                .get(b0.min(summary.len())..b1.min(summary.len()))
-                .unwrap_or(&[])
-                .iter()
-                .fold((0.0f32, 0.0f32), |(a, b), &(lo, hi)| (a.min(lo), b.max(hi)))
-        } else {
-            let (s0, s1) = (t0 as usize, (t1.ceil() as usize).max(t0 as usize + 1));
-            samples
-                .get(s0.min(samples.len())..s1.min(samples.len()))
-                .unwrap_or(&[])
-                .iter()
-                .fold((0.0f32, 0.0f32), |(a, b), &x| (a.min(x), b.max(x)))
-        };
-        let x = r.left() + c as f32 + 0.5;
-        let (y0, y1) = (mid - hi / peak * half, mid - lo / peak * half);
-        shapes.push(Shape::line_segment(
-            [pos2(x, y0), pos2(x, y1.max(y0 + 1.0))],
-            Stroke::new(1.0, theme::WAVE),
-        ));
-    }
-    p.extend(shapes);
-}
-
-/// The spectrogram texture covers the whole clip; the view picks its part by uv.
-pub fn spectrogram(p: &Painter, r: Rect, view: &View, tex: &egui::TextureHandle, duration: f64) {
-    let d = duration.max(1e-6);
-    let uv = Rect::from_min_max(
-        pos2((view.start / d) as f32, 0.0),
-        pos2((view.end / d) as f32, 1.0),
-    );
-    p.image(tex.id(), r, uv, Color32::WHITE);
-}
-
-/// The attention lane and what to draw in it.
-pub struct Attention<'a> {
-    pub norm: &'a [f32],
-    pub kept: &'a [bool],
-    pub bounds: &'a [usize],
-    pub windows: &'a [usize],
-    pub top: &'a [usize],
-    pub seconds_per_token: f64,
-    pub hovered: Option<usize>,
-}
-
-/// Token range visible in the view.
-fn visible(view: &View, spt: f64, n: usize) -> (usize, usize) {
-    let a = ((view.start / spt).floor().max(0.0) as usize).min(n);
-    let b = ((view.end / spt).ceil().max(0.0) as usize).min(n);
-    (a, b)
-}
-
-pub fn attention(p: &Painter, r: Rect, view: &View, a: &Attention) {
-    let n = a.norm.len();
-    let spt = a.seconds_per_token;
-    let (t0, t1) = visible(view, spt, n);
-    let x_of = |t: usize| view.x_of(t as f64 * spt, r.left(), r.width());
-    let bottom = r.bottom() - 1.0;
-    let usable = r.height() - 12.0;
-    // Light horizontal guides at 25 % steps.
-    for q in 1..4 {
-        let y = bottom - usable * q as f32 / 4.0;
-        p.hline(r.x_range(), y, Stroke::new(1.0, theme::GRID));
-    }
-    let px_per_token = (r.width() as f64 * spt / view.span()) as f32;
-    let mut shapes = Vec::new();
-    if px_per_token >= 1.0 {
-        let gap = if px_per_token > 4.0 { 1.0 } else { 0.0 };
-        for t in t0..t1 {
-            let h = a.norm[t].clamp(0.0, 1.0) * usable;
-            let colour = if a.kept.get(t).copied().unwrap_or(false) {
-                theme::KEPT
+    let per_col = view.span() * rate / cols.max(1) as f64;
+    (0..cols)
+        .map(|c| {
+            let s0 = view.start * rate + c as f64 * per_col;
+            let s1 = s0 + per_col;
+            let (lo, hi) = if per_col >= 160.0 {
+                let (b0, b1) = ((s0 / 160.0) as usize, (s1 / 160.0).ceil() as usize);
+                summary
+                    .get(b0.min(summary.len())..b1.min(summary.len()))
+                    .unwrap_or(&[])
+                    .iter()
+                    .fold((0.0f32, 0.0f32), |(a, b), &(lo, hi)| (a.min(lo), b.max(hi)))
             } else {
-                theme::DROPPED
+                let (a, b) = (s0 as usize, (s1.ceil() as usize).max(s0 as usize + 1));
+                samples
+                    .get(a.min(samples.len())..b.min(samples.len()))
+                    .unwrap_or(&[])
+                    .iter()
+                    .fold((0.0f32, 0.0f32), |(a, b), &x| (a.min(x), b.max(x)))
             };
-            let rect =
-                Rect::from_min_max(pos2(x_of(t), bottom - h), pos2(x_of(t + 1) - gap, bottom));
-            shapes.push(Shape::rect_filled(rect, 0.0, colour));
-        }
-    } else {
-        // More tokens than pixels: one bar per pixel column (tallest, kept if any is kept).
-        let cols = r.width().max(1.0) as usize;
-        let mut col = vec![(0.0f32, false); cols];
-        for t in t0..t1 {
-            let c = ((x_of(t) - r.left()) as usize).min(cols - 1);
-            col[c].0 = col[c].0.max(a.norm[t]);
-            col[c].1 |= a.kept.get(t).copied().unwrap_or(false);
-        }
-        for (c, (v, kept)) in col.into_iter().enumerate() {
-            let x = r.left() + c as f32 + 0.5;
-            let colour = if kept { theme::KEPT } else { theme::DROPPED };
-            shapes.push(Shape::line_segment(
-                [
-                    pos2(x, bottom - v.clamp(0.0, 1.0) * usable),
-                    pos2(x, bottom),
-                ],
-                Stroke::new(1.0, colour),
-            ));
-        }
-    }
-    p.extend(shapes);
-    for &b in a
-        .bounds
-        .iter()
-        .filter(|&&b| b > 0 && b < n && b >= t0 && b <= t1)
-    {
-        p.vline(x_of(b), r.y_range(), Stroke::new(1.0, theme::SEGMENT));
-    }
-    for &w in a.windows.iter().filter(|&&w| w > 0 && w >= t0 && w <= t1) {
-        let x = x_of(w);
-        p.vline(x, r.y_range(), Stroke::new(2.0, theme::WINDOW));
-        p.text(
-            pos2(x + 3.0, r.top() + 2.0),
-            Align2::LEFT_TOP,
-            "window",
-            FontId::proportional(10.0),
-            theme::WINDOW,
-        );
-    }
-    for (rank, &t) in a.top.iter().enumerate().filter(|(_, &t)| t >= t0 && t < t1) {
-        let x = (x_of(t) + x_of(t + 1)) / 2.0;
-        let y = bottom - a.norm[t].clamp(0.0, 1.0) * usable - 3.0;
-        p.add(Shape::convex_polygon(
-            vec![pos2(x - 4.0, y - 7.0), pos2(x + 4.0, y - 7.0), pos2(x, y)],
-            theme::TOP,
-            Stroke::NONE,
-        ));
-        if rank < 3 {
-            p.text(
-                pos2(x, y - 8.0),
-                Align2::CENTER_BOTTOM,
-                format!("{}", rank + 1),
-                FontId::proportional(10.0),
-                theme::TOP,
-            );
-        }
-    }
-    if let Some(t) = a.hovered.filter(|&t| t < n) {
-        let rect = Rect::from_min_max(
-            pos2(x_of(t), r.top()),
-            pos2(x_of(t + 1).max(x_of(t) + 2.0), bottom),
-        );
-        p.rect_stroke(
-            rect,
-            0.0,
-            Stroke::new(1.0, theme::HOVER),
-            StrokeKind::Outside,
-        );
-    }
-}
-
-/// Figure 1 style strip: every token coloured by its normalised score.
-pub fn strip(p: &Painter, r: Rect, view: &View, norm: &[f32], spt: f64) {
-    let (t0, t1) = visible(view, spt, norm.len());
-    let cols = r.width().max(1.0) as usize;
-    let mut col = vec![f32::NEG_INFINITY; cols];
-    for (t, &v) in norm.iter().enumerate().take(t1).skip(t0) {
-        let x0 = view.x_of(t as f64 * spt, r.left(), r.width()) - r.left();
-        let x1 = view.x_of((t + 1) as f64 * spt, r.left(), r.width()) - r.left();
-        let (c0, c1) = (
-            x0.max(0.0) as usize,
-            (x1.ceil().max(x0 + 1.0) as usize).min(cols),
-        );
-        for c in col.iter_mut().take(c1).skip(c0.min(cols)) {
-            *c = c.max(v);
-        }
-    }
-    let shapes = col
-        .into_iter()
-        .enumerate()
-        .filter(|(_, v)| v.is_finite())
-        .map(|(c, v)| {
-            let x = r.left() + c as f32;
-            Shape::rect_filled(
-                Rect::from_min_max(pos2(x, r.top()), pos2(x + 1.0, r.bottom())),
-                0.0,
-                theme::ramp(v.sqrt()),
-            )
+            ((s0 + per_col / 2.0) / rate, lo, hi)
         })
-        .collect::<Vec<_>>();
-    p.extend(shapes);
+        .collect()
 }
 
-/// A time axis with "nice" tick steps.
-pub fn axis(p: &Painter, r: Rect, view: &View) {
-    let span = view.span();
-    let target = span / (r.width() as f64 / 90.0).max(1.0);
-    let step = [
-        0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0,
-    ]
-    .into_iter()
-    .find(|s| *s >= target)
-    .unwrap_or(600.0);
-    let mut t = (view.start / step).ceil() * step;
-    while t <= view.end + 1e-9 {
-        let x = view.x_of(t, r.left(), r.width());
-        p.vline(
-            x,
-            r.top()..=r.top() + 4.0,
-            Stroke::new(1.0, theme::TEXT_DIM),
-        );
-        let label = if step < 0.1 {
-            format!("{t:.2} s")
-        } else if step < 1.0 {
-            format!("{t:.1} s")
-        } else {
-            format!("{t:.0} s")
-        };
-        p.text(
-            pos2(x, r.top() + 5.0),
-            Align2::CENTER_TOP,
-            label,
-            FontId::proportional(11.0),
-            theme::TEXT_DIM,
-        );
-        t += step;
+/// One attention bar: `(centre s, width s, height, kept)`.
+pub type BarSpec = (f64, f64, f32, bool);
+
+/// The attention bars of the visible tokens: one per token, or one per pixel column when
+/// tokens outnumber pixels (the tallest, kept if any is).
+pub fn attention_bars(
+    view: &View,
+    cols: usize,
+    norm: &[f32],
+    kept: &[bool],
+    spt: f64,
+) -> Vec<BarSpec> {
+    let n = norm.len();
+    if n == 0 || spt <= 0.0 {
+        return Vec::new();
     }
-}
-
-/// Selection shading and playhead over a column of lanes.
-pub fn overlays(p: &Painter, r: Rect, view: &View, selection: Option<(f64, f64)>, playhead: f64) {
-    if let Some((a, b)) = selection {
-        let (x0, x1) = (
-            view.x_of(a, r.left(), r.width()),
-            view.x_of(b, r.left(), r.width()),
-        );
-        let sel = Rect::from_min_max(
-            pos2(x0.max(r.left()), r.top()),
-            pos2(x1.min(r.right()), r.bottom()),
-        );
-        if sel.width() > 0.0 {
-            p.rect_filled(sel, 0.0, theme::SELECTION);
+    let t0 = ((view.start / spt).floor().max(0.0) as usize).min(n);
+    let t1 = ((view.end / spt).ceil().max(0.0) as usize).min(n);
+    let is_kept = |t: usize| kept.get(t).copied().unwrap_or(false);
+    let px_per_token = cols as f64 * spt / view.span();
+    if px_per_token >= 1.0 {
+        // A one-pixel gap between bars once they are wide enough to show it.
+        let gap = if px_per_token > 4.0 {
+            1.0 / px_per_token
+        } else {
+            0.0
+        };
+        return (t0..t1)
+            .map(|t| {
+                (
+                    (t as f64 + 0.5) * spt,
+                    spt * (1.0 - gap),
+                    norm[t],
+                    is_kept(t),
+                )
+            })
+            .collect();
+    }
+    let col_s = view.span() / cols as f64;
+    let mut out: Vec<BarSpec> = Vec::with_capacity(cols);
+    for (t, &v) in norm.iter().enumerate().take(t1).skip(t0) {
+        let c = (((t as f64 * spt) - view.start) / col_s).floor().max(0.0) as usize;
+        let centre = view.start + (c as f64 + 0.5) * col_s;
+        match out.last_mut() {
+            Some(b) if (b.0 - centre).abs() < col_s * 0.5 => {
+                b.2 = b.2.max(v);
+                b.3 |= is_kept(t);
+            }
+            _ => out.push((centre, col_s, v, is_kept(t))),
         }
     }
-    let x = view.x_of(playhead, r.left(), r.width());
-    if r.x_range().contains(x) {
-        p.vline(x, r.y_range(), Stroke::new(1.5, theme::PLAYHEAD));
-        p.add(Shape::convex_polygon(
-            vec![
-                pos2(x - 5.0, r.top()),
-                pos2(x + 5.0, r.top()),
-                pos2(x, r.top() + 6.0),
-            ],
-            theme::PLAYHEAD,
-            Stroke::NONE,
-        ));
+    out
+}
+
+/// The lanes, top to bottom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Lane {
+    Wave,
+    Spectrogram,
+    Attention,
+    Strip,
+}
+
+impl Lane {
+    const ALL: [Lane; 4] = [Lane::Wave, Lane::Spectrogram, Lane::Attention, Lane::Strip];
+
+    fn name(self) -> &'static str {
+        match self {
+            Lane::Wave => "waveform",
+            Lane::Spectrogram => "log-mel",
+            Lane::Attention => "attention",
+            Lane::Strip => "score",
+        }
+    }
+
+    fn height(self) -> f32 {
+        match self {
+            Lane::Wave => theme::WAVE_HEIGHT,
+            Lane::Spectrogram => theme::SPEC_HEIGHT,
+            Lane::Attention => theme::ATTENTION_HEIGHT,
+            // The last lane carries the time axis.
+            Lane::Strip => theme::STRIP_HEIGHT + theme::AXIS_HEIGHT,
+        }
+    }
+
+    /// The lane's fixed y range.
+    fn y_range(self) -> (f64, f64) {
+        match self {
+            Lane::Wave => (-1.0, 1.0),
+            // Room above the tallest bar for the top-10 markers.
+            Lane::Attention => (0.0, 1.16),
+            Lane::Spectrogram | Lane::Strip => (0.0, 1.0),
+        }
     }
 }
 
-/// Token under screen point `pos` in a lane, if any.
-pub fn token_at(view: &View, r: Rect, pos: Pos2, spt: f64, n: usize) -> Option<usize> {
-    if !r.contains(pos) || spt <= 0.0 {
-        return None;
+/// A time-axis label with as many decimals as the tick step needs.
+fn time_label(t: f64, step: f64) -> String {
+    if step < 0.1 {
+        format!("{t:.2} s")
+    } else if step < 1.0 {
+        format!("{t:.1} s")
+    } else {
+        format!("{t:.0} s")
     }
-    let t = view.t_of(pos.x, r.left(), r.width());
-    let i = (t / spt).floor();
-    (i >= 0.0 && (i as usize) < n).then_some(i as usize)
+}
+
+impl ExplorerApp {
+    pub(super) fn lanes_ui(&mut self, ui: &mut egui::Ui, transport: bool) {
+        let (Some(clip), Some(cache)) = (&self.clip, &self.lane_cache) else {
+            ui.add_space(40.0);
+            ui.vertical_centered(|ui| {
+                ui.heading("Open a clip to begin");
+                ui.label("File > Open clip…, drop an audio file on the window, or run `prunescope CLIP`.");
+            });
+            return;
+        };
+        let view = clip.view;
+        // The plots' bounds follow the view when a command or the playhead moved it.
+        let set_bounds = self.lanes_view != Some(view);
+        let group = ui.scope_id().with("lanes");
+        let width = (ui.available_width() - theme::LABEL_WIDTH).max(100.0);
+        let cols = width.max(1.0) as usize;
+        let (mask, bounds): (&[bool], &[usize]) = match &self.highlight {
+            Some(h) => (&h.kept_mask, &h.bounds),
+            None => (&[], &[]),
+        };
+        let scores = clip.scores.as_ref();
+        let spt = scores.map_or(0.02, |s| s.spt);
+        let n = scores.map_or(0, |s| s.raw.len());
+        let token_at = |x: f64| {
+            let i = (x / spt).floor();
+            (i >= 0.0 && (i as usize) < n).then_some(i as usize)
+        };
+        let status = if self.model.loading || self.model.name.is_some() {
+            "encoding…"
+        } else {
+            "no model loaded"
+        };
+        let (selection, playhead) = (clip.playback.selection, clip.playback.position);
+        let mut events: Vec<Command> = Vec::new();
+        let mut new_view: Option<View> = None;
+        for lane in Lane::ALL {
+            ui.horizontal(|ui| {
+                ui.add_sized(
+                    [theme::LABEL_WIDTH - 8.0, lane.height()],
+                    egui::Label::new(RichText::new(lane.name()).size(12.0).color(theme::TEXT_DIM)),
+                );
+                let (y0, y1) = lane.y_range();
+                let axis = lane == Lane::Strip;
+                let mut plot = Plot::new(("lane", lane))
+                    .width(width)
+                    .height(lane.height())
+                    .link_axis(group, [true, false])
+                    .link_cursor(group, [true, false])
+                    .allow_zoom([true, false])
+                    .allow_scroll([true, false])
+                    .allow_drag([true, false])
+                    .pan_pointer_button(egui::PointerButton::Secondary)
+                    .allow_boxed_zoom(false)
+                    .allow_double_click_reset(false)
+                    .allow_axis_zoom_drag(false)
+                    .show_grid(false)
+                    .show_axes([axis, false])
+                    .show_background(true)
+                    .set_margin_fraction(egui::Vec2::ZERO)
+                    .cursor_color(theme::HOVER.gamma_multiply(0.5))
+                    .x_axis_formatter(|mark, _| time_label(mark.value, mark.step_size));
+                plot = match (lane, scores) {
+                    (Lane::Attention | Lane::Strip, Some(s)) => {
+                        plot.label_formatter(move |pos: &HoverPosition<'_>| {
+                            let x = match pos {
+                                HoverPosition::NearDataPoint { position, .. }
+                                | HoverPosition::Elsewhere { position } => position.x,
+                            };
+                            let t = token_at(x)?;
+                            let kept = mask.get(t).copied().unwrap_or(false);
+                            Some(format!(
+                                "token {t}\n{:.2} s – {:.2} s\nscore {:.5}\nnormalised {:.3}\n{}",
+                                t as f64 * spt,
+                                (t + 1) as f64 * spt,
+                                s.raw[t],
+                                s.norm[t],
+                                if kept { "kept" } else { "dropped" }
+                            ))
+                        })
+                    }
+                    _ => plot.label_formatter(|_| None),
+                };
+                let resp = plot.show(ui, |pui| {
+                    if set_bounds {
+                        pui.set_plot_bounds_x(view.start..=view.end);
+                    }
+                    pui.set_plot_bounds_y(y0..=y1);
+                    match lane {
+                        Lane::Wave => {
+                            let pts: Vec<[f64; 2]> =
+                                wave_columns(&view, cols, &clip.samples, &cache.summary)
+                                    .into_iter()
+                                    .flat_map(|(t, lo, hi)| {
+                                        [
+                                            [t, f64::from(hi / cache.peak) * 0.9],
+                                            [t, f64::from(lo / cache.peak) * 0.9],
+                                        ]
+                                    })
+                                    .collect();
+                            pui.line(
+                                egui_plot::Line::new("waveform", pts)
+                                    .color(theme::WAVE)
+                                    .width(1.0)
+                                    .allow_hover(false),
+                            );
+                        }
+                        Lane::Spectrogram => pui.image(
+                            PlotImage::new(
+                                "log-mel",
+                                cache.spectrogram.id(),
+                                PlotPoint::new(clip.duration / 2.0, 0.5),
+                                [clip.duration as f32, 1.0],
+                            )
+                            .allow_hover(false),
+                        ),
+                        Lane::Attention => match scores {
+                            Some(s) => attention_items(
+                                pui,
+                                &AttentionView {
+                                    bars: attention_bars(&view, cols, &s.norm, mask, spt),
+                                    norm: &s.norm,
+                                    bounds,
+                                    windows: &s.windows,
+                                    top: &s.top,
+                                    spt,
+                                },
+                            ),
+                            None => pui.text(
+                                Text::new(
+                                    "status",
+                                    PlotPoint::new(view.start + view.span() / 2.0, 0.58),
+                                    status,
+                                )
+                                .color(theme::TEXT_DIM),
+                            ),
+                        },
+                        Lane::Strip => {
+                            if let (Some(tex), Some(_)) = (&cache.strip, scores) {
+                                let len = n as f64 * spt;
+                                pui.image(
+                                    PlotImage::new(
+                                        "score",
+                                        tex.id(),
+                                        PlotPoint::new(len / 2.0, 0.5),
+                                        [len as f32, 1.0],
+                                    )
+                                    .allow_hover(false),
+                                );
+                            }
+                        }
+                    }
+                    if let Some((a, b)) = selection {
+                        pui.span(
+                            Span::new("", a..=b)
+                                .fill(theme::SELECTION)
+                                .border_width(0.0),
+                        );
+                    }
+                    pui.vline(
+                        VLine::new("playhead", playhead)
+                            .color(theme::PLAYHEAD)
+                            .width(1.5)
+                            .allow_hover(false),
+                    );
+                });
+                let r = &resp.response;
+                let b = resp.transform.bounds();
+                let (x0, x1) = (b.min()[0], b.max()[0]);
+                if (x0 - view.start).abs() + (x1 - view.end).abs() > 1e-9 * view.span() {
+                    new_view = Some(View { start: x0, end: x1 });
+                }
+                let t_at = |pos: egui::Pos2| resp.transform.value_from_position(pos).x;
+                if r.double_clicked() {
+                    events.push(Command::ZoomFit);
+                } else if r.clicked() {
+                    if let Some(pos) = r.interact_pointer_pos() {
+                        events.push(Command::ClearSelection);
+                        events.push(Command::Seek(t_at(pos)));
+                    }
+                }
+                if r.drag_started_by(egui::PointerButton::Primary) {
+                    self.drag_origin = r.interact_pointer_pos().map(t_at);
+                }
+                if let (Some(a), Some(pos)) = (self.drag_origin, r.interact_pointer_pos()) {
+                    if r.dragged_by(egui::PointerButton::Primary) {
+                        events.push(Command::Select(a, t_at(pos)));
+                    }
+                    if r.drag_stopped_by(egui::PointerButton::Primary) {
+                        self.drag_origin = None;
+                        let t = t_at(pos);
+                        if (t - a).abs() >= 0.01 {
+                            events.push(Command::Seek(a.min(t)));
+                        }
+                    }
+                }
+            });
+        }
+        self.lanes_view = Some(view);
+        if let Some(v) = new_view {
+            events.push(Command::SetView(v));
+        }
+        for c in events {
+            self.request(c);
+        }
+        if transport {
+            ui.horizontal(|ui| {
+                ui.add_space(theme::LABEL_WIDTH);
+                self.transport(ui);
+            });
+        }
+    }
+}
+
+/// What the attention lane shows.
+struct AttentionView<'a> {
+    bars: Vec<BarSpec>,
+    norm: &'a [f32],
+    bounds: &'a [usize],
+    windows: &'a [usize],
+    top: &'a [usize],
+    spt: f64,
+}
+
+fn attention_items(pui: &mut PlotUi<'_>, a: &AttentionView<'_>) {
+    for q in 1..4 {
+        pui.hline(
+            HLine::new("guide", f64::from(q) / 4.0)
+                .color(theme::GRID)
+                .width(1.0)
+                .allow_hover(false),
+        );
+    }
+    let bars = a
+        .bars
+        .iter()
+        .map(|&(x, w, h, kept)| {
+            Bar::new(x, f64::from(h.clamp(0.0, 1.0)))
+                .width(w)
+                .fill(if kept { theme::KEPT } else { theme::DROPPED })
+                .stroke(egui::Stroke::NONE)
+        })
+        .collect();
+    pui.bar_chart(BarChart::new("attention", bars).allow_hover(false));
+    let n = a.norm.len();
+    for &b in a.bounds.iter().filter(|&&b| b > 0 && b < n) {
+        pui.vline(
+            VLine::new("segment", b as f64 * a.spt)
+                .color(theme::SEGMENT)
+                .width(1.0)
+                .allow_hover(false),
+        );
+    }
+    for &w in a.windows.iter().filter(|&&w| w > 0) {
+        let x = w as f64 * a.spt;
+        pui.vline(
+            VLine::new("window", x)
+                .color(theme::WINDOW)
+                .width(2.0)
+                .allow_hover(false),
+        );
+        pui.text(
+            Text::new(
+                "window",
+                PlotPoint::new(x, 1.14),
+                RichText::new(" window").size(10.0),
+            )
+            .color(theme::WINDOW)
+            .anchor(egui::Align2::LEFT_TOP),
+        );
+    }
+    let marks: Vec<[f64; 2]> = a
+        .top
+        .iter()
+        .map(|&t| {
+            [
+                (t as f64 + 0.5) * a.spt,
+                f64::from(a.norm[t].clamp(0.0, 1.0)) + 0.05,
+            ]
+        })
+        .collect();
+    for (rank, p) in marks.iter().enumerate().take(3) {
+        pui.text(
+            Text::new(
+                "rank",
+                PlotPoint::new(p[0], p[1] + 0.03),
+                RichText::new(format!("{}", rank + 1)).size(10.0),
+            )
+            .color(theme::TOP)
+            .anchor(egui::Align2::CENTER_BOTTOM),
+        );
+    }
+    pui.points(
+        Points::new("top 10", marks)
+            .shape(MarkerShape::Down)
+            .filled(true)
+            .radius(4.0)
+            .color(theme::TOP)
+            .allow_hover(false),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_are_per_token_or_per_column() {
+        let norm = vec![0.5f32; 100];
+        let mut kept = vec![false; 100];
+        kept[41] = true;
+        let view = View {
+            start: 0.0,
+            end: 2.0,
+        };
+        // 100 tokens of 20 ms in 400 columns: one bar per token.
+        let b = attention_bars(&view, 400, &norm, &kept, 0.02);
+        assert_eq!(b.len(), 100);
+        assert!((b[1].0 - 0.03).abs() < 1e-12);
+        assert!(b[41].3 && !b[40].3);
+        // In 10 columns: one bar per column, kept if any token of it is.
+        let b = attention_bars(&view, 10, &norm, &kept, 0.02);
+        assert_eq!(b.len(), 10);
+        assert_eq!(b.iter().filter(|x| x.3).count(), 1);
+        assert!(b[4].3);
+        // A zoomed view only holds its tokens.
+        let b = attention_bars(
+            &View {
+                start: 1.0,
+                end: 1.2,
+            },
+            400,
+            &norm,
+            &kept,
+            0.02,
+        );
+        assert_eq!(b.len(), 10);
+    }
+
+    #[test]
+    fn wave_columns_take_min_and_max() {
+        let mut samples = vec![0.0f32; 16_000];
+        samples[8000] = 0.9;
+        samples[8001] = -0.4;
+        let summary = wave_summary(&samples);
+        let cols = wave_columns(
+            &View {
+                start: 0.0,
+                end: 1.0,
+            },
+            10,
+            &samples,
+            &summary,
+        );
+        assert_eq!(cols.len(), 10);
+        assert_eq!((cols[5].1, cols[5].2), (-0.4, 0.9));
+        assert_eq!((cols[4].1, cols[4].2), (0.0, 0.0));
+        // Zoomed in below one summary bucket per column: the samples themselves.
+        let cols = wave_columns(
+            &View {
+                start: 0.5,
+                end: 0.501,
+            },
+            16,
+            &samples,
+            &summary,
+        );
+        assert_eq!(cols[0].2, 0.9);
+    }
 }

@@ -2,24 +2,33 @@
 //! attention with kept tokens and segment boundaries, score strip), playback, pruning controls,
 //! and a grid of outputs per method x keep ratio that fills in as a background worker decodes.
 //!
-//! - `app`: state, frame, command handling and worker events;
-//! - `timeline`, `compare`: pure logic (view/playback, grid cells, word diff, WER) with tests;
-//! - `lanes`: painting; `theme`: every colour; `commands`: the command table;
-//! - `audio_out`: cpal playback; `export`: PNG / CSV / JSON.
+//! - `state`: persisted [`Settings`], the clip and what derives from its scores;
+//! - `app`: the frame and the one command handler; `events`: the worker's events;
+//! - `commands`: the commands (with their data) and the table menus and shortcuts read;
+//! - `timeline`, `compare`: pure logic (view/playback; grid cells, requests, word diff, WER,
+//!   highlight) with tests;
+//! - `panels`: menu, status bar, controls, grid, windows; `lanes`: the egui_plot lanes;
+//! - `background`: file dialog, drag and drop, sound device; `audio_out`: cpal playback;
+//! - `export`: PNG / CSV / JSON; `theme`: every colour and size.
 
 mod app;
 pub mod audio_out;
+mod background;
 pub mod commands;
 pub mod compare;
+mod events;
 mod export;
 mod lanes;
+mod panels;
+pub mod state;
 pub mod theme;
 pub mod timeline;
 
 use std::path::PathBuf;
 
-pub use app::{EframeApp, ExplorerApp, ModelSource, Settings, Startup};
+pub use app::{EframeApp, ExplorerApp};
 pub use export::{lane_image, LaneData};
+pub use state::{ModelSource, Settings, Startup};
 
 /// The default model directory, if one is on disk (see [`crate::model::default_dir`]). The GUI
 /// never fetches; `prunescope [CLIP]` fetches before it opens the window.

@@ -55,6 +55,21 @@ impl View {
         self.clamp(duration);
     }
 
+    /// Shows `v`'s range, clamped to the clip (at least [`MIN_SPAN`] wide); a non-finite or
+    /// empty range is ignored.
+    pub fn set(&mut self, v: View, duration: f64) {
+        if !(v.start.is_finite() && v.end.is_finite() && v.end > v.start) {
+            return;
+        }
+        let mid = (v.start + v.end) / 2.0;
+        let span = v.span().max(MIN_SPAN);
+        *self = View {
+            start: mid - span / 2.0,
+            end: mid + span / 2.0,
+        };
+        self.clamp(duration);
+    }
+
     /// Moves the view by `dt` seconds, clamped to the clip.
     pub fn pan(&mut self, dt: f64, duration: f64) {
         if !dt.is_finite() {
@@ -214,6 +229,43 @@ mod tests {
         assert_eq!(v.start, 0.0);
         v.zoom(f64::NAN, 1.0, 10.0);
         assert!((v.span() - MIN_SPAN).abs() < 1e-9);
+    }
+
+    #[test]
+    fn set_clamps_to_the_clip() {
+        let mut v = View::full(10.0);
+        v.set(
+            View {
+                start: -2.0,
+                end: 3.0,
+            },
+            10.0,
+        );
+        assert_eq!((v.start, v.end), (0.0, 5.0));
+        v.set(
+            View {
+                start: 4.0,
+                end: 4.01,
+            },
+            10.0,
+        );
+        assert!((v.span() - MIN_SPAN).abs() < 1e-9 && (v.start - 3.955).abs() < 1e-9);
+        v.set(
+            View {
+                start: 3.0,
+                end: f64::NAN,
+            },
+            10.0,
+        );
+        assert!((v.span() - MIN_SPAN).abs() < 1e-9);
+        v.set(
+            View {
+                start: -5.0,
+                end: 50.0,
+            },
+            10.0,
+        );
+        assert_eq!(v, View::full(10.0));
     }
 
     #[test]

@@ -68,11 +68,7 @@ fn is_punctuation(c: char) -> bool {
 pub fn words(s: &str, norm: Normalization) -> Vec<String> {
     let s: String = match norm {
         Normalization::Default => s.to_string(),
-        Normalization::Basic => s
-            .to_lowercase()
-            .chars()
-            .filter(|&c| !is_punctuation(c))
-            .collect(),
+        Normalization::Basic => basic_word(s),
     };
     // RemoveMultipleSpaces: every run of two or more whitespace characters becomes one space.
     let chars: Vec<char> = s.chars().collect();
@@ -146,6 +142,22 @@ pub fn counts(reference: &str, hypothesis: &str, norm: Normalization) -> Counts 
     align(&words(reference, norm), &words(hypothesis, norm))
 }
 
+/// The WER of one pair with [`Normalization::Basic`] (lower case, no punctuation), what `eval`
+/// reports and the explorer shows per cell; None when the reference holds no word.
+pub fn sentence_wer(reference: &str, hypothesis: &str) -> Option<f64> {
+    let c = counts(reference, hypothesis, Normalization::Basic);
+    (c.reference_words() > 0).then(|| c.wer())
+}
+
+/// One word as [`Normalization::Basic`] compares it (the explorer's word diff matches words
+/// with it, so a diff and a WER never disagree on what counts as the same word).
+pub fn basic_word(w: &str) -> String {
+    w.to_lowercase()
+        .chars()
+        .filter(|&c| !is_punctuation(c))
+        .collect()
+}
+
 /// Corpus WER (jiwer's `wer(list, list)`): errors and reference words summed over all pairs.
 pub fn corpus_wer<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -171,6 +183,16 @@ mod tests {
         assert_eq!(counts("a b c", "a b b c", d).insertions, 1);
         assert_eq!(counts("hello world", "", d).wer(), 1.0);
         assert!(counts("", "", d).wer().is_nan());
+    }
+
+    #[test]
+    fn sentence_wer_counts_edits_per_reference_word() {
+        assert_eq!(sentence_wer("a b c d", "a b c d"), Some(0.0));
+        assert_eq!(sentence_wer("a b c d", "a x c"), Some(0.5));
+        assert_eq!(sentence_wer("A, b.", "a b"), Some(0.0));
+        assert_eq!(sentence_wer("", "a"), None);
+        assert_eq!(sentence_wer(" ,. ", "a"), None);
+        assert_eq!(sentence_wer("a", ""), Some(1.0));
     }
 
     #[test]

@@ -1,0 +1,152 @@
+//! The worker's events: a model loaded or failed, a clip decoded, encoded or failed, cells
+//! decoded. Answers to stale jobs (an older clip, a cancelled request) are dropped here.
+
+use super::app::ExplorerApp;
+use super::lanes;
+use super::state::{self, Clip, Scores, Status};
+use super::timeline::{Playback, View};
+use crate::engine::worker::Event;
+
+impl ExplorerApp {
+    pub(super) fn handle_events(&mut self, ctx: &egui::Context) {
+        while let Some(e) = self.worker.try_recv() {
+            match e {
+                Event::ModelLoaded {
+                    name,
+                    dir,
+                    prompted,
+                } => {
+                    self.model.loading = false;
+                    self.info(format!("model: {name}"));
+                    self.model.name = Some(name);
+                    self.model.prompted = prompted;
+                    if let Some(d) = dir {
+                        self.settings.remember_model(&d);
+                    }
+                }
+                Event::ModelFailed { message, .. } => {
+                    self.model.loading = false;
+                    self.error(message);
+                }
+                Event::ClipLoaded {
+                    job,
+                    path,
+                    samples,
+                    spectrogram,
+                } => {
+                    if !self.is_clip_job(job) {
+                        continue;
+                    }
+                    self.pending_clip_job = None;
+                    let duration = samples.len() as f64 / f64::from(crate::SAMPLE_RATE);
+                    self.settings.remember_clip(&path);
+                    self.lane_cache = Some(lanes::Cache::new(ctx, &samples, &spectrogram));
+                    if let Some(a) = &self.sound.out {
+                        a.set_clip(samples.clone());
+                    }
+                    self.info(format!("{}: {duration:.2} s", path.display()));
+                    self.clip = Some(Clip {
+                        job,
+                        path,
+                        samples,
+                        duration,
+                        scores: None,
+                        view: View::full(duration),
+                        playback: Playback {
+                            looping: self.settings.looping,
+                            ..Playback::new(duration)
+                        },
+                    });
+                    self.highlight = None;
+                }
+                Event::ClipFailed { job, message, .. } => {
+                    if self.is_clip_job(job) {
+                        self.pending_clip_job = None;
+                        self.error(message);
+                    }
+                }
+                Event::ClipEncoded {
+                    job,
+                    model,
+                    scores,
+                    keys,
+                    key_dim,
+                    windows,
+                    seconds_per_token,
+                    encode_ms,
+                    analyzed_s,
+                } => {
+                    let Some(clip) = self.clip.as_mut().filter(|c| c.job == job) else {
+                        continue;
+                    };
+                    if analyzed_s + 1e-6 < clip.duration {
+                        let msg = format!(
+                            "{model} reads the first {analyzed_s:.0} s of this {:.1} s clip",
+                            clip.duration
+                        );
+                        self.status = Some(Status {
+                            text: msg,
+                            error: false,
+                        });
+                    }
+                    let (norm, top) = state::normalise(&scores);
+                    if let Some(cache) = &mut self.lane_cache {
+                        cache.set_scores(ctx, &norm);
+                    }
+                    clip.scores = Some(Scores {
+                        model,
+                        raw: scores,
+                        norm,
+                        keys,
+                        key_dim,
+                        windows: windows.iter().map(|w| w.0).collect(),
+                        top,
+                        spt: seconds_per_token,
+                        encode_ms,
+                        analyzed_s,
+                    });
+                    self.highlight = None;
+                    self.decoding = None;
+                }
+                Event::Progress { job, done, of } => {
+                    if let Some(d) = self.decoding.as_mut().filter(|d| d.job == job) {
+                        d.done = done;
+                        d.of = of;
+                    }
+                }
+                Event::CellDone { job, index, result } => {
+                    if let Some(d) = self.decoding.as_mut().filter(|d| d.job == job) {
+                        if let Some(k) = d.keys.get(index) {
+                            self.results.insert(*k, result);
+                        }
+                    }
+                }
+                Event::DecodeFinished {
+                    job,
+                    cancelled,
+                    elapsed_ms,
+                } => {
+                    if let Some(d) = self.decoding.as_mut().filter(|d| d.job == job) {
+                        d.running = false;
+                        let n = d.keys.len();
+                        if cancelled {
+                            self.info("decoding cancelled");
+                        } else {
+                            self.info(format!("decoded {n} setting(s) in {elapsed_ms:.0} ms"));
+                        }
+                    }
+                }
+                Event::DecodeFailed { job, message } => {
+                    if let Some(d) = self.decoding.as_mut().filter(|d| d.job == job) {
+                        d.running = false;
+                        self.error(message);
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_clip_job(&self, job: u64) -> bool {
+        self.pending_clip_job == Some(job) || self.clip.as_ref().is_some_and(|c| c.job == job)
+    }
+}

@@ -1,0 +1,590 @@
+//! The explorer's panels: menu bar, status bar, controls, selection summary, transport, the grid
+//! of outputs and the windows (shortcuts, open path, export). They draw from the app's state,
+//! edit the settings directly, and request every action as a [`Command`].
+
+use egui::{Color32, RichText, Sense};
+
+use super::app::{ExplorerApp, PathWindow};
+use super::commands::{Command, Menu, COMMANDS};
+use super::compare::{self, CellView, Diff};
+use super::theme;
+use crate::engine::{RunMethod, RunResult, RunSpec, Tail};
+use crate::prune::{Method, SegmentMode};
+
+impl ExplorerApp {
+    pub(super) fn menu_bar(&mut self, ui: &mut egui::Ui) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            for (menu, title) in [
+                (Menu::File, "File"),
+                (Menu::Playback, "Playback"),
+                (Menu::View, "View"),
+            ] {
+                ui.menu_button(title, |ui| {
+                    for c in COMMANDS.iter().filter(|c| c.menu == menu) {
+                        let mut b = egui::Button::new(c.name);
+                        if let Some(s) = &c.shortcut {
+                            b = b.shortcut_text(ui.ctx().format_shortcut(s));
+                        }
+                        let checked = match c.command {
+                            Command::ToggleFollow => Some(self.settings.follow),
+                            Command::ToggleLoop => Some(self.settings.looping),
+                            _ => None,
+                        };
+                        let b = match checked {
+                            Some(true) => b.right_text("on"),
+                            _ => b,
+                        };
+                        if ui.add(b).clicked() {
+                            self.pending.push(c.command.clone());
+                            ui.close();
+                        }
+                    }
+                    if menu == Menu::File {
+                        ui.separator();
+                        self.recent_menus(ui);
+                    }
+                });
+            }
+            ui.add_space(16.0);
+            let title = self
+                .clip
+                .as_ref()
+                .and_then(|c| c.path.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "no clip".into());
+            ui.label(RichText::new(title).strong().color(theme::TEXT));
+            ui.label(
+                RichText::new(match (&self.model.name, self.model.loading) {
+                    (_, true) => "loading model…".to_string(),
+                    (Some(m), false) => m.clone(),
+                    (None, false) => "no model".into(),
+                })
+                .color(theme::TEXT_DIM),
+            );
+        });
+    }
+
+    fn recent_menus(&mut self, ui: &mut egui::Ui) {
+        let clips = self.settings.recent_clips.clone();
+        ui.menu_button("Recent clips", |ui| {
+            if clips.is_empty() {
+                ui.label("none yet");
+            }
+            for p in clips {
+                if ui.button(p.display().to_string()).clicked() {
+                    self.pending.push(Command::OpenClip(p));
+                    ui.close();
+                }
+            }
+        });
+        let models = self.settings.recent_models.clone();
+        ui.menu_button("Recent models", |ui| {
+            if models.is_empty() {
+                ui.label("none yet");
+            }
+            for p in models {
+                if ui.button(p.display().to_string()).clicked() {
+                    self.pending.push(Command::LoadModel(p));
+                    ui.close();
+                }
+            }
+        });
+    }
+
+    pub(super) fn status_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            if let Some(d) = &self.decoding {
+                if d.running {
+                    let done = d
+                        .keys
+                        .iter()
+                        .filter(|k| self.results.contains_key(*k))
+                        .count();
+                    ui.add(
+                        egui::ProgressBar::new(done as f32 / d.keys.len().max(1) as f32)
+                            .desired_width(160.0)
+                            .text(format!("decoding {done}/{}", d.keys.len())),
+                    );
+                    if ui.button("Cancel").clicked() {
+                        self.pending.push(Command::CancelDecode);
+                    }
+                }
+            }
+            if self.model.loading {
+                ui.spinner();
+            }
+            if let Some(s) = &self.status {
+                let colour = if s.error {
+                    theme::ERROR
+                } else {
+                    theme::TEXT_DIM
+                };
+                ui.label(RichText::new(&s.text).color(colour));
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let recent = || self.frame_ms.iter().rev().take(120).map(|&x| f64::from(x));
+                let median = crate::util::median(recent());
+                let median = if median.is_nan() { 0.0 } else { median };
+                let worst = recent().fold(0.0, f64::max);
+                ui.label(
+                    RichText::new(format!("ui frame {median:.1} ms (max {worst:.1})"))
+                        .small()
+                        .color(theme::TEXT_DIM),
+                );
+                ui.label(RichText::new("F1 shortcuts").small().color(theme::TEXT_DIM));
+            });
+        });
+    }
+
+    pub(super) fn controls(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Pruning");
+        ui.add_space(4.0);
+        egui::ComboBox::from_label("Method")
+            .selected_text(self.settings.method.name())
+            .show_ui(ui, |ui| {
+                for m in Method::ALL {
+                    ui.selectable_value(&mut self.settings.method, m, m.name());
+                }
+            });
+        ui.add(
+            egui::Slider::new(&mut self.settings.keep_percent, 1.0..=100.0)
+                .step_by(1.0)
+                .suffix(" %")
+                .text("Keep"),
+        );
+        ui.add(egui::Slider::new(&mut self.settings.segments, 1..=50).text("S"));
+        ui.horizontal(|ui| {
+            ui.label("Segments");
+            ui.selectable_value(&mut self.settings.mode, SegmentMode::Paper, "paper");
+            ui.selectable_value(&mut self.settings.mode, SegmentMode::Exact, "exact");
+        });
+        ui.add(egui::DragValue::new(&mut self.settings.seed).prefix("seed "));
+        let prompted = self.model.prompted;
+        ui.add_enabled_ui(!prompted, |ui| tail_ui(ui, &mut self.settings.tail))
+            .response
+            .on_disabled_hover_text("Qwen2-Audio and Audio Flamingo 3 take no silence tail");
+        ui.checkbox(&mut self.settings.stop_on_loop, "Stop on loop")
+            .on_hover_text("End each decode where it starts repeating itself and keep the text before the repeats (the cell is still marked as a loop). Off: the plain greedy decode.");
+        ui.horizontal(|ui| {
+            ui.label("Prompt");
+            ui.add_enabled(
+                prompted,
+                egui::TextEdit::singleline(&mut self.settings.prompt)
+                    .hint_text("Describe the audio.")
+                    .desired_width(220.0),
+            )
+            .on_hover_text("Text after the audio in the chat prompt, e.g. a question (empty: the model's default)")
+            .on_disabled_hover_text("Whisper transcribes: only Qwen2-Audio and Audio Flamingo 3 take a prompt");
+        });
+        ui.add(
+            egui::Slider::new(&mut self.settings.gamma, 0.0..=4.0)
+                .step_by(0.1)
+                .text("Adaptive γ"),
+        );
+        ui.add(
+            egui::Slider::new(&mut self.settings.window_seconds, 0.5..=10.0)
+                .step_by(0.5)
+                .suffix(" s")
+                .text("Window"),
+        );
+        ui.add_space(6.0);
+        ui.label(RichText::new("Extensions in the grid").color(theme::TEXT_DIM));
+        ui.horizontal_wrapped(|ui| {
+            for m in compare::EXTENSIONS {
+                let mut on = self.settings.extensions.contains(&m);
+                if ui.checkbox(&mut on, m.name()).changed() {
+                    self.settings.extensions.retain(|x| *x != m);
+                    if on {
+                        self.settings.extensions.push(m);
+                    }
+                }
+            }
+        });
+        ui.separator();
+        ui.label(RichText::new("Reference transcript (for WER)").color(theme::TEXT_DIM));
+        ui.add(
+            egui::TextEdit::multiline(&mut self.settings.reference)
+                .desired_rows(3)
+                .hint_text("optional"),
+        );
+        ui.separator();
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut self.settings.follow, "Follow playhead");
+            if ui.checkbox(&mut self.settings.looping, "Loop").changed() {
+                if let Some(c) = &mut self.clip {
+                    c.playback.looping = self.settings.looping;
+                }
+            }
+        });
+    }
+
+    pub(super) fn selection_summary(&mut self, ui: &mut egui::Ui) {
+        let n = self
+            .clip
+            .as_ref()
+            .and_then(|c| c.scores.as_ref())
+            .map_or(0, |s| s.raw.len());
+        ui.horizontal(|ui| {
+            ui.add_space(theme::LABEL_WIDTH);
+            match self.highlight.as_ref().map(|h| &h.result) {
+                Some(Ok(sel)) => {
+                    ui.label(
+                        RichText::new(format!("Kept {} of {n} tokens", sel.kept.len()))
+                            .color(theme::KEPT)
+                            .strong(),
+                    );
+                    ui.label(RichText::new(format!("K = {}", sel.k)).color(theme::TEXT));
+                    ui.label(
+                        RichText::new(match sel.segments {
+                            Some(s) => format!("Segments: {s}"),
+                            None => "Segments: none".into(),
+                        })
+                        .color(theme::SEGMENT),
+                    );
+                    let from = if self.hovered_cell.is_some() {
+                        format!("(hovered cell: {})", sel.method.name())
+                    } else {
+                        format!("({}, current setting)", sel.method.name())
+                    };
+                    ui.label(RichText::new(from).color(theme::TEXT_DIM));
+                }
+                Some(Err(e)) => {
+                    ui.label(RichText::new(e.to_string()).color(theme::ERROR));
+                }
+                None => {
+                    ui.label(RichText::new("no scores yet").color(theme::TEXT_DIM));
+                }
+            }
+        });
+    }
+
+    pub(super) fn transport(&mut self, ui: &mut egui::Ui) {
+        let Some(clip) = &self.clip else { return };
+        let playing = clip.playback.playing;
+        if ui
+            .button(if playing { "Pause" } else { "Play" })
+            .on_hover_text("Space")
+            .clicked()
+        {
+            self.pending.push(Command::PlayPause);
+        }
+        if clip.playback.selection.is_some() && ui.button("Play selection").clicked() {
+            self.pending.push(Command::PlaySelection);
+        }
+        ui.label(
+            RichText::new(format!(
+                "{:.2} / {:.2} s",
+                clip.playback.position, clip.duration
+            ))
+            .monospace(),
+        );
+        if let Some((a, b)) = clip.playback.selection {
+            ui.label(RichText::new(format!("selection {a:.2}–{b:.2} s")).color(theme::TEXT_DIM));
+        }
+        ui.separator();
+        legend(ui, theme::KEPT, "kept");
+        legend(ui, theme::DROPPED, "dropped");
+        legend(ui, theme::SEGMENT, "segment");
+        legend(ui, theme::TOP, "top 10");
+        if let Some(s) = &clip.scores {
+            if s.windows.len() > 1 {
+                legend(ui, theme::WINDOW, "window");
+            }
+            ui.label(
+                RichText::new(format!(
+                    "{} tokens · encoder {:.0} ms",
+                    s.raw.len(),
+                    s.encode_ms
+                ))
+                .color(theme::TEXT_DIM),
+            );
+        }
+    }
+
+    pub(super) fn grid_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(clip) = &self.clip else { return };
+        if clip.scores.is_none() {
+            return;
+        }
+        let params = self.params();
+        let decoding = self.settings.decoding();
+        let keeps = compare::keeps(self.settings.keep());
+        let full_key = compare::cell_key(
+            &RunSpec {
+                method: RunMethod::Prune(Method::Full),
+                keep: 1.0,
+            },
+            &params,
+            &decoding,
+        );
+        let full_text = self.results.get(&full_key).map(|r| r.text.clone());
+        let reference = self.settings.reference.trim().to_string();
+        let mut hovered = None;
+        let method_w = 96.0;
+        // Per column: grid spacing (6) + the frame's inner margins (12), and room for the scroll bar.
+        let cell_w =
+            ((ui.available_width() - method_w - 16.0) / keeps.len() as f32 - 20.0).max(120.0);
+        egui::ScrollArea::vertical()
+            .id_salt("grid")
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                egui::Grid::new("outputs")
+                    .spacing([6.0, 6.0])
+                    .min_col_width(method_w)
+                    .show(ui, |ui| {
+                        ui.label(RichText::new("method").strong());
+                        for &k in &keeps {
+                            let current = (k - self.settings.keep()).abs() < 1e-9;
+                            let t = format!("keep {:.0} %", k * 100.0);
+                            ui.label(if current {
+                                RichText::new(format!("{t} (slider)"))
+                                    .strong()
+                                    .color(theme::KEPT)
+                            } else {
+                                RichText::new(t).strong()
+                            });
+                        }
+                        ui.end_row();
+                        for m in compare::methods(&self.settings.extensions) {
+                            ui.label(RichText::new(m.name()).monospace());
+                            for (c, &k) in keeps.iter().enumerate() {
+                                let Some(spec) = compare::cell(m, k, c) else {
+                                    ui.label("");
+                                    continue;
+                                };
+                                let key = compare::cell_key(&spec, &params, &decoding);
+                                let result = self.results.get(&key);
+                                let view = result.map(|r| {
+                                    let full = full_text.as_deref();
+                                    let fresh = self
+                                        .cell_views
+                                        .get(&key)
+                                        .is_some_and(|v| v.is_for(&r.text, full, &reference));
+                                    if !fresh {
+                                        let is_full = m == RunMethod::Prune(Method::Full);
+                                        self.cell_views.insert(
+                                            key,
+                                            CellView::new(
+                                                &r.text,
+                                                &r.loop_spans,
+                                                full,
+                                                &reference,
+                                                is_full,
+                                            ),
+                                        );
+                                    }
+                                    (r, &self.cell_views[&key])
+                                });
+                                let r = cell_ui(ui, cell_w, view);
+                                if r.hovered() {
+                                    hovered = Some(key);
+                                }
+                            }
+                            ui.end_row();
+                        }
+                    });
+            });
+        if hovered != self.hovered_cell {
+            self.pending.push(Command::HoverCell(hovered));
+        }
+    }
+
+    pub(super) fn windows(&mut self, ctx: &egui::Context) {
+        if self.show_help {
+            let mut open = true;
+            egui::Window::new("Keyboard shortcuts")
+                .open(&mut open)
+                .collapsible(false)
+                .show(ctx, |ui| {
+                    egui::Grid::new("help").striped(true).show(ui, |ui| {
+                        for c in COMMANDS {
+                            ui.label(c.name);
+                            ui.label(
+                                c.shortcut
+                                    .map(|s| ctx.format_shortcut(&s))
+                                    .unwrap_or_default(),
+                            );
+                            ui.end_row();
+                        }
+                        for (what, how) in [
+                            ("Ctrl + wheel / pinch", "zoom"),
+                            ("Right-drag / shift + wheel", "pan"),
+                            ("Click / drag on lanes", "seek / select"),
+                            ("Double-click on lanes", "zoom to fit"),
+                        ] {
+                            ui.label(what);
+                            ui.label(how);
+                            ui.end_row();
+                        }
+                    });
+                });
+            self.show_help = open;
+        }
+        if let Some(PathWindow {
+            target,
+            mut text,
+            note,
+        }) = self.path_window.take()
+        {
+            let mut open = true;
+            let mut submit = false;
+            egui::Window::new(target.title())
+                .open(&mut open)
+                .collapsible(false)
+                .show(ctx, |ui| {
+                    if let Some(n) = &note {
+                        ui.label(RichText::new(n).color(theme::TEXT_DIM));
+                    }
+                    let r = ui.add(
+                        egui::TextEdit::singleline(&mut text)
+                            .desired_width(420.0)
+                            .hint_text("/path/to/file"),
+                    );
+                    if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                        submit = true;
+                    }
+                    if ui.button("Open").clicked() {
+                        submit = true;
+                    }
+                });
+            if submit && !text.trim().is_empty() {
+                self.pending.push(target.command(text.trim().into()));
+            } else if open {
+                self.path_window = Some(PathWindow { target, text, note });
+            }
+        }
+        if let Some(mut dir) = self.export_dir.take() {
+            let mut open = true;
+            let mut go = false;
+            egui::Window::new("Export")
+                .open(&mut open)
+                .collapsible(false)
+                .show(ctx, |ui| {
+                    ui.label("Writes the attention lane (PNG), scores and outputs (CSV), and the analyze --json document into:");
+                    ui.add(egui::TextEdit::singleline(&mut dir).desired_width(420.0));
+                    go = ui.button("Export").clicked();
+                });
+            if go {
+                self.pending.push(Command::Export(dir.trim().into()));
+            } else if open {
+                self.export_dir = Some(dir);
+            }
+        }
+    }
+}
+
+/// The silence-tail control: a token count, or the window's whole padding.
+fn tail_ui(ui: &mut egui::Ui, tail: &mut Tail) {
+    ui.horizontal(|ui| {
+        let mut whole = *tail == Tail::WindowEnd;
+        let mut n = match *tail {
+            Tail::Tokens(n) => n,
+            Tail::WindowEnd => 1500,
+        };
+        ui.add_enabled(!whole, egui::Slider::new(&mut n, 0..=600).text("Silence tail"))
+            .on_hover_text("Padding tokens after each window's kept tokens (Whisper): the decoder sees where the audio ends. 150 (3 s) by default.");
+        ui.checkbox(&mut whole, "to 30 s")
+            .on_hover_text("All of the window's padding, as the unpruned model sees it");
+        *tail = if whole { Tail::WindowEnd } else { Tail::Tokens(n) };
+    });
+}
+
+fn legend(ui: &mut egui::Ui, colour: Color32, name: &str) {
+    let (r, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), Sense::hover());
+    ui.painter().rect_filled(r, 2.0, colour);
+    ui.label(RichText::new(name).color(theme::TEXT_DIM));
+}
+
+/// One grid cell: text with its word diff against the full-token output, then K, time, WER.
+fn cell_ui(
+    ui: &mut egui::Ui,
+    width: f32,
+    result: Option<(&RunResult, &CellView)>,
+) -> egui::Response {
+    let frame = egui::Frame::new()
+        .fill(theme::LANE_BG)
+        .corner_radius(4.0)
+        .inner_margin(6.0);
+    let inner = frame.show(ui, |ui| {
+        ui.set_width(width);
+        ui.set_min_height(48.0);
+        ui.vertical(|ui| match result {
+            None => {
+                ui.label(RichText::new("…").color(theme::TEXT_DIM));
+            }
+            Some((r, view)) => {
+                let mut job = egui::text::LayoutJob::default();
+                let font = egui::FontId::proportional(13.0);
+                let fmt = |c: Color32, strike: bool| egui::TextFormat {
+                    font_id: font.clone(),
+                    color: c,
+                    strikethrough: if strike {
+                        egui::Stroke::new(1.0, c)
+                    } else {
+                        egui::Stroke::NONE
+                    },
+                    ..Default::default()
+                };
+                // Words of the output in order; those in a loop's repeated tail are dimmed.
+                let mut looped = view.looped.iter().copied();
+                let dim = |c: Color32, looped: bool| {
+                    if looped {
+                        c.gamma_multiply(0.45)
+                    } else {
+                        c
+                    }
+                };
+                match &view.diff {
+                    Some(diff) => {
+                        for d in diff {
+                            let (w, c, strike) = match d {
+                                Diff::Same(w) => (w, theme::TEXT, false),
+                                Diff::Added(w) => (w, theme::DIFF_ADDED, false),
+                                Diff::Removed(w) => (w, theme::DIFF_REMOVED, true),
+                            };
+                            let in_loop = !strike && looped.next().unwrap_or(false);
+                            job.append(w, 0.0, fmt(dim(c, in_loop), strike));
+                            job.append(" ", 0.0, fmt(theme::TEXT, false));
+                        }
+                    }
+                    None => {
+                        for w in r.text.split_whitespace() {
+                            let c = dim(theme::TEXT, looped.next().unwrap_or(false));
+                            job.append(w, 0.0, fmt(c, false));
+                            job.append(" ", 0.0, fmt(theme::TEXT, false));
+                        }
+                    }
+                }
+                job.wrap.max_width = width;
+                if r.looped {
+                    ui.horizontal(|ui| {
+                        let (badge, tip) = if r.stopped_on_loop {
+                            ("loop · cut", "The decoder started repeating itself; the stop-on-loop guard ended the run there and kept the text before the repeats.")
+                        } else {
+                            ("loop", "The decoder looped: it hit its token cap, repeated itself back to back (dimmed), or its text compresses above 2.4 as Whisper's hallucination test says.")
+                        };
+                        egui::Frame::new()
+                            .fill(theme::ERROR.gamma_multiply(0.35))
+                            .corner_radius(3.0)
+                            .inner_margin(egui::Margin::symmetric(4, 0))
+                            .show(ui, |ui| {
+                                ui.label(RichText::new(badge).small().strong().color(theme::TEXT))
+                            })
+                            .response
+                            .on_hover_text(tip);
+                    });
+                }
+                ui.add(egui::Label::new(job).wrap());
+                let mut meta = format!("K {} · {:.0} ms", r.k, r.decode_ms);
+                if let Some(s) = r.segments {
+                    meta += &format!(" · S {s}");
+                }
+                if let Some(w) = view.wer {
+                    meta += &format!(" · WER {:.0} %", w * 100.0);
+                }
+                ui.label(RichText::new(meta).small().color(theme::TEXT_DIM));
+            }
+        });
+    });
+    inner.response.interact(Sense::hover())
+}
