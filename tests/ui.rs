@@ -163,14 +163,13 @@ fn slider_move_cancels_stale_work_and_queues_the_new_setting() {
 
 #[test]
 fn corrupt_file_shows_the_error_and_the_app_goes_on() {
-    let dir = std::env::temp_dir().join(format!("prunescope-ui-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("corrupt.wav");
-    std::fs::write(
-        &bad,
-        b"RIFF\x10\x00\x00\x00WAVEfmt this is not audio at all",
-    )
-    .unwrap();
+    let dir = prunescope::util::TempDir::new("ui").unwrap();
+    let bad = dir
+        .file(
+            "corrupt.wav",
+            b"RIFF\x10\x00\x00\x00WAVEfmt this is not audio at all",
+        )
+        .unwrap();
     let mut h = harness(fake_app(Some(bad.clone()), Duration::from_millis(1)));
     step_until(&mut h, "the error", Duration::from_secs(20), |h| {
         h.state()
@@ -186,13 +185,12 @@ fn corrupt_file_shows_the_error_and_the_app_goes_on() {
         h.state().encoded()
     });
     // A bad model directory is a message too.
-    h.state_mut().load_model(dir.join("no-such-model"));
+    h.state_mut().load_model(dir.path().join("no-such-model"));
     step_until(&mut h, "the model error", Duration::from_secs(20), |h| {
         h.state()
             .status_text()
             .is_some_and(|s| s.contains("cannot load model"))
     });
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

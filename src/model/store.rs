@@ -128,22 +128,23 @@ impl Known {
         self.files.iter().all(|f| dir.join(f).is_file())
     }
 
-    /// The model's folder when the model is there.
+    /// The folder `$env` names (as it is: a wrong one is the loader's error to report), else
+    /// the cache folder when it holds the model.
     pub fn present(&self) -> Option<PathBuf> {
-        self.dir().filter(|d| self.is_in(d))
+        match std::env::var_os(self.env).filter(|v| !v.is_empty()) {
+            Some(p) => Some(PathBuf::from(p)),
+            None => self.dir().filter(|d| self.is_in(d)),
+        }
     }
 
     /// The model's folder. `$env` names it as it is (a folder without the model is the
     /// loader's error to report, never a place to download into); the cache folder is filled
     /// first when the model is not there. `log` hears one line before a download starts.
     pub fn ensure(&self, log: &mut dyn FnMut(&str)) -> Result<PathBuf, StoreError> {
-        if let Some(p) = std::env::var_os(self.env).filter(|v| !v.is_empty()) {
-            return Ok(PathBuf::from(p));
+        if let Some(p) = self.present() {
+            return Ok(p);
         }
         let dir = self.dir().ok_or(StoreError::NoCacheDir { env: self.env })?;
-        if self.is_in(&dir) {
-            return Ok(dir);
-        }
         self.fetch_into(&dir, log)?;
         Ok(dir)
     }

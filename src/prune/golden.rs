@@ -1,5 +1,5 @@
-//! Golden test: the reference implementation's kept lists (shared/golden/*.json, computed with
-//! Hugging Face transformers, see its README) reproduced from the recorded scores.
+//! Golden test: the reference implementation's kept lists (tests/data/golden/*.json, computed
+//! with Hugging Face transformers) reproduced from the recorded scores.
 //!
 //! The JSON scores are f64 but every one of them is an f32 value (the reference computed in
 //! f32), so converting to f32 loses nothing and creates no new ties; the test checks that.
@@ -13,15 +13,10 @@ use super::{budget, rank, select, Method, Params, SegmentMode};
 
 const CLIPS: [&str; 3] = ["jfk.json", "arctic_a0007.json", "jfk_x3.json"];
 
-fn load(name: &str) -> Option<Value> {
-    let path = format!("{}/../shared/golden/{name}", env!("CARGO_MANIFEST_DIR"));
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str(&text).unwrap()),
-        Err(err) => {
-            eprintln!("skipping golden {path}: {err}");
-            None
-        }
-    }
+fn load(name: &str) -> Value {
+    let path = format!("{}/tests/data/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap()
 }
 
 fn indices(v: &Value) -> Vec<usize> {
@@ -36,7 +31,7 @@ fn indices(v: &Value) -> Vec<usize> {
 fn golden_kept_lists_are_reproduced() {
     let mut checked = 0;
     for clip in CLIPS {
-        let Some(doc) = load(clip) else { continue };
+        let doc = load(clip);
         let scores64: Vec<f64> = doc["scores"]
             .as_array()
             .unwrap()

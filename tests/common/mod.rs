@@ -3,20 +3,41 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use prunescope::engine::{self, RunMethod, RunSpec};
 use prunescope::model::whisper::Whisper;
 use prunescope::prune::Params;
 
+/// The `prunescope` binary with the default model.
+pub fn command() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prunescope"));
+    c.env("PRUNESCOPE_MODEL", model_dir());
+    c
+}
+
+/// Runs a command; whatever it does, it must not panic.
+pub fn output(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().expect("binary runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    out
+}
+
 /// Runs the `prunescope` binary with the default model.
 pub fn prunescope(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_prunescope"))
-        .args(args)
-        .env("PRUNESCOPE_MODEL", model_dir())
-        .output()
-        .expect("binary runs")
+    output(command().args(args))
+}
+
+/// Runs the binary, which must succeed; its stdout and stderr.
+pub fn ok(args: &[&str]) -> (String, String) {
+    let out = prunescope(args);
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{args:?} failed: {e}");
+    (o, e)
 }
 
 /// Fails unless the command failed with exactly one `error:` line mentioning `needle`
@@ -108,33 +129,19 @@ pub fn is_late_repetition_flip(msg: &str) -> bool {
     tail.len() <= 4
 }
 
-/// A fresh, empty folder under the target directory, removed when dropped.
-pub struct TempDir(pub PathBuf);
+/// A fresh, empty folder (the library's [`prunescope::util::TempDir`]), removed when dropped;
+/// `.0` is its path.
+pub struct TempDir(pub PathBuf, prunescope::util::TempDir);
 
 impl TempDir {
     pub fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "audio-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        let t = prunescope::util::TempDir::new("test").expect("temporary folder");
+        TempDir(t.path().to_path_buf(), t)
     }
 
     /// Write `bytes` to `name` in the folder.
     pub fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.1.file(name, bytes).expect("write a test file")
     }
 }
 

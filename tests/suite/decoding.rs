@@ -5,12 +5,12 @@
 //! - Every run in the JSON says whether it looped: a decode that hits the token cap, one that
 //!   repeats a phrase below the cap, and a clean one.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use common::{model, prunescope};
+use crate::common::{model, prunescope};
 use prunescope::engine::{self, Decoding, Plan, RunMethod};
 use prunescope::eval::datasets::{self, DatasetKind};
 use prunescope::eval::metrics::wer::{corpus_wer, Normalization};

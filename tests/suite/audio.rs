@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 
 use prunescope::audio::{self, Audio, AudioError};
 
-mod common;
-use common::{float32, pcm16, wav_bytes, TempDir};
+use crate::common::{float32, pcm16, wav_bytes, TempDir};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

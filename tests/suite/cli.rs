@@ -1,12 +1,12 @@
 //! The `prunescope` binary as a user runs it: the JSON document, the table, and one readable
 //! error line (never a panic) for every bad input.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;
 
-use common::{assert_one_line_error, float32, pcm16, prunescope, wav_bytes, TempDir};
+use crate::common::{assert_one_line_error, float32, pcm16, prunescope, wav_bytes, TempDir};
 
 fn model() -> String {
     common::model_dir().display().to_string()

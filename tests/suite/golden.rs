@@ -1,7 +1,7 @@
 //! Golden tests: our whole pipeline against Hugging Face transformers (eager attention, f32) on
 //! the same tiny.en weights (tests/data/golden, made by ../shared/tools/reference.py).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

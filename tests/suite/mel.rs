@@ -6,18 +6,9 @@ use prunescope::audio;
 use prunescope::mel::MelExtractor;
 use prunescope::WINDOW_FRAMES;
 
-/// The golden file from the shared folder when present, else the copy under tests/data.
+/// A reference under tests/data.
 fn golden(name: &str) -> PathBuf {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/golden")
-        .join(name);
-    if shared.is_file() {
-        shared
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data")
-            .join(name)
-    }
+    crate::common::root().join("tests/data").join(name)
 }
 
 /// A 2-D little-endian f32 C-order .npy file: (shape, data).

@@ -1,37 +1,12 @@
 //! `prunescope eval` and `prunescope metric` as a user runs them, with the default model on
 //! the MMAU fixture folder: run, resume, report files, shards + merge, and scoring files.
 
-mod common;
-use common::TempDir;
+use crate::common::{ok, prunescope, TempDir};
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn prunescope(args: &[&str]) -> Output {
-    let model = prunescope::model::default_dir()
-        .expect("the default model is missing: run `cargo run -- fetch` (scripts/test does it)");
-    let out = Command::new(env!("CARGO_BIN_EXE_prunescope"))
-        .args(args)
-        .env("PRUNESCOPE_MODEL", model)
-        .output()
-        .expect("binary runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!err.contains("panicked"), "{err}");
-    out
-}
-
-fn ok(args: &[&str]) -> (String, String) {
-    let out = prunescope(args);
-    let (o, e) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(out.status.success(), "{args:?} failed: {e}");
-    (o, e)
 }
 
 const PLAN: [&str; 4] = [

@@ -2,8 +2,7 @@
 //! or a torn line, shards + merge equal one run, settings mismatches refused, and the
 //! markdown/CSV/efficiency reports and the PNG plot.
 
-mod common;
-use common::TempDir;
+use crate::common::TempDir;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;

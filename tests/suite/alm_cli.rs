@@ -2,12 +2,10 @@
 //! checkpoints (timings and ids in the JSON, the 30 s cut reported), device errors, hub ids,
 //! and `bench-prefill` on random weights.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{assert_one_line_error, prunescope, TempDir};
+use crate::common::{assert_one_line_error, prunescope, TempDir};
 
 fn alm(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,13 +1,13 @@
 //! The same weights in CTranslate2 and Hugging Face layouts (single file, sharded, f16, bf16)
 //! give the same encoder outputs, scores and texts.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
+use crate::common::TempDir;
 use candle_core::{DType, Device, Tensor};
-use common::TempDir;
 use prunescope::engine::{self, Decoding, Plan, RunMethod};
 use prunescope::model::whisper::{convert_ct2_to_hf, Whisper};
 use prunescope::model::AudioLanguageModel;

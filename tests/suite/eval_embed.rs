@@ -236,18 +236,10 @@ fn qa_files(dir: &Path) -> (String, String) {
     )
 }
 
-fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "prunescope-eval-embed-{tag}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
 #[test]
 fn metric_scorer_flag() {
-    let dir = scratch("flag");
+    let tmp = crate::common::TempDir::new();
+    let dir = tmp.0.clone();
     let (refs, preds) = qa_files(&dir);
     let base = ["metric", "--accuracy", "--refs", &refs, "--preds", &preds];
     let missing = Path::new("/nonexistent/all-MiniLM-L6-v2");
@@ -338,5 +330,4 @@ fn metric_scorer_flag() {
     } else {
         eprintln!("metric_scorer_flag: model part skipped, no all-MiniLM-L6-v2");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
