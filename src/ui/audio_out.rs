@@ -20,6 +20,15 @@ struct Shared {
     playing: AtomicBool,
 }
 
+/// Why there is no sound output; the explorer says "audio output unavailable (…)".
+#[derive(Debug, thiserror::Error)]
+pub enum AudioOutError {
+    #[error("no output device")]
+    NoDevice,
+    #[error("{0}")]
+    Device(#[from] cpal::Error),
+}
+
 /// An open output stream. Dropping it stops the sound.
 pub struct AudioOut {
     _stream: cpal::Stream,
@@ -29,15 +38,12 @@ pub struct AudioOut {
 impl AudioOut {
     /// Opens the default output device. Any error (no device, no usable configuration) means
     /// "audio output unavailable"; the message says why.
-    pub fn open() -> Result<AudioOut, String> {
+    pub fn open() -> Result<AudioOut, AudioOutError> {
         let host = cpal::default_host();
         let device = host
             .default_output_device()
-            .ok_or_else(|| "no output device".to_string())?;
-        let config = device
-            .default_output_config()
-            .map_err(|e| e.to_string())?
-            .config();
+            .ok_or(AudioOutError::NoDevice)?;
+        let config = device.default_output_config()?.config();
         let channels = usize::from(config.channels.max(1));
         let step = f64::from(SAMPLE_RATE) / f64::from(config.sample_rate.max(1));
         let shared = Arc::new(Shared::default());
@@ -48,9 +54,8 @@ impl AudioOut {
                 move |out: &mut [f32], _| fill(&s, out, channels, step),
                 |_| {},
                 None,
-            )
-            .map_err(|e| e.to_string())?;
-        stream.play().map_err(|e| e.to_string())?;
+            )?;
+        stream.play()?;
         Ok(AudioOut {
             _stream: stream,
             shared,
