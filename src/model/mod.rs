@@ -7,6 +7,7 @@ pub mod fake;
 pub mod hf;
 pub mod hub;
 pub mod kernels;
+pub mod nn;
 pub mod repetition;
 pub mod store;
 pub mod whisper;

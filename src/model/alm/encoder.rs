@@ -11,7 +11,8 @@
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::config::EncoderConfig;
-use super::weights::{AlmWeights, LayerNorm, Linear, Part};
+use super::weights::{AlmWeights, Part};
+use crate::model::nn::{LayerNorm, Linear};
 use crate::model::{EncodedWindow, Result};
 
 /// Upper bound on the live attention logits per block (`heads x rows x keys` elements).

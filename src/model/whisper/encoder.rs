@@ -4,7 +4,7 @@
 use candle_core::{Device, Module, Tensor};
 
 use super::config::WhisperConfig;
-use super::nn::{LayerNorm, Linear, Weights};
+use crate::model::nn::{LayerNorm, Linear, Weights};
 use crate::model::{kernels, EncodedWindow, Result};
 
 /// Query rows per attention block: bounds the live attention matrix to `heads x BLOCK x T`.
