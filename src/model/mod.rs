@@ -9,6 +9,7 @@ pub mod hub;
 pub mod kernels;
 pub mod nn;
 pub mod repetition;
+pub mod scores;
 pub mod store;
 pub mod whisper;
 
