@@ -87,16 +87,19 @@ impl Tail {
     }
 
     /// `150`, `0` or `window`.
-    pub fn parse(s: &str) -> std::result::Result<Tail, String> {
+    pub fn parse(s: &str) -> std::result::Result<Tail, BadTail> {
         let s = s.trim();
         if s.eq_ignore_ascii_case("window") {
             return Ok(Tail::WindowEnd);
         }
-        s.parse().map(Tail::Tokens).map_err(|_| {
-            format!("the silence tail must be a number of tokens or `window`, got `{s}`")
-        })
+        s.parse().map(Tail::Tokens).map_err(|_| BadTail(s.into()))
     }
 }
+
+/// A silence tail that is neither a number of tokens nor `window`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the silence tail must be a number of tokens or `window`, got `{0}`")]
+pub struct BadTail(pub String);
 
 impl Default for Tail {
     fn default() -> Tail {
@@ -122,8 +125,8 @@ enum TailRepr {
 }
 
 impl TryFrom<TailRepr> for Tail {
-    type Error = String;
-    fn try_from(r: TailRepr) -> std::result::Result<Tail, String> {
+    type Error = BadTail;
+    fn try_from(r: TailRepr) -> std::result::Result<Tail, BadTail> {
         match r {
             TailRepr::Tokens(n) => Ok(Tail::Tokens(n)),
             TailRepr::Named(s) => Tail::parse(&s),

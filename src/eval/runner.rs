@@ -36,6 +36,8 @@ pub enum RunnerError {
     Shard(String),
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
+    #[error(transparent)]
+    Audio(#[from] crate::audio::AudioError),
 }
 
 pub type Result<T> = std::result::Result<T, RunnerError>;
@@ -379,6 +381,7 @@ pub fn run(
         let record = match run_item(model, plan, index, item, cancel) {
             Ok(r) => r,
             Err(e) => {
+                let e = e.to_string();
                 summary.failed += 1;
                 progress(RunEvent::Failed {
                     id: &item.id,
@@ -425,17 +428,17 @@ pub fn question_prompt(question: &str, choices: &[String]) -> String {
     p
 }
 
-/// Encodes one clip and decodes every setting; an error is the readable line for the record.
+/// Encodes one clip and decodes every setting (an error becomes the record's readable line).
 fn run_item(
     model: &dyn AudioLanguageModel,
     plan: &Plan,
     index: usize,
     item: &Item,
     cancel: &AtomicBool,
-) -> std::result::Result<Record, String> {
-    let audio = crate::audio::load(&item.audio).map_err(|e| e.to_string())?;
+) -> Result<Record> {
+    let audio = crate::audio::load(&item.audio)?;
     let mut progress = |_: Progress| {};
-    let clip = engine::encode(model, &audio, &mut progress).map_err(|e| e.to_string())?;
+    let clip = engine::encode(model, &audio, &mut progress)?;
     // Questions go to the model as its prompt (prompted models; Whisper ignores it).
     let item_plan;
     let plan = match &item.question {
@@ -451,7 +454,7 @@ fn run_item(
         }
         None => plan,
     };
-    let runs = engine::run(model, &clip, plan, cancel, &mut progress).map_err(|e| e.to_string())?;
+    let runs = engine::run(model, &clip, plan, cancel, &mut progress)?;
     Ok(Record {
         index,
         item: item.clone(),
