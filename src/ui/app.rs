@@ -18,7 +18,9 @@ use super::lanes;
 use super::theme;
 use super::timeline::{Playback, View};
 use crate::engine::worker::{Event, Request, Spectrogram, Worker};
-use crate::engine::{Analysis, ClipInfo, Decoding, RunMethod, RunResult, RunSpec, Tail, TokenInfo};
+use crate::engine::{
+    Analysis, ClipInfo, ClipReport, Decoding, RunMethod, RunResult, RunSpec, Tail, TokenInfo,
+};
 use crate::model::AudioLanguageModel;
 use crate::prune::{self, Method, Params, SegmentMode, Selection};
 
@@ -546,15 +548,21 @@ impl ExplorerApp {
                 }
                 Event::ClipEncoded {
                     job,
-                    model,
-                    scores,
+                    report,
                     keys,
                     key_dim,
                     windows,
-                    seconds_per_token,
-                    encode_ms,
-                    analyzed_s,
                 } => {
+                    let ClipReport {
+                        model,
+                        clip: ClipInfo { analyzed_s, .. },
+                        tokens:
+                            TokenInfo {
+                                seconds_per_token, ..
+                            },
+                        scores,
+                        encode_ms,
+                    } = report;
                     let Some(clip) = self.clip.as_mut().filter(|c| c.job == job) else {
                         continue;
                     };
@@ -1698,20 +1706,22 @@ impl ExplorerApp {
         let outputs = export::outputs_csv(&runs, |r| compare::wer(&reference, &r.text));
         let scores = export::scores_csv(&s.raw, &s.norm, mask, bounds, s.spt);
         let analysis = Analysis {
-            model: s.model.clone(),
-            clip: ClipInfo {
-                path: clip.path.display().to_string(),
-                duration_s: clip.duration,
-                windows: s.windows.len(),
-                analyzed_s: s.analyzed_s,
+            report: ClipReport {
+                model: s.model.clone(),
+                clip: ClipInfo {
+                    path: clip.path.display().to_string(),
+                    duration_s: clip.duration,
+                    windows: s.windows.len(),
+                    analyzed_s: s.analyzed_s,
+                },
+                tokens: TokenInfo {
+                    count: s.raw.len(),
+                    seconds_per_token: s.spt,
+                },
+                scores: s.raw.clone(),
+                encode_ms: s.encode_ms,
             },
-            tokens: TokenInfo {
-                count: s.raw.len(),
-                seconds_per_token: s.spt,
-            },
-            scores: s.raw.clone(),
             runs,
-            encode_ms: s.encode_ms,
         };
         let stem = clip
             .path
