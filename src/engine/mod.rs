@@ -15,6 +15,9 @@ use crate::prune::{self, Method, Params, PruneError, Selection};
 
 pub mod worker;
 
+#[cfg(test)]
+mod tests;
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
