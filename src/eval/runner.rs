@@ -146,7 +146,17 @@ pub fn setting_label(method: &str, keep: f64) -> String {
     format!("{method}@{keep}")
 }
 
-/// One setting's output on one clip.
+/// One setting's output on one clip: the view of an [`engine::RunResult`] that a results file
+/// keeps, built only by its `From<RunResult>` impl.
+///
+/// It is a separate, smaller type on purpose, not the engine's result itself:
+/// - a results file is a checkpoint of thousands of clips x settings, and reports read nothing
+///   but text, timings and the loop flag: the engine's `kept` indices (up to every token of the
+///   clip per run), `token_ids`, `loop_spans` and `tail_tokens` would multiply its size for data
+///   no report uses (`prunescope analyze --json` gives them for one clip);
+/// - it must read files written by earlier versions, so its later fields have serde defaults,
+///   and `decode_ms_per_token` is left out when unmeasured, where the `analyze` document
+///   (SPEC.md section 7) always writes it, `null` included.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub method: String,
