@@ -1,8 +1,18 @@
-//! Small helpers every layer shares: the median of measurements and a self-removing temporary
-//! folder.
+//! Small helpers every layer shares: the median of measurements, a self-removing temporary
+//! folder, and the error of a name that is not one of a fixed set.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A name that is none of the known ones (`--device`, `--dataset`, ...): `unknown <what>
+/// `<got>` (<hint>)`, the hint listing what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{got}` ({hint})")]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub got: String,
+    pub hint: String,
+}
 
 /// The median (mean of the two middle values for an even count); NaN for no values.
 pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {

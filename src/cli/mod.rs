@@ -386,19 +386,17 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if analysis.tokens.count == 0 {
+    let report = &analysis.report;
+    if report.tokens.count == 0 {
         eprintln!(
             "note: the clip is too short to give {} a single audio token: every run decodes without audio",
-            analysis.model
+            report.model
         );
     }
-    if analysis.clip.analyzed_s + 1e-6 < analysis.clip.duration_s {
+    if report.clip.analyzed_s + 1e-6 < report.clip.duration_s {
         eprintln!(
             "note: {} reads at most {:.0} s: analysed the first {:.1} s of this {:.1} s clip",
-            analysis.model,
-            analysis.clip.analyzed_s,
-            analysis.clip.analyzed_s,
-            analysis.clip.duration_s
+            report.model, report.clip.analyzed_s, report.clip.analyzed_s, report.clip.duration_s
         );
     }
     if a.json {
@@ -410,9 +408,10 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
 }
 
 fn print_table(a: &engine::Analysis) {
+    let c = &a.report;
     println!(
         "{} | {} | {:.2} s, {} window(s), {} tokens | encoder+scores {:.0} ms",
-        a.clip.path, a.model, a.clip.duration_s, a.clip.windows, a.tokens.count, a.encode_ms
+        c.clip.path, c.model, c.clip.duration_s, c.clip.windows, c.tokens.count, c.encode_ms
     );
     println!(
         "{:<12} {:>5} {:>6} {:>4} {:>8} {:>8} {:>7} {:>6}  text",

@@ -10,10 +10,13 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::audio::Audio;
-use crate::model::{AudioLanguageModel, DecodeInput, Generation, ModelError};
+use crate::model::{AudioLanguageModel, DecodeInput, Generation, ModelError, ModelInfo};
 use crate::prune::{self, Method, Params, PruneError, Selection};
 
 pub mod worker;
+
+#[cfg(test)]
+mod tests;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -87,16 +90,19 @@ impl Tail {
     }
 
     /// `150`, `0` or `window`.
-    pub fn parse(s: &str) -> std::result::Result<Tail, String> {
+    pub fn parse(s: &str) -> std::result::Result<Tail, BadTail> {
         let s = s.trim();
         if s.eq_ignore_ascii_case("window") {
             return Ok(Tail::WindowEnd);
         }
-        s.parse().map(Tail::Tokens).map_err(|_| {
-            format!("the silence tail must be a number of tokens or `window`, got `{s}`")
-        })
+        s.parse().map(Tail::Tokens).map_err(|_| BadTail(s.into()))
     }
 }
+
+/// A silence tail that is neither a number of tokens nor `window`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the silence tail must be a number of tokens or `window`, got `{0}`")]
+pub struct BadTail(pub String);
 
 impl Default for Tail {
     fn default() -> Tail {
@@ -122,8 +128,8 @@ enum TailRepr {
 }
 
 impl TryFrom<TailRepr> for Tail {
-    type Error = String;
-    fn try_from(r: TailRepr) -> std::result::Result<Tail, String> {
+    type Error = BadTail;
+    fn try_from(r: TailRepr) -> std::result::Result<Tail, BadTail> {
         match r {
             TailRepr::Tokens(n) => Ok(Tail::Tokens(n)),
             TailRepr::Named(s) => Tail::parse(&s),
@@ -466,15 +472,46 @@ pub struct TokenInfo {
     pub seconds_per_token: f64,
 }
 
-/// The `analyze --json` document.
+/// The clip-level part of the `analyze` document: what encoding a clip gives, before any run.
+/// Built by [`describe`] (the CLI's document and the explorer's export share it).
 #[derive(Debug, Clone, Serialize)]
-pub struct Analysis {
+pub struct ClipReport {
     pub model: String,
     pub clip: ClipInfo,
     pub tokens: TokenInfo,
     pub scores: Vec<f32>,
-    pub runs: Vec<RunResult>,
     pub encode_ms: f64,
+}
+
+/// The `analyze --json` document (SPEC.md section 7): the clip-level part and every run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    #[serde(flatten)]
+    pub report: ClipReport,
+    pub runs: Vec<RunResult>,
+}
+
+/// The clip-level part of the document for `audio` encoded by the model described by `info`.
+pub fn describe(info: &ModelInfo, audio: &Audio, clip: &EncodedClip) -> ClipReport {
+    ClipReport {
+        model: info.name.clone(),
+        clip: ClipInfo {
+            path: audio
+                .path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            duration_s: audio.duration_s(),
+            windows: clip.windows.len(),
+            analyzed_s: clip.analyzed_samples as f64 / f64::from(crate::SAMPLE_RATE),
+        },
+        tokens: TokenInfo {
+            count: clip.n_tokens(),
+            seconds_per_token: info.seconds_per_token,
+        },
+        scores: clip.scores.clone(),
+        encode_ms: clip.encode_ms,
+    }
 }
 
 /// Selects and decodes every run of `plan` on an encoded clip.
@@ -623,25 +660,8 @@ pub fn analyze(
     plan.validate()?;
     let clip = encode(model, audio, progress)?;
     let runs = run(model, &clip, plan, cancel, progress)?;
-    let info = model.info();
     Ok(Analysis {
-        model: info.name.clone(),
-        clip: ClipInfo {
-            path: audio
-                .path
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            duration_s: audio.duration_s(),
-            windows: clip.windows.len(),
-            analyzed_s: clip.analyzed_samples as f64 / f64::from(crate::SAMPLE_RATE),
-        },
-        tokens: TokenInfo {
-            count: clip.n_tokens(),
-            seconds_per_token: info.seconds_per_token,
-        },
-        scores: clip.scores.clone(),
+        report: describe(model.info(), audio, &clip),
         runs,
-        encode_ms: clip.encode_ms,
     })
 }

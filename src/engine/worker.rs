@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::{Decoding, EncodedClip, Plan, Progress, RunResult, RunSpec};
+use super::{ClipReport, Decoding, EncodedClip, Plan, Progress, RunResult, RunSpec};
 use crate::audio::{self, Audio};
 use crate::mel::MelExtractor;
 use crate::model::{AudioLanguageModel, LoadOptions, ModelError};
@@ -81,16 +81,14 @@ pub enum Event {
     /// The clip went through the encoder (again after a model change).
     ClipEncoded {
         job: u64,
-        model: String,
-        scores: Vec<f32>,
+        /// Model name, clip (`analyzed_s`: seconds the model read; Qwen2-Audio stops at 30 s),
+        /// token count and duration, scores, encode time: the `analyze` document without its
+        /// runs ([`super::Analysis`] is this plus the runs).
+        report: ClipReport,
         keys: Vec<f32>,
         key_dim: usize,
         /// `(first token, valid tokens)` of each 30 s window.
         windows: Vec<(usize, usize)>,
-        seconds_per_token: f64,
-        encode_ms: f64,
-        /// Seconds of the clip the model read (Qwen2-Audio stops at 30 s).
-        analyzed_s: f64,
     },
     Progress {
         job: u64,
@@ -301,8 +299,7 @@ impl State {
             Ok(enc) => {
                 let event = Event::ClipEncoded {
                     job,
-                    model: model.info().name.clone(),
-                    scores: enc.scores.clone(),
+                    report: super::describe(model.info(), &clip.audio, &enc),
                     keys: enc.keys.clone(),
                     key_dim: enc.key_dim,
                     windows: enc
@@ -310,9 +307,6 @@ impl State {
                         .iter()
                         .map(|w| (w.first_token, w.n_valid))
                         .collect(),
-                    seconds_per_token: model.info().seconds_per_token,
-                    encode_ms: enc.encode_ms,
-                    analyzed_s: enc.analyzed_samples as f64 / f64::from(crate::SAMPLE_RATE),
                 };
                 clip.encoded = Some(enc);
                 self.emit(event);
@@ -468,8 +462,8 @@ mod tests {
         w.send(Request::OpenClip { job: 1, path: clip });
         assert!(matches!(next(&w), Event::ClipLoaded { job: 1, .. }));
         let n = loop {
-            if let Event::ClipEncoded { scores, .. } = next(&w) {
-                break scores.len();
+            if let Event::ClipEncoded { report, .. } = next(&w) {
+                break report.scores.len();
             }
         };
         assert_eq!(n, 550);

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::metrics::accuracy::normalize;
+use crate::util::UnknownName;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
@@ -65,13 +66,17 @@ impl DatasetKind {
     ];
 
     /// By name (case-insensitive); the error lists the known names.
-    pub fn parse(s: &str) -> std::result::Result<DatasetKind, String> {
+    pub fn parse(s: &str) -> std::result::Result<DatasetKind, UnknownName> {
         Self::ALL
             .into_iter()
             .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
                 let names: Vec<&str> = Self::ALL.iter().map(DatasetKind::name).collect();
-                format!("unknown dataset `{s}` (known: {})", names.join(", "))
+                UnknownName {
+                    what: "dataset",
+                    got: s.into(),
+                    hint: format!("known: {}", names.join(", ")),
+                }
             })
     }
 

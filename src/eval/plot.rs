@@ -14,10 +14,11 @@ pub enum PlotError {
     Empty(String),
     #[error("drawing the plot failed: {0}")]
     Draw(String),
-    #[error("cannot write {path}: {msg}")]
+    #[error("cannot write {path}: {source}")]
     Write {
         path: std::path::PathBuf,
-        msg: String,
+        #[source]
+        source: png::EncodingError,
     },
 }
 
@@ -153,18 +154,18 @@ pub fn plot_png(t: &Table, col: usize, path: &Path) -> Result<(), PlotError> {
             .map_err(draw_err)?;
         root.present().map_err(draw_err)?;
     }
-    write_png(path, &buf).map_err(|msg| PlotError::Write {
+    write_png(path, &buf).map_err(|source| PlotError::Write {
         path: path.to_path_buf(),
-        msg,
+        source,
     })
 }
 
-fn write_png(path: &Path, rgb: &[u8]) -> Result<(), String> {
-    let f = std::fs::File::create(path).map_err(|e| e.to_string())?;
+fn write_png(path: &Path, rgb: &[u8]) -> Result<(), png::EncodingError> {
+    let f = std::fs::File::create(path)?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(f), W, H);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
-    let mut w = enc.write_header().map_err(|e| e.to_string())?;
-    w.write_image_data(rgb).map_err(|e| e.to_string())?;
-    w.finish().map_err(|e| e.to_string())
+    let mut w = enc.write_header()?;
+    w.write_image_data(rgb)?;
+    w.finish()
 }

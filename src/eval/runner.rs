@@ -36,6 +36,8 @@ pub enum RunnerError {
     Shard(String),
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
+    #[error(transparent)]
+    Audio(#[from] crate::audio::AudioError),
 }
 
 pub type Result<T> = std::result::Result<T, RunnerError>;
@@ -144,7 +146,17 @@ pub fn setting_label(method: &str, keep: f64) -> String {
     format!("{method}@{keep}")
 }
 
-/// One setting's output on one clip.
+/// One setting's output on one clip: the view of an [`engine::RunResult`] that a results file
+/// keeps, built only by its `From<RunResult>` impl.
+///
+/// It is a separate, smaller type on purpose, not the engine's result itself:
+/// - a results file is a checkpoint of thousands of clips x settings, and reports read nothing
+///   but text, timings and the loop flag: the engine's `kept` indices (up to every token of the
+///   clip per run), `token_ids`, `loop_spans` and `tail_tokens` would multiply its size for data
+///   no report uses (`prunescope analyze --json` gives them for one clip);
+/// - it must read files written by earlier versions, so its later fields have serde defaults,
+///   and `decode_ms_per_token` is left out when unmeasured, where the `analyze` document
+///   (SPEC.md section 7) always writes it, `null` included.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub method: String,
@@ -379,6 +391,7 @@ pub fn run(
         let record = match run_item(model, plan, index, item, cancel) {
             Ok(r) => r,
             Err(e) => {
+                let e = e.to_string();
                 summary.failed += 1;
                 progress(RunEvent::Failed {
                     id: &item.id,
@@ -425,17 +438,17 @@ pub fn question_prompt(question: &str, choices: &[String]) -> String {
     p
 }
 
-/// Encodes one clip and decodes every setting; an error is the readable line for the record.
+/// Encodes one clip and decodes every setting (an error becomes the record's readable line).
 fn run_item(
     model: &dyn AudioLanguageModel,
     plan: &Plan,
     index: usize,
     item: &Item,
     cancel: &AtomicBool,
-) -> std::result::Result<Record, String> {
-    let audio = crate::audio::load(&item.audio).map_err(|e| e.to_string())?;
+) -> Result<Record> {
+    let audio = crate::audio::load(&item.audio)?;
     let mut progress = |_: Progress| {};
-    let clip = engine::encode(model, &audio, &mut progress).map_err(|e| e.to_string())?;
+    let clip = engine::encode(model, &audio, &mut progress)?;
     // Questions go to the model as its prompt (prompted models; Whisper ignores it).
     let item_plan;
     let plan = match &item.question {
@@ -451,7 +464,7 @@ fn run_item(
         }
         None => plan,
     };
-    let runs = engine::run(model, &clip, plan, cancel, &mut progress).map_err(|e| e.to_string())?;
+    let runs = engine::run(model, &clip, plan, cancel, &mut progress)?;
     Ok(Record {
         index,
         item: item.clone(),

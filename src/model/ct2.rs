@@ -8,6 +8,33 @@ use candle_core::{DType, Device, Tensor};
 
 use super::{ModelError, Result};
 
+/// Why a model.bin does not parse (SPEC.md section 6), one readable line each.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Ct2Error {
+    #[error("file ends early (wanted {want} bytes at offset {at}, file has {len}): truncated or not a CTranslate2 model")]
+    Truncated { want: usize, at: usize, len: usize },
+    #[error("unsupported CTranslate2 binary version {0} (this reader knows version 6)")]
+    Version(u32),
+    #[error("a name is not valid UTF-8")]
+    Utf8,
+    #[error("unknown dtype id {0}")]
+    Dtype(u8),
+    #[error("variable `{name}` has unknown dtype id {dtype}")]
+    VariableDtype { name: String, dtype: u8 },
+    #[error("variable `{name}` has an absurd shape {shape:?}")]
+    AbsurdShape { name: String, shape: Vec<usize> },
+    #[error("variable `{name}` claims {nbytes} bytes for shape {shape:?}: corrupt file")]
+    Size {
+        name: String,
+        nbytes: usize,
+        shape: Vec<usize>,
+    },
+    #[error("{0} unexpected bytes after the last entry: corrupt file")]
+    Trailing(usize),
+}
+
+type Parsed<T> = std::result::Result<T, Ct2Error>;
+
 /// One raw variable of a model.bin.
 #[derive(Debug, Clone)]
 pub struct Variable {
@@ -18,7 +45,7 @@ pub struct Variable {
 
 impl Variable {
     /// The values as f32 (f16/bf16/f32 stored; integer scalars converted).
-    pub fn to_f32(&self) -> std::result::Result<Vec<f32>, String> {
+    pub fn to_f32(&self) -> Parsed<Vec<f32>> {
         let d = &self.data;
         Ok(match self.dtype {
             0 => d
@@ -42,7 +69,7 @@ impl Variable {
                 .chunks_exact(2)
                 .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
-            t => return Err(format!("unknown dtype id {t}")),
+            t => return Err(Ct2Error::Dtype(t)),
         })
     }
 
@@ -69,49 +96,45 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
+    fn take(&mut self, n: usize) -> Parsed<&'a [u8]> {
         let end = self
             .pos
             .checked_add(n)
             .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| {
-                format!(
-                    "file ends early (wanted {n} bytes at offset {}, file has {}): truncated or not a CTranslate2 model",
-                    self.pos,
-                    self.buf.len()
-                )
+            .ok_or(Ct2Error::Truncated {
+                want: n,
+                at: self.pos,
+                len: self.buf.len(),
             })?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
     }
-    fn u8(&mut self) -> std::result::Result<u8, String> {
+    fn u8(&mut self) -> Parsed<u8> {
         Ok(self.take(1)?[0])
     }
-    fn u16(&mut self) -> std::result::Result<u16, String> {
+    fn u16(&mut self) -> Parsed<u16> {
         let b = self.take(2)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
     }
-    fn u32(&mut self) -> std::result::Result<u32, String> {
+    fn u32(&mut self) -> Parsed<u32> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn string(&mut self) -> std::result::Result<String, String> {
+    fn string(&mut self) -> Parsed<String> {
         let n = self.u16()? as usize;
         let b = self.take(n)?;
         let b = b.strip_suffix(&[0]).unwrap_or(b);
-        String::from_utf8(b.to_vec()).map_err(|_| "a name is not valid UTF-8".to_string())
+        String::from_utf8(b.to_vec()).map_err(|_| Ct2Error::Utf8)
     }
 }
 
 /// Parses a model.bin held in memory.
-pub fn parse(buf: &[u8]) -> std::result::Result<ModelBin, String> {
+pub fn parse(buf: &[u8]) -> Parsed<ModelBin> {
     let mut c = Cursor { buf, pos: 0 };
     let version = c.u32()?;
     if version != 6 {
-        return Err(format!(
-            "unsupported CTranslate2 binary version {version} (this reader knows version 6)"
-        ));
+        return Err(Ct2Error::Version(version));
     }
     let spec = c.string()?;
     let revision = c.u32()?;
@@ -126,16 +149,23 @@ pub fn parse(buf: &[u8]) -> std::result::Result<ModelBin, String> {
         }
         let dtype = c.u8()?;
         let nbytes = c.u32()? as usize;
-        let elem = Variable::elem_size(dtype)
-            .ok_or_else(|| format!("variable `{name}` has unknown dtype id {dtype}"))?;
+        let elem = Variable::elem_size(dtype).ok_or_else(|| Ct2Error::VariableDtype {
+            name: name.clone(),
+            dtype,
+        })?;
         let count = shape
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| format!("variable `{name}` has an absurd shape {shape:?}"))?;
+            .ok_or_else(|| Ct2Error::AbsurdShape {
+                name: name.clone(),
+                shape: shape.clone(),
+            })?;
         if count.checked_mul(elem) != Some(nbytes) {
-            return Err(format!(
-                "variable `{name}` claims {nbytes} bytes for shape {shape:?}: corrupt file"
-            ));
+            return Err(Ct2Error::Size {
+                name,
+                nbytes,
+                shape,
+            });
         }
         let data = c.take(nbytes)?.to_vec();
         variables.insert(name, Variable { shape, dtype, data });
@@ -152,10 +182,7 @@ pub fn parse(buf: &[u8]) -> std::result::Result<ModelBin, String> {
         }
     }
     if c.pos != buf.len() {
-        return Err(format!(
-            "{} unexpected bytes after the last entry: corrupt file",
-            buf.len() - c.pos
-        ));
+        return Err(Ct2Error::Trailing(buf.len() - c.pos));
     }
     Ok(ModelBin {
         spec,
@@ -174,7 +201,10 @@ pub struct Ct2Whisper {
 /// Reads `path` (a model.bin) and maps it onto Hugging Face Whisper names.
 pub fn load_whisper(path: &Path, device: &Device) -> Result<Ct2Whisper> {
     let buf = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
-    let bin = parse(&buf).map_err(|m| ModelError::corrupt(path, m))?;
+    let bin = parse(&buf).map_err(|source| ModelError::Ct2 {
+        path: path.to_path_buf(),
+        source,
+    })?;
     drop(buf);
     if bin.spec != "WhisperSpec" {
         return Err(ModelError::corrupt(
@@ -436,7 +466,11 @@ mod tests {
         assert!(parse(b"hello world, not a model").is_err());
         let mut wrong_version = tiny_bin();
         wrong_version[0] = 5;
-        assert!(parse(&wrong_version).err().unwrap().contains("version 5"));
+        assert!(parse(&wrong_version)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("version 5"));
     }
 
     #[test]
@@ -445,6 +479,10 @@ mod tests {
         // nbytes field of the only variable sits after name(2+9) ndim(1) dims(8) dtype(1).
         let off = 26 + 11 + 1 + 8 + 1;
         b[off] = 6;
-        assert!(parse(&b).err().unwrap().contains("claims 6 bytes"));
+        assert!(parse(&b)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("claims 6 bytes"));
     }
 }

@@ -60,10 +60,19 @@ pub fn load_all(dir: &Path, device: &Device) -> Result<HashMap<String, Tensor>> 
     Ok(out)
 }
 
+/// Why a safetensors tensor cannot be read as f32.
+#[derive(Debug, thiserror::Error)]
+enum ViewError {
+    #[error("unsupported dtype {0:?} (expected f32, f16 or bf16)")]
+    Dtype(safetensors::Dtype),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
 fn view_to_f32(
     view: &safetensors::tensor::TensorView<'_>,
     device: &Device,
-) -> std::result::Result<Tensor, String> {
+) -> std::result::Result<Tensor, ViewError> {
     use safetensors::Dtype;
     let d = view.data();
     let shape = view.shape().to_vec();
@@ -80,15 +89,9 @@ fn view_to_f32(
             .chunks_exact(2)
             .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect(),
-        other => {
-            return Err(format!(
-                "unsupported dtype {other:?} (expected f32, f16 or bf16)"
-            ))
-        }
+        other => return Err(ViewError::Dtype(other)),
     };
-    Tensor::from_vec(values, shape, device)
-        .and_then(|t| t.to_dtype(DType::F32))
-        .map_err(|e| e.to_string())
+    Ok(Tensor::from_vec(values, shape, device)?.to_dtype(DType::F32)?)
 }
 
 /// Writes tensors as one `model.safetensors` in the given dtype (used to convert CTranslate2

@@ -7,7 +7,9 @@ pub mod fake;
 pub mod hf;
 pub mod hub;
 pub mod kernels;
+pub mod nn;
 pub mod repetition;
+pub mod scores;
 pub mod store;
 pub mod whisper;
 
@@ -27,6 +29,12 @@ pub enum ModelError {
     NoWeights { dir: PathBuf },
     #[error("{path}: {msg}")]
     Corrupt { path: PathBuf, msg: String },
+    #[error("{path}: {source}")]
+    Ct2 {
+        path: PathBuf,
+        #[source]
+        source: ct2::Ct2Error,
+    },
     #[error("{0} is missing: the model directory needs its tokenizer.json")]
     TokenizerMissing(PathBuf),
     #[error("cannot read {path}: {source}")]
@@ -251,7 +259,7 @@ pub enum DeviceChoice {
 }
 
 impl DeviceChoice {
-    pub fn parse(s: &str) -> std::result::Result<DeviceChoice, String> {
+    pub fn parse(s: &str) -> std::result::Result<DeviceChoice, crate::util::UnknownName> {
         let s = s.trim().to_ascii_lowercase();
         match s.as_str() {
             "cpu" => Ok(DeviceChoice::Cpu),
@@ -260,7 +268,11 @@ impl DeviceChoice {
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
                 .map(DeviceChoice::Cuda)
-                .ok_or_else(|| format!("unknown device `{s}` (expected cpu, cuda or cuda:N)")),
+                .ok_or_else(|| crate::util::UnknownName {
+                    what: "device",
+                    got: s.clone(),
+                    hint: "expected cpu, cuda or cuda:N".into(),
+                }),
         }
     }
 

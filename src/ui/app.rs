@@ -17,7 +17,7 @@ use super::state::{Clip, ModelSource, Scores, Settings, Startup, Status};
 use super::theme;
 use super::timeline::View;
 use crate::engine::worker::{Request, Worker};
-use crate::engine::{Analysis, ClipInfo, RunMethod, RunResult, RunSpec, TokenInfo};
+use crate::engine::{Analysis, RunMethod, RunResult, RunSpec};
 use crate::prune::{self, Method, Params, Selection};
 
 /// The model the worker holds.
@@ -229,7 +229,7 @@ impl ExplorerApp {
 
     /// Seconds per token of the clip's model (Whisper's 20 ms before any).
     fn spt(&self) -> f64 {
-        self.scores().map_or(0.02, |s| s.spt)
+        self.scores().map_or(0.02, |s| s.spt())
     }
 
     /// The controls' pruning parameters.
@@ -267,7 +267,11 @@ impl ExplorerApp {
         let Some(clip) = &self.clip else { return };
         let Some(scores) = &clip.scores else { return };
         let decoding = self.settings.decoding();
-        let cache_for = (scores.model.clone(), clip.job, decoding.prompt.clone());
+        let cache_for = (
+            scores.report.model.clone(),
+            clip.job,
+            decoding.prompt.clone(),
+        );
         if self.results_for != cache_for {
             // Other model, clip or prompt: every cell is stale, and so is the record of what
             // was last asked (its cell keys do not say which prompt they were for).
@@ -345,11 +349,11 @@ impl ExplorerApp {
                     data: &scores.keys,
                     dim: scores.key_dim,
                 };
-                prune::select(self.settings.method, &scores.raw, Some(keys), &params)
+                prune::select(self.settings.method, &scores.raw(), Some(keys), &params)
             }
         };
         let (kept_mask, bounds) = match &result {
-            Ok(sel) => compare::highlight(sel, scores.raw.len(), params.window_tokens),
+            Ok(sel) => compare::highlight(sel, scores.raw().len(), params.window_tokens),
             Err(_) => (Vec::new(), Vec::new()),
         };
         self.highlight = Some(Highlight {
@@ -647,22 +651,10 @@ impl ExplorerApp {
         let outputs = export::outputs_csv(&runs, |r| {
             crate::eval::metrics::wer::sentence_wer(&reference, &r.text)
         });
-        let scores = export::scores_csv(&s.raw, &s.norm, mask, bounds, s.spt);
+        let scores = export::scores_csv(&s.raw(), &s.norm, mask, bounds, s.spt());
         let analysis = Analysis {
-            model: s.model.clone(),
-            clip: ClipInfo {
-                path: clip.path.display().to_string(),
-                duration_s: clip.duration,
-                windows: s.windows.len(),
-                analyzed_s: s.analyzed_s,
-            },
-            tokens: TokenInfo {
-                count: s.raw.len(),
-                seconds_per_token: s.spt,
-            },
-            scores: s.raw.clone(),
+            report: s.report.clone(),
             runs,
-            encode_ms: s.encode_ms,
         };
         let stem = clip
             .path

@@ -48,13 +48,12 @@ impl AudioOut {
         let step = f64::from(SAMPLE_RATE) / f64::from(config.sample_rate.max(1));
         let shared = Arc::new(Shared::default());
         let s = shared.clone();
-        let stream = device
-            .build_output_stream::<f32, _, _>(
-                config,
-                move |out: &mut [f32], _| fill(&s, out, channels, step),
-                |_| {},
-                None,
-            )?;
+        let stream = device.build_output_stream::<f32, _, _>(
+            config,
+            move |out: &mut [f32], _| fill(&s, out, channels, step),
+            |_| {},
+            None,
+        )?;
         stream.play()?;
         Ok(AudioOut {
             _stream: stream,

@@ -3,7 +3,7 @@
 
 use super::app::ExplorerApp;
 use super::lanes;
-use super::state::{self, Clip, Scores, Status};
+use super::state::{Clip, Scores, Status};
 use super::timeline::{Playback, View};
 use crate::engine::worker::Event;
 
@@ -67,44 +67,31 @@ impl ExplorerApp {
                 }
                 Event::ClipEncoded {
                     job,
-                    model,
-                    scores,
+                    report,
                     keys,
                     key_dim,
                     windows,
-                    seconds_per_token,
-                    encode_ms,
-                    analyzed_s,
                 } => {
                     let Some(clip) = self.clip.as_mut().filter(|c| c.job == job) else {
                         continue;
                     };
+                    let analyzed_s = report.clip.analyzed_s;
                     if analyzed_s + 1e-6 < clip.duration {
                         let msg = format!(
-                            "{model} reads the first {analyzed_s:.0} s of this {:.1} s clip",
-                            clip.duration
+                            "{} reads the first {analyzed_s:.0} s of this {:.1} s clip",
+                            report.model, clip.duration
                         );
                         self.status = Some(Status {
                             text: msg,
                             error: false,
                         });
                     }
-                    let (norm, top) = state::normalise(&scores);
+                    let scores =
+                        Scores::new(report, keys, key_dim, windows.iter().map(|w| w.0).collect());
                     if let Some(cache) = &mut self.lane_cache {
-                        cache.set_scores(ctx, &norm);
+                        cache.set_scores(ctx, &scores.norm);
                     }
-                    clip.scores = Some(Scores {
-                        model,
-                        raw: scores,
-                        norm,
-                        keys,
-                        key_dim,
-                        windows: windows.iter().map(|w| w.0).collect(),
-                        top,
-                        spt: seconds_per_token,
-                        encode_ms,
-                        analyzed_s,
-                    });
+                    clip.scores = Some(scores);
                     self.highlight = None;
                     self.decoding = None;
                 }

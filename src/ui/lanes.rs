@@ -260,8 +260,8 @@ impl ExplorerApp {
             None => (&[], &[]),
         };
         let scores = clip.scores.as_ref();
-        let spt = scores.map_or(0.02, |s| s.spt);
-        let n = scores.map_or(0, |s| s.raw.len());
+        let spt = scores.map_or(0.02, |s| s.spt());
+        let n = scores.map_or(0, |s| s.raw().len());
         let token_at = |x: f64| {
             let i = (x / spt).floor();
             (i >= 0.0 && (i as usize) < n).then_some(i as usize)
@@ -313,7 +313,7 @@ impl ExplorerApp {
                                 "token {t}\n{:.2} s – {:.2} s\nscore {:.5}\nnormalised {:.3}\n{}",
                                 t as f64 * spt,
                                 (t + 1) as f64 * spt,
-                                s.raw[t],
+                                s.raw()[t],
                                 s.norm[t],
                                 if kept { "kept" } else { "dropped" }
                             ))

@@ -223,7 +223,7 @@ impl ExplorerApp {
             .clip
             .as_ref()
             .and_then(|c| c.scores.as_ref())
-            .map_or(0, |s| s.raw.len());
+            .map_or(0, |s| s.raw().len());
         ui.horizontal(|ui| {
             ui.add_space(theme::LABEL_WIDTH);
             match self.highlight.as_ref().map(|h| &h.result) {
@@ -293,8 +293,8 @@ impl ExplorerApp {
             ui.label(
                 RichText::new(format!(
                     "{} tokens · encoder {:.0} ms",
-                    s.raw.len(),
-                    s.encode_ms
+                    s.raw().len(),
+                    s.report.encode_ms
                 ))
                 .color(theme::TEXT_DIM),
             );

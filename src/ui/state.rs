@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::timeline::{Playback, View};
-use crate::engine::{Decoding, Tail};
+use crate::engine::{ClipReport, Decoding, Tail};
 use crate::model::AudioLanguageModel;
 use crate::prune::{self, Method, Params, SegmentMode};
 
@@ -129,10 +129,10 @@ pub struct Startup {
     pub audio: bool,
 }
 
-/// The clip's scores once encoded, with what the lanes derive from them.
+/// The clip's scores once encoded (the engine's report: model, clip, tokens, scores, encode
+/// time), with what the lanes derive from them.
 pub struct Scores {
-    pub model: String,
-    pub raw: Vec<f32>,
+    pub report: ClipReport,
     /// Scores over their maximum, in [0, 1] (0 for non-finite ones).
     pub norm: Vec<f32>,
     /// Keys of every token (VisionZip, merge), `key_dim` wide.
@@ -142,10 +142,30 @@ pub struct Scores {
     pub windows: Vec<usize>,
     /// The ten best tokens, best first.
     pub top: Vec<usize>,
+}
+
+impl Scores {
+    pub fn new(report: ClipReport, keys: Vec<f32>, key_dim: usize, windows: Vec<usize>) -> Scores {
+        let (norm, top) = normalise(&report.scores);
+        Scores {
+            report,
+            norm,
+            keys,
+            key_dim,
+            windows,
+            top,
+        }
+    }
+
+    /// Received attention per token.
+    pub fn raw(&self) -> &[f32] {
+        &self.report.scores
+    }
+
     /// Seconds per token.
-    pub spt: f64,
-    pub encode_ms: f64,
-    pub analyzed_s: f64,
+    pub fn spt(&self) -> f64 {
+        self.report.tokens.seconds_per_token
+    }
 }
 
 /// Scores over their maximum, in [0, 1] (0 for non-finite ones), and the ten best tokens.

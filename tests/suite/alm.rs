@@ -199,7 +199,7 @@ fn check(model_dir: &str, golden: &str) {
         assert_eq!(r.token_ids, want);
         assert_eq!(r.tail_tokens, 0, "prefix models take no silence tail");
         assert!(r.prefill_ms.is_some_and(|p| p > 0.0));
-        assert_eq!(a.tokens.count, n);
+        assert_eq!(a.report.tokens.count, n);
     }
 }
 

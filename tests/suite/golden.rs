@@ -39,11 +39,11 @@ fn check_clip(clip: &str, json: &str) {
     let a = engine::analyze(model, &audio, &plan, &AtomicBool::new(false), &mut |_| {}).unwrap();
 
     assert_eq!(
-        a.tokens.count as u64,
+        a.report.tokens.count as u64,
         g["n"].as_u64().unwrap(),
         "{clip}: token count"
     );
-    assert_eq!(a.clip.windows as u64, g["windows"].as_u64().unwrap());
+    assert_eq!(a.report.clip.windows as u64, g["windows"].as_u64().unwrap());
     let want: Vec<f64> = g["scores"]
         .as_array()
         .unwrap()
@@ -51,7 +51,7 @@ fn check_clip(clip: &str, json: &str) {
         .map(|v| v.as_f64().unwrap())
         .collect();
     let mut worst = 0f64;
-    for (t, (&ours, &theirs)) in a.scores.iter().zip(&want).enumerate() {
+    for (t, (&ours, &theirs)) in a.report.scores.iter().zip(&want).enumerate() {
         let rel = (ours as f64 - theirs).abs() / theirs.abs().max(1e-12);
         worst = worst.max(rel);
         assert!(

@@ -11,7 +11,9 @@
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::config::EncoderConfig;
-use super::weights::{AlmWeights, LayerNorm, Linear, Part};
+use super::weights::{AlmWeights, Part};
+use crate::model::nn::{LayerNorm, Linear};
+use crate::model::scores::{self, Attention, Pooling, Received, Softmax};
 use crate::model::{EncodedWindow, Result};
 
 /// Upper bound on the live attention logits per block (`heads x rows x keys` elements).
@@ -138,7 +140,12 @@ impl AudioEncoder {
 
         let scale = 1.0 / (hd as f64).sqrt();
         let last = self.layers.len().saturating_sub(1);
-        let mut received = None;
+        let how = Attention {
+            mask: Some(&mask),
+            block_rows: BLOCK_ELEMENTS / (heads * t).max(1),
+            softmax: Softmax::Device,
+        };
+        let mut received = Received::new(lc);
         let mut last_keys = None;
         for (i, layer) in self.layers.iter().enumerate() {
             let h = layer.attn_ln.forward(&x)?;
@@ -146,10 +153,9 @@ impl AudioEncoder {
             let k_flat = layer.k.forward(&h)?;
             let k = split_heads(&k_flat, heads)?;
             let v = split_heads(&layer.v.forward(&h)?, heads)?;
-            let want_scores = i == last;
-            let (a, col) = attention(&q, &k, &v, &mask, want_scores.then_some(lc))?;
-            if want_scores {
-                received = col;
+            let is_last = i == last;
+            let a = scores::attention(&q, &k, &v, &how, is_last.then_some(&mut received))?;
+            if is_last {
                 last_keys = Some(k_flat);
             }
             let a = a.transpose(0, 1)?.reshape((t, d))?;
@@ -163,14 +169,7 @@ impl AudioEncoder {
         let hidden = self.ln_post.forward(&pooled)?.to_dtype(DType::F32)?;
         let hidden = hidden.to_device(&Device::Cpu)?;
 
-        let a: Vec<f32> = match received {
-            Some(c) => c.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.to_vec1()?,
-            None => vec![0.0; t],
-        };
-        let inv_heads = 1.0 / heads as f32;
-        let scores: Vec<f32> = (0..n_valid)
-            .map(|m| (a[2 * m] + a[2 * m + 1]) * inv_heads / 2.0)
-            .collect();
+        let scores = received.scores(heads, n_valid, Pooling::Pairs);
         let keys: Vec<f32> = match last_keys {
             Some(k) if n_valid > 0 => k
                 .narrow(0, 0, 2 * n_valid)?
@@ -199,47 +198,6 @@ fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
     Ok(x.reshape((t, heads, d / heads))?
         .transpose(0, 1)?
         .contiguous()?)
-}
-
-/// Masked softmax attention over `(H, T, hd)` tensors, block of query rows by block. With
-/// `received = Some(n)`, also returns the column sums of the attention matrices over the first
-/// `n` query rows, summed over heads, in f32 (`(T,)`).
-fn attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    mask: &Tensor,
-    received: Option<usize>,
-) -> Result<(Tensor, Option<Tensor>)> {
-    let (heads, t, _) = q.dims3()?;
-    let kt = k.t()?;
-    let rows_per_block = (BLOCK_ELEMENTS / (heads * t).max(1)).clamp(1, t.max(1));
-    let mut blocks = Vec::with_capacity(t.div_ceil(rows_per_block));
-    let mut col: Option<Tensor> = None;
-    let mut start = 0;
-    while start < t {
-        let rows = rows_per_block.min(t - start);
-        let logits = q.narrow(1, start, rows)?.matmul(&kt)?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&logits)?;
-        if let Some(n) = received {
-            let valid = n.saturating_sub(start).min(rows);
-            if valid > 0 {
-                let s = probs
-                    .narrow(1, 0, valid)?
-                    .to_dtype(DType::F32)?
-                    .sum(1)?
-                    .sum(0)?;
-                col = Some(match col {
-                    Some(c) => c.add(&s)?,
-                    None => s,
-                });
-            }
-        }
-        blocks.push(probs.matmul(v)?);
-        start += rows;
-    }
-    let out = Tensor::cat(&blocks, 1)?;
-    Ok((out, col))
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 use candle_core::{DType, Device, Module, Tensor, D};
 
 use super::config::TextConfig;
-use super::weights::{AlmWeights, Linear, Part};
+use super::weights::{AlmWeights, Part};
+use crate::model::nn::Linear;
 use crate::model::Result;
 
 /// Upper bound on the live attention logits per block of query rows (`heads x rows x keys`).

@@ -18,12 +18,13 @@ use candle_core::{DType, Device, Module, Tensor};
 use self::config::{AlmConfig, AlmKind};
 use self::encoder::AudioEncoder;
 use self::lm::TextModel;
-use self::weights::{AlmWeights, Linear, Part};
+use self::weights::{AlmWeights, Part};
 use super::{
     AudioLanguageModel, DecodeInput, EncodedWindow, Ending, Generation, ModelError, ModelInfo,
     OnFinished, Result,
 };
 use crate::mel::MelExtractor;
+use crate::model::nn::Linear;
 use crate::HOP;
 
 const SYSTEM: &str =

@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use crate::model::{ModelError, Result};
+use crate::util::UnknownName;
 
 /// A toy byte-level tokenizer with the Qwen2-Audio special tokens (`<|AUDIO|>` is id 3), the one
 /// the golden tests' tiny model uses.
@@ -24,11 +25,15 @@ pub enum Shape {
 }
 
 impl Shape {
-    pub fn parse(s: &str) -> std::result::Result<Shape, String> {
+    pub fn parse(s: &str) -> std::result::Result<Shape, UnknownName> {
         match s {
             "tiny" => Ok(Shape::Tiny),
             "mid" => Ok(Shape::Mid),
-            _ => Err(format!("unknown shape `{s}` (expected tiny or mid)")),
+            _ => Err(UnknownName {
+                what: "shape",
+                got: s.into(),
+                hint: "expected tiny or mid".into(),
+            }),
         }
     }
 

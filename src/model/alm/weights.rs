@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 
-pub use crate::model::whisper::nn::{LayerNorm, Linear};
+use crate::model::nn::{LayerNorm, Linear};
 use crate::model::{hf, ModelError, Result};
 
 /// The published name layouts: the hub's (`audio_tower.*`, `language_model.model.*`,

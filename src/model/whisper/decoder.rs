@@ -12,8 +12,8 @@ use candle_core::{Module, Tensor};
 use rayon::prelude::*;
 
 use super::config::WhisperConfig;
-use super::nn::{LayerNorm, Linear, Weights};
 use crate::model::kernels::{self, Matrix};
+use crate::model::nn::{LayerNorm, Linear, Weights};
 use crate::model::{Ending, ModelError, Result};
 
 /// A linear layer as plain row-major weights, for the few-row products of a decoding step.

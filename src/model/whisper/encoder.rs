@@ -4,7 +4,8 @@
 use candle_core::{Device, Module, Tensor};
 
 use super::config::WhisperConfig;
-use super::nn::{LayerNorm, Linear, Weights};
+use crate::model::nn::{LayerNorm, Linear, Weights};
+use crate::model::scores::{self, Attention, Pooling, Received, Softmax};
 use crate::model::{kernels, EncodedWindow, Result};
 
 /// Query rows per attention block: bounds the live attention matrix to `heads x BLOCK x T`.
@@ -90,9 +91,14 @@ impl Encoder {
         let mut x = x.squeeze(0)?.t()?.contiguous()?.add(&self.positions)?;
 
         let n_valid = n_valid.min(self.n_ctx);
-        let mut scores = vec![0f32; self.n_ctx];
+        let mut received = Received::new(n_valid);
         let mut keys = Tensor::zeros((0, 0), candle_core::DType::F32, &Device::Cpu)?;
         let last = self.layers.len().saturating_sub(1);
+        let how = Attention {
+            mask: None,
+            block_rows: BLOCK,
+            softmax: Softmax::Fused,
+        };
         for (i, layer) in self.layers.iter().enumerate() {
             let is_last = i == last;
             let h = layer.attn_ln.forward(&x)?;
@@ -102,12 +108,7 @@ impl Encoder {
             let k_flat = layer.k.forward(&h)?;
             let k = self.split_heads(&k_flat)?;
             let v = self.split_heads(&layer.v.forward(&h)?)?;
-            let received = if is_last {
-                Some((&mut scores[..], n_valid))
-            } else {
-                None
-            };
-            let a = attention(&q, &k, &v, received)?;
+            let a = scores::attention(&q, &k, &v, &how, is_last.then_some(&mut received))?;
             let a = a.transpose(0, 1)?.reshape((self.n_ctx, self.d_model))?;
             x = x.add(&layer.out.forward(&a)?)?;
             let m = layer.mlp_ln.forward(&x)?;
@@ -121,9 +122,7 @@ impl Encoder {
             }
         }
         let hidden = self.ln_post.forward(&x)?;
-        let inv_heads = 1.0 / self.heads as f32;
-        scores.truncate(n_valid);
-        scores.iter_mut().for_each(|s| *s *= inv_heads);
+        let scores = received.scores(self.heads, n_valid, Pooling::None);
         let key_dim = keys.dim(1).unwrap_or(0);
         Ok(EncodedWindow {
             hidden,
@@ -141,42 +140,6 @@ impl Encoder {
             .transpose(0, 1)?
             .contiguous()?)
     }
-}
-
-/// Softmax attention over `(H, T, hd)` tensors, block of query rows by block. When `received`
-/// is given, adds to it the column sums of every head's attention matrix over the first
-/// `n_valid` query rows, for every column (the caller keeps the valid ones).
-fn attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    mut received: Option<(&mut [f32], usize)>,
-) -> Result<Tensor> {
-    let (heads, t) = (q.dim(0)?, q.dim(1)?);
-    let kt = k.t()?;
-    let mut blocks = Vec::with_capacity(t.div_ceil(BLOCK));
-    let mut start = 0;
-    while start < t {
-        let rows = BLOCK.min(t - start);
-        let qb = q.narrow(1, start, rows)?;
-        let logits = qb.matmul(&kt)?;
-        let shape = logits.shape().clone();
-        let mut buf = logits.flatten_all()?.to_vec1::<f32>()?;
-        let valid_rows = match received.as_ref() {
-            Some((_, n_valid)) => n_valid.saturating_sub(start).min(rows),
-            None => 0,
-        };
-        let col = kernels::softmax_rows(&mut buf, t, heads, valid_rows);
-        if let Some((acc, _)) = received.as_mut() {
-            for (a, c) in acc.iter_mut().zip(col) {
-                *a += c;
-            }
-        }
-        let probs = Tensor::from_vec(buf, shape, &Device::Cpu)?;
-        blocks.push(probs.matmul(v)?);
-        start += rows;
-    }
-    Ok(Tensor::cat(&blocks, 1)?.contiguous()?)
 }
 
 /// Exact (erf) GELU, parallel: candle's runs on one core.

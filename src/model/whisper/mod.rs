@@ -4,7 +4,6 @@
 mod config;
 mod decoder;
 mod encoder;
-pub(crate) mod nn;
 
 pub use config::WhisperConfig;
 
@@ -106,7 +105,7 @@ impl Whisper {
         // and the language tokens, so the vocabulary size decides, as in transformers.
         let multilingual = config.vocab_size >= 51865;
         let special = special_tokens(&tokenizer, &tok_path, multilingual)?;
-        let weights = nn::Weights::new(tensors);
+        let weights = crate::model::nn::Weights::new(tensors);
         let encoder = encoder::Encoder::load(&weights, &config)?;
         let decoder = decoder::Decoder::load(&weights, &config)?;
         let vocab = config.vocab_size;

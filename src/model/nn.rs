@@ -1,4 +1,5 @@
-//! Small building blocks over candle tensors: checked weight lookup, linear, layer norm.
+//! Small building blocks over candle tensors shared by every model (Whisper, Qwen2-Audio / AF3):
+//! checked weight lookup by name, linear, layer norm.
 
 use std::collections::HashMap;
 
