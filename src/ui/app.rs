@@ -349,7 +349,7 @@ impl ExplorerApp {
                     data: &scores.keys,
                     dim: scores.key_dim,
                 };
-                prune::select(self.settings.method, &scores.raw(), Some(keys), &params)
+                prune::select(self.settings.method, scores.raw(), Some(keys), &params)
             }
         };
         let (kept_mask, bounds) = match &result {
@@ -651,7 +651,7 @@ impl ExplorerApp {
         let outputs = export::outputs_csv(&runs, |r| {
             crate::eval::metrics::wer::sentence_wer(&reference, &r.text)
         });
-        let scores = export::scores_csv(&s.raw(), &s.norm, mask, bounds, s.spt());
+        let scores = export::scores_csv(s.raw(), &s.norm, mask, bounds, s.spt());
         let analysis = Analysis {
             report: s.report.clone(),
             runs,
