@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert;
 
 use super::metrics::accuracy::{LexicalScorer, OptionScorer};
 
@@ -17,8 +19,11 @@ use super::metrics::accuracy::{LexicalScorer, OptionScorer};
 pub const MODEL_NAME: &str = crate::model::store::MINILM.name;
 /// Overrides where the model is looked for.
 pub const ENV_VAR: &str = crate::model::store::MINILM.env;
-/// Token rows per forward pass of [`SentenceEmbedder::embed_batch`].
+/// Padded token rows per forward pass of [`SentenceEmbedder::embed_batch`].
 const MAX_BATCH_ROWS: usize = 2048;
+/// Texts per forward pass: sentence-transformers' default batch size. Larger batches of
+/// length-sorted texts pad more than they save.
+const MAX_BATCH_TEXTS: usize = 32;
 
 /// Why a sentence-embedding model could not be loaded or run, one readable line each.
 #[derive(Debug, thiserror::Error)]
@@ -84,38 +89,6 @@ fn required_files(dir: &Path) -> Result<[PathBuf; 3]> {
         return Err(EmbedError::FileMissing(p.clone()));
     }
     Ok(paths)
-}
-
-/// The parts of a BERT `config.json` the encoder needs.
-#[derive(Debug, Clone, serde::Deserialize)]
-struct BertConfig {
-    vocab_size: usize,
-    hidden_size: usize,
-    num_hidden_layers: usize,
-    num_attention_heads: usize,
-    intermediate_size: usize,
-    max_position_embeddings: usize,
-    #[serde(default = "default_type_vocab")]
-    type_vocab_size: usize,
-    #[serde(default = "default_eps")]
-    layer_norm_eps: f64,
-    #[serde(default = "default_act")]
-    hidden_act: String,
-    #[serde(default = "default_pos")]
-    position_embedding_type: String,
-}
-
-fn default_type_vocab() -> usize {
-    2
-}
-fn default_eps() -> f64 {
-    1e-12
-}
-fn default_act() -> String {
-    "gelu".into()
-}
-fn default_pos() -> String {
-    "absolute".into()
 }
 
 /// How token vectors become one sentence vector (sentence-transformers' `Pooling` module).
@@ -218,85 +191,69 @@ fn read_pooling(path: &Path) -> Result<Pooling> {
     }
 }
 
-/// `y = x W^T + b`, with `W^T` stored contiguous.
-struct Linear {
-    wt: Tensor,
-    b: Tensor,
-}
-
-impl Linear {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.matmul(&self.wt)?.broadcast_add(&self.b)
-    }
-}
-
-struct Norm {
-    w: Tensor,
-    b: Tensor,
-}
-
-struct Layer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    attn_out: Linear,
-    attn_norm: Norm,
-    inter: Linear,
-    out: Linear,
-    out_norm: Norm,
-}
-
-/// Checked access to the safetensors' tensors, with or without a `bert.` prefix.
-struct Weights {
-    tensors: HashMap<String, Tensor>,
-}
-
-impl Weights {
-    fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let t = self
-            .tensors
-            .get(name)
-            .or_else(|| self.tensors.get(&format!("bert.{name}")))
-            .ok_or_else(|| EmbedError::MissingTensor(name.to_string()))?;
-        if t.dims() != shape {
-            return Err(EmbedError::Shape {
-                name: name.to_string(),
-                got: t.dims().to_vec(),
-                want: shape.to_vec(),
-            });
+/// The model's `config.json` as candle-transformers' BERT reads it, with transformers'
+/// `BertConfig` defaults for the keys a config may leave out.
+fn read_config(path: &Path) -> Result<bert::Config> {
+    let mut json = read_json(path)?;
+    if let Some(obj) = json.as_object_mut() {
+        for (key, value) in [
+            ("type_vocab_size", serde_json::json!(2)),
+            ("layer_norm_eps", serde_json::json!(1e-12)),
+            ("hidden_act", serde_json::json!("gelu")),
+            ("hidden_dropout_prob", serde_json::json!(0.1)),
+            ("initializer_range", serde_json::json!(0.02)),
+            ("pad_token_id", serde_json::json!(0)),
+        ] {
+            obj.entry(key).or_insert(value);
         }
-        Ok(t.to_dtype(DType::F32)?)
     }
-
-    fn linear(&self, name: &str, d_in: usize, d_out: usize) -> Result<Linear> {
-        Ok(Linear {
-            wt: self
-                .get(&format!("{name}.weight"), &[d_out, d_in])?
-                .t()?
-                .contiguous()?,
-            b: self.get(&format!("{name}.bias"), &[d_out])?,
-        })
+    let cfg: bert::Config = serde_json::from_value(json)
+        .map_err(|e| corrupt(path, format!("not a BERT config: {e}")))?;
+    let sizes = [
+        cfg.vocab_size,
+        cfg.hidden_size,
+        cfg.num_hidden_layers,
+        cfg.num_attention_heads,
+        cfg.intermediate_size,
+        cfg.max_position_embeddings,
+        cfg.type_vocab_size,
+    ];
+    if sizes.contains(&0) || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
+        return Err(corrupt(
+            path,
+            "sizes must be positive and hidden_size a multiple of num_attention_heads",
+        ));
     }
+    Ok(cfg)
+}
 
-    fn norm(&self, name: &str, d: usize) -> Result<Norm> {
-        Ok(Norm {
-            w: self.get(&format!("{name}.weight"), &[d])?,
-            b: self.get(&format!("{name}.bias"), &[d])?,
-        })
+/// A candle load error as one line: which tensor is missing or misshapen.
+fn weights_error(e: candle_core::Error) -> EmbedError {
+    use candle_core::Error as E;
+    match e {
+        E::WithBacktrace { inner, .. } | E::Context { inner, .. } | E::WithPath { inner, .. } => {
+            weights_error(*inner)
+        }
+        E::CannotFindTensor { path } => EmbedError::MissingTensor(path),
+        E::UnexpectedShape { msg, expected, got } => EmbedError::Shape {
+            name: msg
+                .strip_prefix("shape mismatch for ")
+                .unwrap_or(&msg)
+                .to_string(),
+            got: got.dims().to_vec(),
+            want: expected.dims().to_vec(),
+        },
+        e => EmbedError::Candle(e),
     }
 }
 
-/// A sentence-transformers BERT model (all-MiniLM-L6-v2), on the CPU.
+/// A sentence-transformers BERT model (all-MiniLM-L6-v2) on candle-transformers' BERT, on the
+/// CPU.
 pub struct SentenceEmbedder {
     tokenizer: tokenizers::Tokenizer,
     lower_case: bool,
-    word: Tensor,
-    position: Tensor,
-    token_type0: Tensor,
-    emb_norm: Norm,
-    layers: Vec<Layer>,
-    heads: usize,
-    eps: f32,
+    model: bert::BertModel,
+    dim: usize,
     vocab_size: usize,
     pooling: Pooling,
     normalize: bool,
@@ -308,42 +265,7 @@ impl SentenceEmbedder {
     pub fn load(dir: &Path) -> Result<Self> {
         let [cfg_path, tok_path, weights_path] = required_files(dir)?;
 
-        let cfg: BertConfig = serde_json::from_value(read_json(&cfg_path)?)
-            .map_err(|e| corrupt(&cfg_path, format!("not a BERT config: {e}")))?;
-        let h = cfg.hidden_size;
-        if cfg.hidden_act != "gelu" {
-            return Err(corrupt(
-                &cfg_path,
-                format!(
-                    "hidden_act `{}` is not supported (only `gelu`, the erf form)",
-                    cfg.hidden_act
-                ),
-            ));
-        }
-        if cfg.position_embedding_type != "absolute" {
-            return Err(corrupt(
-                &cfg_path,
-                format!(
-                    "position_embedding_type `{}` is not supported (only `absolute`)",
-                    cfg.position_embedding_type
-                ),
-            ));
-        }
-        let sizes = [
-            cfg.vocab_size,
-            h,
-            cfg.num_hidden_layers,
-            cfg.num_attention_heads,
-            cfg.intermediate_size,
-            cfg.max_position_embeddings,
-            cfg.type_vocab_size,
-        ];
-        if sizes.contains(&0) || !h.is_multiple_of(cfg.num_attention_heads) {
-            return Err(corrupt(
-                &cfg_path,
-                "sizes must be positive and hidden_size a multiple of num_attention_heads",
-            ));
-        }
+        let cfg = read_config(&cfg_path)?;
         let pipeline = read_pipeline(dir)?;
         let max_len = pipeline
             .max_seq_length
@@ -372,41 +294,36 @@ impl SentenceEmbedder {
         })?;
         let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
             .map_err(|e| corrupt(&weights_path, format!("not a valid safetensors file: {e}")))?;
-        let w = Weights { tensors };
-        let layers = (0..cfg.num_hidden_layers)
-            .map(|i| {
-                let p = format!("encoder.layer.{i}");
-                let ffn = cfg.intermediate_size;
-                Ok(Layer {
-                    q: w.linear(&format!("{p}.attention.self.query"), h, h)?,
-                    k: w.linear(&format!("{p}.attention.self.key"), h, h)?,
-                    v: w.linear(&format!("{p}.attention.self.value"), h, h)?,
-                    attn_out: w.linear(&format!("{p}.attention.output.dense"), h, h)?,
-                    attn_norm: w.norm(&format!("{p}.attention.output.LayerNorm"), h)?,
-                    inter: w.linear(&format!("{p}.intermediate.dense"), h, ffn)?,
-                    out: w.linear(&format!("{p}.output.dense"), ffn, h)?,
-                    out_norm: w.norm(&format!("{p}.output.LayerNorm"), h)?,
-                })
+        // candle-nn's Linear multiplies by `weight.t()`: keeping each encoder matrix stored
+        // transposed makes that operand contiguous, which gemm runs faster for the few rows of
+        // short texts.
+        let tensors = tensors
+            .into_iter()
+            .map(|(name, t)| {
+                let t = t.to_dtype(DType::F32)?;
+                let t = if t.rank() == 2 && name.contains("encoder.") {
+                    t.t()?.contiguous()?.t()?
+                } else {
+                    t
+                };
+                Ok((name, t))
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<candle_core::Result<HashMap<_, _>>>()?;
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        // Checkpoints saved from BertForX prefix every name with `bert.`. Choosing the prefix
+        // here (rather than leaving it to `BertModel::load`'s fallbacks) makes a missing tensor
+        // the error, not a missing unprefixed one.
+        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
+            vb.pp("bert")
+        } else {
+            vb
+        };
+        let model = bert::BertModel::load(vb, &cfg).map_err(weights_error)?;
         Ok(SentenceEmbedder {
             tokenizer,
             lower_case: pipeline.lower_case,
-            word: w.get("embeddings.word_embeddings.weight", &[cfg.vocab_size, h])?,
-            position: w.get(
-                "embeddings.position_embeddings.weight",
-                &[cfg.max_position_embeddings, h],
-            )?,
-            token_type0: w
-                .get(
-                    "embeddings.token_type_embeddings.weight",
-                    &[cfg.type_vocab_size, h],
-                )?
-                .narrow(0, 0, 1)?,
-            emb_norm: w.norm("embeddings.LayerNorm", h)?,
-            layers,
-            heads: cfg.num_attention_heads,
-            eps: cfg.layer_norm_eps as f32,
+            model,
+            dim: cfg.hidden_size,
             vocab_size: cfg.vocab_size,
             pooling: pipeline.pooling,
             normalize: pipeline.normalize,
@@ -415,7 +332,7 @@ impl SentenceEmbedder {
 
     /// Length of the sentence vectors.
     pub fn dim(&self) -> usize {
-        self.word.dims()[1]
+        self.dim
     }
 
     /// The model's input ids for `text`: [CLS], WordPiece ids, [SEP], truncated.
@@ -443,23 +360,29 @@ impl SentenceEmbedder {
     }
 
     /// The sentence vectors of `texts`, in order. Short texts are cheaper together: each
-    /// forward streams the 22 M weights once for all of them.
+    /// forward streams the 22 M weights once for all of them. As in sentence-transformers, the
+    /// texts are run longest first, so that each padded batch holds texts of similar length.
+    /// A text without tokens (only possible with a tokenizer that adds no [CLS]/[SEP]) gets
+    /// the zero vector.
     pub fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let ids: Vec<Vec<u32>> = texts
             .iter()
             .map(|t| self.token_ids(t))
             .collect::<Result<_>>()?;
-        let mut out = Vec::with_capacity(texts.len());
+        let mut out = vec![vec![0.0; self.dim]; texts.len()];
+        let mut order: Vec<usize> = (0..ids.len()).filter(|&i| !ids[i].is_empty()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+        // Bounded padded rows per forward keep the activations small for any number of texts.
         let mut start = 0;
-        while start < ids.len() {
-            // Bounded rows per forward keep the activations small for any number of texts.
-            let (mut end, mut rows) = (start, 0);
-            while end < ids.len() && (end == start || rows + ids[end].len() <= MAX_BATCH_ROWS) {
-                rows += ids[end].len();
-                end += 1;
+        while start < order.len() {
+            let width = ids[order[start]].len();
+            let n = (MAX_BATCH_ROWS / width).clamp(1, MAX_BATCH_TEXTS.min(order.len() - start));
+            let batch = &order[start..start + n];
+            let seqs: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
+            for (&i, v) in batch.iter().zip(self.forward(&seqs)?) {
+                out[i] = v;
             }
-            out.extend(self.forward(&ids[start..end])?);
-            start = end;
+            start += n;
         }
         if self.normalize {
             for v in &mut out {
@@ -471,85 +394,30 @@ impl SentenceEmbedder {
         Ok(out)
     }
 
-    /// BERT on several unpadded sequences, then pooling: one vector of `dim()` values each.
-    /// The token rows of all sequences are stacked for the per-token layers (projections,
-    /// feed-forward, norms); attention runs per sequence, so no padding or mask is needed and
-    /// each result equals that sequence run alone. A sequence without tokens (only possible
-    /// with a tokenizer that adds no [CLS]/[SEP]) gets the zero vector.
-    fn forward(&self, seqs: &[Vec<u32>]) -> candle_core::Result<Vec<Vec<f32>>> {
-        let h = self.dim();
-        let hd = h / self.heads;
-        let flat: Vec<u32> = seqs.concat();
-        if flat.is_empty() {
-            return Ok(vec![vec![0.0; h]; seqs.len()]);
+    /// BERT on non-empty sequences, longest first, padded to the first one's length and masked,
+    /// then pooling over each sequence's own tokens: one vector of `dim()` values each.
+    fn forward(&self, seqs: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let (n, width) = (seqs.len(), seqs[0].len());
+        let mut ids = vec![0u32; n * width];
+        let mut mask = vec![0f32; n * width];
+        for (row, s) in seqs.iter().enumerate() {
+            ids[row * width..][..s.len()].copy_from_slice(s);
+            mask[row * width..][..s.len()].fill(1.0);
         }
-        let positions: Vec<u32> = seqs.iter().flat_map(|s| 0..s.len() as u32).collect();
-        let rows = flat.len();
-        let ids_t = Tensor::from_vec(flat, rows, &Device::Cpu)?;
-        let pos_t = Tensor::from_vec(positions, rows, &Device::Cpu)?;
-        let x = self
-            .word
-            .index_select(&ids_t, 0)?
-            .add(&self.position.index_select(&pos_t, 0)?)?
-            .broadcast_add(&self.token_type0)?;
-        let mut x = self.layer_norm(&x, &self.emb_norm)?;
-        // (offset, length) of each non-empty sequence in the stacked rows.
-        let spans: Vec<(usize, usize)> = seqs
-            .iter()
-            .scan(0, |off, s| {
-                let span = (*off, s.len());
-                *off += s.len();
-                Some(span)
-            })
-            .collect();
-        let scale = 1.0 / (hd as f64).sqrt();
-        for l in &self.layers {
-            let (q, k, v) = (l.q.forward(&x)?, l.k.forward(&x)?, l.v.forward(&x)?);
-            let mut ctx = Vec::with_capacity(seqs.len());
-            for &(off, n) in spans.iter().filter(|s| s.1 > 0) {
-                // (n, h) -> (heads, n, hd)
-                let split = |t: &Tensor| -> candle_core::Result<Tensor> {
-                    t.narrow(0, off, n)?
-                        .reshape((n, self.heads, hd))?
-                        .transpose(0, 1)?
-                        .contiguous()
-                };
-                let (q, k, v) = (split(&q)?, split(&k)?, split(&v)?);
-                let att = (q.matmul(&k.t()?)? * scale)?;
-                let att = candle_nn::ops::softmax_last_dim(&att)?;
-                ctx.push(att.matmul(&v)?.transpose(0, 1)?.reshape((n, h))?);
-            }
-            let ctx = Tensor::cat(&ctx, 0)?;
-            let a = l.attn_out.forward(&ctx)?;
-            x = self.layer_norm(&(a + &x)?, &l.attn_norm)?;
-            let f = l.out.forward(&l.inter.forward(&x)?.gelu_erf()?)?;
-            x = self.layer_norm(&(f + &x)?, &l.out_norm)?;
+        let ids = Tensor::from_vec(ids, (n, width), &Device::Cpu)?;
+        let mask = Tensor::from_vec(mask, (n, width), &Device::Cpu)?;
+        let x = self.model.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
+        let mask = mask.unsqueeze(2)?;
+        match self.pooling {
+            Pooling::Mean => x
+                .broadcast_mul(&mask)?
+                .sum(1)?
+                .broadcast_div(&mask.sum(1)?)?,
+            Pooling::Cls => x.narrow(1, 0, 1)?.squeeze(1)?,
+            // sentence-transformers sets padded tokens to -1e9 before the max.
+            Pooling::Max => x.broadcast_add(&((mask - 1.0)? * 1e9)?)?.max(1)?,
         }
-        spans
-            .iter()
-            .map(|&(off, n)| {
-                if n == 0 {
-                    return Ok(vec![0.0; h]);
-                }
-                let t = x.narrow(0, off, n)?;
-                match self.pooling {
-                    Pooling::Mean => t.mean(0),
-                    Pooling::Cls => t.get(0),
-                    Pooling::Max => t.max(0),
-                }?
-                .to_vec1::<f32>()
-            })
-            .collect()
-    }
-
-    fn layer_norm(&self, x: &Tensor, n: &Norm) -> candle_core::Result<Tensor> {
-        let x = x.contiguous()?;
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let xc = x.broadcast_sub(&mean)?;
-        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-        xc.broadcast_div(&(var + self.eps as f64)?.sqrt()?)?
-            .broadcast_mul(&n.w)?
-            .broadcast_add(&n.b)
+        .to_vec2()
     }
 }
 
@@ -732,9 +600,9 @@ mod tests {
         s.write("config.json", r#"{"hidden_size": 4}"#);
         let e = load_err(&s.0);
         assert!(e.contains("not a BERT config"), "{e}");
-        s.write("config.json", &CONFIG.replace("\"gelu\"", "\"relu\""));
+        s.write("config.json", &CONFIG.replace("\"gelu\"", "\"gelu_new\""));
         let e = load_err(&s.0);
-        assert!(e.contains("hidden_act `relu` is not supported"), "{e}");
+        assert!(e.contains("unknown variant `gelu_new`"), "{e}");
         s.write(
             "config.json",
             &CONFIG.replace("\"num_attention_heads\": 2", "\"num_attention_heads\": 3"),
@@ -868,12 +736,34 @@ mod tests {
     }
 
     #[test]
+    fn every_pooling_ignores_padding() {
+        let s = Scratch::new("pooling");
+        tiny_model(&s, None);
+        for mode in ["mean", "cls", "max"] {
+            let key = if mode == "cls" { "token" } else { "tokens" };
+            s.write(
+                "1_Pooling/config.json",
+                &format!(r#"{{"pooling_mode_{mode}_{key}": true}}"#),
+            );
+            let m = SentenceEmbedder::load(&s.0).unwrap();
+            let texts = ["a", "c a b", "b c"];
+            for (t, b) in texts.iter().zip(m.embed_batch(&texts).unwrap()) {
+                let one = m.embed(t).unwrap();
+                assert!(
+                    one.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6),
+                    "{mode} {t:?}: {one:?} vs {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn missing_or_misshapen_tensor() {
         let s = Scratch::new("missing-tensor");
         tiny_model(&s, Some("encoder.layer.0.output.dense.bias"));
         let e = load_err(&s.0);
         assert!(
-            e.contains("lack tensor `encoder.layer.0.output.dense.bias`"),
+            e.contains("lack tensor `bert.encoder.layer.0.output.dense.bias`"),
             "{e}"
         );
         s.write(
