@@ -12,23 +12,12 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use super::config::EncoderConfig;
 use super::weights::{AlmWeights, Part};
-use crate::model::nn::{LayerNorm, Linear};
+use crate::model::nn::{EncoderLayer, LayerNorm, TensorSource};
 use crate::model::scores::{self, Attention, Pooling, Received, Softmax};
 use crate::model::{EncodedWindow, Result};
 
 /// Upper bound on the live attention logits per block (`heads x rows x keys` elements).
 const BLOCK_ELEMENTS: usize = 1 << 24;
-
-struct Layer {
-    attn_ln: LayerNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
-    mlp_ln: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
-}
 
 pub struct AudioEncoder {
     conv1_w: Tensor,
@@ -36,7 +25,7 @@ pub struct AudioEncoder {
     conv2_w: Tensor,
     conv2_b: Tensor,
     positions: Tensor,
-    layers: Vec<Layer>,
+    layers: Vec<EncoderLayer>,
     ln_post: LayerNorm,
     pub cfg: EncoderConfig,
     device: Device,
@@ -70,16 +59,7 @@ impl AudioEncoder {
         let layers = (0..c.layers)
             .map(|i| {
                 let l = format!("layers.{i}");
-                Ok(Layer {
-                    attn_ln: w.layer_norm(p, &format!("{l}.self_attn_layer_norm"), d)?,
-                    q: w.linear(p, &format!("{l}.self_attn.q_proj"), d, d, true)?,
-                    k: w.linear(p, &format!("{l}.self_attn.k_proj"), d, d, false)?,
-                    v: w.linear(p, &format!("{l}.self_attn.v_proj"), d, d, true)?,
-                    out: w.linear(p, &format!("{l}.self_attn.out_proj"), d, d, true)?,
-                    mlp_ln: w.layer_norm(p, &format!("{l}.final_layer_norm"), d)?,
-                    fc1: w.linear(p, &format!("{l}.fc1"), d, c.ffn, true)?,
-                    fc2: w.linear(p, &format!("{l}.fc2"), c.ffn, d, true)?,
-                })
+                EncoderLayer::load(&w.part(p), &l, d, c.ffn)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(AudioEncoder {
@@ -89,7 +69,7 @@ impl AudioEncoder {
             conv2_b: w.get(p, "conv2.bias", &[d])?.reshape((1, d, 1))?,
             positions: w.get(p, "embed_positions.weight", &[c.max_source_positions, d])?,
             layers,
-            ln_post: w.layer_norm(p, "layer_norm", d)?,
+            ln_post: w.part(p).layer_norm("layer_norm", d)?,
             cfg: c.clone(),
             device: w.device.clone(),
             dtype: w.dtype,

@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Module, Tensor, D};
 
 use super::config::TextConfig;
 use super::weights::{AlmWeights, Part};
-use crate::model::nn::Linear;
+use crate::model::nn::{Linear, TensorSource};
 use crate::model::Result;
 
 /// Upper bound on the live attention logits per block of query rows (`heads x rows x keys`).
@@ -61,14 +61,30 @@ impl TextModel {
                 let l = format!("layers.{i}");
                 Ok(Layer {
                     ln1: w.get(p, &format!("{l}.input_layernorm.weight"), &[h])?,
-                    q: w.linear(p, &format!("{l}.self_attn.q_proj"), h, qd, true)?,
-                    k: w.linear(p, &format!("{l}.self_attn.k_proj"), h, kvd, true)?,
-                    v: w.linear(p, &format!("{l}.self_attn.v_proj"), h, kvd, true)?,
-                    o: w.linear(p, &format!("{l}.self_attn.o_proj"), qd, h, false)?,
+                    q: w.part(p)
+                        .linear(&format!("{l}.self_attn.q_proj"), h, qd, true)?,
+                    k: w.part(p)
+                        .linear(&format!("{l}.self_attn.k_proj"), h, kvd, true)?,
+                    v: w.part(p)
+                        .linear(&format!("{l}.self_attn.v_proj"), h, kvd, true)?,
+                    o: w.part(p)
+                        .linear(&format!("{l}.self_attn.o_proj"), qd, h, false)?,
                     ln2: w.get(p, &format!("{l}.post_attention_layernorm.weight"), &[h])?,
-                    gate: w.linear(p, &format!("{l}.mlp.gate_proj"), h, c.intermediate, false)?,
-                    up: w.linear(p, &format!("{l}.mlp.up_proj"), h, c.intermediate, false)?,
-                    down: w.linear(p, &format!("{l}.mlp.down_proj"), c.intermediate, h, false)?,
+                    gate: w.part(p).linear(
+                        &format!("{l}.mlp.gate_proj"),
+                        h,
+                        c.intermediate,
+                        false,
+                    )?,
+                    up: w
+                        .part(p)
+                        .linear(&format!("{l}.mlp.up_proj"), h, c.intermediate, false)?,
+                    down: w.part(p).linear(
+                        &format!("{l}.mlp.down_proj"),
+                        c.intermediate,
+                        h,
+                        false,
+                    )?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

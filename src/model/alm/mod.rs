@@ -24,7 +24,7 @@ use super::{
     OnFinished, Result,
 };
 use crate::mel::MelExtractor;
-use crate::model::nn::Linear;
+use crate::model::nn::{Linear, TensorSource};
 use crate::HOP;
 
 const SYSTEM: &str =
@@ -151,11 +151,13 @@ impl Alm {
         let (d, h) = (config.audio.d_model, config.text.hidden);
         let projector = match config.kind {
             AlmKind::Qwen2Audio => {
-                Projector::Linear(w.linear(Part::Projector, "linear", d, h, true)?)
+                Projector::Linear(w.part(Part::Projector).linear("linear", d, h, true)?)
             }
             AlmKind::AudioFlamingo3 => Projector::Mlp(
-                w.linear(Part::Projector, "linear_1", d, h, config.projector_bias)?,
-                w.linear(Part::Projector, "linear_2", h, h, config.projector_bias)?,
+                w.part(Part::Projector)
+                    .linear("linear_1", d, h, config.projector_bias)?,
+                w.part(Part::Projector)
+                    .linear("linear_2", h, h, config.projector_bias)?,
             ),
         };
         let lm = TextModel::load(&w, &config.text)?;

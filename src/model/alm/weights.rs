@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 
-use crate::model::nn::{LayerNorm, Linear};
+use crate::model::nn::TensorSource;
 use crate::model::{hf, ModelError, Result};
 
 /// The published name layouts: the hub's (`audio_tower.*`, `language_model.model.*`,
@@ -101,28 +101,17 @@ impl AlmWeights {
         Ok(t.to_dtype(self.dtype)?)
     }
 
-    pub fn linear(
-        &self,
-        part: Part,
-        name: &str,
-        d_in: usize,
-        d_out: usize,
-        bias: bool,
-    ) -> Result<Linear> {
-        Ok(Linear {
-            weight: self.get(part, &format!("{name}.weight"), &[d_out, d_in])?,
-            bias: if bias {
-                Some(self.get(part, &format!("{name}.bias"), &[d_out])?)
-            } else {
-                None
-            },
-        })
+    /// One part of the checkpoint, as a [`TensorSource`].
+    pub fn part(&self, part: Part) -> PartOf<'_> {
+        PartOf(self, part)
     }
+}
 
-    pub fn layer_norm(&self, part: Part, name: &str, d: usize) -> Result<LayerNorm> {
-        Ok(LayerNorm {
-            weight: self.get(part, &format!("{name}.weight"), &[d])?,
-            bias: self.get(part, &format!("{name}.bias"), &[d])?,
-        })
+/// The tensors of one part of a checkpoint (names relative to the part).
+pub struct PartOf<'a>(&'a AlmWeights, Part);
+
+impl TensorSource for PartOf<'_> {
+    fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        self.0.get(self.1, name, shape)
     }
 }

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::config::WhisperConfig;
 use crate::model::kernels::{self, Matrix};
-use crate::model::nn::{LayerNorm, Linear, Weights};
+use crate::model::nn::{LayerNorm, Linear, TensorSource, Weights};
 use crate::model::{Ending, ModelError, Result};
 
 /// A linear layer as plain row-major weights, for the few-row products of a decoding step.

@@ -4,23 +4,12 @@
 use candle_core::{Device, Module, Tensor};
 
 use super::config::WhisperConfig;
-use crate::model::nn::{LayerNorm, Linear, Weights};
+use crate::model::nn::{EncoderLayer, LayerNorm, TensorSource, Weights};
 use crate::model::scores::{self, Attention, Pooling, Received, Softmax};
 use crate::model::{kernels, EncodedWindow, Result};
 
 /// Query rows per attention block: bounds the live attention matrix to `heads x BLOCK x T`.
 const BLOCK: usize = 250;
-
-struct Layer {
-    attn_ln: LayerNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
-    mlp_ln: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
-}
 
 pub struct Encoder {
     conv1_w: Tensor,
@@ -28,7 +17,7 @@ pub struct Encoder {
     conv2_w: Tensor,
     conv2_b: Tensor,
     positions: Tensor,
-    layers: Vec<Layer>,
+    layers: Vec<EncoderLayer>,
     ln_post: LayerNorm,
     heads: usize,
     d_model: usize,
@@ -42,16 +31,7 @@ impl Encoder {
         let layers = (0..c.encoder_layers)
             .map(|i| {
                 let l = format!("{p}.layers.{i}");
-                Ok(Layer {
-                    attn_ln: w.layer_norm(&format!("{l}.self_attn_layer_norm"), d)?,
-                    q: w.linear(&format!("{l}.self_attn.q_proj"), d, d, true)?,
-                    k: w.linear(&format!("{l}.self_attn.k_proj"), d, d, false)?,
-                    v: w.linear(&format!("{l}.self_attn.v_proj"), d, d, true)?,
-                    out: w.linear(&format!("{l}.self_attn.out_proj"), d, d, true)?,
-                    mlp_ln: w.layer_norm(&format!("{l}.final_layer_norm"), d)?,
-                    fc1: w.linear(&format!("{l}.fc1"), d, 4 * d, true)?,
-                    fc2: w.linear(&format!("{l}.fc2"), 4 * d, d, true)?,
-                })
+                EncoderLayer::load(w, &l, d, 4 * d)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Encoder {
