@@ -98,7 +98,7 @@ enum OrderArg {
 #[derive(Args, Clone)]
 pub struct PlanArgs {
     /// Comma-separated methods: vanilla, full, topk, bottomk, random, segmentwise, visionzip,
-    /// adaptive, window, merge.
+    /// adaptive, window, merge, atome.
     #[arg(
         long,
         default_value = "vanilla,full,topk,segmentwise,visionzip,random,bottomk"

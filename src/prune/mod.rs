@@ -12,10 +12,11 @@
 //! Submodules, one per family of rules:
 //! - `rank`: the ordering every method shares;
 //! - `segment`: segment bounds, segmentwise (paper/exact), adaptive and window budgets;
-//! - `visionzip` and `merge`: the two methods that also combine hidden states;
+//! - `visionzip`, `merge` and `atome`: the methods that also combine hidden states;
 //! - `similarity`: key normalisation and nearest-target assignment they share;
 //! - `random`: the seeded uniform draw.
 
+mod atome;
 mod merge;
 mod random;
 mod rank;
@@ -58,11 +59,13 @@ pub enum Method {
     Window,
     /// Segmentwise anchors that absorb the rest of their segment.
     Merge,
+    /// Adjacent token merging (A-ToMe): the most similar neighbours merge until K remain.
+    Atome,
 }
 
 impl Method {
     /// Every method, in the order of the SPEC tables.
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 10] = [
         Method::Full,
         Method::TopK,
         Method::BottomK,
@@ -72,6 +75,7 @@ impl Method {
         Method::Adaptive,
         Method::Window,
         Method::Merge,
+        Method::Atome,
     ];
 
     /// The name used on the command line and in the JSON document (same as the serde name).
@@ -86,6 +90,7 @@ impl Method {
             Method::Adaptive => "adaptive",
             Method::Window => "window",
             Method::Merge => "merge",
+            Method::Atome => "atome",
         }
     }
 
@@ -101,7 +106,7 @@ impl Method {
 
     /// Whether [`select`] needs [`Keys`] for this method.
     pub fn needs_keys(&self) -> bool {
-        matches!(self, Method::VisionZip | Method::Merge)
+        matches!(self, Method::VisionZip | Method::Merge | Method::Atome)
     }
 
     /// Whether the result depends on [`Params::segments`]. `window` reports a number of
@@ -424,6 +429,14 @@ pub fn select(
                 merged,
             }
         }
+        Method::Atome => {
+            let keys = keys.ok_or(missing_keys)?;
+            let (kept, merged) = atome::atome(keys, n, k);
+            Selection {
+                merged,
+                ..plain(kept, None)
+            }
+        }
         Method::Merge => {
             let keys = keys.ok_or(missing_keys)?;
             let out = merge::merge(scores, keys, k, params.segments, params.mode);
@@ -485,7 +498,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown method `foo` (expected one of: full, topk, bottomk, random, segmentwise, \
-             visionzip, adaptive, window, merge)"
+             visionzip, adaptive, window, merge, atome)"
         );
         // `vanilla` is the engine's business (the unpruned model), not a selection rule.
         assert!(Method::parse("vanilla").is_err());
@@ -494,7 +507,7 @@ mod tests {
     #[test]
     fn method_flags() {
         let keyed: Vec<_> = Method::ALL.into_iter().filter(Method::needs_keys).collect();
-        assert_eq!(keyed, [Method::VisionZip, Method::Merge]);
+        assert_eq!(keyed, [Method::VisionZip, Method::Merge, Method::Atome]);
         let segmented: Vec<_> = Method::ALL
             .into_iter()
             .filter(Method::uses_segments)

@@ -318,4 +318,37 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn atome_groups_are_contiguous_disjoint_and_cover_the_clip(
+        (s, data, dim) in scores_and_keys(200),
+        p in params(),
+    ) {
+        let keys = Keys { data: &data, dim };
+        let sel = select(Method::Atome, &s, Some(keys), &p).unwrap();
+        let n = s.len();
+        // Every token belongs to exactly one group: its kept first token, alone or merged.
+        let mut covered = vec![0u32; n];
+        let mut kept = sel.kept.clone();
+        kept.sort_unstable();
+        for &t in &kept {
+            match sel.merged.iter().find(|c| c.target == t) {
+                Some(c) => {
+                    let len = c.parts.len();
+                    prop_assert!(len >= 2);
+                    for (i, &(j, w)) in c.parts.iter().enumerate() {
+                        prop_assert_eq!(j, t + i, "group of {} not contiguous", t);
+                        prop_assert!((f64::from(w) - 1.0 / len as f64).abs() < 1e-6);
+                        covered[j] += 1;
+                    }
+                }
+                None => covered[t] += 1,
+            }
+        }
+        prop_assert!(covered.iter().all(|&c| c == 1), "{:?}", covered);
+        prop_assert_eq!(sel.kept.len(), budget(p.keep, n));
+        // Keeping everything merges nothing.
+        let all = select(Method::Atome, &s, Some(keys), &Params { keep: 1.0, ..p.clone() }).unwrap();
+        prop_assert!(all.merged.is_empty());
+    }
 }

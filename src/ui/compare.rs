@@ -19,7 +19,12 @@ pub const BASE_METHODS: [RunMethod; 7] = [
 ];
 
 /// Rows the user can add.
-pub const EXTENSIONS: [Method; 3] = [Method::Adaptive, Method::Window, Method::Merge];
+pub const EXTENSIONS: [Method; 4] = [
+    Method::Adaptive,
+    Method::Window,
+    Method::Merge,
+    Method::Atome,
+];
 
 /// Keep ratios every grid has; the slider's value is added as a fourth column.
 pub const FIXED_KEEPS: [f64; 3] = [0.5, 0.25, 0.1];
@@ -111,7 +116,7 @@ pub fn cell_key(spec: &RunSpec, p: &Params, decoding: &Decoding) -> CellKey {
             Method::Adaptive => Reads::Adaptive(p.order, p.segments, p.gamma.to_bits(), p.k_min),
             Method::Window => Reads::Window(p.order, p.window_tokens),
             Method::Random => Reads::Seed(p.order, p.seed),
-            Method::Full | Method::TopK | Method::BottomK | Method::VisionZip => {
+            Method::Full | Method::TopK | Method::BottomK | Method::VisionZip | Method::Atome => {
                 Reads::Order(p.order)
             }
         },
