@@ -7,7 +7,8 @@ of the groups' mean keys, the best pair merges (the leftmost on a tie), until K 
     .venv-bench/bin/python scripts/make-atome-fixtures.py     # any Python 3 with numpy
 
 Never runs in CI: its output is committed. Clips: random keys, and keys made of runs (a few
-directions, each repeated with noise, as speech frames of one phone are), at several K.
+directions, each repeated with noise, as speech frames of one phone are), at several K and, in
+the threshold mode, at several thresholds.
 """
 import json
 from pathlib import Path
@@ -22,14 +23,17 @@ def cosine(a, b):
     return float(np.dot(a, b) / den) if den > 0 and np.isfinite(den) else 0.0
 
 
-def reference(keys, k):
-    """Groups (first, last) after merging down to k groups."""
+def reference(keys, k, threshold=None):
+    """Groups (first, last) after merging down to k groups, or while the most similar adjacent
+    pair is more similar than `threshold`."""
     keys = keys.astype(np.float64)
     groups = [[t, t] for t in range(len(keys))]
-    while len(groups) > k:
+    while len(groups) > (1 if threshold is not None else k):
         sums = [keys[a:b + 1].sum(axis=0) for a, b in groups]
         sims = [cosine(sums[i], sums[i + 1]) for i in range(len(groups) - 1)]
         best = int(np.argmax(sims))  # the first maximum: the leftmost pair
+        if threshold is not None and sims[best] <= threshold:
+            break
         groups[best][1] = groups[best + 1][1]
         del groups[best + 1]
     return [tuple(g) for g in groups]
@@ -56,6 +60,7 @@ def main():
             # float(np.float32) is the exact value; Rust reads it back into the same f32.
             "keys": [float(x) for x in keys.flatten()],
             "groups": {str(k): reference(keys, k) for k in ks},
+            "thresholds": {str(t): reference(keys, n, t) for t in [0.95, 0.8, 0.5, 0.2, 0.0]},
         })
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"clips": clips}, indent=None) + "\n")

@@ -123,6 +123,10 @@ pub struct PlanArgs {
     /// Adaptive segmentwise: budget share grows with segment importance^gamma.
     #[arg(long, default_value_t = 1.0)]
     gamma: f64,
+    /// Atome: merge every adjacent pair more similar than this (key cosine in [-1, 1]) instead
+    /// of merging down to the keep ratio; the K reached is reported per run.
+    #[arg(long)]
+    merge_threshold: Option<f64>,
     /// Window method: window length in seconds.
     #[arg(long, default_value_t = 3.0)]
     window_seconds: f64,
@@ -338,6 +342,7 @@ pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
         gamma: p.gamma,
         k_min: 1,
         window_tokens: Params::window_tokens_for(p.window_seconds, seconds_per_token),
+        merge_threshold: p.merge_threshold,
         order: match p.order {
             OrderArg::Time => Order::Time,
             OrderArg::Score => Order::Score,

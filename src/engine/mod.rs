@@ -167,11 +167,16 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Every method x keep combination. `vanilla` and `full` ignore the keep ratio and run once.
+    /// Every method x keep combination. `vanilla`, `full` and `atome` with a merge threshold
+    /// ignore the keep ratio and run once (keep 1).
     pub fn grid(methods: &[RunMethod], keeps: &[f64], params: Params, decoding: Decoding) -> Plan {
         let mut runs = Vec::new();
         for &method in methods {
-            let fixed = matches!(method, RunMethod::Vanilla | RunMethod::Prune(Method::Full));
+            let fixed = match method {
+                RunMethod::Vanilla | RunMethod::Prune(Method::Full) => true,
+                RunMethod::Prune(Method::Atome) => params.merge_threshold.is_some(),
+                RunMethod::Prune(_) => false,
+            };
             let ks: &[f64] = if fixed { &[1.0] } else { keeps };
             for &keep in ks {
                 let spec = RunSpec { method, keep };

@@ -55,10 +55,15 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// The groups `(first, last)` (inclusive, in time order) left after merging `n` tokens down to
-/// `k` groups (`k >= n` merges nothing; `k` is at least 1).
-pub fn groups(keys: Keys, n: usize, k: usize) -> Vec<(usize, usize)> {
+/// `k` groups (`k >= n` merges nothing; `k` is at least 1), or, with a `threshold`, for as long
+/// as the most similar adjacent pair is more similar than it (then `k` is ignored).
+pub fn groups(keys: Keys, n: usize, k: usize, threshold: Option<f64>) -> Vec<(usize, usize)> {
     let dim = keys.dim;
-    let k = k.clamp(1, n.max(1));
+    let k = if threshold.is_some() {
+        1
+    } else {
+        k.clamp(1, n.max(1))
+    };
     if n == 0 {
         return Vec::new();
     }
@@ -96,6 +101,10 @@ pub fn groups(keys: Keys, n: usize, k: usize) -> Vec<(usize, usize)> {
         if p.stamps != (stamp[l], stamp[r]) {
             continue;
         }
+        // The first current pair off the heap is the most similar one left.
+        if threshold.is_some_and(|t| p.sim <= t) {
+            break;
+        }
         // Merge group r into group l.
         let rs = std::mem::take(&mut sum[r]);
         for (a, b) in sum[l].iter_mut().zip(rs) {
@@ -121,8 +130,13 @@ pub fn groups(keys: Keys, n: usize, k: usize) -> Vec<(usize, usize)> {
 
 /// The selection of [`groups`]: each group's first token is kept, and a group of several
 /// tokens is their mean (a [`Combination`] with equal weights, the first token as target).
-pub fn atome(keys: Keys, n: usize, k: usize) -> (Vec<usize>, Vec<Combination>) {
-    let groups = groups(keys, n, k);
+pub fn atome(
+    keys: Keys,
+    n: usize,
+    k: usize,
+    threshold: Option<f64>,
+) -> (Vec<usize>, Vec<Combination>) {
+    let groups = groups(keys, n, k, threshold);
     let kept = groups.iter().map(|g| g.0).collect();
     let merged = groups
         .iter()
@@ -155,15 +169,21 @@ mod tests {
             dim: 2,
         };
         assert_eq!(
-            groups(k, 5, 5),
+            groups(k, 5, 5, None),
             vec![(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)]
         );
-        assert_eq!(groups(k, 5, 4), vec![(0, 1), (2, 2), (3, 3), (4, 4)]);
-        assert_eq!(groups(k, 5, 3), vec![(0, 1), (2, 2), (3, 4)]);
+        assert_eq!(groups(k, 5, 4, None), vec![(0, 1), (2, 2), (3, 3), (4, 4)]);
+        assert_eq!(groups(k, 5, 3, None), vec![(0, 1), (2, 2), (3, 4)]);
         // Group {3, 4} has the mean key (1, 0.95): closer to 2 (cos 0.69) than {0, 1} is (0).
-        assert_eq!(groups(k, 5, 2), vec![(0, 1), (2, 4)]);
-        assert_eq!(groups(k, 5, 1), vec![(0, 4)]);
-        let (kept, merged) = atome(k, 5, 3);
+        assert_eq!(groups(k, 5, 2, None), vec![(0, 1), (2, 4)]);
+        assert_eq!(groups(k, 5, 1, None), vec![(0, 4)]);
+        // Above 0.9: the pairs (0, 1) and (3, 4), then nothing (the best left is 0.69).
+        assert_eq!(groups(k, 5, 5, Some(0.9)), vec![(0, 1), (2, 2), (3, 4)]);
+        // Above 0.6: also 2 with {3, 4} (0.69), but then {0, 1} with {2, 3, 4} is only 0.57.
+        assert_eq!(groups(k, 5, 5, Some(0.6)), vec![(0, 1), (2, 4)]);
+        assert_eq!(groups(k, 5, 5, Some(0.5)), vec![(0, 4)]);
+        assert_eq!(groups(k, 5, 5, Some(1.0)).len(), 5);
+        let (kept, merged) = atome(k, 5, 3, None);
         assert_eq!(kept, vec![0, 2, 3]);
         assert_eq!(merged.len(), 2);
         assert_eq!(merged[1].target, 3);
@@ -177,14 +197,14 @@ mod tests {
             data: &data,
             dim: 2,
         };
-        assert_eq!(groups(k, 4, 3), vec![(0, 1), (2, 2), (3, 3)]);
+        assert_eq!(groups(k, 4, 3, None), vec![(0, 1), (2, 2), (3, 3)]);
         let data = keys(&[[f32::NAN, 0.0], [0.0, 1.0], [0.0, 1.0]]);
         let k = Keys {
             data: &data,
             dim: 2,
         };
-        assert_eq!(groups(k, 3, 2), vec![(0, 0), (1, 2)]);
-        assert!(groups(k, 0, 1).is_empty());
+        assert_eq!(groups(k, 3, 2, None), vec![(0, 0), (1, 2)]);
+        assert!(groups(k, 0, 1, None).is_empty());
     }
 
     /// Against the naive reference written from the paper's description
@@ -209,7 +229,23 @@ mod tests {
             for (k, want) in clip["groups"].as_object().unwrap() {
                 let want: Vec<(usize, usize)> = serde_json::from_value(want.clone()).unwrap();
                 let k: usize = k.parse().unwrap();
-                assert_eq!(groups(keys, n, k), want, "{} at K = {k}", clip["name"]);
+                assert_eq!(
+                    groups(keys, n, k, None),
+                    want,
+                    "{} at K = {k}",
+                    clip["name"]
+                );
+                checked += 1;
+            }
+            for (t, want) in clip["thresholds"].as_object().unwrap() {
+                let want: Vec<(usize, usize)> = serde_json::from_value(want.clone()).unwrap();
+                let t: f64 = t.parse().unwrap();
+                assert_eq!(
+                    groups(keys, n, n, Some(t)),
+                    want,
+                    "{} above {t}",
+                    clip["name"]
+                );
                 checked += 1;
             }
         }

@@ -226,6 +226,9 @@ pub struct Params {
     pub window_tokens: usize,
     /// Output order of the kept tokens.
     pub order: Order,
+    /// Atome: merge while two adjacent groups are more similar than this (cosine in [-1, 1]),
+    /// so K follows the audio; None merges down to the keep ratio's K.
+    pub merge_threshold: Option<f64>,
 }
 
 impl Params {
@@ -248,6 +251,7 @@ impl Default for Params {
             // 3 s of Whisper tokens (20 ms each).
             window_tokens: 150,
             order: Order::Time,
+            merge_threshold: None,
         }
     }
 }
@@ -267,6 +271,11 @@ impl Params {
         }
         if !(self.gamma.is_finite() && self.gamma >= 0.0) {
             return Err(PruneError::InvalidGamma(self.gamma));
+        }
+        if let Some(t) = self.merge_threshold {
+            if !(-1.0..=1.0).contains(&t) {
+                return Err(PruneError::InvalidThreshold(t));
+            }
         }
         Ok(())
     }
@@ -334,6 +343,8 @@ pub enum PruneError {
     ZeroWindow,
     #[error("gamma must be finite and at least 0, got {0}")]
     InvalidGamma(f64),
+    #[error("the merge threshold is a cosine similarity in [-1, 1], got {0}")]
+    InvalidThreshold(f64),
     #[error("method `{0}` needs the encoder keys, but none were given")]
     MissingKeys(Method),
     #[error("key dimension must be at least 1")]
@@ -431,8 +442,10 @@ pub fn select(
         }
         Method::Atome => {
             let keys = keys.ok_or(missing_keys)?;
-            let (kept, merged) = atome::atome(keys, n, k);
+            let (kept, merged) = atome::atome(keys, n, k, params.merge_threshold);
             Selection {
+                // With a threshold, K is what the audio gave.
+                k: kept.len(),
                 merged,
                 ..plain(kept, None)
             }

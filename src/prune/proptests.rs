@@ -67,6 +67,7 @@ fn params() -> impl Strategy<Value = Params> {
                 k_min,
                 window_tokens,
                 order,
+                merge_threshold: None,
             },
         )
 }
@@ -350,5 +351,53 @@ proptest! {
         // Keeping everything merges nothing.
         let all = select(Method::Atome, &s, Some(keys), &Params { keep: 1.0, ..p.clone() }).unwrap();
         prop_assert!(all.merged.is_empty());
+    }
+
+    #[test]
+    fn atome_with_a_threshold_stops_where_no_neighbours_are_that_similar(
+        (s, data, dim) in scores_and_keys(120),
+        t in -1.0f64..1.0,
+    ) {
+        let keys = Keys { data: &data, dim };
+        let p = Params { merge_threshold: Some(t), ..Params::default() };
+        let sel = select(Method::Atome, &s, Some(keys), &p).unwrap();
+        let n = s.len();
+        prop_assert_eq!(sel.k, sel.kept.len());
+        // Each group's key sum (non-finite rows as zero), in time order.
+        let mut kept = sel.kept.clone();
+        kept.sort_unstable();
+        let row = |j: usize| -> Vec<f64> {
+            let r = &data[j * dim..(j + 1) * dim];
+            if r.iter().all(|x| x.is_finite()) {
+                r.iter().map(|&x| f64::from(x)).collect()
+            } else {
+                vec![0.0; dim]
+            }
+        };
+        let sums: Vec<Vec<f64>> = kept
+            .iter()
+            .map(|&g| {
+                let members: Vec<usize> = match sel.merged.iter().find(|c| c.target == g) {
+                    Some(c) => c.parts.iter().map(|p| p.0).collect(),
+                    None => vec![g],
+                };
+                let mut acc = vec![0.0; dim];
+                for j in members {
+                    for (a, b) in acc.iter_mut().zip(row(j)) {
+                        *a += b;
+                    }
+                }
+                acc
+            })
+            .collect();
+        for w in sums.windows(2) {
+            let (a, b) = (&w[0], &w[1]);
+            let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+            let den = (a.iter().map(|x| x * x).sum::<f64>() * b.iter().map(|x| x * x).sum::<f64>()).sqrt();
+            let sim = if den > 0.0 && den.is_finite() { dot / den } else { 0.0 };
+            // Summation order differs from the method's: allow rounding.
+            prop_assert!(sim <= t + 1e-9, "neighbours at {} above {}", sim, t);
+        }
+        prop_assert!(n == 0 || !kept.is_empty());
     }
 }

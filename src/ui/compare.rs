@@ -89,6 +89,8 @@ pub enum Reads {
     Adaptive(Order, usize, u64, usize),
     Window(Order, usize),
     Seed(Order, u64),
+    /// Atome: its threshold's bits, if any.
+    Threshold(Order, Option<u64>),
 }
 
 /// A grid cell's cache key: it changes exactly when the cell's output can (the method, its keep
@@ -116,7 +118,8 @@ pub fn cell_key(spec: &RunSpec, p: &Params, decoding: &Decoding) -> CellKey {
             Method::Adaptive => Reads::Adaptive(p.order, p.segments, p.gamma.to_bits(), p.k_min),
             Method::Window => Reads::Window(p.order, p.window_tokens),
             Method::Random => Reads::Seed(p.order, p.seed),
-            Method::Full | Method::TopK | Method::BottomK | Method::VisionZip | Method::Atome => {
+            Method::Atome => Reads::Threshold(p.order, p.merge_threshold.map(f64::to_bits)),
+            Method::Full | Method::TopK | Method::BottomK | Method::VisionZip => {
                 Reads::Order(p.order)
             }
         },

@@ -187,6 +187,19 @@ impl ExplorerApp {
                 .suffix(" s")
                 .text("Window"),
         );
+        ui.horizontal(|ui| {
+            let mut on = self.settings.merge_threshold.is_some();
+            let mut t = self.settings.merge_threshold.unwrap_or(0.8);
+            ui.checkbox(&mut on, "Atome above")
+                .on_hover_text("Atome merges every adjacent pair whose keys are more similar than this cosine, so K follows the audio (off: down to the keep ratio)");
+            ui.add_enabled(
+                on,
+                egui::Slider::new(&mut t, -1.0..=1.0)
+                    .step_by(0.01)
+                    .text("cosine"),
+            );
+            self.settings.merge_threshold = on.then_some(t);
+        });
         ui.add_space(6.0);
         ui.label(RichText::new("Extensions in the grid").color(theme::TEXT_DIM));
         ui.horizontal_wrapped(|ui| {

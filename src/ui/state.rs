@@ -26,6 +26,8 @@ pub struct Settings {
     pub mode: SegmentMode,
     pub gamma: f64,
     pub window_seconds: f64,
+    /// Atome's threshold mode (`--merge-threshold`): None merges down to the keep ratio.
+    pub merge_threshold: Option<f64>,
     pub extensions: Vec<Method>,
     pub follow: bool,
     pub looping: bool,
@@ -50,6 +52,7 @@ impl Default for Settings {
             mode: SegmentMode::Paper,
             gamma: 1.0,
             window_seconds: 3.0,
+            merge_threshold: None,
             extensions: Vec::new(),
             follow: true,
             looping: false,
@@ -89,6 +92,7 @@ impl Settings {
             k_min: 1,
             window_tokens: Params::window_tokens_for(self.window_seconds, seconds_per_token),
             order: prune::Order::Time,
+            merge_threshold: self.merge_threshold.map(|t| t.clamp(-1.0, 1.0)),
         }
     }
 

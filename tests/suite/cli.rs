@@ -265,3 +265,51 @@ fn runs_from_another_folder() {
     assert_eq!(v["runs"][0]["method"], "full");
     assert!(!v["runs"][0]["text"].as_str().unwrap().is_empty());
 }
+
+/// `atome` merges down to each keep ratio, or with `--merge-threshold` as far as the audio
+/// allows: one run whose K is what it reached.
+#[test]
+fn atome_merges_to_k_or_above_a_threshold() {
+    let clip = common::data("arctic_a0007.wav");
+    let c = clip.to_str().unwrap();
+    let (out, _) = common::ok(&[
+        "analyze", c, "--method", "atome", "--keep", "0.5,0.25", "--json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let n = doc["tokens"]["count"].as_u64().unwrap();
+    let ks: Vec<u64> = doc["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["k"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ks, vec![n.div_ceil(2), (n as f64 * 0.25).round() as u64]);
+    let (out, _) = common::ok(&[
+        "analyze",
+        c,
+        "--method",
+        "atome",
+        "--keep",
+        "0.5,0.25",
+        "--merge-threshold",
+        "0.9",
+        "--json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "a threshold ignores the keep ratio");
+    let k = runs[0]["k"].as_u64().unwrap();
+    assert!(k > 0 && k < n, "K {k} of {n}");
+    assert_eq!(runs[0]["kept"].as_array().unwrap().len() as u64, k);
+    assert_one_line_error(
+        &prunescope(&[
+            "analyze",
+            c,
+            "--method",
+            "atome",
+            "--merge-threshold",
+            "1.5",
+        ]),
+        "merge threshold",
+    );
+}
