@@ -254,6 +254,17 @@ fn snapshot_lanes_topk_with_selection() {
     h.snapshot("lanes_topk_10_selection");
 }
 
+/// Atome's merged groups of neighbours show as shaded spans behind their bars.
+#[test]
+fn snapshot_lanes_atome_groups() {
+    let mut h = lanes_harness(Settings {
+        method: prunescope::prune::Method::Atome,
+        keep_percent: 25.0,
+        ..Settings::default()
+    });
+    h.snapshot("lanes_atome_25");
+}
+
 fn frame_stats(ms: &[f32]) -> (f32, f32, f32) {
     let mut v = ms.to_vec();
     v.sort_by(f32::total_cmp);

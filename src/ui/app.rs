@@ -42,8 +42,7 @@ pub(super) enum HighlightFor {
 pub(super) struct Highlight {
     pub what: HighlightFor,
     pub result: Result<Selection, prune::PruneError>,
-    pub kept_mask: Vec<bool>,
-    pub bounds: Vec<usize>,
+    pub marks: compare::Marks,
 }
 
 /// The "open path" window's state.
@@ -352,15 +351,14 @@ impl ExplorerApp {
                 prune::select(self.settings.method, scores.raw(), Some(keys), &params)
             }
         };
-        let (kept_mask, bounds) = match &result {
+        let marks = match &result {
             Ok(sel) => compare::highlight(sel, scores.raw().len(), params.window_tokens),
-            Err(_) => (Vec::new(), Vec::new()),
+            Err(_) => compare::Marks::default(),
         };
         self.highlight = Some(Highlight {
             what,
             result,
-            kept_mask,
-            bounds,
+            marks,
         });
     }
 
@@ -633,7 +631,7 @@ impl ExplorerApp {
         let clip = self.clip.as_ref().ok_or(export::ExportError::NoClip)?;
         let s = clip.scores.as_ref().ok_or(export::ExportError::NoScores)?;
         let (mask, bounds): (&[bool], &[usize]) = match &self.highlight {
-            Some(h) => (&h.kept_mask, &h.bounds),
+            Some(h) => (&h.marks.kept, &h.marks.bounds),
             None => (&[], &[]),
         };
         let lane = export::lane_image(

@@ -253,13 +253,23 @@ impl CellView {
     }
 }
 
-/// The attention lane's kept-token mask (members of merged tokens count as kept) and the
-/// segment or window boundaries to draw, for a selection over `n` tokens.
-pub fn highlight(sel: &Selection, n: usize, window_tokens: usize) -> (Vec<bool>, Vec<usize>) {
-    let mut mask = vec![false; n];
+/// What the attention lane marks for a selection over `n` tokens.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Marks {
+    /// Kept tokens, members of merged tokens included.
+    pub kept: Vec<bool>,
+    /// Segment or window boundaries.
+    pub bounds: Vec<usize>,
+    /// Merged groups of adjacent tokens (`atome`, `merge` runs), first and last token: drawn as
+    /// spans.
+    pub spans: Vec<(usize, usize)>,
+}
+
+pub fn highlight(sel: &Selection, n: usize, window_tokens: usize) -> Marks {
+    let mut kept = vec![false; n];
     let members = sel.merged.iter().flat_map(|c| c.parts.iter().map(|p| p.0));
     for t in sel.kept.iter().copied().chain(members) {
-        if let Some(m) = mask.get_mut(t) {
+        if let Some(m) = kept.get_mut(t) {
             *m = true;
         }
     }
@@ -268,7 +278,20 @@ pub fn highlight(sel: &Selection, n: usize, window_tokens: usize) -> (Vec<bool>,
         (_, Some(s)) if s > 0 => crate::prune::segment_bounds(n, s),
         _ => Vec::new(),
     };
-    (mask, bounds)
+    let spans = sel
+        .merged
+        .iter()
+        .filter_map(|c| {
+            let lo = c.parts.iter().map(|p| p.0).min()?;
+            let hi = c.parts.iter().map(|p| p.0).max()?;
+            (hi - lo + 1 == c.parts.len()).then_some((lo, hi))
+        })
+        .collect();
+    Marks {
+        kept,
+        bounds,
+        spans,
+    }
 }
 
 /// One word of a diff.
@@ -559,11 +582,12 @@ mod tests {
                 parts: vec![(6, 0.5), (7, 0.5)],
             }],
         };
-        let (mask, bounds) = highlight(&sel, 8, 3);
+        let m = highlight(&sel, 8, 3);
         assert_eq!(
-            mask,
+            m.kept,
             vec![false, true, false, false, false, false, true, true]
         );
-        assert_eq!(bounds, vec![0, 4, 8]);
+        assert_eq!(m.bounds, vec![0, 4, 8]);
+        assert_eq!(m.spans, vec![(6, 7)]);
     }
 }

@@ -255,9 +255,9 @@ impl ExplorerApp {
         let group = ui.scope_id().with("lanes");
         let width = (ui.available_width() - theme::LABEL_WIDTH).max(100.0);
         let cols = width.max(1.0) as usize;
-        let (mask, bounds): (&[bool], &[usize]) = match &self.highlight {
-            Some(h) => (&h.kept_mask, &h.bounds),
-            None => (&[], &[]),
+        let (mask, bounds, spans): (&[bool], &[usize], &[(usize, usize)]) = match &self.highlight {
+            Some(h) => (&h.marks.kept, &h.marks.bounds, &h.marks.spans),
+            None => (&[], &[], &[]),
         };
         let scores = clip.scores.as_ref();
         let spt = scores.map_or(0.02, |s| s.spt());
@@ -361,6 +361,7 @@ impl ExplorerApp {
                                     bars: attention_bars(&view, cols, &s.norm, mask, spt),
                                     norm: &s.norm,
                                     bounds,
+                                    spans,
                                     windows: &s.windows,
                                     top: &s.top,
                                     spt,
@@ -457,12 +458,23 @@ struct AttentionView<'a> {
     bars: Vec<BarSpec>,
     norm: &'a [f32],
     bounds: &'a [usize],
+    /// Merged groups of adjacent tokens, first and last.
+    spans: &'a [(usize, usize)],
     windows: &'a [usize],
     top: &'a [usize],
     spt: f64,
 }
 
 fn attention_items(pui: &mut PlotUi<'_>, a: &AttentionView<'_>) {
+    // Neighbouring groups alternate in shade, so where one ends and the next begins shows.
+    for (i, &(lo, hi)) in a.spans.iter().enumerate() {
+        let shade = if i % 2 == 0 { 0.08 } else { 0.2 };
+        pui.span(
+            Span::new("", lo as f64 * a.spt..=(hi + 1) as f64 * a.spt)
+                .fill(theme::KEPT.gamma_multiply(shade))
+                .border_width(0.0),
+        );
+    }
     for q in 1..4 {
         pui.hline(
             HLine::new("guide", f64::from(q) / 4.0)
