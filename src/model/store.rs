@@ -115,12 +115,16 @@ pub fn find(name: &str) -> Option<Known> {
 }
 
 impl Known {
-    /// The model's folder: `$env` if set, else `<cache>/models/<name>` (None without either).
-    pub fn dir(&self) -> Option<PathBuf> {
-        match std::env::var_os(self.env).filter(|v| !v.is_empty()) {
-            Some(p) => Some(PathBuf::from(p)),
-            None => cache_dir().map(|c| c.join("models").join(self.name)),
-        }
+    /// The folder `$env` names, if set.
+    fn env_dir(&self) -> Option<PathBuf> {
+        std::env::var_os(self.env)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    }
+
+    /// `<cache>/models/<name>`, where the model is fetched (None without a cache folder).
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        cache_dir().map(|c| c.join("models").join(self.name))
     }
 
     /// Whether `dir` holds every file of the model.
@@ -131,10 +135,8 @@ impl Known {
     /// The folder `$env` names (as it is: a wrong one is the loader's error to report), else
     /// the cache folder when it holds the model.
     pub fn present(&self) -> Option<PathBuf> {
-        match std::env::var_os(self.env).filter(|v| !v.is_empty()) {
-            Some(p) => Some(PathBuf::from(p)),
-            None => self.dir().filter(|d| self.is_in(d)),
-        }
+        self.env_dir()
+            .or_else(|| self.cache_dir().filter(|d| self.is_in(d)))
     }
 
     /// The model's folder. `$env` names it as it is (a folder without the model is the
@@ -144,7 +146,9 @@ impl Known {
         if let Some(p) = self.present() {
             return Ok(p);
         }
-        let dir = self.dir().ok_or(StoreError::NoCacheDir { env: self.env })?;
+        let dir = self
+            .cache_dir()
+            .ok_or(StoreError::NoCacheDir { env: self.env })?;
         self.fetch_into(&dir, log)?;
         Ok(dir)
     }
