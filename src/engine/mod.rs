@@ -46,6 +46,16 @@ impl RunMethod {
         }
     }
 
+    /// Whether the run ignores the keep ratio (it runs once, with keep 1): vanilla, full, and
+    /// atome with a merge threshold.
+    pub fn ignores_keep(self, params: &Params) -> bool {
+        match self {
+            RunMethod::Vanilla | RunMethod::Prune(Method::Full) => true,
+            RunMethod::Prune(Method::Atome) => params.merge_threshold.is_some(),
+            RunMethod::Prune(_) => false,
+        }
+    }
+
     pub fn parse(s: &str) -> std::result::Result<RunMethod, PruneError> {
         if s.eq_ignore_ascii_case("vanilla") {
             Ok(RunMethod::Vanilla)
@@ -172,12 +182,11 @@ impl Plan {
     pub fn grid(methods: &[RunMethod], keeps: &[f64], params: Params, decoding: Decoding) -> Plan {
         let mut runs = Vec::new();
         for &method in methods {
-            let fixed = match method {
-                RunMethod::Vanilla | RunMethod::Prune(Method::Full) => true,
-                RunMethod::Prune(Method::Atome) => params.merge_threshold.is_some(),
-                RunMethod::Prune(_) => false,
+            let ks: &[f64] = if method.ignores_keep(&params) {
+                &[1.0]
+            } else {
+                keeps
             };
-            let ks: &[f64] = if fixed { &[1.0] } else { keeps };
             for &keep in ks {
                 let spec = RunSpec { method, keep };
                 if !runs.contains(&spec) {
@@ -461,6 +470,37 @@ pub struct RunResult {
     pub stopped_on_loop: bool,
 }
 
+impl RunResult {
+    /// A run's selection before its decode: no text, times or tokens yet ([`fill_text`] adds
+    /// them).
+    fn before_decoding(
+        method: &str,
+        keep: f64,
+        segments: Option<usize>,
+        k: usize,
+        kept: Vec<usize>,
+        tail_tokens: usize,
+    ) -> RunResult {
+        RunResult {
+            method: method.into(),
+            keep,
+            segments,
+            k,
+            kept,
+            tail_tokens,
+            text: String::new(),
+            decode_ms: 0.0,
+            prefill_ms: None,
+            decode_ms_per_token: None,
+            generated_tokens: 0,
+            token_ids: Vec::new(),
+            looped: false,
+            loop_spans: Vec::new(),
+            stopped_on_loop: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ClipInfo {
     pub path: String,
@@ -568,23 +608,14 @@ pub fn run_with(
             Some(s) => (spec.keep, s.segments, s.k, s.kept),
             None => (1.0, None, n, (0..n).collect()),
         };
-        results.push(RunResult {
-            method: spec.method.name().into(),
+        results.push(RunResult::before_decoding(
+            spec.method.name(),
             keep,
             segments,
             k,
             kept,
             tail_tokens,
-            text: String::new(),
-            decode_ms: 0.0,
-            prefill_ms: None,
-            decode_ms_per_token: None,
-            generated_tokens: 0,
-            token_ids: Vec::new(),
-            looped: false,
-            loop_spans: Vec::new(),
-            stopped_on_loop: false,
-        });
+        ));
     }
     let total = inputs.len();
     let mut done = 0;

@@ -292,23 +292,7 @@ fn a_run_of_one_window_keeps_its_text_and_spans() {
         .iter()
         .map(|(w, input, _)| (*w, Scripted::generation(input)))
         .collect();
-    let mut res = RunResult {
-        method: "topk".into(),
-        keep: 0.05,
-        segments: None,
-        k: 100,
-        kept: sel.kept.clone(),
-        tail_tokens: 0,
-        text: String::new(),
-        decode_ms: 0.0,
-        prefill_ms: None,
-        decode_ms_per_token: None,
-        generated_tokens: 0,
-        token_ids: Vec::new(),
-        looped: false,
-        loop_spans: Vec::new(),
-        stopped_on_loop: false,
-    };
+    let mut res = RunResult::before_decoding("topk", 0.05, None, 100, sel.kept.clone(), 0);
     fill_text(&mut res, gens);
     assert_eq!(res.text, "la la la");
     assert_eq!(res.loop_spans, vec![[3, 8]]);
