@@ -236,17 +236,23 @@ impl ExplorerApp {
         self.settings.params(self.spt())
     }
 
-    /// The slider's own cell.
-    fn current_spec(&self) -> RunSpec {
-        RunSpec {
-            method: RunMethod::Prune(self.settings.method),
-            keep: self.settings.keep(),
-        }
+    /// The slider's own cell (keep 1 for a method that ignores the keep ratio, so it is the
+    /// same cell as the grid's).
+    fn current_spec(&self, params: &Params) -> RunSpec {
+        compare::spec(
+            RunMethod::Prune(self.settings.method),
+            self.settings.keep(),
+            params,
+        )
     }
 
-    /// The cache key of a grid cell under the current settings.
-    pub(super) fn key_of(&self, spec: &RunSpec) -> CellKey {
-        compare::cell_key(spec, &self.params(), &self.settings.decoding())
+    /// The cache keys of the grid's cells under the current settings, in grid order.
+    fn grid_keys(&self) -> Vec<CellKey> {
+        let (params, decoding) = (self.params(), self.settings.decoding());
+        compare::specs(&self.settings.extensions, self.settings.keep(), &params)
+            .iter()
+            .map(|s| compare::cell_key(s, &params, &decoding))
+            .collect()
     }
 
     /// Asks the user's command to run at the end of the frame.
@@ -278,11 +284,11 @@ impl ExplorerApp {
             self.results_for = cache_for;
             self.drop_request();
         }
-        let specs = compare::specs(&self.settings.extensions, self.settings.keep());
         let params = self.params();
+        let specs = compare::specs(&self.settings.extensions, self.settings.keep(), &params);
         let ask = compare::next_request(
             specs,
-            &self.current_spec(),
+            &self.current_spec(&params),
             &params,
             &decoding,
             |k| self.results.contains_key(k),
@@ -380,11 +386,15 @@ impl ExplorerApp {
         if let Some(t) = self.initial_seek.take() {
             self.request(Command::Seek(t));
         }
-        let complete = !self.busy()
-            && compare::specs(&self.settings.extensions, self.settings.keep())
-                .iter()
-                .all(|s| self.results.contains_key(&self.key_of(s)));
-        if complete {
+        // Only scripts wait for the grid: nothing to check on a user's frames.
+        if self.ready_file.is_none() || self.busy() {
+            return;
+        }
+        if self
+            .grid_keys()
+            .iter()
+            .all(|k| self.results.contains_key(k))
+        {
             if let Some(p) = self.ready_file.take() {
                 if let Err(e) = std::fs::write(&p, b"ready\n") {
                     self.error(format!("cannot write {}: {e}", p.display()));
@@ -620,9 +630,9 @@ impl ExplorerApp {
 
     /// The runs of the grid that are in, in grid order.
     fn grid_results(&self) -> Vec<RunResult> {
-        compare::specs(&self.settings.extensions, self.settings.keep())
+        self.grid_keys()
             .iter()
-            .filter_map(|s| self.results.get(&self.key_of(s)).cloned())
+            .filter_map(|k| self.results.get(k).cloned())
             .collect()
     }
 

@@ -29,11 +29,6 @@ pub const EXTENSIONS: [Method; 4] = [
 /// Keep ratios every grid has; the slider's value is added as a fourth column.
 pub const FIXED_KEEPS: [f64; 3] = [0.5, 0.25, 0.1];
 
-/// Whether a run ignores the keep ratio (shown once, in the first column).
-pub fn is_fixed(m: RunMethod) -> bool {
-    matches!(m, RunMethod::Vanilla | RunMethod::Prune(Method::Full))
-}
-
 /// The grid's columns: the fixed ratios, then `current` unless it equals one of them.
 pub fn keeps(current: f64) -> Vec<f64> {
     let mut k = FIXED_KEEPS.to_vec();
@@ -56,23 +51,30 @@ pub fn methods(extensions: &[Method]) -> Vec<RunMethod> {
         .collect()
 }
 
-/// The spec of a cell (`None` for the empty cells of fixed rows).
-pub fn cell(method: RunMethod, keep: f64, column: usize) -> Option<RunSpec> {
-    if is_fixed(method) {
-        (column == 0).then_some(RunSpec { method, keep: 1.0 })
+/// The run of `method` at `keep`: keep 1 for a method that ignores the keep ratio.
+pub fn spec(method: RunMethod, keep: f64, params: &Params) -> RunSpec {
+    let keep = if method.ignores_keep(params) {
+        1.0
     } else {
-        Some(RunSpec { method, keep })
-    }
+        keep
+    };
+    RunSpec { method, keep }
+}
+
+/// The spec of a cell (`None` for the empty cells of rows that ignore the keep ratio, which
+/// show once, in the first column).
+pub fn cell(method: RunMethod, keep: f64, column: usize, params: &Params) -> Option<RunSpec> {
+    (column == 0 || !method.ignores_keep(params)).then(|| spec(method, keep, params))
 }
 
 /// Every cell of the grid, in grid order (rows of `methods(extensions)`, columns of
 /// `keeps(current)`).
-pub fn specs(extensions: &[Method], current: f64) -> Vec<RunSpec> {
+pub fn specs(extensions: &[Method], current: f64, params: &Params) -> Vec<RunSpec> {
     let keeps = keeps(current);
     let mut specs = Vec::new();
     for m in methods(extensions) {
         for (c, &k) in keeps.iter().enumerate() {
-            specs.extend(cell(m, k, c));
+            specs.extend(cell(m, k, c, params));
         }
     }
     specs
@@ -106,11 +108,7 @@ pub struct CellKey {
 }
 
 pub fn cell_key(spec: &RunSpec, p: &Params, decoding: &Decoding) -> CellKey {
-    let keep = if is_fixed(spec.method) {
-        1.0
-    } else {
-        spec.keep
-    };
+    let keep = self::spec(spec.method, spec.keep, p).keep;
     let reads = match spec.method {
         RunMethod::Vanilla => Reads::Nothing,
         RunMethod::Prune(m) => match m {
@@ -194,14 +192,14 @@ pub fn next_request(
     if !specs.contains(current) {
         specs.push(current.clone());
     }
-    let missing: Vec<RunSpec> = prioritise(specs, Some(current))
+    let (missing, keys): (Vec<RunSpec>, Vec<CellKey>) = prioritise(specs, Some(current))
         .into_iter()
-        .filter(|s| !have(&cell_key(s, params, decoding)))
-        .collect();
-    let keys: Vec<CellKey> = missing
-        .iter()
-        .map(|s| cell_key(s, params, decoding))
-        .collect();
+        .map(|s| {
+            let k = cell_key(&s, params, decoding);
+            (s, k)
+        })
+        .filter(|(_, k)| !have(k))
+        .unzip();
     if in_flight.is_some_and(|d| keys.iter().all(|k| d.keys.contains(k))) {
         return Ask::Nothing;
     }
@@ -369,14 +367,14 @@ mod tests {
     fn fixed_rows_have_one_cell() {
         let full = RunMethod::Prune(Method::Full);
         assert_eq!(
-            cell(full, 0.25, 0),
+            cell(full, 0.25, 0, &Params::default()),
             Some(RunSpec {
                 method: full,
                 keep: 1.0
             })
         );
-        assert_eq!(cell(full, 0.25, 1), None);
-        assert!(cell(RunMethod::Prune(Method::TopK), 0.1, 2).is_some());
+        assert_eq!(cell(full, 0.25, 1, &Params::default()), None);
+        assert!(cell(RunMethod::Prune(Method::TopK), 0.1, 2, &Params::default()).is_some());
         assert_eq!(methods(&[Method::Merge]).len(), 8);
     }
 
@@ -483,7 +481,7 @@ mod tests {
     #[test]
     fn next_request_puts_the_slider_cell_first_then_full() {
         let (p, d, current) = fixture();
-        let specs = specs(&[], 0.3);
+        let specs = specs(&[], 0.3, &p);
         // 2 fixed rows + 5 methods x 4 columns.
         assert_eq!(specs.len(), 22);
         let Ask::Decode { runs, keys, first } =
@@ -527,7 +525,7 @@ mod tests {
     fn a_new_setting_asks_again() {
         let (p, d, current) = fixture();
         let Ask::Decode { keys, .. } =
-            next_request(specs(&[], 0.3), &current, &p, &d, |_| false, None)
+            next_request(specs(&[], 0.3, &p), &current, &p, &d, |_| false, None)
         else {
             panic!("expected a request");
         };
@@ -543,7 +541,7 @@ mod tests {
             ..p.clone()
         };
         let ask = next_request(
-            specs(&[], 0.3),
+            specs(&[], 0.3, &p),
             &current,
             &more_s,
             &d,
@@ -589,5 +587,29 @@ mod tests {
         );
         assert_eq!(m.bounds, vec![0, 4, 8]);
         assert_eq!(m.spans, vec![(6, 7)]);
+    }
+
+    #[test]
+    fn runs_that_ignore_the_keep_ratio_are_one_cell() {
+        let d = Decoding::default();
+        let p = Params::default();
+        // The slider on `full` at 30 %: the same cell as the grid's full row, asked once.
+        let current = spec(RunMethod::Prune(Method::Full), 0.3, &p);
+        let Ask::Decode { runs, keys, .. } =
+            next_request(specs(&[], 0.3, &p), &current, &p, &d, |_| false, None)
+        else {
+            panic!("expected a request");
+        };
+        assert_eq!(runs.len(), 22);
+        assert_eq!(keys.iter().filter(|k| **k == keys[0]).count(), 1);
+        // Atome with a threshold: one cell; without, one per column.
+        let atome = RunMethod::Prune(Method::Atome);
+        let t = Params {
+            merge_threshold: Some(0.9),
+            ..p.clone()
+        };
+        let row = |p: &Params| (0..4).filter_map(|c| cell(atome, 0.1, c, p)).count();
+        assert_eq!((row(&p), row(&t)), (4, 1));
+        assert_eq!(cell(atome, 0.1, 0, &t).map(|s| s.keep), Some(1.0));
     }
 }

@@ -361,7 +361,7 @@ impl ExplorerApp {
                         for m in compare::methods(&self.settings.extensions) {
                             ui.label(RichText::new(m.name()).monospace());
                             for (c, &k) in keeps.iter().enumerate() {
-                                let Some(spec) = compare::cell(m, k, c) else {
+                                let Some(spec) = compare::cell(m, k, c, &params) else {
                                     ui.label("");
                                     continue;
                                 };
