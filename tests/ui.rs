@@ -328,7 +328,8 @@ fn prompted_model_takes_a_prompt_and_no_tail() {
     // The toy Qwen2-Audio checkpoint (random weights): reads the first 2 s window of jfk.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/alm/qwen2-audio-tiny");
     let mut model =
-        prunescope::model::alm::Alm::load(&dir, &candle_core::Device::Cpu).expect("toy model");
+        prunescope::model::alm::Alm::load(&dir, &candle_core::Device::Cpu, candle_core::DType::F32)
+            .expect("toy model");
     model.options.max_new_tokens = 3;
     let app = model_app(Some(jfk()), Box::new(model));
     // Random weights say random bytes: U+FFFD, which the test harness's one font lacks (the
@@ -365,4 +366,69 @@ fn prompted_model_takes_a_prompt_and_no_tail() {
         Duration::from_secs(60),
         |h| !h.state().busy() && h.state().result_count() == 17,
     );
+}
+
+#[test]
+fn model_dtype_reloads_a_prompted_model_and_shows_in_the_title_bar() {
+    // The toy Qwen2-Audio checkpoint from its directory, the saved dtype bf16.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/alm/qwen2-audio-tiny");
+    let settings = Settings {
+        precision: prunescope::model::Precision::Bf16,
+        ..Settings::default()
+    };
+    let app = ExplorerApp::new(
+        settings,
+        Startup {
+            clip: Some(jfk()),
+            model: ModelSource::Dir(dir),
+            audio: false,
+        },
+    );
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .with_max_steps(1000)
+        .allow_missing_glyphs()
+        .build_ui_state(|ui, app: &mut ExplorerApp| app.show(ui), app);
+    step_until(&mut h, "the bf16 model", Duration::from_secs(60), |h| {
+        h.state().encoded() && !h.state().busy()
+    });
+    let label = h.state().model_label().unwrap().to_string();
+    assert!(label.ends_with("cpu bf16"), "{label}");
+    assert!(has_label(&h, &label), "the title bar shows {label}");
+    // Choosing f32 reloads it; the cells computed in bf16 are dropped and come back in f32.
+    h.state_mut()
+        .set_precision(prunescope::model::Precision::F32);
+    step_until(&mut h, "the f32 model", Duration::from_secs(60), |h| {
+        h.state()
+            .model_label()
+            .is_some_and(|l| l.ends_with("cpu f32"))
+            && h.state().encoded()
+            && !h.state().busy()
+            && h.state().result_count() == 17
+    });
+    assert_eq!(
+        h.state().settings.precision,
+        prunescope::model::Precision::F32
+    );
+}
+
+#[test]
+fn whisper_greys_out_the_reduced_dtypes() {
+    let mut h = harness(fake_app(Some(jfk()), Duration::from_millis(1)));
+    step_until(&mut h, "the fake model", Duration::from_secs(20), |h| {
+        h.state().model_label().is_some()
+    });
+    h.get_by_label("File").click();
+    h.run();
+    h.get_by_label("Model dtype").hover();
+    h.run();
+    for (name, enabled) in [
+        ("bf16", false),
+        ("f16", false),
+        ("f32", true),
+        ("auto (f32 on the CPU, bf16 on a GPU)", true),
+    ] {
+        let node = h.get_by_label(name);
+        assert_eq!(!node.accesskit_node().is_disabled(), enabled, "{name}");
+    }
 }

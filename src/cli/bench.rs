@@ -50,6 +50,13 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// Starts the peak resident set size over from the current one (Linux: `5` written to
+/// `/proc/self/clear_refs`), so a later [`peak_rss_mb`] covers only what came after. Says
+/// whether it could.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
 /// The paper's grid on the README: full + topk/segmentwise/bottomk at 50/25/10 %.
 fn ten_runs() -> Vec<RunSpec> {
     let mut runs = vec![RunSpec {

@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use prunescope::engine::{self, Decoding, Plan, Progress, RunMethod, Tail};
 use prunescope::model::whisper::Whisper;
-use prunescope::model::{store, AudioLanguageModel, DeviceChoice, LoadOptions};
+use prunescope::model::{store, AudioLanguageModel, DeviceChoice, LoadOptions, Precision};
 use prunescope::prune::{Order, Params, SegmentMode};
 
 #[derive(Parser)]
@@ -71,6 +71,10 @@ pub struct ModelArgs {
     /// `--features cuda`). Whisper always runs on the CPU.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Arithmetic of Qwen2-Audio / AF3: auto (f32 on the CPU, bf16 on CUDA), f32, bf16 or f16.
+    /// Whisper runs in f32.
+    #[arg(long, default_value = "auto")]
+    dtype: String,
     /// New tokens at most per run and window (a run that reaches it counts as looped).
     /// Default: 224 for Whisper (its own limit), 256 for Qwen2-Audio / AF3.
     #[arg(long)]
@@ -248,8 +252,10 @@ pub fn load_options(args: &ModelArgs) -> Result<LoadOptions> {
         bail!("--max-new-tokens must be at least 1");
     }
     let device = DeviceChoice::parse(&args.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    let precision = Precision::parse(&args.dtype).map_err(|e| anyhow::anyhow!("--dtype: {e}"))?;
     let mut opts = LoadOptions {
         device,
+        precision,
         ..LoadOptions::default()
     };
     opts.whisper.language = match args.language.as_str() {
@@ -280,6 +286,7 @@ pub fn load_whisper(args: &ModelArgs) -> Result<Whisper> {
     if prunescope::model::alm::is_alm_dir(&dir) {
         bail!("`bench` times Whisper's stages; for Qwen2-Audio / AF3 use `prunescope bench-prefill --model DIR`");
     }
+    prunescope::model::whisper_runtime(&opts)?;
     let mut model =
         Whisper::load(&dir).with_context(|| format!("cannot load model {}", dir.display()))?;
     model.options = opts.whisper;
@@ -416,7 +423,12 @@ fn print_table(a: &engine::Analysis) {
     let c = &a.report;
     println!(
         "{} | {} | {:.2} s, {} window(s), {} tokens | encoder+scores {:.0} ms",
-        c.clip.path, c.model, c.clip.duration_s, c.clip.windows, c.tokens.count, c.encode_ms
+        c.clip.path,
+        format!("{}, {}", c.model, c.runtime),
+        c.clip.duration_s,
+        c.clip.windows,
+        c.tokens.count,
+        c.encode_ms
     );
     println!(
         "{:<12} {:>5} {:>6} {:>4} {:>8} {:>8} {:>7} {:>6}  text",

@@ -11,7 +11,7 @@ use clap::Args;
 
 use prunescope::engine::{self, RunMethod, RunSpec};
 use prunescope::model::alm::{random, Alm};
-use prunescope::model::{AudioLanguageModel, DeviceChoice};
+use prunescope::model::{AudioLanguageModel, DeviceChoice, Precision};
 use prunescope::prune::{Method, Params};
 use prunescope::util::{median, TempDir};
 
@@ -30,6 +30,9 @@ pub struct PrefillArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// auto (f32 on the CPU, bf16 on CUDA), f32, bf16 or f16.
+    #[arg(long, default_value = "auto")]
+    dtype: String,
     /// Keep ratios to time (1 is the unpruned baseline of the ratios).
     #[arg(long, default_value = "1,0.5,0.25,0.1")]
     keep: String,
@@ -46,6 +49,7 @@ pub struct PrefillArgs {
 
 pub fn run(a: PrefillArgs) -> Result<()> {
     let device = DeviceChoice::parse(&a.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    let precision = Precision::parse(&a.dtype).map_err(|e| anyhow::anyhow!("--dtype: {e}"))?;
     let keeps = super::parse_keeps(&a.keep)?;
     let method = Method::parse(&a.method).map_err(|e| anyhow::anyhow!("--method: {e}"))?;
     if a.reps == 0 {
@@ -76,11 +80,22 @@ pub fn run(a: PrefillArgs) -> Result<()> {
             (dir, format!("random weights ({})", a.random))
         }
     };
+    // The loader's own memory: not the random model's writer before it.
+    let fresh_peak = super::bench::reset_peak_rss();
+    let rss_before = super::bench::peak_rss_mb();
     let t = Instant::now();
     let dev = device.device()?;
-    let mut model =
-        Alm::load(&dir, &dev).with_context(|| format!("cannot load model {}", dir.display()))?;
+    let mut model = Alm::load(&dir, &dev, precision.dtype(&dev))
+        .with_context(|| format!("cannot load model {}", dir.display()))?;
     let load_s = t.elapsed().as_secs_f64();
+    let load_rss = match (fresh_peak, rss_before, super::bench::peak_rss_mb()) {
+        (true, Some(a), Some(b)) => format!(
+            ", peak RSS while loading +{:.0} MB for {:.0} MB of checkpoint",
+            b - a,
+            checkpoint_mb(&dir)
+        ),
+        _ => String::new(),
+    };
     let info = model.info().clone();
 
     // One full window of audio: the clip repeated.
@@ -96,8 +111,8 @@ pub fn run(a: PrefillArgs) -> Result<()> {
     let cancel = AtomicBool::new(false);
 
     println!(
-        "prunescope bench-prefill: {what}, {} on {device}, {} text layers x {} hidden, {n} audio tokens ({}), median of {} (+1 warm-up), loaded in {load_s:.1} s, encoder {:.0} ms, {} threads",
-        info.name,
+        "prunescope bench-prefill: {what}, {}, {} text layers x {} hidden, {n} audio tokens ({}), median of {} (+1 warm-up), loaded in {load_s:.1} s{load_rss}, encoder {:.0} ms, {} threads",
+        info.label(),
         model.config.text.layers,
         model.config.text.hidden,
         a.clip
@@ -178,6 +193,19 @@ pub fn run(a: PrefillArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Size of a directory's safetensors files in MB (2^20 bytes, as the RSS figures).
+fn checkpoint_mb(dir: &std::path::Path) -> f64 {
+    let bytes: u64 = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "safetensors"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 /// The audio rows a prefix model gets for one run.

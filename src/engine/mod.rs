@@ -522,6 +522,8 @@ pub struct TokenInfo {
 #[derive(Debug, Clone, Serialize)]
 pub struct ClipReport {
     pub model: String,
+    /// Where the model ran and in which dtype (`runtime.dtype`).
+    pub runtime: crate::model::Runtime,
     pub clip: ClipInfo,
     pub tokens: TokenInfo,
     pub scores: Vec<f32>,
@@ -540,6 +542,7 @@ pub struct Analysis {
 pub fn describe(info: &ModelInfo, audio: &Audio, clip: &EncodedClip) -> ClipReport {
     ClipReport {
         model: info.name.clone(),
+        runtime: info.runtime.clone(),
         clip: ClipInfo {
             path: audio
                 .path

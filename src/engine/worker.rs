@@ -19,14 +19,14 @@ use crossbeam_channel::{Receiver, Sender};
 use super::{ClipReport, Decoding, EncodedClip, Plan, Progress, RunResult, RunSpec};
 use crate::audio::{self, Audio};
 use crate::mel::MelExtractor;
-use crate::model::{AudioLanguageModel, LoadOptions, ModelError};
+use crate::model::{AudioLanguageModel, LoadOptions, ModelError, Precision};
 use crate::prune::Params;
 
 /// What the worker is asked to do.
 pub enum Request {
     /// Load a model directory (Whisper in CTranslate2 or Hugging Face format, Qwen2-Audio, Audio
-    /// Flamingo 3), on the CPU.
-    LoadModel(PathBuf),
+    /// Flamingo 3), on the CPU, Qwen2-Audio / AF3 in `precision`.
+    LoadModel { dir: PathBuf, precision: Precision },
     /// Use an already built model (tests use the fake).
     UseModel(Box<dyn AudioLanguageModel>),
     /// Decode a clip from disk, compute its spectrogram, and encode it once a model is there.
@@ -56,6 +56,7 @@ pub struct Spectrogram {
 #[derive(Debug, Clone)]
 pub enum Event {
     ModelLoaded {
+        /// Its name, device and dtype ([`crate::model::ModelInfo::label`]).
         name: String,
         /// `None` for a model handed over with [`Request::UseModel`].
         dir: Option<PathBuf>,
@@ -217,9 +218,21 @@ impl State {
 
     fn handle(&mut self, r: Request) {
         match r {
-            Request::LoadModel(dir) => match crate::model::load(&dir, &LoadOptions::default()) {
+            Request::LoadModel { dir, precision } => match crate::model::load(
+                &dir,
+                &LoadOptions {
+                    // The explorer's dtype is a standing choice for the prompted models;
+                    // Whisper takes its f32 without an error.
+                    precision: if crate::model::alm::is_alm_dir(&dir) {
+                        precision
+                    } else {
+                        Precision::Auto
+                    },
+                    ..LoadOptions::default()
+                },
+            ) {
                 Ok(m) => {
-                    let name = m.info().name.clone();
+                    let name = m.info().label();
                     let prompted = m.info().prefix_lm;
                     self.model = Some(m);
                     self.emit(Event::ModelLoaded {
@@ -235,7 +248,7 @@ impl State {
                 }),
             },
             Request::UseModel(m) => {
-                let name = m.info().name.clone();
+                let name = m.info().label();
                 let prompted = m.info().prefix_lm;
                 self.model = Some(m);
                 self.emit(Event::ModelLoaded {
@@ -515,7 +528,10 @@ mod tests {
             path: PathBuf::from("/nonexistent/clip.wav"),
         });
         assert!(matches!(next(&w), Event::ClipFailed { job: 7, .. }));
-        w.send(Request::LoadModel(PathBuf::from("/nonexistent/model")));
+        w.send(Request::LoadModel {
+            dir: PathBuf::from("/nonexistent/model"),
+            precision: Precision::Auto,
+        });
         assert!(matches!(next(&w), Event::ModelFailed { .. }));
     }
 }

@@ -320,7 +320,7 @@ pub fn run(
     progress: &mut dyn FnMut(RunEvent<'_>),
 ) -> Result<RunSummary> {
     plan.validate()?;
-    let header = Header::new(dataset, data_path, &model.info().name, plan, opts.shard);
+    let header = Header::new(dataset, data_path, &model.info().label(), plan, opts.shard);
     let mut done: HashSet<String> = HashSet::new();
     if let Some(parent) = opts.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io(parent))?;

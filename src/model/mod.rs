@@ -102,9 +102,51 @@ pub struct ModelInfo {
     pub prefix_lm: bool,
     /// The prompt text used when a run has none (prefix models only).
     pub default_prompt: Option<String>,
+    /// Where it runs and in which arithmetic.
+    pub runtime: Runtime,
+}
+
+/// Where a model runs and in which floating-point type its weights and activations are: the
+/// `runtime` object of the `analyze` JSON, and the explorer's title bar.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Runtime {
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// `f32`, `bf16` or `f16`.
+    pub dtype: String,
+}
+
+impl Runtime {
+    pub fn new(device: &candle_core::Device, dtype: candle_core::DType) -> Runtime {
+        Runtime {
+            device: match device.location() {
+                candle_core::DeviceLocation::Cpu => "cpu".into(),
+                candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+                candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+            },
+            dtype: dtype.as_str().into(),
+        }
+    }
+
+    /// Whisper's: the CPU in f32.
+    pub fn cpu_f32() -> Runtime {
+        Runtime::new(&candle_core::Device::Cpu, candle_core::DType::F32)
+    }
+}
+
+impl std::fmt::Display for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.device, self.dtype)
+    }
 }
 
 impl ModelInfo {
+    /// The name with where and in which dtype it runs, e.g. "qwen2-audio-7b (qwen2-audio), cpu
+    /// bf16": what reports and the explorer's title bar show.
+    pub fn label(&self) -> String {
+        format!("{}, {}", self.name, self.runtime)
+    }
+
     /// Whisper-style defaults: 30 s windows, no window limit, cross-attention decoding.
     pub fn cross_attention(name: String, n_mels: usize, tokens_per_window: usize) -> ModelInfo {
         ModelInfo {
@@ -117,6 +159,7 @@ impl ModelInfo {
             max_windows: None,
             prefix_lm: false,
             default_prompt: None,
+            runtime: Runtime::cpu_f32(),
         }
     }
 }
@@ -302,10 +345,73 @@ impl std::fmt::Display for DeviceChoice {
     }
 }
 
+/// The floating-point type Qwen2-Audio / AF3 run in (`--dtype`): `auto` is f32 on the CPU and
+/// bf16 on a GPU. Whisper runs in f32 only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Auto,
+    F32,
+    Bf16,
+    F16,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 4] = [
+        Precision::Auto,
+        Precision::F32,
+        Precision::Bf16,
+        Precision::F16,
+    ];
+
+    pub fn parse(s: &str) -> std::result::Result<Precision, crate::util::UnknownName> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Precision::Auto),
+            "f32" | "float32" => Ok(Precision::F32),
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            "f16" | "float16" => Ok(Precision::F16),
+            other => Err(crate::util::UnknownName {
+                what: "dtype",
+                got: other.into(),
+                hint: "expected auto, f32, bf16 or f16".into(),
+            }),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Auto => "auto",
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::F16 => "f16",
+        }
+    }
+
+    /// The dtype on `device`.
+    pub fn dtype(self, device: &candle_core::Device) -> candle_core::DType {
+        use candle_core::DType;
+        match self {
+            Precision::Auto if device.is_cpu() => DType::F32,
+            Precision::Auto => DType::BF16,
+            Precision::F32 => DType::F32,
+            Precision::Bf16 => DType::BF16,
+            Precision::F16 => DType::F16,
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// How to load a model, whatever its kind.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub device: DeviceChoice,
+    pub precision: Precision,
     pub whisper: whisper::DecodeOptions,
     pub alm: alm::AlmOptions,
 }
@@ -315,21 +421,33 @@ pub struct LoadOptions {
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Box<dyn AudioLanguageModel>> {
     if alm::is_alm_dir(dir) {
         let device = opts.device.device()?;
-        let mut m = alm::Alm::load(dir, &device)?;
+        let mut m = alm::Alm::load(dir, &device, opts.precision.dtype(&device))?;
         m.options = opts.alm.clone();
         return Ok(Box::new(m));
     }
+    // Check the directory first so a wrong path is reported as such.
+    detect_format(dir)?;
+    whisper_runtime(opts)?;
+    let mut m = whisper::Whisper::load(dir)?;
+    m.options = opts.whisper.clone();
+    Ok(Box::new(m))
+}
+
+/// Whisper runs on the CPU in f32: the options' device and precision must say so (or `auto`).
+pub fn whisper_runtime(opts: &LoadOptions) -> Result<()> {
     if opts.device != DeviceChoice::Cpu {
-        // Check the directory first so a wrong path is reported as such.
-        detect_format(dir)?;
         return Err(ModelError::Device(format!(
             "Whisper runs on the CPU in prunescope; --device {} is for Qwen2-Audio and Audio Flamingo 3",
             opts.device
         )));
     }
-    let mut m = whisper::Whisper::load(dir)?;
-    m.options = opts.whisper.clone();
-    Ok(Box::new(m))
+    if !matches!(opts.precision, Precision::Auto | Precision::F32) {
+        return Err(ModelError::Device(format!(
+            "Whisper runs in f32 in prunescope; --dtype {} is for Qwen2-Audio and Audio Flamingo 3",
+            opts.precision
+        )));
+    }
+    Ok(())
 }
 
 /// A boxed model is a model (so `&Box<dyn AudioLanguageModel>` goes where `&dyn` does).

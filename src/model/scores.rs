@@ -14,8 +14,8 @@ pub enum Softmax {
     /// On the CPU in f32 with the fused kernel ([`kernels::softmax_rows`]), which sums the
     /// columns of the valid rows while it normalises them (Whisper's encoder, always on the CPU).
     Fused,
-    /// With candle's ops on the tensors' own device and dtype (CPU f32 or CUDA bf16); the
-    /// column sums are taken in f32.
+    /// With candle's ops on the tensors' own device, in f32 whatever the tensors' dtype (f32,
+    /// bf16, f16); the column sums are taken from these f32 probabilities.
     Device,
 }
 
@@ -31,7 +31,7 @@ pub enum Pooling {
 /// How [`attention`] runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Attention<'a> {
-    /// Added to every row of logits (`(1, 1, T)`: `-inf` on padded keys), if any.
+    /// Added to every row of logits (`(1, 1, T)`, f32: `-inf` on padded keys), if any.
     pub mask: Option<&'a Tensor>,
     /// Query rows per block: bounds the live attention matrix to `heads x block_rows x T`.
     pub block_rows: usize,
@@ -98,7 +98,14 @@ pub fn attention(
     let mut start = 0;
     while start < t {
         let rows = block_rows.min(t - start);
-        let mut logits = q.narrow(1, start, rows)?.matmul(&kt)?;
+        // Logits in the tensors' dtype, then f32 for the mask and the softmax whatever that
+        // dtype is: torch's bf16/f16 softmax accumulates in f32 on every device, candle's CPU
+        // kernel would sum the exponentials in bf16. The probabilities go back to the values'
+        // dtype for the product with them.
+        let mut logits = q
+            .narrow(1, start, rows)?
+            .matmul(&kt)?
+            .to_dtype(DType::F32)?;
         if let Some(mask) = how.mask {
             logits = logits.broadcast_add(mask)?;
         }
@@ -118,13 +125,12 @@ pub fn attention(
                 if let (Some(r), true) = (received.as_mut(), valid > 0) {
                     let col = probs
                         .narrow(1, 0, valid)?
-                        .to_dtype(DType::F32)?
                         .sum(1)?
                         .sum(0)?
                         .to_vec1::<f32>()?;
                     r.add(&col);
                 }
-                probs
+                probs.to_dtype(v.dtype())?
             }
         };
         blocks.push(probs.matmul(v)?);

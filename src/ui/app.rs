@@ -23,7 +23,10 @@ use crate::prune::{self, Method, Params, Selection};
 /// The model the worker holds.
 #[derive(Default)]
 pub(super) struct ModelState {
+    /// Its label: name, device and dtype.
     pub name: Option<String>,
+    /// The directory it came from (None for a model handed over by a test).
+    pub dir: Option<PathBuf>,
     /// It takes a prompt and no silence tail (Qwen2-Audio, AF3).
     pub prompted: bool,
     pub loading: bool,
@@ -185,6 +188,16 @@ impl ExplorerApp {
     /// Loads a model directory (the same as dropping it on the window).
     pub fn load_model(&mut self, dir: PathBuf) {
         self.run(Command::LoadModel(dir));
+    }
+
+    /// Chooses Qwen2-Audio / AF3's dtype, reloading such a model in it (File > Model dtype).
+    pub fn set_precision(&mut self, p: crate::model::Precision) {
+        self.run(Command::SetPrecision(p));
+    }
+
+    /// The loaded model's label as the title bar shows it: name, device and dtype.
+    pub fn model_label(&self) -> Option<&str> {
+        self.model.name.as_deref()
     }
 
     /// Moves the playhead (tests, scripts).
@@ -554,7 +567,21 @@ impl ExplorerApp {
             Command::LoadModel(dir) => {
                 self.model.loading = true;
                 self.info(format!("loading model {}…", dir.display()));
-                self.worker.send(Request::LoadModel(dir));
+                self.worker.send(Request::LoadModel {
+                    dir,
+                    precision: self.settings.precision,
+                });
+            }
+            Command::SetPrecision(p) => {
+                if p != self.settings.precision {
+                    self.settings.precision = p;
+                    match (self.model.dir.clone(), self.model.prompted) {
+                        (Some(dir), true) => self.apply(Command::LoadModel(dir), ctx),
+                        _ => self.info(format!(
+                            "dtype {p}: for Qwen2-Audio / AF3 models (Whisper runs in f32)"
+                        )),
+                    }
+                }
             }
             Command::Export(dir) => match self.export(&dir) {
                 Ok(files) => self.info(format!("wrote {} files to {}", files.len(), dir.display())),

@@ -9,6 +9,7 @@ use egui::{Key, KeyboardShortcut, Modifiers};
 
 use super::compare::CellKey;
 use super::timeline::View;
+use crate::model::Precision;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -21,6 +22,8 @@ pub enum Command {
     PickExportDir,
     OpenClip(PathBuf),
     LoadModel(PathBuf),
+    /// Qwen2-Audio / AF3's dtype; reloads the current model in it.
+    SetPrecision(Precision),
     /// Writes the exports into this folder.
     Export(PathBuf),
     PlayPause,

@@ -20,9 +20,10 @@ impl ExplorerApp {
                     self.info(format!("model: {name}"));
                     self.model.name = Some(name);
                     self.model.prompted = prompted;
-                    if let Some(d) = dir {
-                        self.settings.remember_model(&d);
+                    if let Some(d) = &dir {
+                        self.settings.remember_model(d);
                     }
+                    self.model.dir = dir;
                 }
                 Event::ModelFailed { message, .. } => {
                     self.model.loading = false;

@@ -9,6 +9,7 @@ use super::commands::{Command, Menu, COMMANDS};
 use super::compare::{self, CellView, Diff};
 use super::theme;
 use crate::engine::{RunMethod, RunResult, RunSpec, Tail};
+use crate::model::Precision;
 use crate::prune::{Method, SegmentMode};
 
 impl ExplorerApp {
@@ -42,6 +43,7 @@ impl ExplorerApp {
                     if menu == Menu::File {
                         ui.separator();
                         self.recent_menus(ui);
+                        self.precision_menu(ui);
                     }
                 });
             }
@@ -61,6 +63,33 @@ impl ExplorerApp {
                 })
                 .color(theme::TEXT_DIM),
             );
+        });
+    }
+
+    /// The dtype of Qwen2-Audio / AF3 (`--dtype`): choosing one reloads such a model in it;
+    /// with Whisper loaded only auto and f32 apply (greyed out otherwise, the reason on hover).
+    fn precision_menu(&mut self, ui: &mut egui::Ui) {
+        let whisper = self.model.name.is_some() && !self.model.prompted;
+        ui.menu_button("Model dtype", |ui| {
+            for p in Precision::ALL {
+                let applies = !whisper || matches!(p, Precision::Auto | Precision::F32);
+                let text = match p {
+                    Precision::Auto => "auto (f32 on the CPU, bf16 on a GPU)",
+                    Precision::F32 => "f32",
+                    Precision::Bf16 => "bf16",
+                    Precision::F16 => "f16",
+                };
+                let r = ui
+                    .add_enabled(
+                        applies,
+                        egui::RadioButton::new(self.settings.precision == p, text),
+                    )
+                    .on_disabled_hover_text("Whisper runs in f32 in prunescope: bf16 and f16 are for Qwen2-Audio and Audio Flamingo 3");
+                if r.clicked() {
+                    self.pending.push(Command::SetPrecision(p));
+                    ui.close();
+                }
+            }
         });
     }
 

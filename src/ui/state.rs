@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::timeline::{Playback, View};
 use crate::engine::{ClipReport, Decoding, Tail};
-use crate::model::AudioLanguageModel;
+use crate::model::{AudioLanguageModel, Precision};
 use crate::prune::{self, Method, Params, SegmentMode};
 
 /// Everything remembered between runs (eframe storage).
@@ -34,6 +34,8 @@ pub struct Settings {
     pub recent_clips: Vec<PathBuf>,
     pub recent_models: Vec<PathBuf>,
     pub last_model: Option<PathBuf>,
+    /// Arithmetic of Qwen2-Audio / AF3 (`--dtype`); Whisper runs in f32 whatever it says.
+    pub precision: Precision,
     pub reference: String,
     /// Prompted models (Qwen2-Audio, AF3): the request after the audio; empty uses the model's
     /// default. Whisper ignores it.
@@ -59,6 +61,7 @@ impl Default for Settings {
             recent_clips: Vec::new(),
             recent_models: Vec::new(),
             last_model: None,
+            precision: Precision::Auto,
             reference: String::new(),
             prompt: String::new(),
         }

@@ -255,6 +255,77 @@ fn bench_prefill_prints_the_ratio_table() {
         &prunescope(&["bench-prefill", "--random", "huge"]),
         "unknown shape",
     );
+    // The same table in bf16, which says so in its header.
+    let out = prunescope(&[
+        "bench-prefill",
+        "--random",
+        "tiny",
+        "--reps",
+        "1",
+        "--decode-tokens",
+        "2",
+        "--dtype",
+        "bf16",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("cpu bf16") && text.contains("|  10 % |"));
+    assert_one_line_error(
+        &prunescope(&["bench-prefill", "--random", "tiny", "--dtype", "f8"]),
+        "unknown dtype `f8`",
+    );
+}
+
+#[test]
+fn dtype_is_chosen_recorded_and_checked() {
+    // bf16 and f16 on the CPU: the JSON says which, and the runs decode.
+    let m = alm("qwen2-audio-tiny");
+    for dtype in ["bf16", "f16", "f32", "auto"] {
+        let doc = json(&prunescope(&[
+            "analyze",
+            &jfk(),
+            "--model",
+            &m,
+            "--json",
+            "--method",
+            "full,segmentwise",
+            "--keep",
+            "0.25",
+            "-S",
+            "4",
+            "--max-new-tokens",
+            "3",
+            "--dtype",
+            dtype,
+        ]));
+        let want = if dtype == "auto" { "f32" } else { dtype };
+        assert_eq!(doc["runtime"]["dtype"], want, "{dtype}");
+        assert_eq!(doc["runtime"]["device"], "cpu");
+        assert_eq!(doc["runs"].as_array().unwrap().len(), 2);
+        assert!(doc["runs"][1]["generated_tokens"].as_u64().unwrap() > 0);
+    }
+    assert_one_line_error(
+        &prunescope(&["analyze", &jfk(), "--model", &m, "--dtype", "int8"]),
+        "unknown dtype `int8`",
+    );
+    // Whisper runs in f32: another dtype is refused in one line; f32 and auto are its own.
+    assert_one_line_error(
+        &prunescope(&["analyze", &jfk(), "--dtype", "bf16"]),
+        "Whisper runs in f32",
+    );
+    assert_one_line_error(
+        &prunescope(&["bench", &jfk(), "--dtype", "f16"]),
+        "Whisper runs in f32",
+    );
+    let doc = json(&prunescope(&[
+        "analyze",
+        &jfk(),
+        "--json",
+        "--method",
+        "full",
+        "--dtype",
+        "f32",
+    ]));
+    assert_eq!(doc["runtime"]["dtype"], "f32");
 }
 
 #[test]

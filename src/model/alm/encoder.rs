@@ -5,8 +5,9 @@
 //! from the valid query rows, averaged over heads, pooled by pairs; and the head-averaged
 //! last-layer keys, pooled the same way.
 //!
-//! Written with device-generic candle ops so it runs on the CPU in f32 and on CUDA in bf16; the
-//! received-attention sums are accumulated in f32 block by block of query rows.
+//! Written with device- and dtype-generic candle ops: the same code runs in f32, bf16 or f16 on
+//! the CPU or CUDA; layer norms (candle's kernel), softmax and the received-attention sums run
+//! in f32 block by block of query rows whatever the dtype.
 
 use candle_core::{DType, Device, Module, Tensor};
 
@@ -114,9 +115,7 @@ impl AudioEncoder {
         let mask: Vec<f32> = (0..t)
             .map(|j| if j < lc { 0.0 } else { f32::NEG_INFINITY })
             .collect();
-        let mask = Tensor::from_vec(mask, (1, 1, t), &Device::Cpu)?
-            .to_device(&self.device)?
-            .to_dtype(self.dtype)?;
+        let mask = Tensor::from_vec(mask, (1, 1, t), &Device::Cpu)?.to_device(&self.device)?;
 
         let scale = 1.0 / (hd as f64).sqrt();
         let last = self.layers.len().saturating_sub(1);

@@ -110,6 +110,11 @@ impl TextModel {
         })
     }
 
+    /// The dtype of the weights, activations and key/value cache.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
     pub fn new_cache(&self) -> KvCache {
         KvCache {
             layers: (0..self.layers.len()).map(|_| None).collect(),

@@ -104,9 +104,17 @@ pub fn is_alm_dir(dir: &Path) -> bool {
 }
 
 impl Alm {
-    /// Loads a Hugging Face directory of either model onto `device`: f32 on the CPU, bf16 on a
-    /// GPU.
-    pub fn load(dir: &Path, device: &Device) -> Result<Alm> {
+    /// Loads a Hugging Face directory of either model onto `device` in `dtype` (f32, bf16 or
+    /// f16; [`super::Precision`] picks it). Every dtype runs the same code: the operations that
+    /// need more range or precision than bf16/f16 give (softmax, norms, RoPE tables, the
+    /// received-attention sums, logits) upcast to f32 explicitly, on every device.
+    pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<Alm> {
+        if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
+            return Err(ModelError::Device(format!(
+                "Qwen2-Audio / Audio Flamingo 3 run in f32, bf16 or f16, not {}",
+                dtype.as_str()
+            )));
+        }
         if !dir.is_dir() {
             return Err(if dir.exists() {
                 ModelError::NotADir(dir.to_path_buf())
@@ -141,11 +149,6 @@ impl Alm {
                 ))
             }
         }
-        let dtype = if device.is_cpu() {
-            DType::F32
-        } else {
-            DType::BF16
-        };
         let w = AlmWeights::open(dir, device, dtype)?;
         let encoder = AudioEncoder::load(&w, &config.audio)?;
         let (d, h) = (config.audio.d_model, config.text.hidden);
@@ -168,16 +171,9 @@ impl Alm {
             .unwrap_or_else(|| config.kind.name().into());
         let tokens_per_window = encoder.tokens_per_window();
         let window_samples = encoder.frames() * HOP;
+        let runtime = super::Runtime::new(device, dtype);
         let info = ModelInfo {
-            name: format!(
-                "{name} ({}, {})",
-                config.kind.name(),
-                if device.is_cpu() {
-                    "cpu f32"
-                } else {
-                    "gpu bf16"
-                }
-            ),
+            name: format!("{name} ({})", config.kind.name()),
             n_mels: config.audio.n_mels,
             tokens_per_window,
             seconds_per_token: window_samples as f64
@@ -188,6 +184,7 @@ impl Alm {
             max_windows: Some(config.kind.max_windows()),
             prefix_lm: true,
             default_prompt: Some("Describe the audio.".into()),
+            runtime,
         };
         Ok(Alm {
             mel: MelExtractor::new(config.audio.n_mels),
@@ -238,7 +235,7 @@ impl Alm {
         let mut parts = Vec::with_capacity(3);
         parts.push(self.lm.embed(&before)?);
         if k > 0 {
-            let a = audio.to_device(&self.device)?.to_dtype(self.lm_dtype())?;
+            let a = audio.to_device(&self.device)?.to_dtype(self.lm.dtype())?;
             parts.push(self.projector.forward(&a)?);
         }
         parts.push(self.lm.embed(&after)?);
@@ -262,14 +259,6 @@ impl Alm {
     /// Whether `id` ends a reply.
     pub fn is_end_token(&self, id: u32) -> bool {
         self.end_tokens.contains(&id)
-    }
-
-    fn lm_dtype(&self) -> DType {
-        if self.device.is_cpu() {
-            DType::F32
-        } else {
-            DType::BF16
-        }
     }
 
     /// One prefill of the language model over `embeds` with an empty cache: wall time in ms
