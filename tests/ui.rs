@@ -432,3 +432,36 @@ fn whisper_greys_out_the_reduced_dtypes() {
         assert_eq!(!node.accesskit_node().is_disabled(), enabled, "{name}");
     }
 }
+
+#[test]
+fn score_source_reranks_without_encoding_again() {
+    let mut h = harness(fake_app(Some(jfk()), Duration::from_millis(1)));
+    step_until(&mut h, "the grid", Duration::from_secs(30), |h| {
+        h.state().encoded() && !h.state().busy() && h.state().result_count() == 17
+    });
+    let paper = h.state().shown_scores().unwrap().to_vec();
+    h.state_mut()
+        .set_score_source(prunescope::model::scores::ScoreSource {
+            layer: Some(0),
+            head_reduce: prunescope::model::scores::HeadReduce::Max,
+        });
+    h.step();
+    let layer0 = h.state().shown_scores().unwrap().to_vec();
+    assert_eq!(layer0.len(), paper.len());
+    assert_ne!(layer0, paper, "layer 0's max scores are shown");
+    // The cells that rank by score are decoded again (12 of the 17: all but vanilla, full and
+    // random's three); the results cache keeps both sources' cells.
+    step_until(&mut h, "the re-ranked grid", Duration::from_secs(30), |h| {
+        !h.state().busy() && h.state().result_count() == 17 + 12
+    });
+    assert_eq!(h.state().settings.source.layer, Some(0));
+    // Back to the paper's source: the first scores again.
+    h.state_mut()
+        .set_score_source(prunescope::model::scores::ScoreSource::default());
+    h.step();
+    assert_eq!(h.state().shown_scores().unwrap(), &paper[..]);
+    // Its cells are all cached: nothing to decode.
+    h.step();
+    assert!(!h.state().busy());
+    assert_eq!(h.state().result_count(), 29);
+}

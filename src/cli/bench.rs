@@ -1,5 +1,6 @@
 //! `prunescope bench`: the numbers of the README's speed table, measured in one process.
 
+use prunescope::model::scores::Layers;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -95,8 +96,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let n = audio.samples.len();
 
     let (mel_s, features) = time(a.reps, || Ok(mel.compute(&audio.samples)))?;
-    let (enc_s, _) = time(a.reps, || Ok(model.encode_mel(&features, n)?))?;
-    let clip = engine::encode(&model, &audio, &mut |_| {})?;
+    // The last layer's scores, then every layer's in the same pass (the explorer's layer lane,
+    // `analyze --layer-scores`), alternating so both see the same machine.
+    let (mut last, mut all) = (Vec::new(), Vec::new());
+    for _ in 0..a.reps {
+        last.push(time(1, || Ok(model.encode_mel(&features, n, Layers::Last)?))?.0);
+        all.push(time(1, || Ok(model.encode_mel(&features, n, Layers::All)?))?.0);
+    }
+    let (enc_s, enc_all_s) = (median(last), median(all));
+    let clip = engine::encode(&model, &audio, Layers::Last, &mut |_| {})?;
     let plan = Plan {
         runs: ten_runs(),
         params: Params::default(),
@@ -177,6 +185,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         enc_s,
         base.as_ref().map(|b| b.encoder_s),
     );
+    row("encoder + every layer's scores", enc_all_s, None);
     row(
         "10 decodes (full + 3 methods x 3)",
         dec_s,

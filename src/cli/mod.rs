@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use prunescope::engine::{self, Decoding, Plan, Progress, RunMethod, Tail};
+use prunescope::model::scores::{HeadReduce, Layers, ScoreSource};
 use prunescope::model::whisper::Whisper;
 use prunescope::model::{store, AudioLanguageModel, DeviceChoice, LoadOptions, Precision};
 use prunescope::prune::{Order, Params, SegmentMode};
@@ -145,6 +146,13 @@ pub struct PlanArgs {
     /// (the run is still reported as looped). Off: the plain greedy decode.
     #[arg(long)]
     stop_on_loop: bool,
+    /// Score tokens by the received attention of this encoder layer (0 for the first; `last`,
+    /// the paper's, by default).
+    #[arg(long, default_value = "last")]
+    score_layer: String,
+    /// How the heads' received attention becomes one score: mean (the paper's) or max.
+    #[arg(long, default_value = "mean")]
+    head_reduce: String,
 }
 
 #[derive(Args)]
@@ -158,6 +166,10 @@ struct AnalyzeArgs {
     /// Print the JSON document instead of a table.
     #[arg(long)]
     json: bool,
+    /// Add every encoder layer's scores to the JSON (`layer_scores`), computed in the same
+    /// encoder pass.
+    #[arg(long)]
+    layer_scores: bool,
 }
 
 #[derive(Args)]
@@ -354,6 +366,18 @@ pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
             OrderArg::Time => Order::Time,
             OrderArg::Score => Order::Score,
         },
+        source: ScoreSource {
+            layer: match p.score_layer.trim() {
+                "last" => None,
+                l => Some(l.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "--score-layer must be `last` or a layer number (0 for the first), got `{l}`"
+                    )
+                })?),
+            },
+            head_reduce: HeadReduce::parse(&p.head_reduce)
+                .map_err(|e| anyhow::anyhow!("--head-reduce: {e}"))?,
+        },
     };
     let prompt = match p.prompt.as_deref().map(str::trim) {
         Some("") => bail!("--prompt is empty"),
@@ -374,6 +398,7 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
     let audio = prunescope::audio::load(&a.clip)?;
     let model = load_model(&a.model)?;
     let plan = build_plan(&a.plan, model.info().seconds_per_token)?;
+    engine::check_source(model.info(), &plan.params.source)?;
     let bar = (audio.duration_s() > 30.0).then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
@@ -394,7 +419,19 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
         }
     };
     let cancel = AtomicBool::new(false);
-    let analysis = engine::analyze(model.as_ref(), &audio, &plan, &cancel, &mut progress)?;
+    let layers = if a.layer_scores {
+        Layers::All
+    } else {
+        Layers::Last
+    };
+    let analysis = engine::analyze_with(
+        model.as_ref(),
+        &audio,
+        &plan,
+        layers,
+        &cancel,
+        &mut progress,
+    )?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -422,9 +459,10 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
 fn print_table(a: &engine::Analysis) {
     let c = &a.report;
     println!(
-        "{} | {} | {:.2} s, {} window(s), {} tokens | encoder+scores {:.0} ms",
+        "{} | {}, {} | {:.2} s, {} window(s), {} tokens | encoder+scores {:.0} ms",
         c.clip.path,
-        format!("{}, {}", c.model, c.runtime),
+        c.model,
+        c.runtime,
         c.clip.duration_s,
         c.clip.windows,
         c.tokens.count,

@@ -2,6 +2,7 @@
 //! language model's prefill does pruning save? Times the prefill (and the decoding per token)
 //! at each keep ratio on one 30 s window, median of `--reps`, in one process.
 
+use prunescope::model::scores::Layers;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -105,7 +106,7 @@ pub fn run(a: PrefillArgs) -> Result<()> {
         samples.extend_from_slice(&clip.samples[..need.min(clip.samples.len())]);
     }
     let audio = prunescope::audio::Audio::from_samples(samples, prunescope::SAMPLE_RATE)?;
-    let encoded = engine::encode(&model, &audio, &mut |_| {})?;
+    let encoded = engine::encode(&model, &audio, Layers::Last, &mut |_| {})?;
     let n = encoded.n_tokens();
     let prompt = info.default_prompt.clone().unwrap_or_default();
     let cancel = AtomicBool::new(false);

@@ -10,6 +10,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::audio::Audio;
+use crate::model::scores::{HeadReduce, LayerScores, Layers, ScoreSource};
 use crate::model::{AudioLanguageModel, DecodeInput, Generation, ModelError, ModelInfo};
 use crate::prune::{self, Method, Params, PruneError, Selection};
 
@@ -26,6 +27,8 @@ pub enum EngineError {
     Prune(#[from] PruneError),
     #[error("the model returned {got} scores for a window of {want} tokens")]
     ScoreCount { got: usize, want: usize },
+    #[error("{0}")]
+    Layer(String),
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
@@ -227,7 +230,13 @@ pub struct Window {
 /// A clip after the encoder: its windows, the scores and keys of all its valid tokens.
 pub struct EncodedClip {
     pub windows: Vec<Window>,
+    /// The paper's scores: the last layer's, mean over heads.
     pub scores: Vec<f32>,
+    /// The layers' scores collected ([`Layers`]), every window's tokens in clip order, first
+    /// layer first (the last one alone unless every layer was asked for).
+    pub layers: Vec<LayerScores>,
+    /// Layers of the model's encoder.
+    pub encoder_layers: usize,
     pub keys: Vec<f32>,
     pub key_dim: usize,
     pub d_model: usize,
@@ -239,6 +248,32 @@ pub struct EncodedClip {
 impl EncodedClip {
     pub fn n_tokens(&self) -> usize {
         self.scores.len()
+    }
+
+    /// The scores `source` names, with a clear error when that layer does not exist or was not
+    /// collected.
+    pub fn scores_for(&self, source: &ScoreSource) -> Result<&[f32]> {
+        if source.is_default() {
+            return Ok(&self.scores);
+        }
+        let layer = source.layer_of(self.encoder_layers);
+        if layer >= self.encoder_layers {
+            return Err(no_such_layer(layer, self.encoder_layers));
+        }
+        self.layers
+            .iter()
+            .find(|l| l.layer == layer)
+            .map(|l| l.get(source.head_reduce))
+            .ok_or_else(|| {
+                EngineError::Layer(format!(
+                    "layer {layer}'s scores were not collected (encode with every layer)"
+                ))
+            })
+    }
+
+    /// Whether it holds every encoder layer's scores.
+    pub fn has_all_layers(&self) -> bool {
+        self.layers.len() == self.encoder_layers && self.encoder_layers > 1
     }
 
     /// Which window holds clip token `t`.
@@ -262,10 +297,11 @@ pub enum Progress {
     Decoded { done: usize, of: usize },
 }
 
-/// Encodes every 30 s window of the clip once.
+/// Encodes every 30 s window of the clip once, with the last layer's scores or every layer's.
 pub fn encode(
     model: &dyn AudioLanguageModel,
     audio: &Audio,
+    layers: Layers,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<EncodedClip> {
     let t0 = std::time::Instant::now();
@@ -277,9 +313,10 @@ pub fn encode(
     let analyzed_samples = ranges.last().map_or(0, |r| r.end);
     let mut windows = Vec::with_capacity(ranges.len());
     let (mut scores, mut keys) = (Vec::new(), Vec::new());
+    let mut per_layer: Vec<LayerScores> = Vec::new();
     let (mut key_dim, mut d_model) = (0, 0);
     for (i, r) in ranges.iter().enumerate() {
-        let enc = model.encode(&audio.samples[r.clone()])?;
+        let enc = model.encode(&audio.samples[r.clone()], layers)?;
         if enc.scores.len() != enc.n_valid {
             return Err(EngineError::ScoreCount {
                 got: enc.scores.len(),
@@ -301,14 +338,37 @@ pub fn encode(
         });
         scores.extend_from_slice(&enc.scores);
         keys.extend_from_slice(&enc.keys);
+        if per_layer.is_empty() {
+            per_layer = enc.layers;
+        } else {
+            for (all, w) in per_layer.iter_mut().zip(&enc.layers) {
+                all.extend(w);
+            }
+        }
         progress(Progress::Encoded {
             window: i + 1,
             of: ranges.len(),
         });
     }
+    if per_layer.is_empty() {
+        // A clip too short for one window still says which layer its (no) scores came from.
+        let layer = info.encoder_layers.saturating_sub(1);
+        per_layer = match layers {
+            Layers::Last => vec![layer],
+            Layers::All => (0..info.encoder_layers).collect(),
+        }
+        .into_iter()
+        .map(|layer| LayerScores {
+            layer,
+            ..LayerScores::default()
+        })
+        .collect();
+    }
     Ok(EncodedClip {
         windows,
         scores,
+        layers: per_layer,
+        encoder_layers: info.encoder_layers,
         keys,
         key_dim,
         d_model,
@@ -333,7 +393,7 @@ pub fn select(clip: &EncodedClip, spec: &RunSpec, params: &Params) -> Result<Opt
     };
     Ok(Some(prune::select(
         method,
-        &clip.scores,
+        clip.scores_for(&params.source)?,
         Some(keys),
         &params,
     )?))
@@ -527,7 +587,22 @@ pub struct ClipReport {
     pub clip: ClipInfo,
     pub tokens: TokenInfo,
     pub scores: Vec<f32>,
+    /// Which layer's received attention `scores` is, and how it was reduced over heads.
+    pub score_source: ScoreSourceReport,
+    /// Every encoder layer's scores, first layer first, reduced like `scores` (`--layer-scores`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer_scores: Option<Vec<Vec<f32>>>,
     pub encode_ms: f64,
+}
+
+/// The `score_source` object of the JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreSourceReport {
+    /// Encoder layer, 0 for the first.
+    pub layer: usize,
+    /// Layers of the encoder (the last is `layers - 1`).
+    pub layers: usize,
+    pub head_reduce: HeadReduce,
 }
 
 /// The `analyze --json` document (SPEC.md section 7): the clip-level part and every run.
@@ -538,9 +613,22 @@ pub struct Analysis {
     pub runs: Vec<RunResult>,
 }
 
-/// The clip-level part of the document for `audio` encoded by the model described by `info`.
-pub fn describe(info: &ModelInfo, audio: &Audio, clip: &EncodedClip) -> ClipReport {
-    ClipReport {
+/// The clip-level part of the document for `audio` encoded by the model described by `info`,
+/// its scores those of `source` (and every layer's, reduced the same way, when the clip has
+/// them).
+pub fn describe(
+    info: &ModelInfo,
+    audio: &Audio,
+    clip: &EncodedClip,
+    source: &ScoreSource,
+) -> Result<ClipReport> {
+    let layer_scores = clip.has_all_layers().then(|| {
+        clip.layers
+            .iter()
+            .map(|l| l.get(source.head_reduce).to_vec())
+            .collect()
+    });
+    Ok(ClipReport {
         model: info.name.clone(),
         runtime: info.runtime.clone(),
         clip: ClipInfo {
@@ -557,9 +645,15 @@ pub fn describe(info: &ModelInfo, audio: &Audio, clip: &EncodedClip) -> ClipRepo
             count: clip.n_tokens(),
             seconds_per_token: info.seconds_per_token,
         },
-        scores: clip.scores.clone(),
+        scores: clip.scores_for(source)?.to_vec(),
+        score_source: ScoreSourceReport {
+            layer: source.layer_of(clip.encoder_layers),
+            layers: clip.encoder_layers,
+            head_reduce: source.head_reduce,
+        },
+        layer_scores,
         encode_ms: clip.encode_ms,
-    }
+    })
 }
 
 /// Selects and decodes every run of `plan` on an encoded clip.
@@ -696,11 +790,41 @@ pub fn analyze(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Analysis> {
+    analyze_with(model, audio, plan, Layers::Last, cancel, progress)
+}
+
+/// Checks that the model has the layer a score source names.
+pub fn check_source(info: &ModelInfo, source: &ScoreSource) -> Result<()> {
+    match source.layer {
+        Some(l) if l >= info.encoder_layers => Err(no_such_layer(l, info.encoder_layers)),
+        _ => Ok(()),
+    }
+}
+
+fn no_such_layer(layer: usize, layers: usize) -> EngineError {
+    EngineError::Layer(format!(
+        "--score-layer {layer}: the encoder has {layers} layers (0 to {})",
+        layers.saturating_sub(1)
+    ))
+}
+
+/// [`analyze`], collecting the scores of `layers` (every layer for the JSON's `layer_scores`);
+/// a score source other than the last layer collects every layer in any case.
+pub fn analyze_with(
+    model: &dyn AudioLanguageModel,
+    audio: &Audio,
+    plan: &Plan,
+    layers: Layers,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Analysis> {
     plan.validate()?;
-    let clip = encode(model, audio, progress)?;
+    let source = plan.params.source;
+    check_source(model.info(), &source)?;
+    let clip = encode(model, audio, source.layers(layers), progress)?;
     let runs = run(model, &clip, plan, cancel, progress)?;
     Ok(Analysis {
-        report: describe(model.info(), audio, &clip),
+        report: describe(model.info(), audio, &clip, &source)?,
         runs,
     })
 }

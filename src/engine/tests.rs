@@ -1,5 +1,6 @@
 //! Engine unit tests: decoder inputs on a hand-made clip, per-run bookkeeping on the fake model.
 
+use crate::model::scores::Layers;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -28,6 +29,8 @@ fn clip() -> EncodedClip {
     EncodedClip {
         windows: vec![window(0, 0, 4), window(1, 4, 2)],
         scores: vec![1.0; 6],
+        layers: Vec::new(),
+        encoder_layers: 1,
         keys: vec![0.0; 6],
         key_dim: 1,
         d_model: D,
@@ -189,8 +192,12 @@ impl AudioLanguageModel for Scripted {
         self.0.info()
     }
 
-    fn encode(&self, samples: &[f32]) -> crate::model::Result<EncodedWindow> {
-        self.0.encode(samples)
+    fn encode(
+        &self,
+        samples: &[f32],
+        layers: crate::model::scores::Layers,
+    ) -> crate::model::Result<EncodedWindow> {
+        self.0.encode(samples, layers)
     }
 
     fn generate(
@@ -220,7 +227,7 @@ fn forty_seconds() -> Audio {
 fn run_sums_windows_joins_texts_and_reports_each_run_once() {
     let model = Scripted(FakeModel::default());
     let audio = forty_seconds();
-    let clip = encode(&model, &audio, &mut |_| {}).unwrap();
+    let clip = encode(&model, &audio, Layers::Last, &mut |_| {}).unwrap();
     assert_eq!(
         clip.windows
             .iter()
@@ -283,7 +290,7 @@ fn run_sums_windows_joins_texts_and_reports_each_run_once() {
 #[test]
 fn a_run_of_one_window_keeps_its_text_and_spans() {
     let model = Scripted(FakeModel::default());
-    let clip = encode(&model, &forty_seconds(), &mut |_| {}).unwrap();
+    let clip = encode(&model, &forty_seconds(), Layers::Last, &mut |_| {}).unwrap();
     // 100 tokens of window 1 only: one input, its text and span as the model gave them.
     let sel = selection((1500..1600).collect(), vec![]);
     let mut tails = TailRows::default();

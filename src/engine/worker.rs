@@ -90,6 +90,8 @@ pub enum Event {
         key_dim: usize,
         /// `(first token, valid tokens)` of each 30 s window.
         windows: Vec<(usize, usize)>,
+        /// Every encoder layer's scores (the explorer's layer lane and score source).
+        layers: Vec<crate::model::scores::LayerScores>,
     },
     Progress {
         job: u64,
@@ -308,11 +310,20 @@ impl State {
                 wake();
             }
         };
-        match super::encode(model.as_ref(), &clip.audio, &mut progress) {
-            Ok(enc) => {
+        // Every layer's scores, in the same pass: the layer lane shows them and a click makes
+        // one the score source without encoding again.
+        let layers = crate::model::scores::Layers::All;
+        let encoded =
+            super::encode(model.as_ref(), &clip.audio, layers, &mut progress).and_then(|enc| {
+                let report = super::describe(model.info(), &clip.audio, &enc, &Default::default())?;
+                Ok((enc, report))
+            });
+        match encoded {
+            Ok((enc, report)) => {
                 let event = Event::ClipEncoded {
                     job,
-                    report: super::describe(model.info(), &clip.audio, &enc),
+                    report,
+                    layers: enc.layers.clone(),
                     keys: enc.keys.clone(),
                     key_dim: enc.key_dim,
                     windows: enc

@@ -5,6 +5,7 @@
 //! a torn last line (a killed process) is dropped, and `--shard i/n` splits a dataset
 //! round-robin so several processes write several files that [`merge`] joins.
 
+use crate::model::scores::Layers;
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -448,7 +449,8 @@ fn run_item(
 ) -> Result<Record> {
     let audio = crate::audio::load(&item.audio)?;
     let mut progress = |_: Progress| {};
-    let clip = engine::encode(model, &audio, &mut progress)?;
+    let layers = plan.params.source.layers(Layers::Last);
+    let clip = engine::encode(model, &audio, layers, &mut progress)?;
     // Questions go to the model as its prompt (prompted models; Whisper ignores it).
     let item_plan;
     let plan = match &item.question {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
 
+use super::scores::{HeadReduce, LayerScores, Layers};
 use super::{
     AudioLanguageModel, DecodeInput, EncodedWindow, Ending, Generation, ModelError, ModelInfo,
 };
@@ -50,6 +51,7 @@ impl FakeModel {
                 "fake (deterministic test model)".into(),
                 80,
                 TOKENS_PER_WINDOW,
+                LAYERS,
             ),
             step,
             fail_decode: false,
@@ -58,11 +60,21 @@ impl FakeModel {
     }
 }
 
-/// The fake's score of a token: louder tokens score higher, plus periodic sharp peaks (the
-/// "attention sinks" real encoders show), so top-k and segmentwise differ visibly.
-fn score(rms: f32, t: usize) -> f32 {
-    let peak = ((t as f32 * 0.173).sin().abs()).powi(24);
-    0.05 + 4.0 * rms + 1.5 * peak
+/// The fake's encoder layers.
+const LAYERS: usize = 4;
+
+/// The fake's score of a token in `layer` (the last one is the paper's): louder tokens score
+/// higher, plus periodic sharp peaks (the "attention sinks" real encoders show) whose period
+/// differs by layer, so top-k and segmentwise differ visibly and so do the layers. The max over
+/// heads sharpens the peaks.
+fn score(rms: f32, t: usize, layer: usize, reduce: HeadReduce) -> f32 {
+    let freq = 0.173 + 0.061 * (LAYERS - 1 - layer) as f32;
+    let peak = ((t as f32 * freq).sin().abs()).powi(24);
+    let gain = match reduce {
+        HeadReduce::Mean => 1.5,
+        HeadReduce::Max => 4.0,
+    };
+    0.05 + 4.0 * rms + gain * peak
 }
 
 impl AudioLanguageModel for FakeModel {
@@ -70,10 +82,19 @@ impl AudioLanguageModel for FakeModel {
         &self.info
     }
 
-    fn encode(&self, samples: &[f32]) -> Result<EncodedWindow> {
+    fn encode(&self, samples: &[f32], layers: Layers) -> Result<EncodedWindow> {
         let n_valid = whisper_tokens(samples.len());
         let per_token = samples.len().div_ceil(n_valid.max(1)).max(1);
-        let mut scores = Vec::with_capacity(n_valid);
+        let first = match layers {
+            Layers::Last => LAYERS - 1,
+            Layers::All => 0,
+        };
+        let mut per_layer: Vec<LayerScores> = (first..LAYERS)
+            .map(|layer| LayerScores {
+                layer,
+                ..LayerScores::default()
+            })
+            .collect();
         let mut keys = Vec::with_capacity(n_valid * KEY_DIM);
         for t in 0..n_valid {
             let chunk = samples
@@ -84,7 +105,10 @@ impl AudioLanguageModel for FakeModel {
             } else {
                 (chunk.iter().map(|x| x * x).sum::<f32>() / chunk.len() as f32).sqrt()
             };
-            scores.push(score(rms, t));
+            for l in per_layer.iter_mut() {
+                l.mean.push(score(rms, t, l.layer, HeadReduce::Mean));
+                l.max.push(score(rms, t, l.layer, HeadReduce::Max));
+            }
             let phase = t as f32 * 0.05;
             keys.extend_from_slice(&[phase.sin(), phase.cos(), rms, 1.0]);
         }
@@ -94,12 +118,14 @@ impl AudioLanguageModel for FakeModel {
             row[1] = n_valid as f32;
         }
         let hidden = Tensor::from_vec(hidden, (TOKENS_PER_WINDOW, D_MODEL), &Device::Cpu)?;
+        let scores = per_layer.last().map(|l| l.mean.clone()).unwrap_or_default();
         Ok(EncodedWindow {
             hidden,
             n_valid,
             scores,
             keys,
             key_dim: KEY_DIM,
+            layers: per_layer,
         })
     }
 
@@ -186,7 +212,7 @@ mod tests {
     fn fewer_kept_tokens_hear_fewer_words() {
         let m = FakeModel::new(Duration::ZERO);
         let samples: Vec<f32> = (0..16_000).map(|i| (i as f32 * 0.01).sin() * 0.3).collect();
-        let enc = m.encode(&samples).unwrap();
+        let enc = m.encode(&samples, Layers::Last).unwrap();
         assert_eq!(enc.n_valid, 50);
         assert_eq!(enc.scores.len(), 50);
         let all = enc.hidden.narrow(0, 0, 50).unwrap();

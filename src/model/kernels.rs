@@ -320,14 +320,20 @@ pub fn gelu(x: &mut [f32]) {
 }
 
 /// Softmax of every `row_len`-long row of `x` in place, parallel over `groups` equal groups of
-/// rows (attention heads). Returns the sum over groups of the column sums of each group's first
-/// `summed_rows` rows, accumulated in f32 (the received attention of SPEC.md section 2).
+/// rows (attention heads). Returns each group's column sums over its first `summed_rows` rows,
+/// accumulated in f32, group after group (`groups x row_len`; empty when `summed_rows` is 0):
+/// the per-head received attention of SPEC.md section 2.
 pub fn softmax_rows(x: &mut [f32], row_len: usize, groups: usize, summed_rows: usize) -> Vec<f32> {
-    let group_len = x.len() / groups.max(1);
-    let partial: Vec<Vec<f32>> = x
-        .par_chunks_mut(group_len.max(1))
-        .map(|g| {
-            let mut col = vec![0f32; if summed_rows > 0 { row_len } else { 0 }];
+    let group_len = (x.len() / groups.max(1)).max(1);
+    if summed_rows == 0 {
+        x.par_chunks_mut(group_len)
+            .for_each(|g| g.chunks_exact_mut(row_len).for_each(softmax_row));
+        return Vec::new();
+    }
+    let mut cols = vec![0f32; groups * row_len];
+    x.par_chunks_mut(group_len)
+        .zip(cols.par_chunks_mut(row_len.max(1)))
+        .for_each(|(g, col)| {
             for (r, row) in g.chunks_exact_mut(row_len).enumerate() {
                 softmax_row(row);
                 if r < summed_rows {
@@ -336,16 +342,8 @@ pub fn softmax_rows(x: &mut [f32], row_len: usize, groups: usize, summed_rows: u
                     }
                 }
             }
-            col
-        })
-        .collect();
-    let mut total = vec![0f32; if summed_rows > 0 { row_len } else { 0 }];
-    for p in partial {
-        for (t, v) in total.iter_mut().zip(p) {
-            *t += v;
-        }
-    }
-    total
+        });
+    cols
 }
 
 fn softmax_row(row: &mut [f32]) {
@@ -631,10 +629,15 @@ mod tests {
         for row in x.chunks(2) {
             assert!((row[0] + row[1] - 1.0).abs() < 1e-6);
         }
+        // Head 0's first two rows: [1/2, 1/2] and [e/(1+e), 1/(1+e)] with e = exp(1); head 1's:
+        // [1/2, 1/2] and [1/(1+e2), e2/(1+e2)] with e2 = exp(2).
         let e = 1f32.exp() / (1.0 + 1f32.exp());
-        let want0 = 0.5 + e + 0.5 + (1.0 - 2f32.exp() / (1.0 + 2f32.exp()));
-        assert!((col[0] - want0).abs() < 1e-5, "{col:?}");
-        assert!((col[0] + col[1] - 4.0).abs() < 1e-5);
+        let e2 = 2f32.exp() / (1.0 + 2f32.exp());
+        let want = [0.5 + e, 0.5 + (1.0 - e), 0.5 + (1.0 - e2), 0.5 + e2];
+        assert_eq!(col.len(), 4);
+        for (c, w) in col.iter().zip(want) {
+            assert!((c - w).abs() < 1e-5, "{col:?}");
+        }
         assert!(softmax_rows(&mut x, 2, 2, 0).is_empty());
     }
 

@@ -104,6 +104,8 @@ pub struct ModelInfo {
     pub default_prompt: Option<String>,
     /// Where it runs and in which arithmetic.
     pub runtime: Runtime,
+    /// Layers of its audio encoder (the rows of the layer scores).
+    pub encoder_layers: usize,
 }
 
 /// Where a model runs and in which floating-point type its weights and activations are: the
@@ -148,7 +150,12 @@ impl ModelInfo {
     }
 
     /// Whisper-style defaults: 30 s windows, no window limit, cross-attention decoding.
-    pub fn cross_attention(name: String, n_mels: usize, tokens_per_window: usize) -> ModelInfo {
+    pub fn cross_attention(
+        name: String,
+        n_mels: usize,
+        tokens_per_window: usize,
+        encoder_layers: usize,
+    ) -> ModelInfo {
         ModelInfo {
             name,
             n_mels,
@@ -160,6 +167,7 @@ impl ModelInfo {
             prefix_lm: false,
             default_prompt: None,
             runtime: Runtime::cpu_f32(),
+            encoder_layers,
         }
     }
 }
@@ -175,6 +183,9 @@ pub struct EncodedWindow {
     /// Last-layer keys averaged over heads, `n_valid x key_dim`, row-major (for visionzip/merge).
     pub keys: Vec<f32>,
     pub key_dim: usize,
+    /// Received attention of the layers asked for ([`scores::Layers`]), first layer first: the
+    /// last one alone, or every layer; each with the mean and the max over heads.
+    pub layers: Vec<scores::LayerScores>,
 }
 
 /// One sequence to decode: the encoder tokens the decoder may attend to, `(len, d_model)`,
@@ -282,8 +293,9 @@ pub type OnFinished<'a> = dyn FnMut(usize, &Generation) + 'a;
 /// The seam between engine and model (so UI tests can run a small fake).
 pub trait AudioLanguageModel: Send {
     fn info(&self) -> &ModelInfo;
-    /// Encode one window of up to 30 s of 16 kHz mono samples.
-    fn encode(&self, samples: &[f32]) -> Result<EncodedWindow>;
+    /// Encode one window of up to 30 s of 16 kHz mono samples, with the received attention of
+    /// the last encoder layer or of every layer.
+    fn encode(&self, samples: &[f32], layers: scores::Layers) -> Result<EncodedWindow>;
     /// Greedy-decode every input (batched where the model can). Checks `cancel` at every step.
     fn generate(
         &self,
@@ -455,8 +467,8 @@ impl<M: AudioLanguageModel + ?Sized> AudioLanguageModel for Box<M> {
     fn info(&self) -> &ModelInfo {
         (**self).info()
     }
-    fn encode(&self, samples: &[f32]) -> Result<EncodedWindow> {
-        (**self).encode(samples)
+    fn encode(&self, samples: &[f32], layers: scores::Layers) -> Result<EncodedWindow> {
+        (**self).encode(samples, layers)
     }
     fn generate(
         &self,

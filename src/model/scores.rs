@@ -38,11 +38,113 @@ pub struct Attention<'a> {
     pub softmax: Softmax,
 }
 
-/// The received attention being accumulated: per key position, the sum over heads of the
-/// column sums of the attention matrices over the first `valid_rows` query rows.
+/// How the heads' received attention becomes one score per token.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadReduce {
+    /// The paper's: the mean over heads.
+    #[default]
+    Mean,
+    /// The largest head's: a token one head attends to strongly scores high.
+    Max,
+}
+
+impl HeadReduce {
+    pub fn parse(s: &str) -> std::result::Result<HeadReduce, crate::util::UnknownName> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "mean" => Ok(HeadReduce::Mean),
+            "max" => Ok(HeadReduce::Max),
+            other => Err(crate::util::UnknownName {
+                what: "head reduction",
+                got: other.into(),
+                hint: "expected mean or max".into(),
+            }),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HeadReduce::Mean => "mean",
+            HeadReduce::Max => "max",
+        }
+    }
+}
+
+/// Which scores drive every pruning method: one encoder layer's received attention (None: the
+/// last, the paper's) reduced over heads one way.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(default)]
+pub struct ScoreSource {
+    /// Encoder layer, 0 for the first; None for the last.
+    pub layer: Option<usize>,
+    pub head_reduce: HeadReduce,
+}
+
+impl ScoreSource {
+    /// The paper's: the last layer, mean over heads.
+    pub fn is_default(&self) -> bool {
+        *self == ScoreSource::default()
+    }
+
+    /// The layer index among `layers` encoder layers.
+    pub fn layer_of(&self, layers: usize) -> usize {
+        self.layer.unwrap_or(layers.saturating_sub(1))
+    }
+
+    /// The layers an encoder pass must collect for this source (at least `asked`).
+    pub fn layers(&self, asked: Layers) -> Layers {
+        if self.layer.is_some() {
+            Layers::All
+        } else {
+            asked
+        }
+    }
+}
+
+/// Which encoder layers' scores an encoder pass collects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layers {
+    /// The last layer's (what the paper scores with): no cost in the other layers.
+    #[default]
+    Last,
+    /// Every layer's, in the same pass.
+    All,
+}
+
+/// One encoder layer's received attention over the valid tokens, both reductions over heads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LayerScores {
+    /// Encoder layer, 0 for the first.
+    pub layer: usize,
+    pub mean: Vec<f32>,
+    pub max: Vec<f32>,
+}
+
+impl LayerScores {
+    pub fn get(&self, r: HeadReduce) -> &[f32] {
+        match r {
+            HeadReduce::Mean => &self.mean,
+            HeadReduce::Max => &self.max,
+        }
+    }
+
+    /// Appends another window's tokens.
+    pub fn extend(&mut self, other: &LayerScores) {
+        self.mean.extend_from_slice(&other.mean);
+        self.max.extend_from_slice(&other.max);
+    }
+}
+
+/// The received attention being accumulated: per head and key position, the column sums of
+/// the head's attention matrix over the first `valid_rows` query rows.
 #[derive(Debug, Clone, Default)]
 pub struct Received {
     valid_rows: usize,
+    /// `heads x T`, head after head.
     sums: Vec<f32>,
 }
 
@@ -60,24 +162,61 @@ impl Received {
         self.valid_rows.saturating_sub(start).min(rows)
     }
 
-    fn add(&mut self, col: &[f32]) {
-        if self.sums.len() < col.len() {
-            self.sums.resize(col.len(), 0.0);
+    /// Adds per-head column sums (`heads x T`, head after head).
+    fn add(&mut self, cols: &[f32]) {
+        if self.sums.len() < cols.len() {
+            self.sums.resize(cols.len(), 0.0);
         }
-        for (s, c) in self.sums.iter_mut().zip(col) {
+        for (s, c) in self.sums.iter_mut().zip(cols) {
             *s += c;
         }
     }
 
-    /// The scores of the first `n` tokens: `a_t = sums_t / heads`, pooled by `pooling`.
+    /// The scores of the first `n` tokens: `a_t = mean over heads of sums_{h,t}`, pooled by
+    /// `pooling`.
     pub fn scores(&self, heads: usize, n: usize, pooling: Pooling) -> Vec<f32> {
+        self.reduced(HeadReduce::Mean, heads, n, pooling)
+    }
+
+    /// The scores of the first `n` tokens reduced over heads by `reduce`, then pooled.
+    pub fn reduced(
+        &self,
+        reduce: HeadReduce,
+        heads: usize,
+        n: usize,
+        pooling: Pooling,
+    ) -> Vec<f32> {
+        let heads = heads.max(1);
+        let t_len = self.sums.len() / heads;
         let inv_heads = 1.0 / heads as f32;
-        let a = |t: usize| self.sums.get(t).copied().unwrap_or(0.0);
+        let a = |t: usize| -> f32 {
+            if t >= t_len {
+                return 0.0;
+            }
+            let col = (0..heads).map(|h| self.sums[h * t_len + t]);
+            match reduce {
+                HeadReduce::Mean => col.sum::<f32>() * inv_heads,
+                HeadReduce::Max => col.fold(f32::NEG_INFINITY, f32::max),
+            }
+        };
         match pooling {
-            Pooling::None => (0..n).map(|t| a(t) * inv_heads).collect(),
-            Pooling::Pairs => (0..n)
-                .map(|m| (a(2 * m) + a(2 * m + 1)) * inv_heads / 2.0)
-                .collect(),
+            Pooling::None => (0..n).map(a).collect(),
+            Pooling::Pairs => (0..n).map(|m| (a(2 * m) + a(2 * m + 1)) / 2.0).collect(),
+        }
+    }
+
+    /// Both reductions for encoder layer `layer`.
+    pub fn layer_scores(
+        &self,
+        layer: usize,
+        heads: usize,
+        n: usize,
+        pooling: Pooling,
+    ) -> LayerScores {
+        LayerScores {
+            layer,
+            mean: self.reduced(HeadReduce::Mean, heads, n, pooling),
+            max: self.reduced(HeadReduce::Max, heads, n, pooling),
         }
     }
 }
@@ -126,7 +265,7 @@ pub fn attention(
                     let col = probs
                         .narrow(1, 0, valid)?
                         .sum(1)?
-                        .sum(0)?
+                        .flatten_all()?
                         .to_vec1::<f32>()?;
                     r.add(&col);
                 }

@@ -229,6 +229,9 @@ pub struct Params {
     /// Atome: merge while two adjacent groups are more similar than this (cosine in [-1, 1]),
     /// so K follows the audio; None merges down to the keep ratio's K.
     pub merge_threshold: Option<f64>,
+    /// Which encoder layer's scores, reduced over heads how, every method ranks tokens by (the
+    /// engine picks them; the rules here see only the scores).
+    pub source: crate::model::scores::ScoreSource,
 }
 
 impl Params {
@@ -252,6 +255,7 @@ impl Default for Params {
             window_tokens: 150,
             order: Order::Time,
             merge_threshold: None,
+            source: Default::default(),
         }
     }
 }

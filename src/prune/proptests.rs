@@ -68,6 +68,7 @@ fn params() -> impl Strategy<Value = Params> {
                 window_tokens,
                 order,
                 merge_threshold: None,
+                source: Default::default(),
             },
         )
 }

@@ -195,6 +195,16 @@ impl ExplorerApp {
         self.run(Command::SetPrecision(p));
     }
 
+    /// Chooses the score source: an encoder layer (None: the last) and the reduction over heads.
+    pub fn set_score_source(&mut self, s: crate::model::scores::ScoreSource) {
+        self.run(Command::SetScoreSource(s));
+    }
+
+    /// The scores the attention lane shows and the methods rank by (tests).
+    pub fn shown_scores(&self) -> Option<&[f32]> {
+        self.scores().map(|s| s.raw())
+    }
+
     /// The loaded model's label as the title bar shows it: name, device and dtype.
     pub fn model_label(&self) -> Option<&str> {
         self.model.name.as_deref()
@@ -571,6 +581,18 @@ impl ExplorerApp {
                     dir,
                     precision: self.settings.precision,
                 });
+            }
+            Command::SetScoreSource(s) => {
+                if s != self.settings.source {
+                    self.settings.source = s;
+                    if let Some(scores) = self.clip.as_mut().and_then(|c| c.scores.as_mut()) {
+                        scores.set_source(&s);
+                        if let (Some(cache), Some(ctx)) = (&mut self.lane_cache, ctx) {
+                            cache.set_scores(ctx, &scores.norm);
+                        }
+                    }
+                    self.highlight = None;
+                }
             }
             Command::SetPrecision(p) => {
                 if p != self.settings.precision {

@@ -9,6 +9,7 @@ use egui::{Key, KeyboardShortcut, Modifiers};
 
 use super::compare::CellKey;
 use super::timeline::View;
+use crate::model::scores::ScoreSource;
 use crate::model::Precision;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +25,8 @@ pub enum Command {
     LoadModel(PathBuf),
     /// Qwen2-Audio / AF3's dtype; reloads the current model in it.
     SetPrecision(Precision),
+    /// Which layer's scores, reduced over heads how, every method ranks by.
+    SetScoreSource(ScoreSource),
     /// Writes the exports into this folder.
     Export(PathBuf),
     PlayPause,

@@ -5,6 +5,7 @@
 
 use crate::engine::{Decoding, RunMethod, RunSpec, Tail};
 use crate::eval::metrics::wer;
+use crate::model::scores::ScoreSource;
 use crate::prune::{Method, Order, Params, SegmentMode, Selection};
 
 /// Rows every grid has, in this order.
@@ -103,6 +104,8 @@ pub struct CellKey {
     /// Keep ratio in millionths (fixed rows: 1.0).
     keep_ppm: u32,
     reads: Reads,
+    /// The score source, for the methods that rank tokens by their scores.
+    source: Option<ScoreSource>,
     tail: Tail,
     stop_on_loop: bool,
 }
@@ -122,10 +125,16 @@ pub fn cell_key(spec: &RunSpec, p: &Params, decoding: &Decoding) -> CellKey {
             }
         },
     };
+    // Vanilla, full, random and atome never look at the scores.
+    let ranks = !matches!(
+        spec.method,
+        RunMethod::Vanilla | RunMethod::Prune(Method::Full | Method::Random | Method::Atome)
+    );
     CellKey {
         method: spec.method,
         keep_ppm: (keep * 1e6).round() as u32,
         reads,
+        source: ranks.then_some(p.source),
         // Vanilla reads every window whole, padding included: no tail setting applies.
         tail: if spec.method == RunMethod::Vanilla {
             Tail::Tokens(0)

@@ -72,6 +72,7 @@ impl ExplorerApp {
                     keys,
                     key_dim,
                     windows,
+                    layers,
                 } => {
                     let Some(clip) = self.clip.as_mut().filter(|c| c.job == job) else {
                         continue;
@@ -87,8 +88,14 @@ impl ExplorerApp {
                             error: false,
                         });
                     }
-                    let scores =
-                        Scores::new(report, keys, key_dim, windows.iter().map(|w| w.0).collect());
+                    let mut scores = Scores::new(
+                        report,
+                        keys,
+                        key_dim,
+                        windows.iter().map(|w| w.0).collect(),
+                        layers,
+                    );
+                    scores.set_source(&self.settings.source);
                     if let Some(cache) = &mut self.lane_cache {
                         cache.set_scores(ctx, &scores.norm);
                     }

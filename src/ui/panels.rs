@@ -9,6 +9,7 @@ use super::commands::{Command, Menu, COMMANDS};
 use super::compare::{self, CellView, Diff};
 use super::theme;
 use crate::engine::{RunMethod, RunResult, RunSpec, Tail};
+use crate::model::scores::HeadReduce;
 use crate::model::Precision;
 use crate::prune::{Method, SegmentMode};
 
@@ -91,6 +92,41 @@ impl ExplorerApp {
                 }
             }
         });
+    }
+
+    /// Which encoder layer's received attention, reduced over heads how, every method ranks
+    /// tokens by (the paper's: the last layer, mean). Changing it re-ranks without encoding
+    /// again: the clip's encoding holds every layer.
+    fn score_source_ui(&mut self, ui: &mut egui::Ui) {
+        let layers = self
+            .scores()
+            .map_or(0, |s| s.encoder_layers())
+            .max(self.settings.source.layer.map_or(0, |l| l + 1));
+        let mut source = self.settings.source;
+        ui.horizontal(|ui| {
+            ui.label("Scores from");
+            let name = |l: Option<usize>| match l {
+                None => "last layer".to_string(),
+                Some(l) => format!("layer {l}"),
+            };
+            egui::ComboBox::from_id_salt("score-layer")
+                .selected_text(name(source.layer))
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut source.layer, None, name(None));
+                    for l in 0..layers.saturating_sub(1) {
+                        ui.selectable_value(&mut source.layer, Some(l), name(Some(l)));
+                    }
+                })
+                .response
+                .on_hover_text("The encoder layer whose received attention scores the tokens (0 is the first; the paper uses the last)");
+            for r in [HeadReduce::Mean, HeadReduce::Max] {
+                ui.selectable_value(&mut source.head_reduce, r, r.name())
+                    .on_hover_text("How the heads' received attention becomes one score: their mean (the paper's) or the largest");
+            }
+        });
+        if source != self.settings.source {
+            self.pending.push(Command::SetScoreSource(source));
+        }
     }
 
     fn recent_menus(&mut self, ui: &mut egui::Ui) {
@@ -188,6 +224,7 @@ impl ExplorerApp {
             ui.selectable_value(&mut self.settings.mode, SegmentMode::Exact, "exact");
         });
         ui.add(egui::DragValue::new(&mut self.settings.seed).prefix("seed "));
+        self.score_source_ui(ui);
         let prompted = self.model.prompted;
         ui.add_enabled_ui(!prompted, |ui| tail_ui(ui, &mut self.settings.tail))
             .response

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::timeline::{Playback, View};
 use crate::engine::{ClipReport, Decoding, Tail};
+use crate::model::scores::{LayerScores, ScoreSource};
 use crate::model::{AudioLanguageModel, Precision};
 use crate::prune::{self, Method, Params, SegmentMode};
 
@@ -36,6 +37,8 @@ pub struct Settings {
     pub last_model: Option<PathBuf>,
     /// Arithmetic of Qwen2-Audio / AF3 (`--dtype`); Whisper runs in f32 whatever it says.
     pub precision: Precision,
+    /// Which encoder layer's scores, reduced over heads how, drive every method.
+    pub source: ScoreSource,
     pub reference: String,
     /// Prompted models (Qwen2-Audio, AF3): the request after the audio; empty uses the model's
     /// default. Whisper ignores it.
@@ -62,6 +65,7 @@ impl Default for Settings {
             recent_models: Vec::new(),
             last_model: None,
             precision: Precision::Auto,
+            source: ScoreSource::default(),
             reference: String::new(),
             prompt: String::new(),
         }
@@ -96,6 +100,7 @@ impl Settings {
             window_tokens: Params::window_tokens_for(self.window_seconds, seconds_per_token),
             order: prune::Order::Time,
             merge_threshold: self.merge_threshold.map(|t| t.clamp(-1.0, 1.0)),
+            source: self.source,
         }
     }
 
@@ -149,10 +154,18 @@ pub struct Scores {
     pub windows: Vec<usize>,
     /// The ten best tokens, best first.
     pub top: Vec<usize>,
+    /// Every encoder layer's scores (the score source picks one).
+    pub layers: Vec<LayerScores>,
 }
 
 impl Scores {
-    pub fn new(report: ClipReport, keys: Vec<f32>, key_dim: usize, windows: Vec<usize>) -> Scores {
+    pub fn new(
+        report: ClipReport,
+        keys: Vec<f32>,
+        key_dim: usize,
+        windows: Vec<usize>,
+        layers: Vec<LayerScores>,
+    ) -> Scores {
         let (norm, top) = normalise(&report.scores);
         Scores {
             report,
@@ -161,7 +174,25 @@ impl Scores {
             key_dim,
             windows,
             top,
+            layers,
         }
+    }
+
+    /// Layers of the model's encoder.
+    pub fn encoder_layers(&self) -> usize {
+        self.report.score_source.layers
+    }
+
+    /// Makes `source`'s scores the ones shown and ranked (when its layer was collected).
+    pub fn set_source(&mut self, source: &ScoreSource) {
+        let layer = source.layer_of(self.encoder_layers());
+        let Some(l) = self.layers.iter().find(|l| l.layer == layer) else {
+            return;
+        };
+        self.report.scores = l.get(source.head_reduce).to_vec();
+        self.report.score_source.layer = layer;
+        self.report.score_source.head_reduce = source.head_reduce;
+        (self.norm, self.top) = normalise(&self.report.scores);
     }
 
     /// Received attention per token.

@@ -1,6 +1,7 @@
 //! Shared test helpers: the default model (loaded once), test data paths.
 #![allow(dead_code)]
 
+use prunescope::model::scores::Layers;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -88,7 +89,7 @@ pub fn merged_groups(
     method: &str,
     keep: f64,
 ) -> BTreeMap<usize, BTreeSet<usize>> {
-    let clip = engine::encode(model, audio, &mut |_| {}).unwrap();
+    let clip = engine::encode(model, audio, Layers::Last, &mut |_| {}).unwrap();
     let spec = RunSpec {
         method: RunMethod::parse(method).unwrap(),
         keep,

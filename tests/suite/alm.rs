@@ -4,6 +4,7 @@
 //! for full and pruned inputs. Qwen2-Audio: a padded (1.3 s of 2 s) window, hub weight names;
 //! AF3: two windows, transformers-5 names.
 
+use prunescope::model::scores::Layers;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -79,7 +80,7 @@ fn encode_clip(model: &Alm, g: &Value) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let d = g["d_model"].as_u64().unwrap() as usize;
     let (mut hidden, mut scores, mut keys, mut n_valid) = (vec![], vec![], vec![], vec![]);
     for chunk in samples.chunks(window) {
-        let enc = model.encode(chunk).unwrap();
+        let enc = model.encode(chunk, Layers::Last).unwrap();
         let rows: Vec<f32> = enc.hidden.flatten_all().unwrap().to_vec1().unwrap();
         hidden.extend_from_slice(&rows[..enc.n_valid * d]);
         scores.extend_from_slice(&enc.scores);

@@ -2,6 +2,7 @@
 //! give the same encoder outputs, scores and texts.
 
 use crate::common;
+use prunescope::model::scores::Layers;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -15,7 +16,7 @@ use prunescope::prune::{Method, Params};
 
 fn outputs(model: &Whisper) -> (Vec<f32>, Vec<f32>, Vec<String>) {
     let audio = prunescope::audio::load(&common::data("arctic_a0007.wav")).unwrap();
-    let enc = model.encode(&audio.samples).unwrap();
+    let enc = model.encode(&audio.samples, Layers::Last).unwrap();
     let hidden = enc.hidden.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let plan = Plan::grid(
         &[

@@ -18,4 +18,5 @@ mod eval_report;
 mod eval_runner;
 mod formats;
 mod golden;
+mod layers;
 mod mel;

@@ -14,7 +14,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use super::config::EncoderConfig;
 use super::weights::{AlmWeights, Part};
 use crate::model::nn::{EncoderLayer, LayerNorm, TensorSource};
-use crate::model::scores::{self, Attention, Pooling, Received, Softmax};
+use crate::model::scores::{self, Attention, Layers, Pooling, Received, Softmax};
 use crate::model::{EncodedWindow, Result};
 
 /// Upper bound on the live attention logits per block (`heads x rows x keys` elements).
@@ -90,7 +90,12 @@ impl AudioEncoder {
     /// `mel` is `[n_mels][frames()]` row-major with `valid_frames` frames of audio. Returns the
     /// pooled hidden states of the whole window (`tokens_per_window x d`, f32 on the CPU) and
     /// the scores and keys of its valid pooled tokens.
-    pub fn forward(&self, mel: &[f32], valid_frames: usize) -> Result<EncodedWindow> {
+    pub fn forward(
+        &self,
+        mel: &[f32],
+        valid_frames: usize,
+        layers: Layers,
+    ) -> Result<EncodedWindow> {
         let (d, t) = (self.cfg.d_model, self.cfg.max_source_positions);
         let heads = self.cfg.heads;
         let hd = d / heads;
@@ -124,7 +129,7 @@ impl AudioEncoder {
             block_rows: BLOCK_ELEMENTS / (heads * t).max(1),
             softmax: Softmax::Device,
         };
-        let mut received = Received::new(lc);
+        let mut per_layer = Vec::new();
         let mut last_keys = None;
         for (i, layer) in self.layers.iter().enumerate() {
             let h = layer.attn_ln.forward(&x)?;
@@ -133,7 +138,11 @@ impl AudioEncoder {
             let k = split_heads(&k_flat, heads)?;
             let v = split_heads(&layer.v.forward(&h)?, heads)?;
             let is_last = i == last;
-            let a = scores::attention(&q, &k, &v, &how, is_last.then_some(&mut received))?;
+            let mut received = (is_last || layers == Layers::All).then(|| Received::new(lc));
+            let a = scores::attention(&q, &k, &v, &how, received.as_mut())?;
+            if let Some(r) = received {
+                per_layer.push(r.layer_scores(i, heads, n_valid, Pooling::Pairs));
+            }
             if is_last {
                 last_keys = Some(k_flat);
             }
@@ -148,7 +157,7 @@ impl AudioEncoder {
         let hidden = self.ln_post.forward(&pooled)?.to_dtype(DType::F32)?;
         let hidden = hidden.to_device(&Device::Cpu)?;
 
-        let scores = received.scores(heads, n_valid, Pooling::Pairs);
+        let scores = per_layer.last().map(|l| l.mean.clone()).unwrap_or_default();
         let keys: Vec<f32> = match last_keys {
             Some(k) if n_valid > 0 => k
                 .narrow(0, 0, 2 * n_valid)?
@@ -167,6 +176,7 @@ impl AudioEncoder {
             scores,
             keys,
             key_dim: hd,
+            layers: per_layer,
         })
     }
 }

@@ -25,6 +25,7 @@ use super::{
 };
 use crate::mel::MelExtractor;
 use crate::model::nn::{Linear, TensorSource};
+use crate::model::scores::Layers;
 use crate::HOP;
 
 const SYSTEM: &str =
@@ -185,6 +186,7 @@ impl Alm {
             prefix_lm: true,
             default_prompt: Some("Describe the audio.".into()),
             runtime,
+            encoder_layers: config.audio.layers,
         };
         Ok(Alm {
             mel: MelExtractor::new(config.audio.n_mels),
@@ -367,11 +369,11 @@ impl AudioLanguageModel for Alm {
         &self.info
     }
 
-    fn encode(&self, samples: &[f32]) -> Result<EncodedWindow> {
+    fn encode(&self, samples: &[f32], layers: Layers) -> Result<EncodedWindow> {
         let frames = self.encoder.frames();
         let n = samples.len().min(frames * HOP);
         let mel = self.mel.compute_frames(&samples[..n], frames);
-        self.encoder.forward(&mel, n.div_ceil(HOP))
+        self.encoder.forward(&mel, n.div_ceil(HOP), layers)
     }
 
     fn generate(

@@ -1,6 +1,8 @@
 //! Memory-mapped safetensors shards, read tensor by tensor straight onto the target device in
-//! the target dtype: a 7B model in bf16 never has a second copy of its weights on the GPU, and
-//! on the CPU each tensor is widened to f32 from the mapping once.
+//! the target dtype: a 7B model in bf16 never has a second copy of its weights, on the GPU or on
+//! the CPU. Once a tensor is copied out of the mapping, its pages are handed back (`madvise`), so
+//! the mapped file does not stay resident beside the copy while the rest loads; in f32 each
+//! tensor is widened from the mapping once.
 
 use std::path::{Path, PathBuf};
 
@@ -98,6 +100,7 @@ impl AlmWeights {
             .st
             .load(&full, &self.device)
             .map_err(|e| ModelError::corrupt(&self.dir, format!("tensor `{full}`: {e}")))?;
+        release_pages(view.data());
         Ok(t.to_dtype(self.dtype)?)
     }
 
@@ -106,6 +109,29 @@ impl AlmWeights {
         PartOf(self, part)
     }
 }
+
+/// Tells the kernel that the mapped pages under `data` are no longer needed: they leave this
+/// process's resident set (a later read faults them in again from the file, unchanged). Pages
+/// shared with a neighbouring tensor go too and come back on demand.
+#[cfg(unix)]
+fn release_pages(data: &[u8]) {
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    if data.is_empty() || page == 0 {
+        return;
+    }
+    let start = data.as_ptr() as usize / page * page;
+    let end = data.as_ptr() as usize + data.len();
+    // SAFETY: the range lies within the read-only file mapping that `data` borrows from (rounded
+    // down to its page); MADV_DONTNEED on a file mapping only drops resident pages, and their
+    // contents stay those of the file.
+    unsafe {
+        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+    }
+}
+
+#[cfg(not(unix))]
+fn release_pages(_data: &[u8]) {}
 
 /// The tensors of one part of a checkpoint (names relative to the part).
 pub struct PartOf<'a>(&'a AlmWeights, Part);

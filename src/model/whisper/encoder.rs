@@ -5,7 +5,7 @@ use candle_core::{Device, Module, Tensor};
 
 use super::config::WhisperConfig;
 use crate::model::nn::{EncoderLayer, LayerNorm, TensorSource, Weights};
-use crate::model::scores::{self, Attention, Pooling, Received, Softmax};
+use crate::model::scores::{self, Attention, Layers, Pooling, Received, Softmax};
 use crate::model::{kernels, EncodedWindow, Result};
 
 /// Query rows per attention block: bounds the live attention matrix to `heads x BLOCK x T`.
@@ -56,8 +56,9 @@ impl Encoder {
         })
     }
 
-    /// `mel` is `[n_mels][2 * n_ctx]` row-major; `n_valid` tokens carry audio.
-    pub fn forward(&self, mel: &[f32], n_valid: usize) -> Result<EncodedWindow> {
+    /// `mel` is `[n_mels][2 * n_ctx]` row-major; `n_valid` tokens carry audio. Collects the
+    /// received attention of the last layer, or of every layer (`layers`).
+    pub fn forward(&self, mel: &[f32], n_valid: usize, layers: Layers) -> Result<EncodedWindow> {
         let frames = 2 * self.n_ctx;
         let x = Tensor::from_slice(mel, (1, self.n_mels, frames), &Device::Cpu)?;
         let x = x
@@ -71,7 +72,7 @@ impl Encoder {
         let mut x = x.squeeze(0)?.t()?.contiguous()?.add(&self.positions)?;
 
         let n_valid = n_valid.min(self.n_ctx);
-        let mut received = Received::new(n_valid);
+        let mut per_layer = Vec::new();
         let mut keys = Tensor::zeros((0, 0), candle_core::DType::F32, &Device::Cpu)?;
         let last = self.layers.len().saturating_sub(1);
         let how = Attention {
@@ -88,7 +89,11 @@ impl Encoder {
             let k_flat = layer.k.forward(&h)?;
             let k = self.split_heads(&k_flat)?;
             let v = self.split_heads(&layer.v.forward(&h)?)?;
-            let a = scores::attention(&q, &k, &v, &how, is_last.then_some(&mut received))?;
+            let mut received = (is_last || layers == Layers::All).then(|| Received::new(n_valid));
+            let a = scores::attention(&q, &k, &v, &how, received.as_mut())?;
+            if let Some(r) = received {
+                per_layer.push(r.layer_scores(i, self.heads, n_valid, Pooling::None));
+            }
             let a = a.transpose(0, 1)?.reshape((self.n_ctx, self.d_model))?;
             x = x.add(&layer.out.forward(&a)?)?;
             let m = layer.mlp_ln.forward(&x)?;
@@ -102,7 +107,7 @@ impl Encoder {
             }
         }
         let hidden = self.ln_post.forward(&x)?;
-        let scores = received.scores(self.heads, n_valid, Pooling::None);
+        let scores = per_layer.last().map(|l| l.mean.clone()).unwrap_or_default();
         let key_dim = keys.dim(1).unwrap_or(0);
         Ok(EncodedWindow {
             hidden,
@@ -110,6 +115,7 @@ impl Encoder {
             scores,
             keys: keys.flatten_all()?.to_vec1()?,
             key_dim,
+            layers: per_layer,
         })
     }
 

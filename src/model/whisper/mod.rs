@@ -7,6 +7,7 @@ mod encoder;
 
 pub use config::WhisperConfig;
 
+use crate::model::scores::Layers;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -139,6 +140,7 @@ impl Whisper {
             ),
             config.num_mel_bins,
             config.max_source_positions,
+            config.encoder_layers,
         );
         Ok(Whisper {
             mel: MelExtractor::new(config.num_mel_bins),
@@ -159,9 +161,14 @@ impl Whisper {
     }
 
     /// Encodes a ready log-mel window `[n_mels][3000]` (exposed for tests and benchmarks).
-    pub fn encode_mel(&self, mel: &[f32], n_samples: usize) -> Result<EncodedWindow> {
+    pub fn encode_mel(
+        &self,
+        mel: &[f32],
+        n_samples: usize,
+        layers: Layers,
+    ) -> Result<EncodedWindow> {
         let n_valid = crate::audio::whisper_tokens(n_samples).min(self.info.tokens_per_window);
-        self.encoder.forward(mel, n_valid)
+        self.encoder.forward(mel, n_valid, layers)
     }
 
     fn language_id(&self) -> Result<Option<u32>> {
@@ -223,9 +230,9 @@ impl AudioLanguageModel for Whisper {
         &self.info
     }
 
-    fn encode(&self, samples: &[f32]) -> Result<EncodedWindow> {
+    fn encode(&self, samples: &[f32], layers: Layers) -> Result<EncodedWindow> {
         let mel = self.mel.compute(samples);
-        self.encode_mel(&mel, samples.len().min(crate::WINDOW_SAMPLES))
+        self.encode_mel(&mel, samples.len().min(crate::WINDOW_SAMPLES), layers)
     }
 
     fn generate(
