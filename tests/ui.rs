@@ -39,6 +39,17 @@ fn harness(app: ExplorerApp) -> Harness<'static, ExplorerApp> {
         .build_ui_state(|ui, app: &mut ExplorerApp| app.show(ui), app)
 }
 
+/// [`harness`] for the toy models' random weights, which say random bytes: U+FFFD, which the
+/// test harness's one font lacks (the app's default policy draws a box; the harness would
+/// panic).
+fn random_weights_harness(app: ExplorerApp) -> Harness<'static, ExplorerApp> {
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .with_max_steps(1000)
+        .allow_missing_glyphs()
+        .build_ui_state(|ui, app: &mut ExplorerApp| app.show(ui), app)
+}
+
 /// Steps the harness (real time passes, so the worker gets on) until `done` or the timeout.
 fn step_until(
     h: &mut Harness<'_, ExplorerApp>,
@@ -332,13 +343,7 @@ fn prompted_model_takes_a_prompt_and_no_tail() {
             .expect("toy model");
     model.options.max_new_tokens = 3;
     let app = model_app(Some(jfk()), Box::new(model));
-    // Random weights say random bytes: U+FFFD, which the test harness's one font lacks (the
-    // app's default policy draws a box; the harness would panic).
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
-        .with_max_steps(1000)
-        .allow_missing_glyphs()
-        .build_ui_state(|ui, app: &mut ExplorerApp| app.show(ui), app);
+    let mut h = random_weights_harness(app);
     step_until(&mut h, "the grid", Duration::from_secs(60), |h| {
         h.state().encoded() && !h.state().busy() && h.state().result_count() == 17
     });
@@ -384,11 +389,7 @@ fn model_dtype_reloads_a_prompted_model_and_shows_in_the_title_bar() {
             audio: false,
         },
     );
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
-        .with_max_steps(1000)
-        .allow_missing_glyphs()
-        .build_ui_state(|ui, app: &mut ExplorerApp| app.show(ui), app);
+    let mut h = random_weights_harness(app);
     step_until(&mut h, "the bf16 model", Duration::from_secs(60), |h| {
         h.state().encoded() && !h.state().busy()
     });

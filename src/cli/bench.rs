@@ -1,6 +1,5 @@
 //! `prunescope bench`: the numbers of the README's speed table, measured in one process.
 
-use prunescope::model::scores::Layers;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -10,6 +9,7 @@ use clap::Args;
 
 use prunescope::engine::{self, Plan, RunMethod, RunSpec};
 use prunescope::mel::MelExtractor;
+use prunescope::model::scores::Layers;
 use prunescope::model::AudioLanguageModel;
 use prunescope::prune::{Method, Params};
 use prunescope::util::median;

@@ -195,7 +195,6 @@ fn run_dataset(a: RunArgs) -> Result<()> {
     }
     let model = load_model(&a.model)?;
     let plan = build_plan(&a.plan, model.info().seconds_per_token)?;
-    prunescope::engine::check_source(model.info(), &plan.params.source)?;
     let out_file = a.out.join(shard.file_name());
     let cancel = AtomicBool::new(false);
     let opts = RunOptions {

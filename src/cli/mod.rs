@@ -398,7 +398,6 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
     let audio = prunescope::audio::load(&a.clip)?;
     let model = load_model(&a.model)?;
     let plan = build_plan(&a.plan, model.info().seconds_per_token)?;
-    engine::check_source(model.info(), &plan.params.source)?;
     let bar = (audio.duration_s() > 30.0).then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(

@@ -2,7 +2,6 @@
 //! language model's prefill does pruning save? Times the prefill (and the decoding per token)
 //! at each keep ratio on one 30 s window, median of `--reps`, in one process.
 
-use prunescope::model::scores::Layers;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -12,6 +11,7 @@ use clap::Args;
 
 use prunescope::engine::{self, RunMethod, RunSpec};
 use prunescope::model::alm::{random, Alm};
+use prunescope::model::scores::Layers;
 use prunescope::model::{AudioLanguageModel, DeviceChoice, Precision};
 use prunescope::prune::{Method, Params};
 use prunescope::util::{median, TempDir};

@@ -233,8 +233,6 @@ pub struct Window {
 /// A clip after the encoder: its windows, the scores and keys of all its valid tokens.
 pub struct EncodedClip {
     pub windows: Vec<Window>,
-    /// The paper's scores: the last layer's, mean over heads.
-    pub scores: Vec<f32>,
     /// The layers' scores collected ([`Layers`]), every window's tokens in clip order, first
     /// layer first (the last one alone unless every layer was asked for).
     pub layers: Vec<LayerScores>,
@@ -250,23 +248,23 @@ pub struct EncodedClip {
 
 impl EncodedClip {
     pub fn n_tokens(&self) -> usize {
-        self.scores.len()
+        self.scores().len()
+    }
+
+    /// The paper's scores: the last layer's, mean over heads.
+    pub fn scores(&self) -> &[f32] {
+        self.layers.last().map_or(&[], |l| &l.mean)
     }
 
     /// The scores `source` names, with a clear error when that layer does not exist or was not
     /// collected.
     pub fn scores_for(&self, source: &ScoreSource) -> Result<&[f32]> {
-        if source.is_default() {
-            return Ok(&self.scores);
-        }
         let layer = source.layer_of(self.encoder_layers);
         if layer >= self.encoder_layers {
             return Err(no_such_layer(layer, self.encoder_layers));
         }
-        self.layers
-            .iter()
-            .find(|l| l.layer == layer)
-            .map(|l| l.get(source.head_reduce))
+        source
+            .pick(&self.layers, self.encoder_layers)
             .ok_or_else(|| {
                 EngineError::Layer(format!(
                     "layer {layer}'s scores were not collected (encode with every layer)"
@@ -315,14 +313,15 @@ pub fn encode(
     }
     let analyzed_samples = ranges.last().map_or(0, |r| r.end);
     let mut windows = Vec::with_capacity(ranges.len());
-    let (mut scores, mut keys) = (Vec::new(), Vec::new());
+    let mut keys = Vec::new();
     let mut per_layer: Vec<LayerScores> = Vec::new();
+    let mut n_tokens = 0;
     let (mut key_dim, mut d_model) = (0, 0);
     for (i, r) in ranges.iter().enumerate() {
         let enc = model.encode(&audio.samples[r.clone()], layers)?;
-        if enc.scores.len() != enc.n_valid {
+        if enc.scores().len() != enc.n_valid {
             return Err(EngineError::ScoreCount {
-                got: enc.scores.len(),
+                got: enc.scores().len(),
                 want: enc.n_valid,
             });
         }
@@ -330,7 +329,7 @@ pub fn encode(
         d_model = d;
         key_dim = enc.key_dim;
         windows.push(Window {
-            first_token: scores.len(),
+            first_token: n_tokens,
             n_valid: enc.n_valid,
             hidden: enc
                 .hidden
@@ -339,7 +338,7 @@ pub fn encode(
                 .map_err(ModelError::from)?,
             tokens,
         });
-        scores.extend_from_slice(&enc.scores);
+        n_tokens += enc.n_valid;
         keys.extend_from_slice(&enc.keys);
         if per_layer.is_empty() {
             per_layer = enc.layers;
@@ -353,23 +352,8 @@ pub fn encode(
             of: ranges.len(),
         });
     }
-    if per_layer.is_empty() {
-        // A clip too short for one window still says which layer its (no) scores came from.
-        let layer = info.encoder_layers.saturating_sub(1);
-        per_layer = match layers {
-            Layers::Last => vec![layer],
-            Layers::All => (0..info.encoder_layers).collect(),
-        }
-        .into_iter()
-        .map(|layer| LayerScores {
-            layer,
-            ..LayerScores::default()
-        })
-        .collect();
-    }
     Ok(EncodedClip {
         windows,
-        scores,
         layers: per_layer,
         encoder_layers: info.encoder_layers,
         keys,

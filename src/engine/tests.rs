@@ -1,12 +1,12 @@
 //! Engine unit tests: decoder inputs on a hand-made clip, per-run bookkeeping on the fake model.
 
-use crate::model::scores::Layers;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::*;
 use crate::model::fake::FakeModel;
 use crate::model::repetition::LoopReport;
+use crate::model::scores::{LayerScores, Layers};
 use crate::model::{EncodedWindow, ModelInfo, OnFinished};
 use crate::prune::Combination;
 
@@ -28,8 +28,11 @@ fn clip() -> EncodedClip {
     };
     EncodedClip {
         windows: vec![window(0, 0, 4), window(1, 4, 2)],
-        scores: vec![1.0; 6],
-        layers: Vec::new(),
+        layers: vec![LayerScores {
+            layer: 0,
+            mean: vec![1.0; 6],
+            max: vec![1.0; 6],
+        }],
         encoder_layers: 1,
         keys: vec![0.0; 6],
         key_dim: 1,

@@ -5,7 +5,6 @@
 //! a torn last line (a killed process) is dropped, and `--shard i/n` splits a dataset
 //! round-robin so several processes write several files that [`merge`] joins.
 
-use crate::model::scores::Layers;
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -15,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::datasets::{Dataset, Item};
 use crate::engine::{self, Plan, Progress};
+use crate::model::scores::Layers;
 use crate::model::AudioLanguageModel;
 
 #[derive(Debug, thiserror::Error)]
@@ -321,6 +321,7 @@ pub fn run(
     progress: &mut dyn FnMut(RunEvent<'_>),
 ) -> Result<RunSummary> {
     plan.validate()?;
+    engine::check_source(model.info(), &plan.params.source)?;
     let header = Header::new(dataset, data_path, &model.info().label(), plan, opts.shard);
     let mut done: HashSet<String> = HashSet::new();
     if let Some(parent) = opts.out.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -118,11 +118,9 @@ impl AudioLanguageModel for FakeModel {
             row[1] = n_valid as f32;
         }
         let hidden = Tensor::from_vec(hidden, (TOKENS_PER_WINDOW, D_MODEL), &Device::Cpu)?;
-        let scores = per_layer.last().map(|l| l.mean.clone()).unwrap_or_default();
         Ok(EncodedWindow {
             hidden,
             n_valid,
-            scores,
             keys,
             key_dim: KEY_DIM,
             layers: per_layer,
@@ -214,7 +212,7 @@ mod tests {
         let samples: Vec<f32> = (0..16_000).map(|i| (i as f32 * 0.01).sin() * 0.3).collect();
         let enc = m.encode(&samples, Layers::Last).unwrap();
         assert_eq!(enc.n_valid, 50);
-        assert_eq!(enc.scores.len(), 50);
+        assert_eq!(enc.scores().len(), 50);
         let all = enc.hidden.narrow(0, 0, 50).unwrap();
         let few = enc.hidden.narrow(0, 0, 5).unwrap();
         let cancel = AtomicBool::new(false);

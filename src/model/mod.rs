@@ -178,14 +178,20 @@ pub struct EncodedWindow {
     pub hidden: Tensor,
     /// Valid (non-padding) tokens of this window.
     pub n_valid: usize,
-    /// Received attention `a_t` of each valid token (SPEC.md section 2).
-    pub scores: Vec<f32>,
     /// Last-layer keys averaged over heads, `n_valid x key_dim`, row-major (for visionzip/merge).
     pub keys: Vec<f32>,
     pub key_dim: usize,
     /// Received attention of the layers asked for ([`scores::Layers`]), first layer first: the
     /// last one alone, or every layer; each with the mean and the max over heads.
     pub layers: Vec<scores::LayerScores>,
+}
+
+impl EncodedWindow {
+    /// Received attention `a_t` of each valid token (SPEC.md section 2): the last layer's, mean
+    /// over heads.
+    pub fn scores(&self) -> &[f32] {
+        self.layers.last().map_or(&[], |l| &l.mean)
+    }
 }
 
 /// One sequence to decode: the encoder tokens the decoder may attend to, `(len, d_model)`,

@@ -85,14 +85,19 @@ pub struct ScoreSource {
 }
 
 impl ScoreSource {
-    /// The paper's: the last layer, mean over heads.
-    pub fn is_default(&self) -> bool {
-        *self == ScoreSource::default()
-    }
-
     /// The layer index among `layers` encoder layers.
     pub fn layer_of(&self, layers: usize) -> usize {
         self.layer.unwrap_or(layers.saturating_sub(1))
+    }
+
+    /// This source's scores among collected `layers` of an encoder of `encoder_layers` layers;
+    /// None when its layer was not collected.
+    pub fn pick<'a>(&self, layers: &'a [LayerScores], encoder_layers: usize) -> Option<&'a [f32]> {
+        let layer = self.layer_of(encoder_layers);
+        layers
+            .iter()
+            .find(|l| l.layer == layer)
+            .map(|l| l.get(self.head_reduce))
     }
 
     /// The layers an encoder pass must collect for this source (at least `asked`).

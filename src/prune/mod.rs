@@ -109,6 +109,12 @@ impl Method {
         matches!(self, Method::VisionZip | Method::Merge | Method::Atome)
     }
 
+    /// Whether the selection depends on the scores when the kept tokens are put in `order`:
+    /// `full`, `random` and `atome` choose without them, but score order sorts by them.
+    pub fn reads_scores(&self, order: Order) -> bool {
+        order == Order::Score || !matches!(self, Method::Full | Method::Random | Method::Atome)
+    }
+
     /// Whether the result depends on [`Params::segments`]. `window` reports a number of
     /// segments too, but it derives it from [`Params::window_tokens`], so it is not included.
     pub fn uses_segments(&self) -> bool {

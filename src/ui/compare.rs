@@ -125,11 +125,10 @@ pub fn cell_key(spec: &RunSpec, p: &Params, decoding: &Decoding) -> CellKey {
             }
         },
     };
-    // Vanilla, full, random and atome never look at the scores.
-    let ranks = !matches!(
-        spec.method,
-        RunMethod::Vanilla | RunMethod::Prune(Method::Full | Method::Random | Method::Atome)
-    );
+    let ranks = match spec.method {
+        RunMethod::Vanilla => false,
+        RunMethod::Prune(m) => m.reads_scores(p.order),
+    };
     CellKey {
         method: spec.method,
         keep_ppm: (keep * 1e6).round() as u32,
@@ -425,6 +424,29 @@ mod tests {
             ..p.clone()
         };
         assert_eq!(cell_key(&seg, &p, &d), cell_key(&seg, &seeded, &d));
+        // The score source matters to the methods that rank by score, and to every method
+        // once the kept tokens are put in score order.
+        let layer0 = Params {
+            source: ScoreSource {
+                layer: Some(0),
+                ..ScoreSource::default()
+            },
+            ..p.clone()
+        };
+        let random = RunSpec {
+            method: RunMethod::Prune(Method::Random),
+            keep: 0.25,
+        };
+        assert_ne!(cell_key(&topk, &p, &d), cell_key(&topk, &layer0, &d));
+        assert_eq!(cell_key(&random, &p, &d), cell_key(&random, &layer0, &d));
+        let by_score = |p: &Params| Params {
+            order: Order::Score,
+            ..p.clone()
+        };
+        assert_ne!(
+            cell_key(&random, &by_score(&p), &d),
+            cell_key(&random, &by_score(&layer0), &d)
+        );
     }
 
     #[test]

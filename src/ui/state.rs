@@ -185,12 +185,11 @@ impl Scores {
 
     /// Makes `source`'s scores the ones shown and ranked (when its layer was collected).
     pub fn set_source(&mut self, source: &ScoreSource) {
-        let layer = source.layer_of(self.encoder_layers());
-        let Some(l) = self.layers.iter().find(|l| l.layer == layer) else {
+        let Some(scores) = source.pick(&self.layers, self.encoder_layers()) else {
             return;
         };
-        self.report.scores = l.get(source.head_reduce).to_vec();
-        self.report.score_source.layer = layer;
+        self.report.scores = scores.to_vec();
+        self.report.score_source.layer = source.layer_of(self.encoder_layers());
         self.report.score_source.head_reduce = source.head_reduce;
         (self.norm, self.top) = normalise(&self.report.scores);
     }

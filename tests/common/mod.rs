@@ -1,12 +1,12 @@
 //! Shared test helpers: the default model (loaded once), test data paths.
 #![allow(dead_code)]
 
-use prunescope::model::scores::Layers;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use prunescope::engine::{self, RunMethod, RunSpec};
+use prunescope::model::scores::Layers;
 use prunescope::model::whisper::Whisper;
 use prunescope::prune::Params;
 
@@ -39,6 +39,30 @@ pub fn ok(args: &[&str]) -> (String, String) {
     );
     assert!(out.status.success(), "{args:?} failed: {e}");
     (o, e)
+}
+
+/// Runs the binary, which must succeed, and parses its stdout as one JSON document.
+pub fn json_doc(args: &[&str]) -> serde_json::Value {
+    let (stdout, _) = ok(args);
+    serde_json::from_str(&stdout).expect("one JSON document")
+}
+
+/// A JSON array of numbers, as f32.
+pub fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|x| x.as_f64().expect("a number") as f32)
+        .collect()
+}
+
+/// The largest absolute difference between two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Fails unless the command failed with exactly one `error:` line mentioning `needle`

@@ -4,7 +4,6 @@
 //! for full and pruned inputs. Qwen2-Audio: a padded (1.3 s of 2 s) window, hub weight names;
 //! AF3: two windows, transformers-5 names.
 
-use prunescope::model::scores::Layers;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -12,9 +11,12 @@ use candle_core::{DType, Device, Tensor};
 use prunescope::audio::Audio;
 use prunescope::engine::{self, Decoding, Plan, RunMethod, RunSpec, Tail};
 use prunescope::model::alm::Alm;
+use prunescope::model::scores::Layers;
 use prunescope::model::AudioLanguageModel;
 use prunescope::prune::{self, Method, Params};
 use serde_json::Value;
+
+use crate::common::{floats, max_abs_diff};
 
 const TOL: f32 = 1e-4;
 
@@ -24,28 +26,12 @@ fn data(p: &str) -> PathBuf {
         .join(p)
 }
 
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
 fn ids(v: &Value) -> Vec<u32> {
     v.as_array()
         .unwrap()
         .iter()
         .map(|x| x.as_u64().unwrap() as u32)
         .collect()
-}
-
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 /// The fixture's clip: `n_samples` of jfk.wav from `offset_samples`.
@@ -83,7 +69,7 @@ fn encode_clip(model: &Alm, g: &Value) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let enc = model.encode(chunk, Layers::Last).unwrap();
         let rows: Vec<f32> = enc.hidden.flatten_all().unwrap().to_vec1().unwrap();
         hidden.extend_from_slice(&rows[..enc.n_valid * d]);
-        scores.extend_from_slice(&enc.scores);
+        scores.extend_from_slice(enc.scores());
         keys.extend_from_slice(&enc.keys);
         n_valid.push(enc.n_valid);
     }
@@ -106,6 +92,23 @@ fn test_device() -> Device {
             .device()
             .unwrap(),
         Err(_) => Device::Cpu,
+    }
+}
+
+/// The engine's plan for the golden runs: the prompt, a 50-token tail (which prefix models do
+/// not take) and the greedy decode.
+fn plan(runs: Vec<RunSpec>, segments: usize, prompt: &str) -> Plan {
+    Plan {
+        runs,
+        params: Params {
+            segments,
+            ..Params::default()
+        },
+        decoding: Decoding {
+            tail: Tail::Tokens(50),
+            prompt: Some(prompt.to_string()),
+            stop_on_loop: false,
+        },
     }
 }
 
@@ -132,9 +135,9 @@ fn check(model_dir: &str, golden_name: &str) {
 
     // Encoder, window by window.
     let (hidden, scores, keys) = encode_clip(&model, &g);
-    let e_hidden = max_abs(&hidden, &floats(&g["hidden"]));
-    let e_scores = max_abs(&scores, &floats(&g["scores"]));
-    let e_keys = max_abs(&keys, &floats(&g["keys"]));
+    let e_hidden = max_abs_diff(&hidden, &floats(&g["hidden"]));
+    let e_scores = max_abs_diff(&scores, &floats(&g["scores"]));
+    let e_keys = max_abs_diff(&keys, &floats(&g["keys"]));
     println!("{golden_name}: hidden {e_hidden:.2e}, scores {e_scores:.2e}, keys {e_keys:.2e}");
     assert!(e_hidden < TOL && e_scores < TOL && e_keys < TOL);
 
@@ -163,7 +166,7 @@ fn check(model_dir: &str, golden_name: &str) {
         let (got_ids, embeds) = model.input_embeddings(&audio, prompt).unwrap();
         assert_eq!(got_ids, ids(&run["input_ids"]), "{name}: prompt ids");
         let embeds: Vec<f32> = embeds.flatten_all().unwrap().to_vec1().unwrap();
-        let e_emb = max_abs(&embeds, &floats(&run["embeds"]));
+        let e_emb = max_abs_diff(&embeds, &floats(&run["embeds"]));
         let (gen, logits, prefill_ms, _) = model
             .greedy(
                 &Tensor::from_vec(
@@ -175,7 +178,7 @@ fn check(model_dir: &str, golden_name: &str) {
                 &cancel,
             )
             .unwrap();
-        let e_logits = max_abs(&logits, &floats(&run["last_logits"]));
+        let e_logits = max_abs_diff(&logits, &floats(&run["last_logits"]));
         println!(
             "  {name} {keep}: K {} of {n}, embeds {e_emb:.2e}, logits {e_logits:.2e}, prefill {prefill_ms:.2} ms, ids {gen:?}",
             sel.kept.len()
@@ -194,18 +197,11 @@ fn check(model_dir: &str, golden_name: &str) {
     // The same through the engine, from the clip's samples, as `analyze` runs it: each run
     // alone, then all of them in one plan, whose decoding steps run as one batch.
     let audio = Audio::from_samples(samples, 16_000).unwrap();
-    let batched = Plan {
-        runs: specs.iter().map(|s| s.0.clone()).collect(),
-        params: Params {
-            segments: specs.iter().map(|s| s.1).min().unwrap_or(10),
-            ..Params::default()
-        },
-        decoding: Decoding {
-            tail: Tail::Tokens(50),
-            prompt: Some(prompt.to_string()),
-            stop_on_loop: false,
-        },
-    };
+    let batched = plan(
+        specs.iter().map(|s| s.0.clone()).collect(),
+        specs.iter().map(|s| s.1).min().unwrap_or(10),
+        prompt,
+    );
     let all = engine::analyze(&model, &audio, &batched, &cancel, &mut |_| {}).unwrap();
     for (r, (spec, segments, kept, want)) in all.runs.iter().zip(&specs) {
         if spec.method == RunMethod::Prune(Method::Segmentwise)
@@ -217,18 +213,7 @@ fn check(model_dir: &str, golden_name: &str) {
         assert_eq!(&r.token_ids, want, "{}: batched greedy ids", r.method);
     }
     for (spec, segments, kept, want) in specs {
-        let plan = Plan {
-            runs: vec![spec],
-            params: Params {
-                segments,
-                ..Params::default()
-            },
-            decoding: Decoding {
-                tail: Tail::Tokens(50),
-                prompt: Some(prompt.to_string()),
-                stop_on_loop: false,
-            },
-        };
+        let plan = plan(vec![spec], segments, prompt);
         let a = engine::analyze(&model, &audio, &plan, &cancel, &mut |_| {}).unwrap();
         let r = &a.runs[0];
         assert_eq!(r.kept, kept);
@@ -252,7 +237,7 @@ fn audio_flamingo_3_two_windows_match_transformers() {
 /// Largest error relative to the largest magnitude among the golden values.
 fn rel_err(got: &[f32], want: &[f32]) -> f32 {
     let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
-    max_abs(got, want) / scale
+    max_abs_diff(got, want) / scale
 }
 
 /// The tokens a selection keeps that the golden one does not, each exchanged for one the golden
@@ -298,7 +283,7 @@ fn check_reduced(model_dir: &str, golden_name: &str, dtype: DType, rel: f32, sam
     let e_hidden = rel_err(&hidden, &floats(&g["hidden"]));
     let e_scores = rel_err(&scores, &want_scores);
     let e_keys = rel_err(&keys, &floats(&g["keys"]));
-    let slack = 2.0 * max_abs(&scores, &want_scores);
+    let slack = 2.0 * max_abs_diff(&scores, &want_scores);
     println!(
         "{golden_name} {}: relative errors: hidden {e_hidden:.2e}, scores {e_scores:.2e}, keys {e_keys:.2e}",
         dtype.as_str()
@@ -395,23 +380,11 @@ fn check_reduced(model_dir: &str, golden_name: &str, dtype: DType, rel: f32, sam
 
     // The engine, from the samples, each run alone and all in one batch.
     let audio = Audio::from_samples(clip(&g), 16_000).unwrap();
-    let plan = |runs: Vec<RunSpec>, segments: usize| Plan {
-        runs,
-        params: Params {
-            segments,
-            ..Params::default()
-        },
-        decoding: Decoding {
-            tail: Tail::Tokens(50),
-            prompt: Some(prompt.to_string()),
-            stop_on_loop: false,
-        },
-    };
     for (spec, segments, kept, want) in &specs {
         let a = engine::analyze(
             &model,
             &audio,
-            &plan(vec![spec.clone()], *segments),
+            &plan(vec![spec.clone()], *segments, prompt),
             &cancel,
             &mut |_| {},
         )
@@ -428,7 +401,11 @@ fn check_reduced(model_dir: &str, golden_name: &str, dtype: DType, rel: f32, sam
     let all = engine::analyze(
         &model,
         &audio,
-        &plan(specs.iter().map(|s| s.0.clone()).collect(), segments),
+        &plan(
+            specs.iter().map(|s| s.0.clone()).collect(),
+            segments,
+            prompt,
+        ),
         &cancel,
         &mut |_| {},
     )

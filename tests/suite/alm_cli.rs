@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::common::{assert_one_line_error, prunescope, TempDir};
+use crate::common::{assert_one_line_error, json_doc, prunescope, TempDir};
 
 fn alm(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -106,7 +106,7 @@ fn analyze_qwen2_audio_with_a_prompt() {
 #[test]
 fn analyze_af3_reads_every_window() {
     let m = alm("af3-tiny");
-    let doc = json(&prunescope(&[
+    let doc = json_doc(&[
         "analyze",
         &jfk(),
         "--model",
@@ -118,7 +118,7 @@ fn analyze_af3_reads_every_window() {
         "0.25",
         "--max-new-tokens",
         "2",
-    ]));
+    ]);
     // 11 s in 2 s windows: six windows, all read (AF3 reads up to 20).
     assert_eq!(doc["clip"]["windows"].as_u64().unwrap(), 6);
     assert!(
@@ -280,7 +280,7 @@ fn dtype_is_chosen_recorded_and_checked() {
     // bf16 and f16 on the CPU: the JSON says which, and the runs decode.
     let m = alm("qwen2-audio-tiny");
     for dtype in ["bf16", "f16", "f32", "auto"] {
-        let doc = json(&prunescope(&[
+        let doc = json_doc(&[
             "analyze",
             &jfk(),
             "--model",
@@ -296,7 +296,7 @@ fn dtype_is_chosen_recorded_and_checked() {
             "3",
             "--dtype",
             dtype,
-        ]));
+        ]);
         let want = if dtype == "auto" { "f32" } else { dtype };
         assert_eq!(doc["runtime"]["dtype"], want, "{dtype}");
         assert_eq!(doc["runtime"]["device"], "cpu");
@@ -316,7 +316,7 @@ fn dtype_is_chosen_recorded_and_checked() {
         &prunescope(&["bench", &jfk(), "--dtype", "f16"]),
         "Whisper runs in f32",
     );
-    let doc = json(&prunescope(&[
+    let doc = json_doc(&[
         "analyze",
         &jfk(),
         "--json",
@@ -324,7 +324,7 @@ fn dtype_is_chosen_recorded_and_checked() {
         "full",
         "--dtype",
         "f32",
-    ]));
+    ]);
     assert_eq!(doc["runtime"]["dtype"], "f32");
 }
 

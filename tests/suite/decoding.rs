@@ -5,12 +5,10 @@
 //! - Every run in the JSON says whether it looped: a decode that hits the token cap, one that
 //!   repeats a phrase below the cap, and a clean one.
 
-use crate::common;
-
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use crate::common::{model, prunescope};
+use crate::common::{self, model};
 use prunescope::engine::{self, Decoding, Plan, RunMethod};
 use prunescope::eval::datasets::{self, DatasetKind};
 use prunescope::eval::metrics::wer::{corpus_wer, Normalization};
@@ -29,13 +27,7 @@ fn analyze_json(clip: &str, extra: &[&str]) -> Value {
         "--json",
     ];
     args.extend_from_slice(extra);
-    let out = prunescope(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::json_doc(&args)
 }
 
 #[test]

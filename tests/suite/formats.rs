@@ -2,14 +2,14 @@
 //! give the same encoder outputs, scores and texts.
 
 use crate::common;
-use prunescope::model::scores::Layers;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
-use crate::common::TempDir;
+use crate::common::{max_abs_diff, TempDir};
 use candle_core::{DType, Device, Tensor};
 use prunescope::engine::{self, Decoding, Plan, RunMethod};
+use prunescope::model::scores::Layers;
 use prunescope::model::whisper::{convert_ct2_to_hf, Whisper};
 use prunescope::model::AudioLanguageModel;
 use prunescope::prune::{Method, Params};
@@ -30,17 +30,9 @@ fn outputs(model: &Whisper) -> (Vec<f32>, Vec<f32>, Vec<String>) {
     let a = engine::analyze(model, &audio, &plan, &AtomicBool::new(false), &mut |_| {}).unwrap();
     (
         hidden,
-        enc.scores,
+        enc.scores().to_vec(),
         a.runs.into_iter().map(|r| r.text).collect(),
     )
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 #[test]

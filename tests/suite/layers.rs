@@ -9,18 +9,10 @@ use prunescope::model::scores::{LayerScores, Layers};
 use prunescope::model::AudioLanguageModel;
 use serde_json::Value;
 
-use crate::common::{assert_one_line_error, data, model, prunescope, root};
+use crate::common::{assert_one_line_error, data, floats, json_doc, model, prunescope, root};
 
 fn fixture(rel: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(root().join(rel)).unwrap()).unwrap()
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
 }
 
 /// Worst relative difference at any token (relative to the reference value there).
@@ -53,7 +45,7 @@ fn encode_layers(model: &dyn AudioLanguageModel, samples: &[f32]) -> Vec<LayerSc
         let enc = model.encode(chunk, Layers::All).unwrap();
         assert_eq!(enc.layers.len(), model.info().encoder_layers);
         // The last layer's mean is the paper's score, the same as without the other layers.
-        assert_eq!(enc.layers.last().unwrap().mean, enc.scores);
+        assert_eq!(enc.layers.last().unwrap().mean, enc.scores());
         let last = model.encode(chunk, Layers::Last).unwrap();
         assert_eq!(last.layers.len(), 1);
         assert_eq!(last.layers[0], *enc.layers.last().unwrap());
@@ -100,13 +92,7 @@ fn analyze_json(extra: &[&str]) -> Value {
     let clip = data("arctic_a0007.wav");
     let mut args = vec!["analyze", clip.to_str().unwrap(), "--json"];
     args.extend_from_slice(extra);
-    let out = prunescope(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_doc(&args)
 }
 
 fn kept(doc: &Value, method: &str) -> Vec<u64> {

@@ -156,8 +156,6 @@ impl AudioEncoder {
         let pooled = x.reshape((t / 2, 2, d))?.mean(1)?;
         let hidden = self.ln_post.forward(&pooled)?.to_dtype(DType::F32)?;
         let hidden = hidden.to_device(&Device::Cpu)?;
-
-        let scores = per_layer.last().map(|l| l.mean.clone()).unwrap_or_default();
         let keys: Vec<f32> = match last_keys {
             Some(k) if n_valid > 0 => k
                 .narrow(0, 0, 2 * n_valid)?
@@ -173,7 +171,6 @@ impl AudioEncoder {
         Ok(EncodedWindow {
             hidden,
             n_valid,
-            scores,
             keys,
             key_dim: hd,
             layers: per_layer,

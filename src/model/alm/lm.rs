@@ -56,35 +56,20 @@ impl TextModel {
         let p = Part::Lm;
         let (h, hd) = (c.hidden, c.head_dim);
         let (qd, kvd) = (c.heads * hd, c.kv_heads * hd);
+        let src = w.part(p);
         let layers = (0..c.layers)
             .map(|i| {
                 let l = format!("layers.{i}");
                 Ok(Layer {
                     ln1: w.get(p, &format!("{l}.input_layernorm.weight"), &[h])?,
-                    q: w.part(p)
-                        .linear(&format!("{l}.self_attn.q_proj"), h, qd, true)?,
-                    k: w.part(p)
-                        .linear(&format!("{l}.self_attn.k_proj"), h, kvd, true)?,
-                    v: w.part(p)
-                        .linear(&format!("{l}.self_attn.v_proj"), h, kvd, true)?,
-                    o: w.part(p)
-                        .linear(&format!("{l}.self_attn.o_proj"), qd, h, false)?,
+                    q: src.linear(&format!("{l}.self_attn.q_proj"), h, qd, true)?,
+                    k: src.linear(&format!("{l}.self_attn.k_proj"), h, kvd, true)?,
+                    v: src.linear(&format!("{l}.self_attn.v_proj"), h, kvd, true)?,
+                    o: src.linear(&format!("{l}.self_attn.o_proj"), qd, h, false)?,
                     ln2: w.get(p, &format!("{l}.post_attention_layernorm.weight"), &[h])?,
-                    gate: w.part(p).linear(
-                        &format!("{l}.mlp.gate_proj"),
-                        h,
-                        c.intermediate,
-                        false,
-                    )?,
-                    up: w
-                        .part(p)
-                        .linear(&format!("{l}.mlp.up_proj"), h, c.intermediate, false)?,
-                    down: w.part(p).linear(
-                        &format!("{l}.mlp.down_proj"),
-                        c.intermediate,
-                        h,
-                        false,
-                    )?,
+                    gate: src.linear(&format!("{l}.mlp.gate_proj"), h, c.intermediate, false)?,
+                    up: src.linear(&format!("{l}.mlp.up_proj"), h, c.intermediate, false)?,
+                    down: src.linear(&format!("{l}.mlp.down_proj"), c.intermediate, h, false)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -107,12 +107,10 @@ impl Encoder {
             }
         }
         let hidden = self.ln_post.forward(&x)?;
-        let scores = per_layer.last().map(|l| l.mean.clone()).unwrap_or_default();
         let key_dim = keys.dim(1).unwrap_or(0);
         Ok(EncodedWindow {
             hidden,
             n_valid,
-            scores,
             keys: keys.flatten_all()?.to_vec1()?,
             key_dim,
             layers: per_layer,

@@ -7,7 +7,6 @@ mod encoder;
 
 pub use config::WhisperConfig;
 
-use crate::model::scores::Layers;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -20,6 +19,7 @@ use super::{
     ModelInfo, OnFinished, Result, WeightFormat,
 };
 use crate::mel::MelExtractor;
+use crate::model::scores::Layers;
 
 /// Ids of the special tokens the decoding prompt and stopping rules need, looked up by text.
 #[derive(Debug, Clone)]
