@@ -170,6 +170,15 @@ struct AnalyzeArgs {
     /// encoder pass.
     #[arg(long)]
     layer_scores: bool,
+    /// Add each run's words with their start and end in the clip (`words`): Whisper aligns
+    /// them by its alignment heads' cross-attention (DTW); Qwen2-Audio and AF3 place each word
+    /// at the centre of the audio its tokens attended to. The table prints them under each run.
+    #[arg(long)]
+    words: bool,
+    /// Add each run's attention from every output token to the audio tokens it read
+    /// (`attention`: one block per decoder input, rows x kept tokens).
+    #[arg(long)]
+    attention: bool,
 }
 
 #[derive(Args)]
@@ -387,6 +396,7 @@ pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
         tail: Tail::parse(&p.tail).map_err(|e| anyhow::anyhow!("--tail: {e}"))?,
         prompt,
         stop_on_loop: p.stop_on_loop,
+        attention: false,
     };
     let plan = Plan::grid(&methods, &keeps, params, decoding);
     plan.validate()?;
@@ -397,7 +407,8 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
     // Check the cheap things first so a typo never waits for a model load.
     let audio = prunescope::audio::load(&a.clip)?;
     let model = load_model(&a.model)?;
-    let plan = build_plan(&a.plan, model.info().seconds_per_token)?;
+    let mut plan = build_plan(&a.plan, model.info().seconds_per_token)?;
+    plan.decoding.attention = a.words || a.attention;
     let bar = (audio.duration_s() > 30.0).then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
@@ -423,7 +434,7 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
     } else {
         Layers::Last
     };
-    let analysis = engine::analyze_with(
+    let mut analysis = engine::analyze_with(
         model.as_ref(),
         &audio,
         &plan,
@@ -446,6 +457,14 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
             "note: {} reads at most {:.0} s: analysed the first {:.1} s of this {:.1} s clip",
             report.model, report.clip.analyzed_s, report.clip.analyzed_s, report.clip.duration_s
         );
+    }
+    for r in analysis.runs.iter_mut() {
+        if !a.words {
+            r.words = None;
+        }
+        if !a.attention {
+            r.attention = None;
+        }
     }
     if a.json {
         println!("{}", serde_json::to_string(&analysis)?);
@@ -491,6 +510,13 @@ fn print_table(a: &engine::Analysis) {
             },
             r.text
         );
+        if let Some(words) = &r.words {
+            let line: Vec<String> = words
+                .iter()
+                .map(|w| format!("{} {:.2}-{:.2}", w.word.trim(), w.start, w.end))
+                .collect();
+            println!("{:>12} {}", "words:", line.join(" | "));
+        }
     }
 }
 

@@ -15,9 +15,12 @@ use crate::model::{AudioLanguageModel, DecodeInput, Generation, ModelError, Mode
 use crate::prune::{self, Method, Params, PruneError, Selection};
 
 mod report;
+pub mod words;
 pub mod worker;
 
+pub use crate::model::align::TimedWord;
 pub use report::{describe, Analysis, ClipInfo, ClipReport, ScoreSourceReport, TokenInfo};
+pub use words::{AttentionBlock, RunAttention};
 
 #[cfg(test)]
 mod tests;
@@ -172,6 +175,9 @@ pub struct Decoding {
     pub prompt: Option<String>,
     /// End each decode where a loop is detected and keep the text before it (`--stop-on-loop`).
     pub stop_on_loop: bool,
+    /// Collect each run's attention from its output tokens to the audio and its words in
+    /// clip time ([`RunResult::words`], [`RunResult::attention`]).
+    pub attention: bool,
 }
 
 /// Everything a clip's analysis is parameterised by.
@@ -515,6 +521,16 @@ pub struct RunResult {
     pub loop_spans: Vec<[usize; 2]>,
     /// The `--stop-on-loop` guard cut at least one window's decode.
     pub stopped_on_loop: bool,
+    /// With [`Decoding::attention`]: the words of `text` in clip time (`analyze --words`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub words: Option<Vec<TimedWord>>,
+    /// With [`Decoding::attention`]: the attention from each output token to the audio
+    /// (`analyze --attention`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attention: Option<RunAttention>,
+    /// The selection's merged tokens (their groups place attention on every member).
+    #[serde(skip)]
+    pub merged: Vec<prune::Combination>,
 }
 
 impl RunResult {
@@ -544,6 +560,9 @@ impl RunResult {
             looped: false,
             loop_spans: Vec::new(),
             stopped_on_loop: false,
+            words: None,
+            attention: None,
+            merged: Vec::new(),
         }
     }
 }
@@ -588,24 +607,30 @@ pub fn run_with(
         for (w, mut input, _) in runs_inputs {
             input.prompt = plan.decoding.prompt.clone();
             input.stop_on_loop = plan.decoding.stop_on_loop;
+            input.attention = plan.decoding.attention;
             owners.push((r, w));
             inputs.push(input);
         }
         // Vanilla reads every valid token.
         let n = clip.n_tokens();
-        let (keep, segments, k, kept) = match sel {
-            Some(s) => (spec.keep, s.segments, s.k, s.kept),
-            None => (1.0, None, n, (0..n).collect()),
+        let (keep, segments, k, kept, merged) = match sel {
+            Some(s) => (spec.keep, s.segments, s.k, s.kept, s.merged),
+            None => (1.0, None, n, (0..n).collect(), Vec::new()),
         };
-        results.push(RunResult::before_decoding(
-            spec.method.name(),
-            keep,
-            segments,
-            k,
-            kept,
-            tail_tokens,
-        ));
+        let mut res =
+            RunResult::before_decoding(spec.method.name(), keep, segments, k, kept, tail_tokens);
+        res.merged = merged;
+        results.push(res);
     }
+    let layout = Layout {
+        windows: (!info.prefix_lm).then(|| {
+            clip.windows
+                .iter()
+                .map(|w| w.first_token..w.first_token + w.n_valid)
+                .collect()
+        }),
+        seconds_per_token: info.seconds_per_token,
+    };
     let total = inputs.len();
     let mut done = 0;
     // Per run: windows still decoding, and the finished ones' generations.
@@ -624,7 +649,7 @@ pub fn run_with(
         pending[r] -= 1;
         if pending[r] == 0 {
             let mut res = results[r].clone();
-            fill_text(&mut res, std::mem::take(&mut finished[r]));
+            fill_text(&mut res, std::mem::take(&mut finished[r]), &layout);
             on_run(r, &res);
         }
     })?;
@@ -633,15 +658,35 @@ pub fn run_with(
         per_run[r].push((w, g));
     }
     for (res, gens) in results.iter_mut().zip(per_run) {
-        fill_text(res, gens);
+        fill_text(res, gens, &layout);
     }
     Ok(results)
 }
 
+/// Where a clip's tokens are: each window's valid tokens (None for prefix models, which read
+/// the clip as one sequence) and the seconds per token.
+struct Layout {
+    windows: Option<Vec<std::ops::Range<usize>>>,
+    seconds_per_token: f64,
+}
+
 /// Adds a run's window generations (in any order) to its result: times and token counts
-/// summed, token ids and texts in window order, texts joined by one space (SPEC.md section 5).
-fn fill_text(res: &mut RunResult, mut gens: Vec<(usize, Generation)>) {
+/// summed, token ids and texts in window order, texts joined by one space (SPEC.md section 5);
+/// attention and words when collected.
+fn fill_text(res: &mut RunResult, mut gens: Vec<(usize, Generation)>, layout: &Layout) {
     gens.sort_by_key(|(w, _)| *w);
+    if gens.iter().any(|(_, g)| g.attention.is_some()) {
+        let cols: Vec<(usize, Vec<usize>, &Generation)> = gens
+            .iter()
+            .map(|(w, g)| {
+                let range = layout.windows.as_ref().and_then(|ws| ws.get(*w).cloned());
+                (*w, words::columns(&res.kept, range), g)
+            })
+            .collect();
+        let (attention, words) = words::assemble(&cols, &res.merged, layout.seconds_per_token);
+        res.attention = Some(attention);
+        res.words = Some(words);
+    }
     res.text.clear();
     let (mut prefill, mut steps, mut measured) = (0.0, 0, false);
     for (_, g) in gens {

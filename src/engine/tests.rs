@@ -172,6 +172,7 @@ impl Scripted {
                 prefill_ms: Some(2.0),
                 steps: 4,
                 loops: LoopReport::default(),
+                ..Generation::default()
             }
         } else {
             Generation {
@@ -185,6 +186,7 @@ impl Scripted {
                     span: Some(3..8),
                     stopped: true,
                 },
+                ..Generation::default()
             }
         }
     }
@@ -303,7 +305,11 @@ fn a_run_of_one_window_keeps_its_text_and_spans() {
         .map(|(w, input, _)| (*w, Scripted::generation(input)))
         .collect();
     let mut res = RunResult::before_decoding("topk", 0.05, None, 100, sel.kept.clone(), 0);
-    fill_text(&mut res, gens);
+    let layout = Layout {
+        windows: None,
+        seconds_per_token: 0.02,
+    };
+    fill_text(&mut res, gens, &layout);
     assert_eq!(res.text, "la la la");
     assert_eq!(res.loop_spans, vec![[3, 8]]);
     assert_eq!(res.decode_ms, 5.5);

@@ -1,6 +1,7 @@
 //! Models: weight readers, the Whisper encoder (with received-attention scores) and decoder, and
 //! the [`AudioLanguageModel`] trait the engine, CLI and GUI talk to.
 
+pub mod align;
 pub mod alm;
 pub mod ct2;
 pub mod fake;
@@ -205,6 +206,9 @@ pub struct DecodeInput {
     pub tail: Option<std::sync::Arc<Tensor>>,
     pub prompt: Option<String>,
     pub stop_on_loop: bool,
+    /// Collect the attention from each chosen token to `memory` and the words of the text
+    /// ([`Generation::attention`], [`Generation::words`]).
+    pub attention: bool,
 }
 
 impl DecodeInput {
@@ -214,6 +218,7 @@ impl DecodeInput {
             tail: None,
             prompt: None,
             stop_on_loop: false,
+            attention: false,
         }
     }
 }
@@ -260,6 +265,12 @@ pub struct Generation {
     pub steps: usize,
     /// Whether it looped, and where its repeated copies are in `text` ([`repetition`]).
     pub loops: repetition::LoopReport,
+    /// When the input asked: the attention from each chosen token to the input's `memory`
+    /// rows ([`align`]).
+    pub attention: Option<align::TokenAttention>,
+    /// When the input asked: the words of `token_ids`, aligned in columns of `attention` by
+    /// models that align (Whisper).
+    pub words: Vec<align::WordSpan>,
 }
 
 /// The text of token ids by a Hugging Face tokenizer, special tokens skipped (untrimmed).

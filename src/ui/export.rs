@@ -213,6 +213,9 @@ mod tests {
             looped: false,
             loop_spans: vec![],
             stopped_on_loop: false,
+            words: None,
+            attention: None,
+            merged: vec![],
         };
         let o = outputs_csv(&[r], |_| Some(0.5));
         assert!(o.ends_with("topk,0.5,1,,1.0,2,0.5000,\"say \"\"hi\"\"\"\n"));

@@ -113,6 +113,8 @@ impl Settings {
                 .filter(|p| !p.is_empty())
                 .map(str::to_string),
             stop_on_loop: self.stop_on_loop,
+            // The grid links every word to the audio it read.
+            attention: true,
         }
     }
 

@@ -108,6 +108,7 @@ fn plan(runs: Vec<RunSpec>, segments: usize, prompt: &str) -> Plan {
             tail: Tail::Tokens(50),
             prompt: Some(prompt.to_string()),
             stop_on_loop: false,
+            attention: false,
         },
     }
 }

@@ -20,3 +20,4 @@ mod formats;
 mod golden;
 mod layers;
 mod mel;
+mod words;

@@ -39,6 +39,54 @@ pub struct TextModel {
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
     len: usize,
+    /// Collects the attention each forward's last position pays to the audio positions.
+    pub watch: Option<Watch>,
+}
+
+/// The attention from each forward's last position (the one whose logits choose the next
+/// token) to a range of positions (the audio placeholders), mean over heads and layers: one row
+/// per forward.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    pub audio: std::ops::Range<usize>,
+    /// `rows x audio.len()`, row-major.
+    pub rows: Vec<f32>,
+    current: Vec<f32>,
+}
+
+impl Watch {
+    pub fn new(audio: std::ops::Range<usize>) -> Watch {
+        Watch {
+            current: vec![0.0; audio.len()],
+            audio,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds one layer's weights summed over heads, `keys[j]` for position `offset + j`.
+    fn add(&mut self, keys: &[f32], offset: usize) {
+        for (p, c) in self.audio.clone().zip(self.current.iter_mut()) {
+            if let Some(x) = p.checked_sub(offset).and_then(|j| keys.get(j)) {
+                *c += x;
+            }
+        }
+    }
+
+    /// Ends a forward: its row is the sums so far over `n` (heads x layers).
+    fn end_row(&mut self, n: usize) {
+        let n = n.max(1) as f32;
+        self.rows.extend(self.current.iter().map(|x| x / n));
+        self.current.iter_mut().for_each(|x| *x = 0.0);
+    }
+}
+
+/// Per-head weights `(heads, keys)` summed over heads, as f32 on the CPU.
+fn head_sum(probs: &Tensor) -> Result<Vec<f32>> {
+    Ok(probs
+        .to_dtype(DType::F32)?
+        .sum(0)?
+        .to_device(&Device::Cpu)?
+        .to_vec1()?)
 }
 
 impl KvCache {
@@ -104,6 +152,7 @@ impl TextModel {
         KvCache {
             layers: (0..self.layers.len()).map(|_| None).collect(),
             len: 0,
+            watch: None,
         }
     }
 
@@ -120,10 +169,20 @@ impl TextModel {
         let start = cache.len;
         let (cos, sin) = self.rope_tables(start, len)?;
         let mut x = x.to_dtype(self.dtype)?;
+        let watching = cache.watch.is_some();
         for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            let mut last = None;
             x = self.block(layer, &x, |h| {
-                self.attention(layer, h, &cos, &sin, start, slot)
+                let (o, l) = self.attention(layer, h, &cos, &sin, start, slot, watching)?;
+                last = l;
+                Ok(o)
             })?;
+            if let (Some(w), Some(l)) = (cache.watch.as_mut(), last) {
+                w.add(&l, 0);
+            }
+        }
+        if let Some(w) = cache.watch.as_mut() {
+            w.end_row(self.cfg.heads * self.layers.len());
         }
         cache.len += len;
         let last = rms_norm(&x.narrow(0, len - 1, 1)?, &self.norm, self.cfg.rms_eps)?;
@@ -151,6 +210,9 @@ impl TextModel {
         }
         for c in caches.iter_mut() {
             c.len += 1;
+            if let Some(w) = c.watch.as_mut() {
+                w.end_row(self.cfg.heads * self.layers.len());
+            }
         }
         let last = rms_norm(&x, &self.norm, self.cfg.rms_eps)?;
         let logits = last.matmul(&self.lm_head.t()?)?;
@@ -197,7 +259,12 @@ impl TextModel {
             };
             let qb = q.narrow(1, i, 1)?.contiguous()?.reshape((kvh, rep, hd))?;
             let logits = (qb.matmul(&k_use.t()?)? * scale)?.to_dtype(DType::F32)?;
-            let probs = candle_nn::ops::softmax_last_dim(&logits)?.to_dtype(self.dtype)?;
+            let probs = candle_nn::ops::softmax_last_dim(&logits)?;
+            if let Some(w) = cache.watch.as_mut() {
+                let used = k_use.dim(1)?;
+                w.add(&head_sum(&probs.reshape((heads, used))?)?, keys - used);
+            }
+            let probs = probs.to_dtype(self.dtype)?;
             outs.push(
                 probs
                     .matmul(&v_use.contiguous()?)?
@@ -276,6 +343,9 @@ impl TextModel {
         Ok((to(cos)?, to(sin)?))
     }
 
+    /// Causal attention of `h`'s rows at positions `start..`; with `last`, also the last row's
+    /// weights summed over heads (for a [`Watch`]).
+    #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
         layer: &Layer,
@@ -284,7 +354,8 @@ impl TextModel {
         sin: &Tensor,
         start: usize,
         slot: &mut Option<(Tensor, Tensor)>,
-    ) -> Result<Tensor> {
+        last: bool,
+    ) -> Result<(Tensor, Option<Vec<f32>>)> {
         let c = &self.cfg;
         let (len, _) = h.dims2()?;
         let (heads, kvh, hd) = (c.heads, c.kv_heads, c.head_dim);
@@ -301,6 +372,7 @@ impl TextModel {
         let scale = 1.0 / (hd as f64).sqrt();
         let rows_per_block = (BLOCK_ELEMENTS / (heads * keys).max(1)).clamp(1, len);
         let mut outs = Vec::with_capacity(len.div_ceil(rows_per_block));
+        let mut last_row = None;
         let mut r0 = 0;
         while r0 < len {
             let rows = rows_per_block.min(len - r0);
@@ -314,7 +386,12 @@ impl TextModel {
                     .reshape((kvh, rep * rows, keys))?,
                 None => logits,
             };
-            let probs = candle_nn::ops::softmax_last_dim(&logits)?.to_dtype(self.dtype)?;
+            let probs = candle_nn::ops::softmax_last_dim(&logits)?;
+            if last && r0 + rows == len {
+                let per_head = probs.reshape((heads, rows, keys))?.narrow(1, rows - 1, 1)?;
+                last_row = Some(head_sum(&per_head.squeeze(1)?)?);
+            }
+            let probs = probs.to_dtype(self.dtype)?;
             let o = probs
                 .matmul(&v)?
                 .reshape((heads, rows, hd))?
@@ -323,7 +400,7 @@ impl TextModel {
             outs.push(o);
             r0 += rows;
         }
-        Ok(Tensor::cat(&outs, 0)?)
+        Ok((Tensor::cat(&outs, 0)?, last_row))
     }
 }
 

@@ -20,8 +20,8 @@ use self::encoder::AudioEncoder;
 use self::lm::TextModel;
 use self::weights::{AlmWeights, Part};
 use super::{
-    AudioLanguageModel, DecodeInput, EncodedWindow, Ending, Generation, ModelError, ModelInfo,
-    OnFinished, Result,
+    align, AudioLanguageModel, DecodeInput, EncodedWindow, Ending, Generation, ModelError,
+    ModelInfo, OnFinished, Result,
 };
 use crate::mel::MelExtractor;
 use crate::model::nn::{Linear, TensorSource};
@@ -413,10 +413,17 @@ impl Alm {
             }
             let t0 = Instant::now();
             let text = inputs[i].prompt.as_deref().unwrap_or(&default);
-            let (_, embeds) = self.input_embeddings(&inputs[i].memory, text)?;
+            let (ids, embeds) = self.input_embeddings(&inputs[i].memory, text)?;
             let len = embeds.dim(0)?;
             self.check_prompt_len(len)?;
             let mut cache = self.lm.new_cache();
+            if inputs[i].attention {
+                let start = ids
+                    .iter()
+                    .position(|&t| t == self.config.audio_token_id)
+                    .unwrap_or(0);
+                cache.watch = Some(lm::Watch::new(start..start + inputs[i].memory.dim(0)?));
+            }
             let tp = Instant::now();
             let logits = self.lm.forward(&embeds, &mut cache)?;
             self.device.synchronize()?;
@@ -482,15 +489,51 @@ impl Alm {
             }
         };
         let decode = |ids: &[u32]| super::decode_text(&self.tokenizer, ids);
+        let (attention, words) = match s.cache.watch.take() {
+            Some(w) => self.attention_words(&s.ids, w),
+            None => (None, Vec::new()),
+        };
         finished(
             s.index,
             Generation {
                 decode_ms: s.ms,
                 prefill_ms: Some(s.prefill_ms),
                 steps: s.steps,
+                attention,
+                words,
                 ..Generation::finish(s.ids, ending, &decode)?
             },
         );
         Ok(None)
+    }
+
+    /// A watched decode's map (one row per token chosen, the end token's included; rows past a
+    /// loop guard's cut dropped) and the words of its ids, placed later by their attention.
+    fn attention_words(
+        &self,
+        ids: &[u32],
+        w: lm::Watch,
+    ) -> (Option<align::TokenAttention>, Vec<align::WordSpan>) {
+        let cols = w.audio.len();
+        let mut attention = align::TokenAttention {
+            rows: w.rows.len() / cols.max(1),
+            cols,
+            map: w.rows,
+        };
+        attention.truncate(ids.len() + 1);
+        let decode = |piece: &[u32]| {
+            self.tokenizer
+                .decode(piece, false)
+                .unwrap_or_else(|_| "\u{FFFD}".into())
+        };
+        let words = align::split_words(ids, &decode, &|t| self.is_end_token(t))
+            .into_iter()
+            .map(|(word, tokens)| align::WordSpan {
+                word,
+                tokens,
+                cols: None,
+            })
+            .collect();
+        (Some(attention), words)
     }
 }

@@ -22,6 +22,10 @@ pub struct WhisperConfig {
     pub vocab_size: usize,
     pub suppress_tokens: Vec<u32>,
     pub begin_suppress_tokens: Vec<u32>,
+    /// `(decoder layer, head)` pairs whose cross-attention follows the speech in time (the
+    /// `alignment_heads` of a CTranslate2 `config.json` or a `generation_config.json`); empty
+    /// when the directory names none ([`WhisperConfig::alignment_heads`] then falls back).
+    pub alignment_heads: Vec<(usize, usize)>,
 }
 
 #[derive(Deserialize)]
@@ -50,12 +54,15 @@ fn default_target() -> usize {
     448
 }
 
+/// What a CTranslate2 `config.json` or a `generation_config.json` adds to the sizes.
 #[derive(Deserialize, Default)]
 struct SuppressLists {
     #[serde(default, alias = "suppress_ids")]
     suppress_tokens: Option<Vec<u32>>,
     #[serde(default, alias = "suppress_ids_begin")]
     begin_suppress_tokens: Option<Vec<u32>>,
+    #[serde(default)]
+    alignment_heads: Option<Vec<(usize, usize)>>,
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
@@ -91,7 +98,7 @@ impl WhisperConfig {
                 msg: format!("d_model {} is not divisible by the head counts", c.d_model),
             });
         }
-        Ok(WhisperConfig {
+        WhisperConfig {
             d_model: c.d_model,
             num_mel_bins: c.num_mel_bins,
             encoder_layers: c.encoder_layers,
@@ -106,7 +113,9 @@ impl WhisperConfig {
                 .begin_suppress_tokens
                 .or(c.begin_suppress_tokens)
                 .unwrap_or_default(),
-        })
+            alignment_heads: g.alignment_heads.unwrap_or_default(),
+        }
+        .checked(&dir.join("generation_config.json"))
     }
 
     /// Shapes give every size; the head counts come from the model.bin's scalars and the
@@ -149,7 +158,7 @@ impl WhisperConfig {
                 msg: "head counts do not divide the model width".into(),
             });
         }
-        Ok(WhisperConfig {
+        WhisperConfig {
             d_model,
             num_mel_bins: conv1[1],
             encoder_layers: count("model.encoder"),
@@ -161,6 +170,37 @@ impl WhisperConfig {
             vocab_size: embed[0],
             suppress_tokens: lists.suppress_tokens.unwrap_or_default(),
             begin_suppress_tokens: lists.begin_suppress_tokens.unwrap_or_default(),
-        })
+            alignment_heads: lists.alignment_heads.unwrap_or_default(),
+        }
+        .checked(&cfg_path)
+    }
+
+    /// Alignment heads that name a layer or head the decoder lacks are a config error.
+    fn checked(self, path: &Path) -> Result<WhisperConfig> {
+        let bad = self
+            .alignment_heads
+            .iter()
+            .find(|&&(l, h)| l >= self.decoder_layers || h >= self.decoder_attention_heads);
+        if let Some((l, h)) = bad {
+            return Err(ModelError::Config {
+                path: path.to_path_buf(),
+                msg: format!(
+                    "alignment head ({l}, {h}) is outside the decoder's {} layers x {} heads",
+                    self.decoder_layers, self.decoder_attention_heads
+                ),
+            });
+        }
+        Ok(self)
+    }
+
+    /// The heads whose cross-attention words are aligned with: the model's own list, else
+    /// every head of the last half of the decoder layers (openai-whisper's default).
+    pub fn alignment_heads(&self) -> Vec<(usize, usize)> {
+        if !self.alignment_heads.is_empty() {
+            return self.alignment_heads.clone();
+        }
+        (self.decoder_layers / 2..self.decoder_layers)
+            .flat_map(|l| (0..self.decoder_attention_heads).map(move |h| (l, h)))
+            .collect()
     }
 }

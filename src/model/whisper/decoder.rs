@@ -168,6 +168,10 @@ struct Sequence {
     generated: Vec<u32>,
     /// End the decode where a loop is detected (`--stop-on-loop`).
     guard: bool,
+    /// Collect the alignment heads' cross-attention to the memory.
+    record: bool,
+    /// Per alignment head, one row of `memory_len` weights per token chosen so far.
+    maps: Vec<Vec<f32>>,
     ms: f64,
     prefill_ms: f64,
     steps: usize,
@@ -193,19 +197,26 @@ pub struct Job<'a> {
     pub languages: &'a [u32],
     pub prompt: &'a [u32],
     pub max_tokens: usize,
+    /// `(layer, head)` of the heads whose cross-attention a recording sequence collects.
+    pub align_heads: &'a [(usize, usize)],
 }
 
-/// Receives `(batch index, generated ids without the prompt and <|endoftext|>, timing)`.
-pub type Finished<'a> = dyn FnMut(usize, Vec<u32>, Timing) -> Result<()> + 'a;
+/// Receives `(batch index, generated ids without the prompt and <|endoftext|>, timing, maps)`:
+/// for a recording sequence, per alignment head, `rows x memory_len` weights, one row per
+/// position fed: the prompt's, then one per generated token (row `prompt - 1 + i` chose token
+/// `i`; the last row chose the end token when the decode ended with it); else empty.
+pub type Finished<'a> = dyn FnMut(usize, Vec<u32>, Timing, Vec<Vec<f32>>) -> Result<()> + 'a;
 
 impl Job<'_> {
     /// Decodes every memory (followed by `tails[i]` where given: equal `Arc`s share their keys
-    /// and values); `guards[i]` ends sequence `i` at its first loop.
+    /// and values); `guards[i]` ends sequence `i` at its first loop; `record[i]` collects its
+    /// alignment heads' attention.
     pub fn run(
         &self,
         memories: &[&Tensor],
         tails: &[Option<&Arc<Tensor>>],
         guards: &[bool],
+        record: &[bool],
         cancel: &AtomicBool,
         finished: &mut Finished<'_>,
     ) -> Result<()> {
@@ -227,6 +238,10 @@ impl Job<'_> {
         let mut active = self.prefill(memories, tails, total_positions)?;
         for s in active.iter_mut() {
             s.guard = guards.get(s.index).copied().unwrap_or(false);
+            s.record = record.get(s.index).copied().unwrap_or(false);
+            if s.record {
+                s.maps = vec![Vec::new(); self.align_heads.len()];
+            }
         }
         let total_len: usize = active.iter().map(|s| s.memory_len.max(1)).sum();
         let prefill_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -293,7 +308,14 @@ impl Job<'_> {
                         steps: s.steps,
                         ending,
                     };
-                    finished(s.index, std::mem::take(&mut s.generated), t)?;
+                    // Rows past the kept tokens (cut by the loop guard) go; the end token's
+                    // row stays.
+                    let rows = s.prompt.len() + s.generated.len();
+                    for m in s.maps.iter_mut() {
+                        m.truncate(rows * s.memory_len);
+                    }
+                    let maps = std::mem::take(&mut s.maps);
+                    finished(s.index, std::mem::take(&mut s.generated), t, maps)?;
                 } else {
                     keep.push(s);
                 }
@@ -344,6 +366,8 @@ impl Job<'_> {
                 prompt: self.prompt.to_vec(),
                 generated: Vec::with_capacity(self.max_tokens),
                 guard: false,
+                record: false,
+                maps: Vec::new(),
                 ms: 0.0,
                 prefill_ms: 0.0,
                 steps: 0,
@@ -400,7 +424,7 @@ impl Job<'_> {
     }
 
     /// Feeds one token per active sequence at position `pos`; returns `(batch, vocab)` logits
-    /// when asked.
+    /// when asked. Recording sequences keep their alignment heads' weights.
     fn step(
         &self,
         seqs: &mut [Sequence],
@@ -447,11 +471,14 @@ impl Job<'_> {
                 let c = &seqs[i].layers[l];
                 let base = head * positions * hd;
                 let n = pos + 1;
-                attend(
+                attend_parts(
                     &q[i * d + head * hd..i * d + (head + 1) * hd],
-                    &c.self_k[base..base + n * hd],
-                    &c.self_v[base..base + n * hd],
+                    &[(
+                        &c.self_k[base..base + n * hd],
+                        &c.self_v[base..base + n * hd],
+                    )],
                     o,
+                    None,
                 );
             });
             add(&mut x, &layer.self_out.forward(&out, b));
@@ -461,26 +488,43 @@ impl Job<'_> {
             let mut q = layer.cross_q.forward(&y, b);
             q.iter_mut().for_each(|v| *v *= scale);
             let mut out = vec![0f32; b * d];
-            out.par_chunks_mut(hd).enumerate().for_each(|(task, o)| {
-                let (i, head) = (task / h, task % h);
-                let s = &seqs[i];
-                let c = &s.layers[l];
-                let n = s.memory_len;
-                let base = head * n * hd;
-                let own = (
-                    &c.cross_k[base..base + n * hd],
-                    &c.cross_v[base..base + n * hd],
-                );
-                let q = &q[i * d + head * hd..i * d + (head + 1) * hd];
-                match &s.tail {
-                    Some(t) => {
-                        let tb = head * t.n * hd;
-                        let tail = (&t.k[l][tb..tb + t.n * hd], &t.v[l][tb..tb + t.n * hd]);
-                        attend_parts(q, &[own, tail], o)
+            let slot_of = |head: usize| self.align_heads.iter().position(|&a| a == (l, head));
+            let recorded: Vec<Option<(usize, Vec<f32>)>> = out
+                .par_chunks_mut(hd)
+                .enumerate()
+                .map(|(task, o)| {
+                    let (i, head) = (task / h, task % h);
+                    let s = &seqs[i];
+                    let c = &s.layers[l];
+                    let n = s.memory_len;
+                    let base = head * n * hd;
+                    let own = (
+                        &c.cross_k[base..base + n * hd],
+                        &c.cross_v[base..base + n * hd],
+                    );
+                    let q = &q[i * d + head * hd..i * d + (head + 1) * hd];
+                    let mut probs = s
+                        .record
+                        .then(|| slot_of(head))
+                        .flatten()
+                        .map(|slot| (slot, vec![0f32; n]));
+                    let p = probs.as_mut().map(|(_, p)| p.as_mut_slice());
+                    match &s.tail {
+                        Some(t) => {
+                            let tb = head * t.n * hd;
+                            let tail = (&t.k[l][tb..tb + t.n * hd], &t.v[l][tb..tb + t.n * hd]);
+                            attend_parts(q, &[own, tail], o, p)
+                        }
+                        None => attend_parts(q, &[own], o, p),
                     }
-                    None => attend_parts(q, &[own], o),
+                    probs
+                })
+                .collect();
+            for (task, r) in recorded.into_iter().enumerate() {
+                if let Some((slot, p)) = r {
+                    seqs[task / h].maps[slot].extend_from_slice(&p);
                 }
-            });
+            }
             add(&mut x, &layer.cross_out.forward(&out, b));
 
             let y = layer.mlp_ln.apply(&x);
@@ -515,14 +559,10 @@ fn to_heads(rows: &[f32], n: usize, h: usize, hd: usize) -> Vec<f32> {
     out
 }
 
-/// `out = softmax(q . k_t) v` over `n = k.len() / q.len()` positions (q already scaled).
-fn attend(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
-    attend_parts(q, &[(k, v)], out)
-}
-
-/// [`attend`] over the concatenation of several `(k, v)` parts, in order (the same arithmetic
-/// as over one concatenated memory).
-fn attend_parts(q: &[f32], parts: &[(&[f32], &[f32])], out: &mut [f32]) {
+/// `out = softmax(q . k_t) v` over the concatenation of several `(k, v)` parts, in order (the
+/// same arithmetic as over one concatenated memory; q already scaled). `probs`, when given,
+/// receives the softmax weights of its length's first positions.
+fn attend_parts(q: &[f32], parts: &[(&[f32], &[f32])], out: &mut [f32], probs: Option<&mut [f32]>) {
     let hd = q.len();
     let n: usize = parts.iter().map(|(k, _)| k.len() / hd).sum();
     if n == 0 {
@@ -539,6 +579,11 @@ fn attend_parts(q: &[f32], parts: &[(&[f32], &[f32])], out: &mut [f32]) {
     for x in w.iter_mut() {
         *x = (*x - max).exp();
         sum += *x;
+    }
+    if let Some(probs) = probs {
+        for (p, x) in probs.iter_mut().zip(&w) {
+            *p = x / sum;
+        }
     }
     out.fill(0.0);
     let values = parts.iter().flat_map(|(_, v)| v.chunks_exact(hd));
@@ -583,7 +628,7 @@ mod tests {
         let k = [1.0f32, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
         let v = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
         let mut out = [0f32; 3];
-        attend(&q, &k, &v, &mut out);
+        attend_parts(&q, &[(&k, &v)], &mut out, None);
         let e: Vec<f64> = [0.5f64, -1.0, 0.25].iter().map(|x| x.exp()).collect();
         let s: f64 = e.iter().sum();
         for j in 0..3 {
@@ -600,15 +645,21 @@ mod tests {
         let k: Vec<f32> = (0..hd * 9).map(|i| val(i + 5)).collect();
         let v: Vec<f32> = (0..hd * 9).map(|i| val(i + 11)).collect();
         let mut whole = vec![0f32; hd];
-        attend(&q, &k, &v, &mut whole);
+        attend_parts(&q, &[(&k, &v)], &mut whole, None);
         let mut split = vec![0f32; hd];
         let at = 4 * hd;
         attend_parts(
             &q,
             &[(&k[..at], &v[..at]), (&k[at..], &v[at..])],
             &mut split,
+            None,
         );
         assert_eq!(whole, split, "bit-identical");
+        // The weights of the first positions, as asked, sum to at most one.
+        let mut probs = vec![0f32; 4];
+        attend_parts(&q, &[(&k, &v)], &mut whole, Some(&mut probs));
+        let total: f32 = probs.iter().sum();
+        assert!(total > 0.0 && total < 1.0 && probs.iter().all(|p| *p > 0.0));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use candle_core::{Device, Tensor};
 
 use super::{
-    detect_format, AudioLanguageModel, DecodeInput, EncodedWindow, Generation, ModelError,
+    align, detect_format, AudioLanguageModel, DecodeInput, EncodedWindow, Generation, ModelError,
     ModelInfo, OnFinished, Result, WeightFormat,
 };
 use crate::mel::MelExtractor;
@@ -62,6 +62,8 @@ pub struct Whisper {
     decoder: decoder::Decoder,
     tokenizer: tokenizers::Tokenizer,
     special: SpecialTokens,
+    /// `(layer, head)` whose cross-attention aligns words ([`WhisperConfig::alignment_heads`]).
+    align_heads: Vec<(usize, usize)>,
     /// Ids the sampler may never pick / may not pick first.
     suppress: Vec<bool>,
     suppress_begin: Vec<bool>,
@@ -144,6 +146,7 @@ impl Whisper {
         );
         Ok(Whisper {
             mel: MelExtractor::new(config.num_mel_bins),
+            align_heads: config.alignment_heads(),
             config,
             info,
             encoder,
@@ -169,6 +172,41 @@ impl Whisper {
     ) -> Result<EncodedWindow> {
         let n_valid = crate::audio::whisper_tokens(n_samples).min(self.info.tokens_per_window);
         self.encoder.forward(mel, n_valid, layers)
+    }
+
+    /// A recorded decode's averaged map (the rows that chose tokens, mean over the alignment
+    /// heads) and its words placed by DTW; `skip`: the prompt rows before the first choosing one.
+    fn align(
+        &self,
+        ids: &[u32],
+        maps: &[Vec<f32>],
+        cols: usize,
+        skip: usize,
+    ) -> (Option<align::TokenAttention>, Vec<align::WordSpan>) {
+        let rows = maps[0].len() / cols.max(1);
+        let kept = rows.saturating_sub(skip);
+        let mut map = vec![0f32; kept * cols];
+        for m in maps {
+            for (o, x) in map.iter_mut().zip(&m[skip * cols..rows * cols]) {
+                *o += x;
+            }
+        }
+        let n = maps.len() as f32;
+        map.iter_mut().for_each(|x| *x /= n);
+        let decode = |piece: &[u32]| {
+            self.tokenizer
+                .decode(piece, false)
+                .unwrap_or_else(|_| "\u{FFFD}".into())
+        };
+        let eot = self.special.eot;
+        let words = align::split_words(ids, &decode, &|t| t >= eot);
+        let words = align::align_words(maps, rows, cols, skip, words);
+        let attention = align::TokenAttention {
+            rows: kept,
+            cols,
+            map,
+        };
+        (Some(attention), words)
     }
 
     fn language_id(&self) -> Result<Option<u32>> {
@@ -275,6 +313,7 @@ impl AudioLanguageModel for Whisper {
                     .saturating_sub(prompt.len())
                     .max(1),
             ),
+            align_heads: &self.align_heads,
         };
         let mut out: Vec<Generation> = vec![Generation::default(); inputs.len()];
         let order: Vec<usize> = (0..inputs.len()).collect();
@@ -283,12 +322,25 @@ impl AudioLanguageModel for Whisper {
             let tails: Vec<Option<&Arc<Tensor>>> =
                 chunk.iter().map(|&i| inputs[i].tail.as_ref()).collect();
             let guards: Vec<bool> = chunk.iter().map(|&i| inputs[i].stop_on_loop).collect();
+            let record: Vec<bool> = chunk.iter().map(|&i| inputs[i].attention).collect();
             let decode = |ids: &[u32]| super::decode_text(&self.tokenizer, ids);
-            let mut finished = |local: usize, ids: Vec<u32>, t: decoder::Timing| -> Result<()> {
+            let mut finished = |local: usize,
+                                ids: Vec<u32>,
+                                t: decoder::Timing,
+                                maps: Vec<Vec<f32>>|
+             -> Result<()> {
+                let cols = memories[local].dim(0)?;
+                let (attention, words) = if maps.is_empty() {
+                    (None, Vec::new())
+                } else {
+                    self.align(&ids, &maps, cols, prompt.len() - 1)
+                };
                 let g = Generation {
                     decode_ms: t.ms,
                     prefill_ms: Some(t.prefill_ms),
                     steps: t.steps,
+                    attention,
+                    words,
                     ..Generation::finish(ids, t.ending, &decode)?
                 };
                 let global = chunk[local];
@@ -296,7 +348,7 @@ impl AudioLanguageModel for Whisper {
                 out[global] = g;
                 Ok(())
             };
-            job.run(&memories, &tails, &guards, cancel, &mut finished)?;
+            job.run(&memories, &tails, &guards, &record, cancel, &mut finished)?;
         }
         Ok(out)
     }
@@ -343,6 +395,12 @@ pub fn convert_ct2_to_hf(input: &Path, output: &Path, dtype: candle_core::DType)
     let text = serde_json::to_string_pretty(&config)
         .map_err(|e| ModelError::corrupt(&cfg_path, e.to_string()))?;
     std::fs::write(&cfg_path, text).map_err(|e| ModelError::io(&cfg_path, e))?;
+    // Hugging Face keeps the alignment heads in the generation config.
+    if !c.alignment_heads.is_empty() {
+        let gen_path = output.join("generation_config.json");
+        let gen = serde_json::json!({ "alignment_heads": c.alignment_heads });
+        std::fs::write(&gen_path, gen.to_string()).map_err(|e| ModelError::io(&gen_path, e))?;
+    }
     let dst = output.join("tokenizer.json");
     std::fs::copy(&tok, &dst).map_err(|e| ModelError::io(&dst, e))?;
     Ok(())
