@@ -233,7 +233,7 @@ fn lanes_harness(settings: Settings) -> Harness<'static, ExplorerApp> {
         },
     );
     let mut h = Harness::builder()
-        .with_size(egui::vec2(1000.0, 420.0))
+        .with_size(egui::vec2(1000.0, 520.0))
         .build_ui_state(|ui, app: &mut ExplorerApp| app.show_lanes(ui), app);
     let t0 = Instant::now();
     while !h.state().encoded() {
@@ -465,4 +465,101 @@ fn score_source_reranks_without_encoding_again() {
     h.step();
     assert!(!h.state().busy());
     assert_eq!(h.state().result_count(), 29);
+}
+
+/// The fake model's whole grid of jfk, decoded.
+fn decoded_grid() -> Harness<'static, ExplorerApp> {
+    let mut h = harness(fake_app(Some(jfk()), Duration::from_millis(1)));
+    step_until(&mut h, "the grid", Duration::from_secs(30), |h| {
+        h.state().encoded() && !h.state().busy() && h.state().result_count() == 17
+    });
+    h
+}
+
+/// Presses and releases the primary button at `pos`.
+fn click_at(h: &mut Harness<'_, ExplorerApp>, pos: egui::Pos2) {
+    h.hover_at(pos);
+    h.step();
+    h.drag_at(pos);
+    h.step();
+    h.event(egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.step();
+    h.step();
+}
+
+#[test]
+fn hovering_a_word_shows_the_audio_it_read_and_clicking_it_plays_from_there() {
+    let mut h = decoded_grid();
+    // The first cell with the whole transcript (vanilla, keep 50 %): a word in its middle.
+    let rect = h
+        .get_all_by_label_contains("And so my fellow americans ask not")
+        .next()
+        .unwrap()
+        .rect();
+    let pos = egui::pos2(rect.center().x, rect.top() + 8.0);
+    h.hover_at(pos);
+    h.step();
+    h.step();
+    let (word, start, end, overlay) = h.state().hovered_word().expect("a word is hovered");
+    let overlay = overlay.to_vec();
+    assert!(
+        !word.is_empty() && start > 0.0 && end > start,
+        "{word} {start} {end}"
+    );
+    // Its attention lies on the hovered cell's kept tokens only, and on some of them.
+    let kept = h.state().hovered_cell_kept().unwrap().to_vec();
+    assert!(overlay.iter().any(|&x| x > 0.0));
+    for (t, &x) in overlay.iter().enumerate() {
+        assert!(
+            x == 0.0 || kept.contains(&t),
+            "token {t} is not kept but has {x}"
+        );
+    }
+    // The attention lane shows that cell's kept tokens; the words lane its words.
+    assert_eq!(h.state().lane_kept(), kept);
+    let lane = h.state().words_lane();
+    assert!(lane.contains(&word), "{word} in {lane:?}");
+    assert_eq!(lane.first().map(String::as_str), Some("and"));
+    // The attention lane's frames stay cheap with a word hovered and every lane on.
+    h.state_mut().frame_ms.clear();
+    for i in 0..60 {
+        h.hover_at(pos + egui::vec2((i % 3) as f32, 0.0));
+        h.step();
+    }
+    let (p50, p95, max) = frame_stats(&h.state().frame_ms);
+    println!(
+        "frame time with a word hovered: median {p50:.2} ms, p95 {p95:.2} ms, worst {max:.2} ms"
+    );
+    assert!(p50 < 2.0 && p95 < 16.0, "median {p50} ms, p95 {p95} ms");
+    // A click on the word plays from its start.
+    click_at(&mut h, pos);
+    let at = h.state().playhead().unwrap();
+    assert!(
+        (at - start).abs() < 1e-9,
+        "playhead {at}, word start {start}"
+    );
+}
+
+#[test]
+fn clicking_a_layer_row_ranks_by_that_layer_and_changes_the_kept_set() {
+    let mut h = decoded_grid();
+    let before = h.state().lane_kept();
+    assert!(!before.is_empty());
+    assert_eq!(h.state().settings.source.layer, None);
+    // The layer lane sits right of its label; its top row is layer 0.
+    let label = h.get_by_label("layers").rect();
+    click_at(&mut h, egui::pos2(label.right() + 200.0, label.top() + 4.0));
+    assert_eq!(h.state().settings.source.layer, Some(0));
+    let after = h.state().lane_kept();
+    assert_eq!(after.len(), before.len(), "the same budget");
+    assert_ne!(after, before, "layer 0's scores keep other tokens");
+    // The grid's score-ranked cells decode again under the new source.
+    step_until(&mut h, "the re-ranked grid", Duration::from_secs(30), |h| {
+        !h.state().busy() && h.state().result_count() == 17 + 12
+    });
 }

@@ -115,9 +115,29 @@ pub fn run(a: BenchArgs) -> Result<()> {
         },
     };
     let cancel = AtomicBool::new(false);
-    let (dec_s, results) = time(a.reps, || {
-        Ok(engine::run(&model, &clip, &plan, &cancel, &mut |_| {})?)
-    })?;
+    // The same decodes collecting the alignment heads' attention and placing the words
+    // (`analyze --words`, the explorer), alternating with the plain ones.
+    let mut with_words = plan.clone();
+    with_words.decoding.attention = true;
+    let (mut plain, mut worded, mut results) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..a.reps.max(1) {
+        let (s, r) = time(1, || {
+            Ok(engine::run(&model, &clip, &plan, &cancel, &mut |_| {})?)
+        })?;
+        plain.push(s);
+        results = r;
+        let run = || {
+            Ok(engine::run(
+                &model,
+                &clip,
+                &with_words,
+                &cancel,
+                &mut |_| {},
+            )?)
+        };
+        worded.push(time(1, run)?.0);
+    }
+    let (dec_s, words_s) = (median(plain), median(worded));
     let tokens: usize = results.iter().map(|r| r.generated_tokens).sum();
     let seq = if a.sequential {
         model.options.batch = 1;
@@ -191,6 +211,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         dec_s,
         base.as_ref().map(|b| b.decode_s),
     );
+    row("10 decodes + attention and words", words_s, None);
     row(
         "end to end (mel + encoder + decodes)",
         mel_s + enc_s + dec_s,

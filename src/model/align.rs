@@ -13,6 +13,8 @@
 
 use std::ops::Range;
 
+use rayon::prelude::*;
+
 /// One decode's attention to its audio rows, averaged over the heads read.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TokenAttention {
@@ -148,36 +150,54 @@ pub fn alignment_matrix(
     if heads.is_empty() || kept == 0 || cols == 0 {
         return out;
     }
-    let mut filtered = vec![0f32; cols];
-    for w in heads {
-        let mut z = w[..rows * cols].to_vec();
-        for row in z.chunks_exact_mut(cols) {
-            let sum: f32 = row.iter().sum();
-            if sum > 0.0 {
-                row.iter_mut().for_each(|x| *x /= sum);
+    // Each head on its own (in parallel), then their sum.
+    let per_head: Vec<Vec<f32>> = heads
+        .par_iter()
+        .map(|w| {
+            let mut z = w[..rows * cols].to_vec();
+            for row in z.chunks_exact_mut(cols) {
+                let sum: f32 = row.iter().sum();
+                if sum > 0.0 {
+                    row.iter_mut().for_each(|x| *x /= sum);
+                }
             }
-        }
-        for c in 0..cols {
-            let (mut sum, mut sq) = (0f64, 0f64);
-            for r in 0..rows {
-                let x = z[r * cols + c] as f64;
-                sum += x;
-                sq += x * x;
+            // Column means and standard deviations over the rows, accumulated row by row.
+            let (mut sum, mut sq) = (vec![0f64; cols], vec![0f64; cols]);
+            for row in z.chunks_exact(cols) {
+                for ((s, q), &x) in sum.iter_mut().zip(sq.iter_mut()).zip(row) {
+                    *s += x as f64;
+                    *q += x as f64 * x as f64;
+                }
             }
-            let mean = sum / rows as f64;
-            let std = (sq / rows as f64 - mean * mean).max(0.0).sqrt();
-            // A constant column carries no timing information: leave it at zero.
-            let inv = if std > 0.0 { 1.0 / std } else { 0.0 };
-            for r in 0..rows {
-                let x = &mut z[r * cols + c];
-                *x = ((*x as f64 - mean) * inv) as f32;
+            let stats: Vec<(f64, f64)> = sum
+                .iter()
+                .zip(&sq)
+                .map(|(s, q)| {
+                    let mean = s / rows as f64;
+                    let std = (q / rows as f64 - mean * mean).max(0.0).sqrt();
+                    // A constant column carries no timing information: it stays at zero.
+                    (mean, if std > 0.0 { 1.0 / std } else { 0.0 })
+                })
+                .collect();
+            for row in z.chunks_exact_mut(cols) {
+                for (x, (mean, inv)) in row.iter_mut().zip(&stats) {
+                    *x = ((*x as f64 - mean) * inv) as f32;
+                }
             }
-        }
-        for r in skip..rows {
-            median_filter(&z[r * cols..(r + 1) * cols], width, &mut filtered);
-            for (o, x) in out[(r - skip) * cols..].iter_mut().zip(&filtered) {
-                *o += x;
+            let mut filtered = vec![0f32; kept * cols];
+            for r in skip..rows {
+                median_filter(
+                    &z[r * cols..(r + 1) * cols],
+                    width,
+                    &mut filtered[(r - skip) * cols..(r - skip + 1) * cols],
+                );
             }
+            filtered
+        })
+        .collect();
+    for h in &per_head {
+        for (o, x) in out.iter_mut().zip(h) {
+            *o += x;
         }
     }
     let n = heads.len() as f32;
@@ -207,11 +227,14 @@ pub fn median_filter(x: &[f32], width: usize, out: &mut [f32]) {
     };
     let mut window = vec![0f32; width];
     for (c, o) in out.iter_mut().enumerate() {
-        for (k, v) in window.iter_mut().enumerate() {
-            *v = reflect(c as isize + k as isize - pad as isize);
+        if c >= pad && c + pad < n {
+            window.copy_from_slice(&x[c - pad..=c + pad]);
+        } else {
+            for (k, v) in window.iter_mut().enumerate() {
+                *v = reflect(c as isize + k as isize - pad as isize);
+            }
         }
-        window.sort_by(f32::total_cmp);
-        *o = window[pad];
+        *o = *window.select_nth_unstable_by(pad, f32::total_cmp).1;
     }
 }
 

@@ -189,12 +189,47 @@ impl AudioLanguageModel for FakeModel {
                 }
                 Ok(text)
             };
-            let g = Generation {
+            let mut g = Generation {
                 decode_ms: t0.elapsed().as_secs_f64() * 1e3,
                 prefill_ms: None,
                 steps: words.len(),
                 ..Generation::finish(token_ids, ending, &decode)?
             };
+            if input.attention {
+                // Each token attends to the rows it was read from; its word spans them.
+                let word_of = |r: &Vec<f32>| {
+                    (r[0] >= 0.0)
+                        .then(|| (r[0] as usize * words.len() / n_valid).min(words.len() - 1))
+                };
+                let cols = rows.len();
+                let n_rows = g.token_ids.len() + usize::from(ending == Ending::EndToken);
+                let mut map = vec![0f32; n_rows * cols];
+                for (i, row) in map.chunks_mut(cols.max(1)).enumerate() {
+                    let target = g.token_ids.get(i).map(|&w| w as usize);
+                    let hits: Vec<usize> = (0..cols)
+                        .filter(|&c| target.is_some() && word_of(&rows[c]) == target)
+                        .collect();
+                    if hits.is_empty() {
+                        row.fill(1.0 / cols as f32);
+                    }
+                    for &c in &hits {
+                        row[c] = 1.0 / hits.len() as f32;
+                    }
+                    if let Some(&w) = g.token_ids.get(i) {
+                        let span = hits.first().zip(hits.last()).map(|(a, b)| (*a, b + 1));
+                        g.words.push(crate::model::align::WordSpan {
+                            word: format!(" {}", words[w as usize]),
+                            tokens: i..i + 1,
+                            cols: Some(span.unwrap_or((0, 0))),
+                        });
+                    }
+                }
+                g.attention = Some(crate::model::align::TokenAttention {
+                    rows: n_rows,
+                    cols,
+                    map,
+                });
+            }
             on_finished(i, &g);
             out.push(g);
         }

@@ -12,6 +12,7 @@ use super::background::{self, Dialog, PathTarget, Picked, Sound};
 use super::commands::{self, Command};
 use super::compare::{self, Ask, CellKey, CellView, InFlight};
 use super::export;
+use super::insight::WordRef;
 use super::lanes;
 use super::state::{Clip, ModelSource, Scores, Settings, Startup, Status};
 use super::theme;
@@ -76,6 +77,14 @@ pub struct ExplorerApp {
     pub(super) export_dir: Option<String>,
     dialog: Option<Dialog>,
     pub(super) hovered_cell: Option<CellKey>,
+    /// The output word under the pointer, and its attention over the clip's tokens (over its
+    /// maximum) for the attention lane.
+    pub(super) hovered_word: Option<WordRef>,
+    pub(super) word_overlay: Option<Vec<f32>>,
+    /// This frame's word under the pointer (the lanes, then the grid, set it).
+    pub(super) word_hover_seen: Option<WordRef>,
+    /// The time under the pointer in the lanes (the cells highlight the words said then).
+    pub(super) lanes_hover_t: Option<f64>,
     /// Word diff and WER of each shown cell, recomputed only when its inputs change.
     pub(super) cell_views: HashMap<CellKey, CellView>,
     pub(super) show_help: bool,
@@ -90,8 +99,8 @@ pub struct ExplorerApp {
     quit: bool,
     /// Scripts (scripts/screenshot): a file to create once every output is in, and where to
     /// put the playhead once the clip is encoded.
-    ready_file: Option<PathBuf>,
-    initial_seek: Option<f64>,
+    pub(super) ready_file: Option<PathBuf>,
+    pub(super) initial_seek: Option<f64>,
 }
 
 impl ExplorerApp {
@@ -131,6 +140,10 @@ impl ExplorerApp {
             export_dir: None,
             dialog: None,
             hovered_cell: None,
+            hovered_word: None,
+            word_overlay: None,
+            word_hover_seen: None,
+            lanes_hover_t: None,
             cell_views: HashMap::new(),
             show_help: false,
             highlight: None,
@@ -175,76 +188,6 @@ impl ExplorerApp {
         });
     }
 
-    /// The status line (tests read it).
-    pub fn status_text(&self) -> Option<&str> {
-        self.status.as_ref().map(|s| s.text.as_str())
-    }
-
-    /// Opens a clip (the same as dropping it on the window).
-    pub fn open_clip(&mut self, path: PathBuf) {
-        self.run(Command::OpenClip(path));
-    }
-
-    /// Loads a model directory (the same as dropping it on the window).
-    pub fn load_model(&mut self, dir: PathBuf) {
-        self.run(Command::LoadModel(dir));
-    }
-
-    /// Chooses Qwen2-Audio / AF3's dtype, reloading such a model in it (File > Model dtype).
-    pub fn set_precision(&mut self, p: crate::model::Precision) {
-        self.run(Command::SetPrecision(p));
-    }
-
-    /// Chooses the score source: an encoder layer (None: the last) and the reduction over heads.
-    pub fn set_score_source(&mut self, s: crate::model::scores::ScoreSource) {
-        self.run(Command::SetScoreSource(s));
-    }
-
-    /// The scores the attention lane shows and the methods rank by (tests).
-    pub fn shown_scores(&self) -> Option<&[f32]> {
-        self.scores().map(|s| s.raw())
-    }
-
-    /// The loaded model's label as the title bar shows it: name, device and dtype.
-    pub fn model_label(&self) -> Option<&str> {
-        self.model.name.as_deref()
-    }
-
-    /// Moves the playhead (tests, scripts).
-    pub fn seek(&mut self, t: f64) {
-        self.run(Command::Seek(t));
-    }
-
-    /// Sets the selection (tests, scripts).
-    pub fn select_range(&mut self, a: f64, b: f64) {
-        self.run(Command::Select(a, b));
-    }
-
-    /// Whether the worker is still decoding (tests wait on it).
-    pub fn busy(&self) -> bool {
-        self.model.loading || self.decoding.as_ref().is_some_and(|d| d.running)
-    }
-
-    /// Results filled in so far.
-    pub fn result_count(&self) -> usize {
-        self.results.len()
-    }
-
-    /// Whether the clip has its scores.
-    pub fn encoded(&self) -> bool {
-        self.scores().is_some()
-    }
-
-    /// For scripts: create `path` once every output of the grid is in.
-    pub fn set_ready_file(&mut self, path: PathBuf) {
-        self.ready_file = Some(path);
-    }
-
-    /// For scripts: where the playhead goes once the clip is encoded.
-    pub fn set_initial_seek(&mut self, t: f64) {
-        self.initial_seek = Some(t);
-    }
-
     pub(super) fn scores(&self) -> Option<&Scores> {
         self.clip.as_ref().and_then(|c| c.scores.as_ref())
     }
@@ -284,7 +227,7 @@ impl ExplorerApp {
     }
 
     /// Runs a command now (outside a frame: tests, scripts, start-up).
-    fn run(&mut self, c: Command) {
+    pub(super) fn run(&mut self, c: Command) {
         let ctx = self.ctx_cell.get().cloned();
         self.apply(c, ctx.as_ref());
     }
@@ -350,6 +293,28 @@ impl ExplorerApp {
         self.decoding = None;
     }
 
+    /// The grid cell the words lane shows: the hovered one, else the slider's.
+    pub(super) fn focused_cell(&self) -> Option<CellKey> {
+        self.hovered_cell.or_else(|| {
+            let params = self.params();
+            let spec = self.current_spec(&params);
+            Some(compare::cell_key(&spec, &params, &self.settings.decoding()))
+        })
+    }
+
+    /// A word's attention over the clip's tokens, over its maximum.
+    fn word_attention(&self, w: WordRef) -> Option<Vec<f32>> {
+        let r = self.results.get(&w.cell)?;
+        let word = r.words.as_ref()?.get(w.word)?;
+        let n = self.scores()?.raw().len();
+        let mut over = r.attention.as_ref()?.over_clip(word.tokens.clone(), n)?;
+        let max = over.iter().copied().fold(0f32, f32::max);
+        if max > 0.0 {
+            over.iter_mut().for_each(|x| *x /= max);
+        }
+        Some(over)
+    }
+
     /// Recomputes the lane's selection when its inputs changed (same frame as a slider move).
     pub(super) fn update_highlight(&mut self) {
         let Some(scores) = self.scores() else { return };
@@ -370,7 +335,7 @@ impl ExplorerApp {
                 k: r.k,
                 segments: r.segments,
                 kept: r.kept.clone(),
-                merged: Vec::new(),
+                merged: r.merged.clone(),
             }),
             None => {
                 let keys = prune::Keys {
@@ -589,6 +554,7 @@ impl ExplorerApp {
                         scores.set_source(&s);
                         if let (Some(cache), Some(ctx)) = (&mut self.lane_cache, ctx) {
                             cache.set_scores(ctx, &scores.norm);
+                            cache.set_layers(ctx, &scores.layers, s.head_reduce);
                         }
                     }
                     self.highlight = None;
@@ -618,6 +584,12 @@ impl ExplorerApp {
                 if k != self.hovered_cell {
                     self.hovered_cell = k;
                     self.highlight = None;
+                }
+            }
+            Command::HoverWord(w) => {
+                if w != self.hovered_word {
+                    self.hovered_word = w;
+                    self.word_overlay = w.and_then(|w| self.word_attention(w));
                 }
             }
             Command::Quit => self.quit = true,

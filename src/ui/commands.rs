@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use egui::{Key, KeyboardShortcut, Modifiers};
 
 use super::compare::CellKey;
+use super::insight::WordRef;
 use super::timeline::View;
 use crate::model::scores::ScoreSource;
 use crate::model::Precision;
@@ -49,6 +50,9 @@ pub enum Command {
     ZoomFit,
     /// The grid cell under the pointer (its selection shows in the attention lane).
     HoverCell(Option<CellKey>),
+    /// The output word under the pointer (in a cell or the words lane): the audio it read
+    /// shows over the attention lane.
+    HoverWord(Option<WordRef>),
     ToggleFollow,
     ToggleLoop,
     CancelDecode,

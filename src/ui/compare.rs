@@ -3,8 +3,10 @@
 //! cell shows (word diff against `full`, WER against a reference, loop tail), and the kept-token
 //! highlight of the attention lane.
 
+use super::insight;
 use crate::engine::{Decoding, RunMethod, RunSpec, Tail};
 use crate::eval::metrics::wer;
+use crate::model::align::TimedWord;
 use crate::model::scores::ScoreSource;
 use crate::prune::{Method, Order, Params, SegmentMode, Selection};
 
@@ -233,6 +235,10 @@ pub struct CellView {
     pub wer: Option<f64>,
     /// Per word of `text`: inside a repeated loop tail (drawn dimmed).
     pub looped: Vec<bool>,
+    /// Per word of `text`: which of the run's timed words it is ([`insight::word_links`]).
+    pub links: Vec<Option<usize>>,
+    /// The timed word the cell's text was last scrolled to.
+    pub scrolled_to: Option<usize>,
 }
 
 impl CellView {
@@ -250,7 +256,15 @@ impl CellView {
             reference: reference.to_owned(),
             diff: full.filter(|_| !is_full).map(|f| word_diff(f, text)),
             wer: wer::sentence_wer(reference, text),
+            links: Vec::new(),
+            scrolled_to: None,
         }
+    }
+
+    /// Links the text's words to the run's timed words.
+    pub fn with_words(mut self, words: Option<&[TimedWord]>) -> CellView {
+        self.links = words.map_or_else(Vec::new, |w| insight::word_links(&self.text, w));
+        self
     }
 
     /// Whether this view was computed for these inputs.

@@ -98,6 +98,8 @@ impl ExplorerApp {
                     scores.set_source(&self.settings.source);
                     if let Some(cache) = &mut self.lane_cache {
                         cache.set_scores(ctx, &scores.norm);
+                        cache.layers = None;
+                        cache.set_layers(ctx, &scores.layers, self.settings.source.head_reduce);
                     }
                     clip.scores = Some(scores);
                     self.highlight = None;

@@ -18,9 +18,11 @@ use egui_plot::{
 
 use super::app::ExplorerApp;
 use super::commands::Command;
+use super::insight::{self, WordRef};
 use super::theme;
 use super::timeline::View;
 use crate::engine::worker::Spectrogram;
+use crate::model::scores::{HeadReduce, LayerScores, ScoreSource};
 
 /// What the lanes draw from the clip, computed once when it loads (and when its scores come).
 pub struct Cache {
@@ -31,6 +33,8 @@ pub struct Cache {
     pub spectrogram: egui::TextureHandle,
     /// The score strip (Figure 1 style): one texel per token, max-pooled to at most 4096.
     pub strip: Option<egui::TextureHandle>,
+    /// The layer heat map and the head reduction it shows (None: one layer only).
+    pub layers: Option<(HeadReduce, egui::TextureHandle)>,
 }
 
 /// Min/max of every 160 samples (10 ms), so the waveform of a long clip costs one pass over
@@ -57,7 +61,16 @@ impl Cache {
             peak,
             spectrogram: spectrogram_texture(ctx, spectrogram),
             strip: None,
+            layers: None,
         }
+    }
+
+    /// Takes every layer's scores (again when the head reduction changes).
+    pub fn set_layers(&mut self, ctx: &egui::Context, layers: &[LayerScores], reduce: HeadReduce) {
+        if self.layers.as_ref().is_some_and(|(r, _)| *r == reduce) {
+            return;
+        }
+        self.layers = insight::layer_texture(ctx, layers, reduce).map(|t| (reduce, t));
     }
 
     /// Takes the clip's normalised scores once encoded.
@@ -192,17 +205,30 @@ enum Lane {
     Wave,
     Spectrogram,
     Attention,
+    /// The focused cell's words at their times.
+    Words,
+    /// Every encoder layer's scores, one row each (models with several layers).
+    Layers,
     Strip,
 }
 
 impl Lane {
-    const ALL: [Lane; 4] = [Lane::Wave, Lane::Spectrogram, Lane::Attention, Lane::Strip];
+    const ALL: [Lane; 6] = [
+        Lane::Wave,
+        Lane::Spectrogram,
+        Lane::Attention,
+        Lane::Words,
+        Lane::Layers,
+        Lane::Strip,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Lane::Wave => "waveform",
             Lane::Spectrogram => "log-mel",
             Lane::Attention => "attention",
+            Lane::Words => "words",
+            Lane::Layers => "layers",
             Lane::Strip => "score",
         }
     }
@@ -212,6 +238,8 @@ impl Lane {
             Lane::Wave => theme::WAVE_HEIGHT,
             Lane::Spectrogram => theme::SPEC_HEIGHT,
             Lane::Attention => theme::ATTENTION_HEIGHT,
+            Lane::Words => theme::WORDS_HEIGHT,
+            Lane::Layers => theme::LAYERS_HEIGHT,
             // The last lane carries the time axis.
             Lane::Strip => theme::STRIP_HEIGHT + theme::AXIS_HEIGHT,
         }
@@ -223,7 +251,7 @@ impl Lane {
             Lane::Wave => (-1.0, 1.0),
             // Room above the tallest bar for the top-10 markers.
             Lane::Attention => (0.0, 1.16),
-            Lane::Spectrogram | Lane::Strip => (0.0, 1.0),
+            Lane::Spectrogram | Lane::Strip | Lane::Words | Lane::Layers => (0.0, 1.0),
         }
     }
 }
@@ -272,9 +300,41 @@ impl ExplorerApp {
             "no model loaded"
         };
         let (selection, playhead) = (clip.playback.selection, clip.playback.position);
+        // The focused cell's words (hovered cell, else the slider's), the hovered word's
+        // attention, the layer heat map.
+        let focus = self.focused_cell();
+        let words = focus
+            .and_then(|k| self.results.get(&k))
+            .and_then(|r| r.words.as_deref())
+            .unwrap_or(&[]);
+        let hot_word = self
+            .hovered_word
+            .filter(|w| Some(w.cell) == focus)
+            .map(|w| w.word);
+        let overlay = self.word_overlay.as_deref();
+        let layer_tex = cache.layers.as_ref().map(|(_, t)| t);
+        let (n_layers, source) = scores.map_or((0, ScoreSource::default()), |s| {
+            let src = &s.report.score_source;
+            (
+                s.layers.len(),
+                ScoreSource {
+                    layer: Some(src.layer),
+                    head_reduce: src.head_reduce,
+                },
+            )
+        });
+        let px_per_s = cols as f64 / view.span().max(1e-9);
+        let word_slack = 6.0 / px_per_s;
+        let mut word_hover: Option<WordRef> = None;
+        let mut hover_t: Option<f64> = None;
         let mut events: Vec<Command> = Vec::new();
         let mut new_view: Option<View> = None;
-        for lane in Lane::ALL {
+        let shown = Lane::ALL.into_iter().filter(|l| match l {
+            Lane::Layers => layer_tex.is_some(),
+            Lane::Words => scores.is_some(),
+            _ => true,
+        });
+        for lane in shown {
             ui.horizontal(|ui| {
                 ui.add_sized(
                     [theme::LABEL_WIDTH - 8.0, lane.height()],
@@ -319,6 +379,27 @@ impl ExplorerApp {
                             ))
                         })
                     }
+                    (Lane::Words, _) => plot.label_formatter(move |pos: &HoverPosition<'_>| {
+                        let x = match pos {
+                            HoverPosition::NearDataPoint { position, .. }
+                            | HoverPosition::Elsewhere { position } => position.x,
+                        };
+                        let w = &words[insight::word_at(words, x, word_slack)?];
+                        Some(format!(
+                            "{}\n{:.2} s – {:.2} s\nclick: play from here",
+                            w.word.trim(),
+                            w.start,
+                            w.end
+                        ))
+                    }),
+                    (Lane::Layers, _) => plot.label_formatter(move |pos: &HoverPosition<'_>| {
+                        let y = match pos {
+                            HoverPosition::NearDataPoint { position, .. }
+                            | HoverPosition::Elsewhere { position } => position.y,
+                        };
+                        let l = insight::layer_at(y, n_layers)?;
+                        Some(format!("layer {l}\nclick: rank tokens by this layer"))
+                    }),
                     _ => plot.label_formatter(|_| None),
                 };
                 let resp = plot.show(ui, |pui| {
@@ -365,6 +446,8 @@ impl ExplorerApp {
                                     windows: &s.windows,
                                     top: &s.top,
                                     spt,
+                                    overlay: overlay
+                                        .map(|o| attention_bars(&view, cols, o, &[], spt)),
                                 },
                             ),
                             None => pui.text(
@@ -376,6 +459,32 @@ impl ExplorerApp {
                                 .color(theme::TEXT_DIM),
                             ),
                         },
+                        Lane::Words if words.is_empty() => pui.text(
+                            Text::new(
+                                "hint",
+                                PlotPoint::new(view.start + view.span() / 2.0, 0.5),
+                                RichText::new(
+                                    "the words of the hovered cell (or the slider's) show here",
+                                )
+                                .size(11.0),
+                            )
+                            .color(theme::TEXT_DIM),
+                        ),
+                        Lane::Words => {
+                            insight::words_items(pui, words, hot_word, playhead, &view, px_per_s)
+                        }
+                        Lane::Layers => {
+                            if let Some(tex) = layer_tex {
+                                insight::layer_items(
+                                    pui,
+                                    tex,
+                                    n_layers,
+                                    source.layer.unwrap_or(0),
+                                    n as f64 * spt,
+                                    &view,
+                                );
+                            }
+                        }
                         Lane::Strip => {
                             if let (Some(tex), Some(_)) = (&cache.strip, scores) {
                                 let len = n as f64 * spt;
@@ -412,12 +521,40 @@ impl ExplorerApp {
                     new_view = Some(View { start: x0, end: x1 });
                 }
                 let t_at = |pos: egui::Pos2| resp.transform.value_from_position(pos).x;
+                let word_under = |pos: egui::Pos2| insight::word_at(words, t_at(pos), word_slack);
+                if let Some(pos) = r.hover_pos() {
+                    hover_t = Some(t_at(pos));
+                    if lane == Lane::Words {
+                        word_hover = focus
+                            .zip(word_under(pos))
+                            .map(|(cell, word)| WordRef { cell, word });
+                    }
+                }
                 if r.double_clicked() {
                     events.push(Command::ZoomFit);
                 } else if r.clicked() {
                     if let Some(pos) = r.interact_pointer_pos() {
-                        events.push(Command::ClearSelection);
-                        events.push(Command::Seek(t_at(pos)));
+                        match lane {
+                            Lane::Layers => {
+                                let y = resp.transform.value_from_position(pos).y;
+                                if let Some(l) = insight::layer_at(y, n_layers) {
+                                    // The last layer is the default source, named as such.
+                                    let layer = (l + 1 < n_layers).then_some(l);
+                                    events.push(Command::SetScoreSource(ScoreSource {
+                                        layer,
+                                        head_reduce: source.head_reduce,
+                                    }));
+                                }
+                            }
+                            _ => {
+                                let t = match (lane, word_under(pos)) {
+                                    (Lane::Words, Some(i)) => words[i].start,
+                                    _ => t_at(pos),
+                                };
+                                events.push(Command::ClearSelection);
+                                events.push(Command::Seek(t));
+                            }
+                        }
                     }
                 }
                 if r.drag_started_by(egui::PointerButton::Primary) {
@@ -438,6 +575,10 @@ impl ExplorerApp {
             });
         }
         self.lanes_view = Some(view);
+        self.lanes_hover_t = hover_t;
+        if word_hover.is_some() {
+            self.word_hover_seen = word_hover;
+        }
         if let Some(v) = new_view {
             events.push(Command::SetView(v));
         }
@@ -463,6 +604,8 @@ struct AttentionView<'a> {
     windows: &'a [usize],
     top: &'a [usize],
     spt: f64,
+    /// The hovered word's attention over the tokens, as bars.
+    overlay: Option<Vec<BarSpec>>,
 }
 
 fn attention_items(pui: &mut PlotUi<'_>, a: &AttentionView<'_>) {
@@ -494,6 +637,19 @@ fn attention_items(pui: &mut PlotUi<'_>, a: &AttentionView<'_>) {
         })
         .collect();
     pui.bar_chart(BarChart::new("attention", bars).allow_hover(false));
+    if let Some(overlay) = &a.overlay {
+        let bars = overlay
+            .iter()
+            .filter(|b| b.2 > 0.0)
+            .map(|&(x, w, h, _)| {
+                Bar::new(x, f64::from(h.clamp(0.0, 1.0)))
+                    .width(w)
+                    .fill(theme::WORD_HOVER.gamma_multiply(0.8))
+                    .stroke(egui::Stroke::NONE)
+            })
+            .collect();
+        pui.bar_chart(BarChart::new("word attention", bars).allow_hover(false));
+    }
     let n = a.norm.len();
     for &b in a.bounds.iter().filter(|&&b| b > 0 && b < n) {
         pui.vline(

@@ -11,6 +11,7 @@
 //! - `background`: file dialog, drag and drop, sound device; `audio_out`: cpal playback;
 //! - `export`: PNG / CSV / JSON; `theme`: every colour and size.
 
+mod api;
 mod app;
 pub mod audio_out;
 mod background;
@@ -18,6 +19,8 @@ pub mod commands;
 pub mod compare;
 mod events;
 mod export;
+mod grid;
+pub mod insight;
 mod lanes;
 mod panels;
 pub mod state;

@@ -6,9 +6,9 @@ use egui::{Color32, RichText, Sense};
 
 use super::app::{ExplorerApp, PathWindow};
 use super::commands::{Command, Menu, COMMANDS};
-use super::compare::{self, CellView, Diff};
+use super::compare;
 use super::theme;
-use crate::engine::{RunMethod, RunResult, RunSpec, Tail};
+use crate::engine::Tail;
 use crate::model::scores::HeadReduce;
 use crate::model::Precision;
 use crate::prune::{Method, SegmentMode};
@@ -380,94 +380,6 @@ impl ExplorerApp {
         }
     }
 
-    pub(super) fn grid_ui(&mut self, ui: &mut egui::Ui) {
-        let Some(clip) = &self.clip else { return };
-        if clip.scores.is_none() {
-            return;
-        }
-        let params = self.params();
-        let decoding = self.settings.decoding();
-        let keeps = compare::keeps(self.settings.keep());
-        let full_key = compare::cell_key(
-            &RunSpec {
-                method: RunMethod::Prune(Method::Full),
-                keep: 1.0,
-            },
-            &params,
-            &decoding,
-        );
-        let full_text = self.results.get(&full_key).map(|r| r.text.clone());
-        let reference = self.settings.reference.trim().to_string();
-        let mut hovered = None;
-        let method_w = 96.0;
-        // Per column: grid spacing (6) + the frame's inner margins (12), and room for the scroll bar.
-        let cell_w =
-            ((ui.available_width() - method_w - 16.0) / keeps.len() as f32 - 20.0).max(120.0);
-        egui::ScrollArea::vertical()
-            .id_salt("grid")
-            .auto_shrink([false, false])
-            .show(ui, |ui| {
-                egui::Grid::new("outputs")
-                    .spacing([6.0, 6.0])
-                    .min_col_width(method_w)
-                    .show(ui, |ui| {
-                        ui.label(RichText::new("method").strong());
-                        for &k in &keeps {
-                            let current = (k - self.settings.keep()).abs() < 1e-9;
-                            let t = format!("keep {:.0} %", k * 100.0);
-                            ui.label(if current {
-                                RichText::new(format!("{t} (slider)"))
-                                    .strong()
-                                    .color(theme::KEPT)
-                            } else {
-                                RichText::new(t).strong()
-                            });
-                        }
-                        ui.end_row();
-                        for m in compare::methods(&self.settings.extensions) {
-                            ui.label(RichText::new(m.name()).monospace());
-                            for (c, &k) in keeps.iter().enumerate() {
-                                let Some(spec) = compare::cell(m, k, c, &params) else {
-                                    ui.label("");
-                                    continue;
-                                };
-                                let key = compare::cell_key(&spec, &params, &decoding);
-                                let result = self.results.get(&key);
-                                let view = result.map(|r| {
-                                    let full = full_text.as_deref();
-                                    let fresh = self
-                                        .cell_views
-                                        .get(&key)
-                                        .is_some_and(|v| v.is_for(&r.text, full, &reference));
-                                    if !fresh {
-                                        let is_full = m == RunMethod::Prune(Method::Full);
-                                        self.cell_views.insert(
-                                            key,
-                                            CellView::new(
-                                                &r.text,
-                                                &r.loop_spans,
-                                                full,
-                                                &reference,
-                                                is_full,
-                                            ),
-                                        );
-                                    }
-                                    (r, &self.cell_views[&key])
-                                });
-                                let r = cell_ui(ui, cell_w, view);
-                                if r.hovered() {
-                                    hovered = Some(key);
-                                }
-                            }
-                            ui.end_row();
-                        }
-                    });
-            });
-        if hovered != self.hovered_cell {
-            self.pending.push(Command::HoverCell(hovered));
-        }
-    }
-
     pub(super) fn windows(&mut self, ctx: &egui::Context) {
         if self.show_help {
             let mut open = true;
@@ -572,98 +484,4 @@ fn legend(ui: &mut egui::Ui, colour: Color32, name: &str) {
     let (r, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), Sense::hover());
     ui.painter().rect_filled(r, 2.0, colour);
     ui.label(RichText::new(name).color(theme::TEXT_DIM));
-}
-
-/// One grid cell: text with its word diff against the full-token output, then K, time, WER.
-fn cell_ui(
-    ui: &mut egui::Ui,
-    width: f32,
-    result: Option<(&RunResult, &CellView)>,
-) -> egui::Response {
-    let frame = egui::Frame::new()
-        .fill(theme::LANE_BG)
-        .corner_radius(4.0)
-        .inner_margin(6.0);
-    let inner = frame.show(ui, |ui| {
-        ui.set_width(width);
-        ui.set_min_height(48.0);
-        ui.vertical(|ui| match result {
-            None => {
-                ui.label(RichText::new("…").color(theme::TEXT_DIM));
-            }
-            Some((r, view)) => {
-                let mut job = egui::text::LayoutJob::default();
-                let font = egui::FontId::proportional(13.0);
-                let fmt = |c: Color32, strike: bool| egui::TextFormat {
-                    font_id: font.clone(),
-                    color: c,
-                    strikethrough: if strike {
-                        egui::Stroke::new(1.0, c)
-                    } else {
-                        egui::Stroke::NONE
-                    },
-                    ..Default::default()
-                };
-                // Words of the output in order; those in a loop's repeated tail are dimmed.
-                let mut looped = view.looped.iter().copied();
-                let dim = |c: Color32, looped: bool| {
-                    if looped {
-                        c.gamma_multiply(0.45)
-                    } else {
-                        c
-                    }
-                };
-                match &view.diff {
-                    Some(diff) => {
-                        for d in diff {
-                            let (w, c, strike) = match d {
-                                Diff::Same(w) => (w, theme::TEXT, false),
-                                Diff::Added(w) => (w, theme::DIFF_ADDED, false),
-                                Diff::Removed(w) => (w, theme::DIFF_REMOVED, true),
-                            };
-                            let in_loop = !strike && looped.next().unwrap_or(false);
-                            job.append(w, 0.0, fmt(dim(c, in_loop), strike));
-                            job.append(" ", 0.0, fmt(theme::TEXT, false));
-                        }
-                    }
-                    None => {
-                        for w in r.text.split_whitespace() {
-                            let c = dim(theme::TEXT, looped.next().unwrap_or(false));
-                            job.append(w, 0.0, fmt(c, false));
-                            job.append(" ", 0.0, fmt(theme::TEXT, false));
-                        }
-                    }
-                }
-                job.wrap.max_width = width;
-                if r.looped {
-                    ui.horizontal(|ui| {
-                        let (badge, tip) = if r.stopped_on_loop {
-                            ("loop · cut", "The decoder started repeating itself; the stop-on-loop guard ended the run there and kept the text before the repeats.")
-                        } else {
-                            ("loop", "The decoder looped: it hit its token cap, repeated itself back to back (dimmed), or its text compresses above 2.4 as Whisper's hallucination test says.")
-                        };
-                        egui::Frame::new()
-                            .fill(theme::ERROR.gamma_multiply(0.35))
-                            .corner_radius(3.0)
-                            .inner_margin(egui::Margin::symmetric(4, 0))
-                            .show(ui, |ui| {
-                                ui.label(RichText::new(badge).small().strong().color(theme::TEXT))
-                            })
-                            .response
-                            .on_hover_text(tip);
-                    });
-                }
-                ui.add(egui::Label::new(job).wrap());
-                let mut meta = format!("K {} · {:.0} ms", r.k, r.decode_ms);
-                if let Some(s) = r.segments {
-                    meta += &format!(" · S {s}");
-                }
-                if let Some(w) = view.wer {
-                    meta += &format!(" · WER {:.0} %", w * 100.0);
-                }
-                ui.label(RichText::new(meta).small().color(theme::TEXT_DIM));
-            }
-        });
-    });
-    inner.response.interact(Sense::hover())
 }

@@ -26,6 +26,10 @@ pub const HOVER: Color32 = Color32::from_rgb(0xff, 0xff, 0xff);
 /// Word diff against the full-token output.
 pub const DIFF_ADDED: Color32 = Color32::from_rgb(0x7d, 0xd3, 0x7d);
 pub const DIFF_REMOVED: Color32 = Color32::from_rgb(0xf0, 0x6a, 0x6a);
+/// The hovered word, its span in the words lane and its attention over the audio.
+pub const WORD_HOVER: Color32 = Color32::from_rgb(0x4d, 0xe3, 0xc1);
+/// The words being said at the playhead (or the hovered time) in every cell.
+pub const WORD_NOW: Color32 = Color32::from_rgba_premultiplied(0x5a, 0x48, 0x1c, 0xc0);
 pub const ERROR: Color32 = Color32::from_rgb(0xf0, 0x6a, 0x6a);
 pub const OK: Color32 = Color32::from_rgb(0x7d, 0xd3, 0x7d);
 
@@ -34,6 +38,11 @@ pub const WAVE_HEIGHT: f32 = 70.0;
 pub const SPEC_HEIGHT: f32 = 90.0;
 pub const ATTENTION_HEIGHT: f32 = 150.0;
 pub const STRIP_HEIGHT: f32 = 14.0;
+pub const WORDS_HEIGHT: f32 = 24.0;
+/// The layer heat map (its rows share it).
+pub const LAYERS_HEIGHT: f32 = 60.0;
+/// A cell's text scrolls past this height (long clips' paragraphs).
+pub const CELL_TEXT_HEIGHT: f32 = 120.0;
 pub const AXIS_HEIGHT: f32 = 18.0;
 /// Width of the lane name column left of the lanes.
 pub const LABEL_WIDTH: f32 = 86.0;
