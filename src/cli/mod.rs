@@ -153,6 +153,11 @@ pub struct PlanArgs {
     /// How the heads' received attention becomes one score: mean (the paper's) or max.
     #[arg(long, default_value = "mean")]
     head_reduce: String,
+    /// `fastv` on Qwen2-Audio / AF3: the language-model layers that read every audio token
+    /// before the attention of the last prompt position in the next one ranks them (2, as in
+    /// AudioMarathon). Whisper's `fastv` ranks by its first decoding step instead.
+    #[arg(long, default_value_t = 2)]
+    fastv_layer: usize,
 }
 
 #[derive(Args)]
@@ -397,6 +402,7 @@ pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
         prompt,
         stop_on_loop: p.stop_on_loop,
         attention: false,
+        fastv_layer: p.fastv_layer,
     };
     let plan = Plan::grid(&methods, &keeps, params, decoding);
     plan.validate()?;

@@ -37,9 +37,13 @@ pub struct PrefillArgs {
     /// Keep ratios to time (1 is the unpruned baseline of the ratios).
     #[arg(long, default_value = "1,0.5,0.25,0.1")]
     keep: String,
-    /// Pruning method choosing the kept tokens (prefill time depends only on how many).
-    #[arg(long, default_value = "segmentwise")]
+    /// Methods to time, comma-separated: those choosing the kept tokens before the language
+    /// model (prefill time depends only on how many) and `fastv`, which prunes inside it.
+    #[arg(long, default_value = "segmentwise,atome,fastv")]
     method: String,
+    /// `fastv`: the language-model layers that read every audio token.
+    #[arg(long, default_value_t = 2)]
+    fastv_layer: usize,
     /// Repetitions per keep ratio (after one warm-up); the median is reported.
     #[arg(long, default_value_t = 3)]
     reps: usize,
@@ -52,7 +56,17 @@ pub fn run(a: PrefillArgs) -> Result<()> {
     let device = DeviceChoice::parse(&a.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
     let precision = Precision::parse(&a.dtype).map_err(|e| anyhow::anyhow!("--dtype: {e}"))?;
     let keeps = super::parse_keeps(&a.keep)?;
-    let method = Method::parse(&a.method).map_err(|e| anyhow::anyhow!("--method: {e}"))?;
+    let methods: Vec<RunMethod> = a
+        .method
+        .split(',')
+        .map(|m| match RunMethod::parse(m) {
+            Ok(RunMethod::Vanilla) | Ok(RunMethod::PromptAware) => {
+                bail!("--method {m}: bench-prefill times the methods that change how many tokens the language model reads (a pruning method or fastv)")
+            }
+            Ok(m) => Ok(m),
+            Err(e) => bail!("--method: {e}"),
+        })
+        .collect::<Result<_>>()?;
     if a.reps == 0 {
         bail!("--reps must be at least 1");
     }
@@ -124,45 +138,80 @@ pub fn run(a: PrefillArgs) -> Result<()> {
         rayon::current_num_threads()
     );
     println!(
-        "| {:>5} | {:>12} | {:>13} | {:>11} | {:>8} | {:>15} |",
-        "keep", "audio tokens", "prompt tokens", "prefill ms", "vs 100 %", "decode ms/token"
+        "| {:<11} | {:>5} | {:>12} | {:>13} | {:>11} | {:>8} | {:>15} |",
+        "method",
+        "keep",
+        "audio tokens",
+        "prompt tokens",
+        "prefill ms",
+        "vs 100 %",
+        "decode ms/token"
     );
     println!(
-        "|{:->7}|{:->14}|{:->15}|{:->13}|{:->10}|{:->17}|",
-        "", "", "", "", "", ""
+        "|{:-<13}|{:->7}|{:->14}|{:->15}|{:->13}|{:->10}|{:->17}|",
+        "", "", "", "", "", "", ""
     );
+    if let Some(why) = RunMethod::FastV.unavailable(info.lm_layers, a.fastv_layer) {
+        if methods.contains(&RunMethod::FastV) {
+            bail!("{why}");
+        }
+    }
+    // The unpruned row once, then every method at every ratio below 1.
+    let mut specs = Vec::new();
+    for &keep in &keeps {
+        if keep >= 1.0 {
+            specs.push((RunMethod::Prune(Method::Full), keep));
+        }
+    }
+    for &m in &methods {
+        for &keep in keeps.iter().filter(|k| **k < 1.0) {
+            specs.push((m, keep));
+        }
+    }
     let mut base = None;
     let mut inputs = Vec::new();
-    for keep in keeps {
-        let spec = RunSpec {
-            method: if keep >= 1.0 {
-                RunMethod::Prune(Method::Full)
-            } else {
-                RunMethod::Prune(method)
-            },
-            keep,
-        };
+    for (method, keep) in specs {
+        let spec = RunSpec { method, keep };
         let sel = engine::select(&encoded, &spec, &Params::default())?;
         let memory = inputs_of_run(&encoded, sel.as_ref())?;
-        let k = memory.dim(0)?;
         let (ids, embeds) = model.input_embeddings(&memory, &prompt)?;
-        inputs.push(prunescope::model::DecodeInput::new(memory));
-        model.prefill_ms(&embeds)?;
+        let audio_at = ids
+            .iter()
+            .position(|&t| t == model.config.audio_token_id)
+            .unwrap_or(0);
+        let audio = audio_at..audio_at + memory.dim(0)?;
+        let fastv = (method == RunMethod::FastV).then(|| prunescope::model::FastV {
+            keep: prunescope::prune::budget(keep, audio.len()),
+            layer: a.fastv_layer,
+        });
+        // The audio tokens the later layers read.
+        let k = fastv.map_or(audio.len(), |f| f.keep);
+        let mut input = prunescope::model::DecodeInput::new(memory);
+        input.fastv = fastv;
+        inputs.push(input);
+        let time = || model.prefill_fastv_ms(&embeds, audio.clone(), fastv);
+        time()?;
         let times = (0..a.reps)
-            .map(|_| model.prefill_ms(&embeds))
+            .map(|_| time())
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let ms = median(times);
         let per_token = if a.decode_tokens > 0 {
-            let t = Instant::now();
-            let (_, _, prefill, steps) = model.greedy_with(&embeds, &cancel, a.decode_tokens)?;
-            let total = t.elapsed().as_secs_f64() * 1e3;
-            (steps > 0).then(|| (total - prefill) / steps as f64)
+            model.options.max_new_tokens = a.decode_tokens;
+            model.options.batch = 1;
+            let g = model.generate(
+                std::slice::from_ref(inputs.last().unwrap()),
+                &cancel,
+                &mut |_, _| {},
+            )?;
+            let g = &g[0];
+            (g.steps > 0).then(|| (g.decode_ms - g.prefill_ms.unwrap_or(0.0)) / g.steps as f64)
         } else {
             None
         };
         let base_ms = *base.get_or_insert(ms);
         println!(
-            "| {:>5} | {:>12} | {:>13} | {:>11.1} | {:>7.2}x | {:>15} |",
+            "| {:<11} | {:>5} | {:>12} | {:>13} | {:>11.1} | {:>7.2}x | {:>15} |",
+            if keep >= 1.0 { "full" } else { method.name() },
             format!("{:.0} %", keep * 100.0),
             k,
             ids.len(),

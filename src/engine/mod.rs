@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audio::Audio;
 use crate::model::scores::{LayerScores, Layers, ScoreSource};
-use crate::model::{AudioLanguageModel, DecodeInput, Generation, ModelError, ModelInfo};
+use crate::model::{AudioLanguageModel, DecodeInput, FastV, Generation, ModelError, ModelInfo};
 use crate::prune::{self, Method, Params, PruneError, Selection};
 
 mod report;
@@ -35,16 +35,27 @@ pub enum EngineError {
     ScoreCount { got: usize, want: usize },
     #[error("{0}")]
     Layer(String),
+    /// A method that does not apply to the model.
+    #[error("{0}")]
+    Method(String),
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
 
 /// What a run feeds the decoder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RunMethod {
     /// The model as shipped: every token of every window, padding included.
     Vanilla,
+    /// A selection made on the encoder's scores or keys before decoding ([`prune`]).
     Prune(Method),
+    /// Pruning inside the model, FastV style: every token goes in, the model keeps the K its
+    /// own attention ranks first (docs/SPEC.md section 4).
+    FastV,
+    /// Top-K by the attention the prompt's text pays each audio token in the language model's
+    /// first layer, SpeechPrune style (Qwen2-Audio, AF3).
+    PromptAware,
 }
 
 impl RunMethod {
@@ -52,6 +63,8 @@ impl RunMethod {
         match self {
             RunMethod::Vanilla => "vanilla",
             RunMethod::Prune(m) => m.name(),
+            RunMethod::FastV => "fastv",
+            RunMethod::PromptAware => "promptaware",
         }
     }
 
@@ -61,15 +74,31 @@ impl RunMethod {
         match self {
             RunMethod::Vanilla | RunMethod::Prune(Method::Full) => true,
             RunMethod::Prune(Method::Atome) => params.merge_threshold.is_some(),
-            RunMethod::Prune(_) => false,
+            RunMethod::Prune(_) | RunMethod::FastV | RunMethod::PromptAware => false,
         }
     }
 
     pub fn parse(s: &str) -> std::result::Result<RunMethod, PruneError> {
-        if s.eq_ignore_ascii_case("vanilla") {
-            Ok(RunMethod::Vanilla)
-        } else {
-            Method::parse(s).map(RunMethod::Prune)
+        match s.trim().to_ascii_lowercase().as_str() {
+            "vanilla" => Ok(RunMethod::Vanilla),
+            "fastv" => Ok(RunMethod::FastV),
+            "promptaware" | "prompt-aware" => Ok(RunMethod::PromptAware),
+            _ => Method::parse(s).map(RunMethod::Prune),
+        }
+    }
+
+    /// Why this method cannot run on a model whose language model has `lm_layers` layers
+    /// (None: Whisper), in one line (None: it can).
+    pub fn unavailable(self, lm_layers: Option<usize>, fastv_layer: usize) -> Option<String> {
+        match (self, lm_layers) {
+            (RunMethod::PromptAware, None) => Some(
+                "promptaware ranks audio tokens by the attention of a language model's prompt: it needs Qwen2-Audio or Audio Flamingo 3 (Whisper has no prompt)".into(),
+            ),
+            (RunMethod::FastV, Some(layers)) if fastv_layer >= layers => Some(format!(
+                "--fastv-layer {fastv_layer}: the language model has {layers} layers (0 to {})",
+                layers.saturating_sub(1)
+            )),
+            _ => None,
         }
     }
 }
@@ -166,7 +195,7 @@ impl From<Tail> for TailRepr {
 }
 
 /// How every run of a plan is decoded.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decoding {
     /// Silence context after each window's kept tokens (cross-attention models only).
     pub tail: Tail,
@@ -178,6 +207,21 @@ pub struct Decoding {
     /// Collect each run's attention from its output tokens to the audio and its words in
     /// clip time ([`RunResult::words`], [`RunResult::attention`]).
     pub attention: bool,
+    /// `fastv` runs of prefix models: the language-model layers that read every audio token
+    /// (`--fastv-layer`, 2 as in AudioMarathon).
+    pub fastv_layer: usize,
+}
+
+impl Default for Decoding {
+    fn default() -> Decoding {
+        Decoding {
+            tail: Tail::default(),
+            prompt: None,
+            stop_on_loop: false,
+            attention: false,
+            fastv_layer: 2,
+        }
+    }
 }
 
 /// Everything a clip's analysis is parameterised by.
@@ -370,11 +414,13 @@ pub fn encode(
     })
 }
 
-/// The selection of one run (None for vanilla).
+/// The selection of one run (None for vanilla; every token for the methods that select inside
+/// the model, `fastv` and `promptaware`: see [`run_with`]).
 pub fn select(clip: &EncodedClip, spec: &RunSpec, params: &Params) -> Result<Option<Selection>> {
     let method = match spec.method {
         RunMethod::Vanilla => return Ok(None),
         RunMethod::Prune(m) => m,
+        RunMethod::FastV | RunMethod::PromptAware => Method::Full,
     };
     let params = Params {
         keep: spec.keep,
@@ -531,6 +577,10 @@ pub struct RunResult {
     /// The selection's merged tokens (their groups place attention on every member).
     #[serde(skip)]
     pub merged: Vec<prune::Combination>,
+    /// Time spent choosing the tokens with the model before the decode (`promptaware`'s
+    /// scoring pass, ms): part of `prefill_ms` and `decode_ms`.
+    #[serde(skip)]
+    pub scoring_ms: f64,
 }
 
 impl RunResult {
@@ -563,6 +613,7 @@ impl RunResult {
             words: None,
             attention: None,
             merged: Vec::new(),
+            scoring_ms: 0.0,
         }
     }
 }
@@ -595,19 +646,42 @@ pub fn run_with(
     } else {
         Tail::Tokens(0)
     };
+    for spec in &plan.runs {
+        if let Some(why) = spec
+            .method
+            .unavailable(info.lm_layers, plan.decoding.fastv_layer)
+        {
+            return Err(EngineError::Method(why));
+        }
+    }
     let mut results = Vec::with_capacity(plan.runs.len());
     let mut inputs = Vec::new();
     // (run, window) of every decoder input, in order.
     let mut owners = Vec::new();
     let mut tails = TailRows::default();
     for (r, spec) in plan.runs.iter().enumerate() {
-        let sel = select(clip, spec, &plan.params)?;
+        let (sel, scoring_ms) = match spec.method {
+            RunMethod::PromptAware => {
+                let (sel, ms) = prompt_aware(model, clip, spec.keep, plan)?;
+                (Some(sel), ms)
+            }
+            _ => (select(clip, spec, &plan.params)?, 0.0),
+        };
         let runs_inputs = decoder_inputs(clip, sel.as_ref(), tail, info.prefix_lm, &mut tails)?;
         let tail_tokens = runs_inputs.iter().map(|(_, _, t)| t).sum();
+        let mut fastv_k = 0;
         for (w, mut input, _) in runs_inputs {
             input.prompt = plan.decoding.prompt.clone();
             input.stop_on_loop = plan.decoding.stop_on_loop;
             input.attention = plan.decoding.attention;
+            if spec.method == RunMethod::FastV {
+                let keep = prune::budget(spec.keep, input.memory.dim(0).map_err(ModelError::from)?);
+                fastv_k += keep;
+                input.fastv = Some(FastV {
+                    keep,
+                    layer: plan.decoding.fastv_layer,
+                });
+            }
             owners.push((r, w));
             inputs.push(input);
         }
@@ -617,9 +691,15 @@ pub fn run_with(
             Some(s) => (spec.keep, s.segments, s.k, s.kept, s.merged),
             None => (1.0, None, n, (0..n).collect(), Vec::new()),
         };
+        let k = if spec.method == RunMethod::FastV {
+            fastv_k
+        } else {
+            k
+        };
         let mut res =
             RunResult::before_decoding(spec.method.name(), keep, segments, k, kept, tail_tokens);
         res.merged = merged;
+        res.scoring_ms = scoring_ms;
         results.push(res);
     }
     let layout = Layout {
@@ -663,6 +743,41 @@ pub fn run_with(
     Ok(results)
 }
 
+/// `promptaware`'s selection: the model scores every valid token by its prompt's attention
+/// ([`AudioLanguageModel::prompt_scores`]), then top-K. Returns it with the scoring time (ms).
+fn prompt_aware(
+    model: &dyn AudioLanguageModel,
+    clip: &EncodedClip,
+    keep: f64,
+    plan: &Plan,
+) -> Result<(Selection, f64)> {
+    let t0 = std::time::Instant::now();
+    let mut rows = Vec::new();
+    for win in &clip.windows {
+        rows.extend_from_slice(&win.hidden[..win.n_valid * clip.d_model]);
+    }
+    let n = rows.len() / clip.d_model.max(1);
+    let memory =
+        Tensor::from_vec(rows, (n, clip.d_model), &Device::Cpu).map_err(ModelError::from)?;
+    let scores = model
+        .prompt_scores(&memory, plan.decoding.prompt.as_deref())?
+        .ok_or_else(|| {
+            EngineError::Method(
+                RunMethod::PromptAware
+                    .unavailable(model.info().lm_layers, 0)
+                    .unwrap_or_else(|| "this model gives no prompt-aware scores".into()),
+            )
+        })?;
+    let params = Params {
+        keep,
+        ..plan.params.clone()
+    };
+    let mut sel = prune::select(Method::TopK, &scores, None, &params)?;
+    // Time order, whatever `--order` says: the scores are not the encoder's.
+    sel.kept.sort_unstable();
+    Ok((sel, t0.elapsed().as_secs_f64() * 1e3))
+}
+
 /// Where a clip's tokens are: each window's valid tokens (None for prefix models, which read
 /// the clip as one sequence) and the seconds per token.
 struct Layout {
@@ -675,14 +790,29 @@ struct Layout {
 /// attention and words when collected.
 fn fill_text(res: &mut RunResult, mut gens: Vec<(usize, Generation)>, layout: &Layout) {
     gens.sort_by_key(|(w, _)| *w);
-    if gens.iter().any(|(_, g)| g.attention.is_some()) {
-        let cols: Vec<(usize, Vec<usize>, &Generation)> = gens
+    // Each input's columns: the clip tokens it was given, or those the model kept (FastV).
+    let cols: Vec<(usize, Vec<usize>, &Generation)> = gens
+        .iter()
+        .map(|(w, g)| {
+            let range = layout.windows.as_ref().and_then(|ws| ws.get(*w).cloned());
+            let given = words::columns(&res.kept, range);
+            let cols = match &g.kept {
+                Some(kept) => kept.iter().filter_map(|&i| given.get(i).copied()).collect(),
+                None => given,
+            };
+            (*w, cols, g)
+        })
+        .collect();
+    if gens.iter().any(|(_, g)| g.kept.is_some()) {
+        let mut kept: Vec<usize> = cols
             .iter()
-            .map(|(w, g)| {
-                let range = layout.windows.as_ref().and_then(|ws| ws.get(*w).cloned());
-                (*w, words::columns(&res.kept, range), g)
-            })
+            .flat_map(|(_, c, _)| c.iter().copied())
             .collect();
+        kept.sort_unstable();
+        res.k = kept.len();
+        res.kept = kept;
+    }
+    if gens.iter().any(|(_, g)| g.attention.is_some()) {
         let (attention, words) = words::assemble(&cols, &res.merged, layout.seconds_per_token);
         res.attention = Some(attention);
         res.words = Some(words);
@@ -711,6 +841,10 @@ fn fill_text(res: &mut RunResult, mut gens: Vec<(usize, Generation)>, layout: &L
             res.loop_spans.push([at + span.start, at + span.end]);
         }
         res.text.push_str(&g.text);
+    }
+    if res.scoring_ms > 0.0 {
+        res.decode_ms += res.scoring_ms;
+        prefill += res.scoring_ms;
     }
     if measured {
         res.prefill_ms = Some(prefill);

@@ -62,6 +62,8 @@ pub enum Event {
         dir: Option<PathBuf>,
         /// A prompted LLM-prefix model (Qwen2-Audio, AF3): takes a prompt, no silence tail.
         prompted: bool,
+        /// Its language model's layers (prefix models): which `fastv` layers exist.
+        lm_layers: Option<usize>,
     },
     ModelFailed {
         dir: PathBuf,
@@ -235,12 +237,13 @@ impl State {
             ) {
                 Ok(m) => {
                     let name = m.info().label();
-                    let prompted = m.info().prefix_lm;
+                    let (prompted, lm_layers) = (m.info().prefix_lm, m.info().lm_layers);
                     self.model = Some(m);
                     self.emit(Event::ModelLoaded {
                         name,
                         dir: Some(dir),
                         prompted,
+                        lm_layers,
                     });
                     self.encode_clip();
                 }
@@ -251,12 +254,13 @@ impl State {
             },
             Request::UseModel(m) => {
                 let name = m.info().label();
-                let prompted = m.info().prefix_lm;
+                let (prompted, lm_layers) = (m.info().prefix_lm, m.info().lm_layers);
                 self.model = Some(m);
                 self.emit(Event::ModelLoaded {
                     name,
                     dir: None,
                     prompted,
+                    lm_layers,
                 });
                 self.encode_clip();
             }

@@ -107,6 +107,8 @@ pub struct ModelInfo {
     pub runtime: Runtime,
     /// Layers of its audio encoder (the rows of the layer scores).
     pub encoder_layers: usize,
+    /// Layers of the language model the audio tokens are a prefix of (None: Whisper).
+    pub lm_layers: Option<usize>,
 }
 
 /// Where a model runs and in which floating-point type its weights and activations are: the
@@ -169,6 +171,7 @@ impl ModelInfo {
             default_prompt: None,
             runtime: Runtime::cpu_f32(),
             encoder_layers,
+            lm_layers: None,
         }
     }
 }
@@ -209,6 +212,21 @@ pub struct DecodeInput {
     /// Collect the attention from each chosen token to `memory` and the words of the text
     /// ([`Generation::attention`], [`Generation::words`]).
     pub attention: bool,
+    /// FastV: the model keeps only the memory rows its own attention ranks first
+    /// ([`Generation::kept`]).
+    pub fastv: Option<FastV>,
+}
+
+/// Pruning inside the model, FastV style (docs/SPEC.md section 4): `keep` memory rows stay.
+/// Prefix models run their first `layer` language-model layers on every audio token, rank the
+/// audio tokens by the attention the last prompt position pays them in layer `layer` (mean
+/// over heads) and drop the rest from the KV cache and the later layers. Whisper (our
+/// adaptation) keeps the rows the first decoding step's cross-attention (mean over every head
+/// of every layer) ranks first, and decodes the rest of the run over them; `layer` is unused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FastV {
+    pub keep: usize,
+    pub layer: usize,
 }
 
 impl DecodeInput {
@@ -219,6 +237,7 @@ impl DecodeInput {
             prompt: None,
             stop_on_loop: false,
             attention: false,
+            fastv: None,
         }
     }
 }
@@ -271,6 +290,9 @@ pub struct Generation {
     /// When the input asked: the words of `token_ids`, aligned in columns of `attention` by
     /// models that align (Whisper).
     pub words: Vec<align::WordSpan>,
+    /// With [`DecodeInput::fastv`]: the memory rows the model kept, ascending (`attention`'s
+    /// columns are these rows).
+    pub kept: Option<Vec<usize>>,
 }
 
 /// The text of token ids by a Hugging Face tokenizer, special tokens skipped (untrimmed).
@@ -320,6 +342,21 @@ pub trait AudioLanguageModel: Send {
         cancel: &AtomicBool,
         on_finished: &mut OnFinished<'_>,
     ) -> Result<Vec<Generation>>;
+    /// Prompt-aware scores (SpeechPrune style, docs/SPEC.md section 4): the attention each row of
+    /// `memory` receives from the prompt text after the audio in the first language-model
+    /// layer, mean over heads. None for models without a prompt (Whisper).
+    fn prompt_scores(&self, _memory: &Tensor, _prompt: Option<&str>) -> Result<Option<Vec<f32>>> {
+        Ok(None)
+    }
+}
+
+/// The `k` best of `scores` by the ordering every method shares ([`crate::prune::rank`]),
+/// ascending: what FastV keeps.
+pub fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
+    let mut kept = crate::prune::rank(scores);
+    kept.truncate(k);
+    kept.sort_unstable();
+    kept
 }
 
 /// Where a model runs: `cpu`, `cuda` (GPU 0) or `cuda:N`.
@@ -494,6 +531,9 @@ impl<M: AudioLanguageModel + ?Sized> AudioLanguageModel for Box<M> {
         on_finished: &mut OnFinished<'_>,
     ) -> Result<Vec<Generation>> {
         (**self).generate(inputs, cancel, on_finished)
+    }
+    fn prompt_scores(&self, memory: &Tensor, prompt: Option<&str>) -> Result<Option<Vec<f32>>> {
+        (**self).prompt_scores(memory, prompt)
     }
 }
 

@@ -30,6 +30,8 @@ pub(super) struct ModelState {
     pub dir: Option<PathBuf>,
     /// It takes a prompt and no silence tail (Qwen2-Audio, AF3).
     pub prompted: bool,
+    /// Its language model's layers (Qwen2-Audio, AF3).
+    pub lm_layers: Option<usize>,
     pub loading: bool,
 }
 
@@ -215,7 +217,7 @@ impl ExplorerApp {
     /// The cache keys of the grid's cells under the current settings, in grid order.
     fn grid_keys(&self) -> Vec<CellKey> {
         let (params, decoding) = (self.params(), self.settings.decoding());
-        compare::specs(&self.settings.extensions, self.settings.keep(), &params)
+        compare::specs(&self.grid_methods(), self.settings.keep(), &params)
             .iter()
             .map(|s| compare::cell_key(s, &params, &decoding))
             .collect()
@@ -251,7 +253,7 @@ impl ExplorerApp {
             self.drop_request();
         }
         let params = self.params();
-        let specs = compare::specs(&self.settings.extensions, self.settings.keep(), &params);
+        let specs = compare::specs(&self.grid_methods(), self.settings.keep(), &params);
         let ask = compare::next_request(
             specs,
             &self.current_spec(&params),
@@ -291,6 +293,19 @@ impl ExplorerApp {
             self.worker.cancel();
         }
         self.decoding = None;
+    }
+
+    /// Why a method cannot run on the loaded model (None: it can, or no model yet).
+    pub(super) fn unavailable(&self, m: RunMethod) -> Option<String> {
+        self.model.name.as_ref()?;
+        m.unavailable(self.model.lm_layers, self.settings.fastv_layer)
+    }
+
+    /// The grid's rows: base methods, extensions, and the peers the model can run.
+    pub(super) fn grid_methods(&self) -> Vec<RunMethod> {
+        compare::methods(&self.settings.extensions, &self.settings.peers, &|m| {
+            self.unavailable(m).is_none()
+        })
     }
 
     /// The grid cell the words lane shows: the hovered one, else the slider's.

@@ -29,6 +29,9 @@ pub const EXTENSIONS: [Method; 4] = [
     Method::Atome,
 ];
 
+/// The other papers' rows the user can add: pruning inside the model.
+pub const PEERS: [RunMethod; 2] = [RunMethod::FastV, RunMethod::PromptAware];
+
 /// Keep ratios every grid has; the slider's value is added as a fourth column.
 pub const FIXED_KEEPS: [f64; 3] = [0.5, 0.25, 0.1];
 
@@ -41,8 +44,12 @@ pub fn keeps(current: f64) -> Vec<f64> {
     k
 }
 
-/// The grid's rows: the base methods plus the enabled extensions.
-pub fn methods(extensions: &[Method]) -> Vec<RunMethod> {
+/// The grid's rows: the base methods plus the enabled extensions and peers (those `can_run`).
+pub fn methods(
+    extensions: &[Method],
+    peers: &[RunMethod],
+    can_run: &dyn Fn(RunMethod) -> bool,
+) -> Vec<RunMethod> {
     BASE_METHODS
         .into_iter()
         .chain(
@@ -50,6 +57,11 @@ pub fn methods(extensions: &[Method]) -> Vec<RunMethod> {
                 .into_iter()
                 .filter(|m| extensions.contains(m))
                 .map(RunMethod::Prune),
+        )
+        .chain(
+            PEERS
+                .into_iter()
+                .filter(|m| peers.contains(m) && can_run(*m)),
         )
         .collect()
 }
@@ -72,10 +84,10 @@ pub fn cell(method: RunMethod, keep: f64, column: usize, params: &Params) -> Opt
 
 /// Every cell of the grid, in grid order (rows of `methods(extensions)`, columns of
 /// `keeps(current)`).
-pub fn specs(extensions: &[Method], current: f64, params: &Params) -> Vec<RunSpec> {
+pub fn specs(methods: &[RunMethod], current: f64, params: &Params) -> Vec<RunSpec> {
     let keeps = keeps(current);
     let mut specs = Vec::new();
-    for m in methods(extensions) {
+    for &m in methods {
         for (c, &k) in keeps.iter().enumerate() {
             specs.extend(cell(m, k, c, params));
         }
@@ -96,6 +108,8 @@ pub enum Reads {
     Seed(Order, u64),
     /// Atome: its threshold's bits, if any.
     Threshold(Order, Option<u64>),
+    /// FastV: its layer (prefix models).
+    Layer(usize),
 }
 
 /// A grid cell's cache key: it changes exactly when the cell's output can (the method, its keep
@@ -115,7 +129,8 @@ pub struct CellKey {
 pub fn cell_key(spec: &RunSpec, p: &Params, decoding: &Decoding) -> CellKey {
     let keep = self::spec(spec.method, spec.keep, p).keep;
     let reads = match spec.method {
-        RunMethod::Vanilla => Reads::Nothing,
+        RunMethod::Vanilla | RunMethod::PromptAware => Reads::Nothing,
+        RunMethod::FastV => Reads::Layer(decoding.fastv_layer),
         RunMethod::Prune(m) => match m {
             Method::Segmentwise | Method::Merge => Reads::Segments(p.order, p.segments, p.mode),
             Method::Adaptive => Reads::Adaptive(p.order, p.segments, p.gamma.to_bits(), p.k_min),
@@ -128,7 +143,7 @@ pub fn cell_key(spec: &RunSpec, p: &Params, decoding: &Decoding) -> CellKey {
         },
     };
     let ranks = match spec.method {
-        RunMethod::Vanilla => false,
+        RunMethod::Vanilla | RunMethod::FastV | RunMethod::PromptAware => false,
         RunMethod::Prune(m) => m.reads_scores(p.order),
     };
     CellKey {
@@ -397,7 +412,15 @@ mod tests {
         );
         assert_eq!(cell(full, 0.25, 1, &Params::default()), None);
         assert!(cell(RunMethod::Prune(Method::TopK), 0.1, 2, &Params::default()).is_some());
-        assert_eq!(methods(&[Method::Merge]).len(), 8);
+        assert_eq!(methods(&[Method::Merge], &[], &|_| true).len(), 8);
+        // A peer shows only where the model can run it.
+        let peers = [RunMethod::FastV, RunMethod::PromptAware];
+        assert_eq!(methods(&[], &peers, &|_| true).len(), 9);
+        let no_prompt = |m: RunMethod| m != RunMethod::PromptAware;
+        assert_eq!(
+            methods(&[], &peers, &no_prompt).last(),
+            Some(&RunMethod::FastV)
+        );
     }
 
     #[test]

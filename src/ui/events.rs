@@ -15,11 +15,13 @@ impl ExplorerApp {
                     name,
                     dir,
                     prompted,
+                    lm_layers,
                 } => {
                     self.model.loading = false;
                     self.info(format!("model: {name}"));
                     self.model.name = Some(name);
                     self.model.prompted = prompted;
+                    self.model.lm_layers = lm_layers;
                     if let Some(d) = &dir {
                         self.settings.remember_model(d);
                     }

@@ -216,6 +216,7 @@ mod tests {
             words: None,
             attention: None,
             merged: vec![],
+            scoring_ms: 0.0,
         };
         let o = outputs_csv(&[r], |_| Some(0.5));
         assert!(o.ends_with("topk,0.5,1,,1.0,2,0.5000,\"say \"\"hi\"\"\"\n"));

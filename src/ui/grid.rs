@@ -75,7 +75,7 @@ impl ExplorerApp {
                             });
                         }
                         ui.end_row();
-                        for m in compare::methods(&self.settings.extensions) {
+                        for m in self.grid_methods() {
                             ui.label(RichText::new(m.name()).monospace());
                             for (c, &k) in keeps.iter().enumerate() {
                                 let Some(spec) = compare::cell(m, k, c, &params) else {

@@ -8,7 +8,7 @@ use super::app::{ExplorerApp, PathWindow};
 use super::commands::{Command, Menu, COMMANDS};
 use super::compare;
 use super::theme;
-use crate::engine::Tail;
+use crate::engine::{RunMethod, Tail};
 use crate::model::scores::HeadReduce;
 use crate::model::Precision;
 use crate::prune::{Method, SegmentMode};
@@ -279,6 +279,35 @@ impl ExplorerApp {
                 }
             }
         });
+        ui.label(RichText::new("Other papers' methods").color(theme::TEXT_DIM));
+        ui.horizontal_wrapped(|ui| {
+            for m in compare::PEERS {
+                let why = self.unavailable(m);
+                let mut on = self.settings.peers.contains(&m) && why.is_none();
+                let tip = match m {
+                    RunMethod::FastV => "FastV (Chen et al., ECCV 2024): the model reads every token, then keeps the K its own attention ranks first. Qwen2-Audio / AF3: the last prompt position's attention in the layer below; Whisper: the first decoding step's cross-attention (our adaptation).",
+                    _ => "Prompt-aware (SpeechPrune, Lin et al. 2025): top-K by the attention the prompt's text pays each audio token in the language model's first layer.",
+                };
+                let r = ui
+                    .add_enabled(why.is_none(), egui::Checkbox::new(&mut on, m.name()))
+                    .on_hover_text(tip)
+                    .on_disabled_hover_text(why.unwrap_or_default());
+                if r.changed() {
+                    self.settings.peers.retain(|x| *x != m);
+                    if on {
+                        self.settings.peers.push(m);
+                    }
+                }
+            }
+        });
+        if self.model.prompted && self.settings.peers.contains(&RunMethod::FastV) {
+            let layers = self.model.lm_layers.unwrap_or(1).max(1);
+            ui.add(
+                egui::Slider::new(&mut self.settings.fastv_layer, 0..=layers - 1)
+                    .text("FastV layer"),
+            )
+            .on_hover_text("Language-model layers that read every audio token before the ranking (AudioMarathon uses 2)");
+        }
         ui.separator();
         ui.label(RichText::new("Reference transcript (for WER)").color(theme::TEXT_DIM));
         ui.add(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::timeline::{Playback, View};
-use crate::engine::{ClipReport, Decoding, Tail};
+use crate::engine::{ClipReport, Decoding, RunMethod, Tail};
 use crate::model::scores::{LayerScores, ScoreSource};
 use crate::model::{AudioLanguageModel, Precision};
 use crate::prune::{self, Method, Params, SegmentMode};
@@ -30,6 +30,10 @@ pub struct Settings {
     /// Atome's threshold mode (`--merge-threshold`): None merges down to the keep ratio.
     pub merge_threshold: Option<f64>,
     pub extensions: Vec<Method>,
+    /// The other papers' methods in the grid (`fastv`, `promptaware`).
+    pub peers: Vec<RunMethod>,
+    /// FastV's layer for Qwen2-Audio / AF3 (`--fastv-layer`).
+    pub fastv_layer: usize,
     pub follow: bool,
     pub looping: bool,
     pub recent_clips: Vec<PathBuf>,
@@ -59,6 +63,8 @@ impl Default for Settings {
             window_seconds: 3.0,
             merge_threshold: None,
             extensions: Vec::new(),
+            peers: Vec::new(),
+            fastv_layer: 2,
             follow: true,
             looping: false,
             recent_clips: Vec::new(),
@@ -115,6 +121,7 @@ impl Settings {
             stop_on_loop: self.stop_on_loop,
             // The grid links every word to the audio it read.
             attention: true,
+            fastv_layer: self.fastv_layer,
         }
     }
 

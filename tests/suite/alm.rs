@@ -109,6 +109,7 @@ fn plan(runs: Vec<RunSpec>, segments: usize, prompt: &str) -> Plan {
             prompt: Some(prompt.to_string()),
             stop_on_loop: false,
             attention: false,
+            fastv_layer: 2,
         },
     }
 }

@@ -20,4 +20,5 @@ mod formats;
 mod golden;
 mod layers;
 mod mel;
+mod peers;
 mod words;

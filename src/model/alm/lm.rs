@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use super::config::TextConfig;
 use super::weights::{AlmWeights, Part};
 use crate::model::nn::{Linear, TensorSource};
-use crate::model::Result;
+use crate::model::{ModelError, Result};
 
 /// Upper bound on the live attention logits per block of query rows (`heads x rows x keys`).
 const BLOCK_ELEMENTS: usize = 1 << 26;
@@ -39,6 +39,8 @@ pub struct TextModel {
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
     len: usize,
+    /// The position (RoPE) of the next token: `len`, unless FastV dropped entries.
+    pos: usize,
     /// Collects the attention each forward's last position pays to the audio positions.
     pub watch: Option<Watch>,
 }
@@ -152,6 +154,7 @@ impl TextModel {
         KvCache {
             layers: (0..self.layers.len()).map(|_| None).collect(),
             len: 0,
+            pos: 0,
             watch: None,
         }
     }
@@ -167,7 +170,7 @@ impl TextModel {
     pub fn forward(&self, x: &Tensor, cache: &mut KvCache) -> Result<Vec<f32>> {
         let (len, _) = x.dims2()?;
         let start = cache.len;
-        let (cos, sin) = self.rope_tables(start, len)?;
+        let (cos, sin) = self.rope_tables(cache.pos, len)?;
         let mut x = x.to_dtype(self.dtype)?;
         let watching = cache.watch.is_some();
         for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
@@ -185,6 +188,7 @@ impl TextModel {
             w.end_row(self.cfg.heads * self.layers.len());
         }
         cache.len += len;
+        cache.pos += len;
         let last = rms_norm(&x.narrow(0, len - 1, 1)?, &self.norm, self.cfg.rms_eps)?;
         let logits = last.matmul(&self.lm_head.t()?)?;
         Ok(logits
@@ -200,7 +204,7 @@ impl TextModel {
     /// own cache. Returns each row's logits (f32, on the CPU).
     pub fn forward_step(&self, x: &Tensor, caches: &mut [KvCache]) -> Result<Vec<Vec<f32>>> {
         let (b, _) = x.dims2()?;
-        let positions: Vec<usize> = caches.iter().map(|c| c.len).collect();
+        let positions: Vec<usize> = caches.iter().map(|c| c.pos).collect();
         let (cos, sin) = self.rope_at(&positions)?;
         let mut x = x.to_dtype(self.dtype)?;
         for (li, layer) in self.layers.iter().enumerate() {
@@ -210,6 +214,7 @@ impl TextModel {
         }
         for c in caches.iter_mut() {
             c.len += 1;
+            c.pos += 1;
             if let Some(w) = c.watch.as_mut() {
                 w.end_row(self.cfg.heads * self.layers.len());
             }
@@ -222,6 +227,144 @@ impl TextModel {
             .to_vec2()?;
         debug_assert_eq!(rows.len(), b);
         Ok(rows)
+    }
+
+    /// FastV's prefill (docs/SPEC.md section 4) of `x` (`(len, hidden)`) into an empty cache:
+    /// layers `0..layer` run on every position; layer `layer`'s attention from the last position
+    /// (mean over heads) ranks the `audio` positions; only the `keep` best stay, in the caches
+    /// of the first layers and in every later layer, each at its own position. Returns the last
+    /// position's logits and the kept audio tokens (indices into `audio`, ascending).
+    pub fn forward_fastv(
+        &self,
+        x: &Tensor,
+        cache: &mut KvCache,
+        audio: std::ops::Range<usize>,
+        keep: usize,
+        layer: usize,
+    ) -> Result<(Vec<f32>, Vec<usize>)> {
+        let (len, _) = x.dims2()?;
+        if layer >= self.layers.len() || !cache.is_empty() || audio.end > len {
+            return Err(ModelError::Config {
+                path: Default::default(),
+                msg: format!(
+                    "FastV layer {layer}: the language model has {} layers (0 to {})",
+                    self.layers.len(),
+                    self.layers.len().saturating_sub(1)
+                ),
+            });
+        }
+        let (cos, sin) = self.rope_tables(0, len)?;
+        let mut x = x.to_dtype(self.dtype)?;
+        let watching = cache.watch.is_some();
+        // The first layers' last-row weights (every position), for a watch once the ranking
+        // says which positions stay.
+        let mut early = Vec::new();
+        for (l, slot) in self.layers[..layer].iter().zip(cache.layers.iter_mut()) {
+            let mut last = None;
+            x = self.block(l, &x, |h| {
+                let (o, w) = self.attention(l, h, &cos, &sin, 0, slot, watching)?;
+                last = w;
+                Ok(o)
+            })?;
+            early.extend(last);
+        }
+        // Layer `layer`'s attention from the last position, mean over heads.
+        let ranker = &self.layers[layer];
+        let h = rms_norm(&x, &ranker.ln1, self.cfg.rms_eps)?;
+        let (q, k, _) = self.qkv(ranker, &h, &cos, &sin)?;
+        let (heads, kvh, hd) = (self.cfg.heads, self.cfg.kv_heads, self.cfg.head_dim);
+        let q_last = q
+            .narrow(1, len - 1, 1)?
+            .contiguous()?
+            .reshape((kvh, heads / kvh, hd))?;
+        let logits =
+            (q_last.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?.to_dtype(DType::F32)?;
+        let probs = candle_nn::ops::softmax_last_dim(&logits)?.reshape((heads, len))?;
+        let mean: Vec<f32> = head_sum(&probs)?.iter().map(|x| x / heads as f32).collect();
+        let kept = crate::model::top_k(&mean[audio.clone()], keep.min(audio.len()));
+        let rows: Vec<u32> = (0..audio.start)
+            .chain(kept.iter().map(|&a| audio.start + a))
+            .chain(audio.end..len)
+            .map(|r| r as u32)
+            .collect();
+        let idx = Tensor::new(rows.as_slice(), &self.device)?;
+        x = x.index_select(&idx, 0)?;
+        let (cos, sin) = (cos.index_select(&idx, 0)?, sin.index_select(&idx, 0)?);
+        for (k, v) in cache.layers[..layer].iter_mut().flatten() {
+            *k = k.index_select(&idx, 1)?;
+            *v = v.index_select(&idx, 1)?;
+        }
+        let kept_audio = audio.start..audio.start + kept.len();
+        if let Some(w) = cache.watch.as_mut() {
+            *w = Watch::new(kept_audio);
+            for full in &early {
+                let gathered: Vec<f32> = rows.iter().map(|&r| full[r as usize]).collect();
+                w.add(&gathered, 0);
+            }
+        }
+        for (l, slot) in self.layers[layer..]
+            .iter()
+            .zip(cache.layers[layer..].iter_mut())
+        {
+            let mut last = None;
+            x = self.block(l, &x, |h| {
+                let (o, w) = self.attention(l, h, &cos, &sin, 0, slot, watching)?;
+                last = w;
+                Ok(o)
+            })?;
+            if let (Some(w), Some(l)) = (cache.watch.as_mut(), last) {
+                w.add(&l, 0);
+            }
+        }
+        if let Some(w) = cache.watch.as_mut() {
+            w.end_row(self.cfg.heads * self.layers.len());
+        }
+        let n = rows.len();
+        cache.len = n;
+        cache.pos = len;
+        let last = rms_norm(&x.narrow(0, n - 1, 1)?, &self.norm, self.cfg.rms_eps)?;
+        let logits = last.matmul(&self.lm_head.t()?)?;
+        let logits = logits
+            .squeeze(0)?
+            .to_dtype(DType::F32)?
+            .to_device(&Device::Cpu)?
+            .to_vec1()?;
+        Ok((logits, kept))
+    }
+
+    /// The prompt-aware scores (docs/SPEC.md section 4) of the `audio` positions of `x`: the
+    /// attention they receive in the first layer from every position after them, summed over
+    /// those rows, mean over heads.
+    pub fn prompt_attention(&self, x: &Tensor, audio: std::ops::Range<usize>) -> Result<Vec<f32>> {
+        let (len, _) = x.dims2()?;
+        let rows = len.saturating_sub(audio.end);
+        if rows == 0 || audio.is_empty() {
+            return Ok(vec![0.0; audio.len()]);
+        }
+        let (cos, sin) = self.rope_tables(0, len)?;
+        let x = x.to_dtype(self.dtype)?;
+        let first = &self.layers[0];
+        let h = rms_norm(&x, &first.ln1, self.cfg.rms_eps)?;
+        let (q, k, _) = self.qkv(first, &h, &cos, &sin)?;
+        let (heads, kvh, hd) = (self.cfg.heads, self.cfg.kv_heads, self.cfg.head_dim);
+        let q =
+            q.narrow(1, audio.end, rows)?
+                .contiguous()?
+                .reshape((kvh, heads / kvh * rows, hd))?;
+        let logits = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?.to_dtype(DType::F32)?;
+        let window = self.cfg.sliding_window.unwrap_or(usize::MAX);
+        let logits = match causal_mask(audio.end, rows, len, window, &self.device)? {
+            Some(m) => logits
+                .reshape((kvh, heads / kvh, rows, len))?
+                .broadcast_add(&m)?
+                .reshape((kvh, heads / kvh * rows, len))?,
+            None => logits,
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&logits)?
+            .reshape((heads, rows, len))?
+            .sum(1)?;
+        let mean: Vec<f32> = head_sum(&probs)?.iter().map(|x| x / heads as f32).collect();
+        Ok(mean[audio].to_vec())
     }
 
     fn step_attention(

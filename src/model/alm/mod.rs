@@ -60,6 +60,8 @@ struct Running {
     max_new: usize,
     /// End the decode where a loop is detected (`--stop-on-loop`).
     guard: bool,
+    /// The audio tokens FastV kept.
+    kept: Option<Vec<usize>>,
     ms: f64,
     prefill_ms: f64,
     steps: usize,
@@ -187,6 +189,7 @@ impl Alm {
             default_prompt: Some("Describe the audio.".into()),
             runtime,
             encoder_layers: config.audio.layers,
+            lm_layers: Some(config.text.layers),
         };
         Ok(Alm {
             mel: MelExtractor::new(config.audio.n_mels),
@@ -266,10 +269,29 @@ impl Alm {
     /// One prefill of the language model over `embeds` with an empty cache: wall time in ms
     /// (the device synchronised), for benchmarks.
     pub fn prefill_ms(&self, embeds: &Tensor) -> Result<f64> {
+        self.prefill_fastv_ms(embeds, 0..0, None)
+    }
+
+    /// [`Alm::prefill_ms`] with FastV keeping `fastv`'s rows of the `audio` positions (its
+    /// first layers on every token included).
+    pub fn prefill_fastv_ms(
+        &self,
+        embeds: &Tensor,
+        audio: std::ops::Range<usize>,
+        fastv: Option<crate::model::FastV>,
+    ) -> Result<f64> {
         let mut cache = self.lm.new_cache();
         self.device.synchronize()?;
         let t0 = Instant::now();
-        self.lm.forward(embeds, &mut cache)?;
+        match fastv {
+            Some(f) => {
+                self.lm
+                    .forward_fastv(embeds, &mut cache, audio, f.keep, f.layer)?;
+            }
+            None => {
+                self.lm.forward(embeds, &mut cache)?;
+            }
+        }
         self.device.synchronize()?;
         Ok(t0.elapsed().as_secs_f64() * 1e3)
     }
@@ -376,6 +398,17 @@ impl AudioLanguageModel for Alm {
         self.encoder.forward(&mel, n.div_ceil(HOP), layers)
     }
 
+    fn prompt_scores(&self, memory: &Tensor, prompt: Option<&str>) -> Result<Option<Vec<f32>>> {
+        let default = self.info.default_prompt.clone().unwrap_or_default();
+        let (ids, embeds) = self.input_embeddings(memory, prompt.unwrap_or(&default))?;
+        let start = ids
+            .iter()
+            .position(|&t| t == self.config.audio_token_id)
+            .unwrap_or(0);
+        let audio = start..start + memory.dim(0)?;
+        Ok(Some(self.lm.prompt_attention(&embeds, audio)?))
+    }
+
     fn generate(
         &self,
         inputs: &[DecodeInput],
@@ -417,15 +450,24 @@ impl Alm {
             let len = embeds.dim(0)?;
             self.check_prompt_len(len)?;
             let mut cache = self.lm.new_cache();
+            let start = ids
+                .iter()
+                .position(|&t| t == self.config.audio_token_id)
+                .unwrap_or(0);
+            let audio = start..start + inputs[i].memory.dim(0)?;
             if inputs[i].attention {
-                let start = ids
-                    .iter()
-                    .position(|&t| t == self.config.audio_token_id)
-                    .unwrap_or(0);
-                cache.watch = Some(lm::Watch::new(start..start + inputs[i].memory.dim(0)?));
+                cache.watch = Some(lm::Watch::new(audio.clone()));
             }
             let tp = Instant::now();
-            let logits = self.lm.forward(&embeds, &mut cache)?;
+            let (logits, kept) = match inputs[i].fastv {
+                Some(f) if f.keep < audio.len() => {
+                    let (logits, kept) = self
+                        .lm
+                        .forward_fastv(&embeds, &mut cache, audio, f.keep, f.layer)?;
+                    (logits, Some(kept))
+                }
+                _ => (self.lm.forward(&embeds, &mut cache)?, None),
+            };
             self.device.synchronize()?;
             let prefill_ms = tp.elapsed().as_secs_f64() * 1e3;
             let seq = Running {
@@ -435,6 +477,7 @@ impl Alm {
                 next: argmax(&logits),
                 max_new: self.options.max_new_tokens.max(1).min(limit - len),
                 guard: inputs[i].stop_on_loop,
+                kept,
                 ms: t0.elapsed().as_secs_f64() * 1e3,
                 prefill_ms,
                 steps: 0,
@@ -501,6 +544,7 @@ impl Alm {
                 steps: s.steps,
                 attention,
                 words,
+                kept: s.kept.take(),
                 ..Generation::finish(s.ids, ending, &decode)?
             },
         );

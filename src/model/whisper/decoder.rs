@@ -170,6 +170,12 @@ struct Sequence {
     guard: bool,
     /// Collect the alignment heads' cross-attention to the memory.
     record: bool,
+    /// FastV: the memory rows to keep after the first decoding step, and the sum over every
+    /// head and layer of that step's cross-attention to the memory.
+    fastv: Option<usize>,
+    fastv_sum: Vec<f32>,
+    /// The memory rows kept (FastV), ascending.
+    kept: Option<Vec<usize>>,
     /// Per alignment head, one row of `memory_len` weights per token chosen so far.
     maps: Vec<Vec<f32>>,
     ms: f64,
@@ -201,22 +207,40 @@ pub struct Job<'a> {
     pub align_heads: &'a [(usize, usize)],
 }
 
-/// Receives `(batch index, generated ids without the prompt and <|endoftext|>, timing, maps)`:
-/// for a recording sequence, per alignment head, `rows x memory_len` weights, one row per
-/// position fed: the prompt's, then one per generated token (row `prompt - 1 + i` chose token
-/// `i`; the last row chose the end token when the decode ended with it); else empty.
-pub type Finished<'a> = dyn FnMut(usize, Vec<u32>, Timing, Vec<Vec<f32>>) -> Result<()> + 'a;
+/// What each sequence of a job asks for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SeqOptions {
+    /// End at the first loop (`--stop-on-loop`).
+    pub guard: bool,
+    /// Collect the alignment heads' attention.
+    pub record: bool,
+    /// FastV: keep this many memory rows after the first decoding step.
+    pub fastv: Option<usize>,
+}
+
+/// A finished sequence: its batch index, the generated ids without the prompt and
+/// <|endoftext|>, its timing; for a recording sequence, per alignment head, `rows x memory_len`
+/// weights, one row per position fed: the prompt's, then one per generated token (row
+/// `prompt - 1 + i` chose token `i`; the last row chose the end token when the decode ended
+/// with it), else empty; the memory rows FastV kept (the maps' columns are these).
+pub struct Done {
+    pub index: usize,
+    pub ids: Vec<u32>,
+    pub timing: Timing,
+    pub maps: Vec<Vec<f32>>,
+    pub kept: Option<Vec<usize>>,
+}
+
+pub type Finished<'a> = dyn FnMut(Done) -> Result<()> + 'a;
 
 impl Job<'_> {
     /// Decodes every memory (followed by `tails[i]` where given: equal `Arc`s share their keys
-    /// and values); `guards[i]` ends sequence `i` at its first loop; `record[i]` collects its
-    /// alignment heads' attention.
+    /// and values), sequence `i` as `options[i]` asks.
     pub fn run(
         &self,
         memories: &[&Tensor],
         tails: &[Option<&Arc<Tensor>>],
-        guards: &[bool],
-        record: &[bool],
+        options: &[SeqOptions],
         cancel: &AtomicBool,
         finished: &mut Finished<'_>,
     ) -> Result<()> {
@@ -237,8 +261,10 @@ impl Job<'_> {
         let t0 = Instant::now();
         let mut active = self.prefill(memories, tails, total_positions)?;
         for s in active.iter_mut() {
-            s.guard = guards.get(s.index).copied().unwrap_or(false);
-            s.record = record.get(s.index).copied().unwrap_or(false);
+            let o = options.get(s.index).copied().unwrap_or_default();
+            s.guard = o.guard;
+            s.record = o.record;
+            s.fastv = o.fastv.filter(|&k| k < s.memory_len);
             if s.record {
                 s.maps = vec![Vec::new(); self.align_heads.len()];
             }
@@ -270,6 +296,11 @@ impl Job<'_> {
             let detect = pos == 0 && !self.languages.is_empty();
             let need_logits = !in_prompt || detect;
             let logits = self.step(&mut active, &tokens, pos, need_logits)?;
+            if pos + 1 == self.prompt.len() {
+                for s in active.iter_mut().filter(|s| s.fastv.is_some()) {
+                    self.keep_ranked(s);
+                }
+            }
             let vocab = dec.vocab;
             if let Some(logits) = logits {
                 for (b, s) in active.iter_mut().enumerate() {
@@ -314,8 +345,13 @@ impl Job<'_> {
                     for m in s.maps.iter_mut() {
                         m.truncate(rows * s.memory_len);
                     }
-                    let maps = std::mem::take(&mut s.maps);
-                    finished(s.index, std::mem::take(&mut s.generated), t, maps)?;
+                    finished(Done {
+                        index: s.index,
+                        ids: std::mem::take(&mut s.generated),
+                        timing: t,
+                        maps: std::mem::take(&mut s.maps),
+                        kept: s.kept.take(),
+                    })?;
                 } else {
                     keep.push(s);
                 }
@@ -367,6 +403,9 @@ impl Job<'_> {
                 generated: Vec::with_capacity(self.max_tokens),
                 guard: false,
                 record: false,
+                fastv: None,
+                fastv_sum: Vec::new(),
+                kept: None,
                 maps: Vec::new(),
                 ms: 0.0,
                 prefill_ms: 0.0,
@@ -400,6 +439,38 @@ impl Job<'_> {
         Ok(seqs)
     }
 
+    /// FastV: after the step that chose the first token, keep the memory rows its
+    /// cross-attention (summed over every head and layer) ranks first; the rest of the run reads
+    /// only those (and the shared tail), and the recorded maps keep only their columns.
+    fn keep_ranked(&self, s: &mut Sequence) {
+        let Some(k) = s.fastv.take() else { return };
+        let kept = crate::model::top_k(&s.fastv_sum, k);
+        let (h, hd, n) = (self.decoder.heads, self.decoder.head_dim(), s.memory_len);
+        let gather = |rows: &[f32], width: usize| -> Vec<f32> {
+            let mut out = Vec::with_capacity(h * kept.len() * width);
+            for head in 0..h {
+                for &r in &kept {
+                    let at = (head * n + r) * width;
+                    out.extend_from_slice(&rows[at..at + width]);
+                }
+            }
+            out
+        };
+        for c in s.layers.iter_mut() {
+            c.cross_k = gather(&c.cross_k, hd);
+            c.cross_v = gather(&c.cross_v, hd);
+        }
+        for m in s.maps.iter_mut() {
+            *m = m
+                .chunks_exact(n)
+                .flat_map(|row| kept.iter().map(|&c| row[c]))
+                .collect();
+        }
+        s.memory_len = kept.len();
+        s.fastv_sum = Vec::new();
+        s.kept = Some(kept);
+    }
+
     /// Cross-attention keys and values of rows several sequences share.
     fn shared_kv(&self, rows: &Tensor) -> Result<SharedKv> {
         let dec = self.decoder;
@@ -424,7 +495,8 @@ impl Job<'_> {
     }
 
     /// Feeds one token per active sequence at position `pos`; returns `(batch, vocab)` logits
-    /// when asked. Recording sequences keep their alignment heads' weights.
+    /// when asked. Recording sequences keep their alignment heads' weights; on the step that
+    /// chooses the first token, FastV sequences sum their cross-attention over heads and layers.
     fn step(
         &self,
         seqs: &mut [Sequence],
@@ -432,6 +504,7 @@ impl Job<'_> {
         pos: usize,
         need_logits: bool,
     ) -> Result<Option<Vec<f32>>> {
+        let first_choice = pos + 1 == self.prompt.len();
         let dec = self.decoder;
         let (h, hd, d) = (dec.heads, dec.head_dim(), dec.d_model);
         let b = seqs.len();
@@ -489,7 +562,9 @@ impl Job<'_> {
             q.iter_mut().for_each(|v| *v *= scale);
             let mut out = vec![0f32; b * d];
             let slot_of = |head: usize| self.align_heads.iter().position(|&a| a == (l, head));
-            let recorded: Vec<Option<(usize, Vec<f32>)>> = out
+            // Per task: its alignment-head slot, whether FastV reads it, its weights.
+            type Recorded = Option<(Option<usize>, bool, Vec<f32>)>;
+            let recorded: Vec<Recorded> = out
                 .par_chunks_mut(hd)
                 .enumerate()
                 .map(|(task, o)| {
@@ -503,12 +578,10 @@ impl Job<'_> {
                         &c.cross_v[base..base + n * hd],
                     );
                     let q = &q[i * d + head * hd..i * d + (head + 1) * hd];
-                    let mut probs = s
-                        .record
-                        .then(|| slot_of(head))
-                        .flatten()
-                        .map(|slot| (slot, vec![0f32; n]));
-                    let p = probs.as_mut().map(|(_, p)| p.as_mut_slice());
+                    let slot = s.record.then(|| slot_of(head)).flatten();
+                    let fastv = first_choice && s.fastv.is_some();
+                    let mut probs = (slot.is_some() || fastv).then(|| (slot, fastv, vec![0f32; n]));
+                    let p = probs.as_mut().map(|(_, _, p)| p.as_mut_slice());
                     match &s.tail {
                         Some(t) => {
                             let tb = head * t.n * hd;
@@ -521,8 +594,16 @@ impl Job<'_> {
                 })
                 .collect();
             for (task, r) in recorded.into_iter().enumerate() {
-                if let Some((slot, p)) = r {
-                    seqs[task / h].maps[slot].extend_from_slice(&p);
+                let Some((slot, fastv, p)) = r else { continue };
+                let s = &mut seqs[task / h];
+                if let Some(slot) = slot {
+                    s.maps[slot].extend_from_slice(&p);
+                }
+                if fastv {
+                    s.fastv_sum.resize(p.len(), 0.0);
+                    for (a, x) in s.fastv_sum.iter_mut().zip(&p) {
+                        *a += x;
+                    }
                 }
             }
             add(&mut x, &layer.cross_out.forward(&out, b));

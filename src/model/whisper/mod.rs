@@ -321,34 +321,42 @@ impl AudioLanguageModel for Whisper {
             let memories: Vec<&Tensor> = chunk.iter().map(|&i| &inputs[i].memory).collect();
             let tails: Vec<Option<&Arc<Tensor>>> =
                 chunk.iter().map(|&i| inputs[i].tail.as_ref()).collect();
-            let guards: Vec<bool> = chunk.iter().map(|&i| inputs[i].stop_on_loop).collect();
-            let record: Vec<bool> = chunk.iter().map(|&i| inputs[i].attention).collect();
+            let options: Vec<decoder::SeqOptions> = chunk
+                .iter()
+                .map(|&i| decoder::SeqOptions {
+                    guard: inputs[i].stop_on_loop,
+                    record: inputs[i].attention,
+                    fastv: inputs[i].fastv.map(|f| f.keep),
+                })
+                .collect();
             let decode = |ids: &[u32]| super::decode_text(&self.tokenizer, ids);
-            let mut finished = |local: usize,
-                                ids: Vec<u32>,
-                                t: decoder::Timing,
-                                maps: Vec<Vec<f32>>|
-             -> Result<()> {
-                let cols = memories[local].dim(0)?;
-                let (attention, words) = if maps.is_empty() {
+            let mut finished = |done: decoder::Done| -> Result<()> {
+                let local = done.index;
+                let cols = match &done.kept {
+                    Some(kept) => kept.len(),
+                    None => memories[local].dim(0)?,
+                };
+                let (attention, words) = if done.maps.is_empty() {
                     (None, Vec::new())
                 } else {
-                    self.align(&ids, &maps, cols, prompt.len() - 1)
+                    self.align(&done.ids, &done.maps, cols, prompt.len() - 1)
                 };
+                let t = done.timing;
                 let g = Generation {
                     decode_ms: t.ms,
                     prefill_ms: Some(t.prefill_ms),
                     steps: t.steps,
                     attention,
                     words,
-                    ..Generation::finish(ids, t.ending, &decode)?
+                    kept: done.kept,
+                    ..Generation::finish(done.ids, t.ending, &decode)?
                 };
                 let global = chunk[local];
                 on_finished(global, &g);
                 out[global] = g;
                 Ok(())
             };
-            job.run(&memories, &tails, &guards, &record, cancel, &mut finished)?;
+            job.run(&memories, &tails, &options, cancel, &mut finished)?;
         }
         Ok(out)
     }

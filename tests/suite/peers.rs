@@ -1,0 +1,159 @@
+//! The field's other pruning methods against small references written in Python from the
+//! papers' descriptions (transformers, eager, f32; fixtures by scripts/make-peer-fixtures.py):
+//! FastV inside the toy Qwen2-Audio / AF3 language models (layers 0 and 1) and our adaptation
+//! to Whisper's decoder, and the prompt-aware score; kept sets and greedy ids identical. Then
+//! the one-line errors where a method does not apply.
+
+use std::sync::atomic::AtomicBool;
+
+use prunescope::audio::Audio;
+use prunescope::engine::{self, Decoding, Plan, RunMethod, RunResult, RunSpec, Tail};
+use prunescope::model::alm::Alm;
+use prunescope::model::AudioLanguageModel;
+use prunescope::prune::Params;
+use serde_json::Value;
+
+use crate::common::{assert_one_line_error, data, floats, model, prunescope, root};
+
+fn fixture(rel: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(root().join(rel)).unwrap()).unwrap()
+}
+
+fn ints(v: &Value) -> Vec<usize> {
+    floats(v).iter().map(|&x| x as usize).collect()
+}
+
+fn run(
+    model: &dyn AudioLanguageModel,
+    audio: &Audio,
+    method: RunMethod,
+    keep: f64,
+    decoding: Decoding,
+) -> RunResult {
+    let plan = Plan {
+        runs: vec![RunSpec { method, keep }],
+        params: Params::default(),
+        decoding,
+    };
+    let mut a = engine::analyze(model, audio, &plan, &AtomicBool::new(false), &mut |_| {})
+        .unwrap()
+        .runs;
+    a.remove(0)
+}
+
+#[test]
+fn whisper_fastv_keeps_what_the_first_steps_cross_attention_chose() {
+    let want = fixture("tests/data/golden/fastv.json");
+    for clip in ["jfk.wav", "arctic_a0007.wav"] {
+        let audio = prunescope::audio::load(&data(clip)).unwrap();
+        for w in want[clip]["runs"].as_array().unwrap() {
+            let keep = w["keep"].as_f64().unwrap();
+            // The reference decodes with a 50-token silence tail.
+            let decoding = Decoding {
+                tail: Tail::Tokens(50),
+                ..Decoding::default()
+            };
+            let r = run(model(), &audio, RunMethod::FastV, keep, decoding);
+            let what = format!("{clip} fastv {keep}");
+            assert_eq!(r.k as u64, w["k"].as_u64().unwrap(), "{what}: K");
+            assert_eq!(r.kept, ints(&w["kept"]), "{what}: kept tokens");
+            let ids: Vec<u32> = floats(&w["ids"]).iter().map(|&x| x as u32).collect();
+            assert_eq!(r.token_ids, ids, "{what}: greedy ids");
+            assert_eq!(r.text, w["text"].as_str().unwrap());
+            println!("{what}: K {} kept, {:?}", r.k, r.text);
+        }
+    }
+}
+
+#[test]
+fn qwen2_audio_and_af3_fastv_and_promptaware_match_the_references() {
+    let want = fixture("tests/data/alm/peers.json");
+    let jfk = prunescope::audio::load(&root().join("assets/jfk.wav")).unwrap();
+    for name in ["qwen2-audio-tiny", "af3-tiny"] {
+        let g = fixture(&format!(
+            "tests/data/alm/{}",
+            want[name]["golden"].as_str().unwrap()
+        ));
+        let off = g["offset_samples"].as_u64().unwrap() as usize;
+        let n = g["n_samples"].as_u64().unwrap() as usize;
+        let audio = Audio::from_samples(jfk.samples[off..off + n].to_vec(), 16_000).unwrap();
+        let mut model = Alm::load(
+            &root().join("tests/data/alm").join(name),
+            &candle_core::Device::Cpu,
+            candle_core::DType::F32,
+        )
+        .unwrap();
+        model.options.max_new_tokens = 12;
+        for w in want[name]["runs"].as_array().unwrap() {
+            let method = RunMethod::parse(w["method"].as_str().unwrap()).unwrap();
+            let keep = w["keep"].as_f64().unwrap();
+            let layer = w["layer"].as_u64().unwrap_or(2) as usize;
+            let decoding = Decoding {
+                prompt: g["prompt"].as_str().map(str::to_string),
+                fastv_layer: layer,
+                ..Decoding::default()
+            };
+            let r = run(&model, &audio, method, keep, decoding);
+            let what = match method {
+                RunMethod::FastV => format!("{name} fastv L{layer} {keep}"),
+                _ => format!("{name} {} {keep}", r.method),
+            };
+            assert_eq!(r.kept, ints(&w["kept"]), "{what}: kept tokens");
+            assert_eq!(r.k, r.kept.len());
+            let ids: Vec<u32> = floats(&w["ids"]).iter().map(|&x| x as u32).collect();
+            assert_eq!(r.token_ids, ids, "{what}: greedy ids");
+            assert!(r.prefill_ms.is_some_and(|p| p > 0.0));
+            println!("{what}: kept {:?}…, ids {:?}", &r.kept[..4], r.token_ids);
+        }
+        // The prompt-aware scores themselves, token by token.
+        let pa = want[name]["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["method"] == "promptaware")
+            .unwrap();
+        let clip = engine::encode(&model, &audio, Default::default(), &mut |_| {}).unwrap();
+        let d = clip.d_model;
+        let rows: Vec<f32> = clip
+            .windows
+            .iter()
+            .flat_map(|w| w.hidden[..w.n_valid * d].to_vec())
+            .collect();
+        let memory =
+            candle_core::Tensor::from_vec(rows, (clip.n_tokens(), d), &candle_core::Device::Cpu)
+                .unwrap();
+        let scores = model
+            .prompt_scores(&memory, g["prompt"].as_str())
+            .unwrap()
+            .unwrap();
+        let err = crate::common::max_abs_diff(&scores, &floats(&pa["scores"]));
+        println!("{name} prompt-aware scores: worst |difference| {err:.1e}");
+        assert!(err < 1e-5, "{err}");
+    }
+}
+
+#[test]
+fn inapplicable_peers_are_one_line_errors() {
+    let jfk = root().join("assets/jfk.wav");
+    let jfk = jfk.to_str().unwrap();
+    let out = prunescope(&["analyze", jfk, "--method", "promptaware"]);
+    assert_one_line_error(
+        &out,
+        "promptaware ranks audio tokens by the attention of a language model's prompt",
+    );
+    let qwen = root().join("tests/data/alm/qwen2-audio-tiny");
+    let out = prunescope(&[
+        "analyze",
+        jfk,
+        "--model",
+        qwen.to_str().unwrap(),
+        "--method",
+        "fastv",
+        "--fastv-layer",
+        "5",
+    ]);
+    assert_one_line_error(
+        &out,
+        "--fastv-layer 5: the language model has 2 layers (0 to 1)",
+    );
+}
