@@ -563,3 +563,26 @@ fn clicking_a_layer_row_ranks_by_that_layer_and_changes_the_kept_set() {
         !h.state().busy() && h.state().result_count() == 17 + 12
     });
 }
+
+#[test]
+fn peers_join_the_grid_where_the_model_can_run_them() {
+    let mut h = decoded_grid();
+    // The fake model, like Whisper, has no prompt: promptaware is greyed out, fastv is not.
+    let pa = h.get_by_label("promptaware");
+    assert!(
+        pa.accesskit_node().is_disabled(),
+        "promptaware needs a prompted model"
+    );
+    h.get_by_label("fastv").click();
+    h.step();
+    assert_eq!(
+        h.state().settings.peers,
+        vec![prunescope::engine::RunMethod::FastV]
+    );
+    // Its three cells are decoded and shown in a new row.
+    step_until(&mut h, "the fastv row", Duration::from_secs(30), |h| {
+        !h.state().busy() && h.state().result_count() == 17 + 3
+    });
+    // The checkbox and the row's name.
+    assert_eq!(h.query_all_by_label("fastv").count(), 2);
+}

@@ -38,9 +38,10 @@ pub struct PrefillArgs {
     #[arg(long, default_value = "1,0.5,0.25,0.1")]
     keep: String,
     /// Methods to time, comma-separated: those choosing the kept tokens before the language
-    /// model (prefill time depends only on how many) and `fastv`, which prunes inside it.
-    #[arg(long, default_value = "segmentwise,atome,fastv")]
-    method: String,
+    /// model (prefill time depends only on how many) and `fastv`, which prunes inside it
+    /// (default: segmentwise, atome, and fastv where the model has `--fastv-layer`).
+    #[arg(long)]
+    method: Option<String>,
     /// `fastv`: the language-model layers that read every audio token.
     #[arg(long, default_value_t = 2)]
     fastv_layer: usize,
@@ -56,8 +57,11 @@ pub fn run(a: PrefillArgs) -> Result<()> {
     let device = DeviceChoice::parse(&a.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
     let precision = Precision::parse(&a.dtype).map_err(|e| anyhow::anyhow!("--dtype: {e}"))?;
     let keeps = super::parse_keeps(&a.keep)?;
-    let methods: Vec<RunMethod> = a
+    let asked = a.method.is_some();
+    let mut methods: Vec<RunMethod> = a
         .method
+        .as_deref()
+        .unwrap_or("segmentwise,atome,fastv")
         .split(',')
         .map(|m| match RunMethod::parse(m) {
             Ok(RunMethod::Vanilla) | Ok(RunMethod::PromptAware) => {
@@ -152,8 +156,12 @@ pub fn run(a: PrefillArgs) -> Result<()> {
         "", "", "", "", "", "", ""
     );
     if let Some(why) = RunMethod::FastV.unavailable(info.lm_layers, a.fastv_layer) {
-        if methods.contains(&RunMethod::FastV) {
+        if asked && methods.contains(&RunMethod::FastV) {
             bail!("{why}");
+        }
+        if methods.contains(&RunMethod::FastV) {
+            eprintln!("note: no fastv rows: {why}");
+            methods.retain(|m| *m != RunMethod::FastV);
         }
     }
     // The unpruned row once, then every method at every ratio below 1.

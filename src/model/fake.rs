@@ -195,7 +195,12 @@ impl AudioLanguageModel for FakeModel {
                 steps: words.len(),
                 ..Generation::finish(token_ids, ending, &decode)?
             };
-            if input.attention {
+            // FastV: the fake keeps the first K rows (and hears them all the same).
+            g.kept = input
+                .fastv
+                .filter(|f| f.keep < rows.len())
+                .map(|f| (0..f.keep).collect());
+            if input.attention && g.kept.is_none() {
                 // Each token attends to the rows it was read from; its word spans them.
                 let word_of = |r: &Vec<f32>| {
                     (r[0] >= 0.0)

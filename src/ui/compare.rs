@@ -549,7 +549,7 @@ mod tests {
     #[test]
     fn next_request_puts_the_slider_cell_first_then_full() {
         let (p, d, current) = fixture();
-        let specs = specs(&[], 0.3, &p);
+        let specs = specs(&methods(&[], &[], &|_| true), 0.3, &p);
         // 2 fixed rows + 5 methods x 4 columns.
         assert_eq!(specs.len(), 22);
         let Ask::Decode { runs, keys, first } =
@@ -592,9 +592,14 @@ mod tests {
     #[test]
     fn a_new_setting_asks_again() {
         let (p, d, current) = fixture();
-        let Ask::Decode { keys, .. } =
-            next_request(specs(&[], 0.3, &p), &current, &p, &d, |_| false, None)
-        else {
+        let Ask::Decode { keys, .. } = next_request(
+            specs(&methods(&[], &[], &|_| true), 0.3, &p),
+            &current,
+            &p,
+            &d,
+            |_| false,
+            None,
+        ) else {
             panic!("expected a request");
         };
         let flight = InFlight {
@@ -609,7 +614,7 @@ mod tests {
             ..p.clone()
         };
         let ask = next_request(
-            specs(&[], 0.3, &p),
+            specs(&methods(&[], &[], &|_| true), 0.3, &p),
             &current,
             &more_s,
             &d,
@@ -663,9 +668,14 @@ mod tests {
         let p = Params::default();
         // The slider on `full` at 30 %: the same cell as the grid's full row, asked once.
         let current = spec(RunMethod::Prune(Method::Full), 0.3, &p);
-        let Ask::Decode { runs, keys, .. } =
-            next_request(specs(&[], 0.3, &p), &current, &p, &d, |_| false, None)
-        else {
+        let Ask::Decode { runs, keys, .. } = next_request(
+            specs(&methods(&[], &[], &|_| true), 0.3, &p),
+            &current,
+            &p,
+            &d,
+            |_| false,
+            None,
+        ) else {
             panic!("expected a request");
         };
         assert_eq!(runs.len(), 22);

@@ -251,6 +251,36 @@ fn bench_prefill_prints_the_ratio_table() {
     for row in ["| 100 % |", "|  50 % |", "|  25 % |", "|  10 % |", "1.00x"] {
         assert!(text.contains(row), "{row} missing in:\n{text}");
     }
+    // The tiny model has 2 language-model layers: FastV's default layer 2 does not exist, so
+    // its rows are left out with a note; at layer 1 they are there, beside atome's.
+    assert!(!text.contains("| fastv"), "{text}");
+    assert!(
+        text.contains("| atome") && text.contains("| segmentwise"),
+        "{text}"
+    );
+    let out = prunescope(&[
+        "bench-prefill",
+        "--random",
+        "tiny",
+        "--reps",
+        "1",
+        "--decode-tokens",
+        "0",
+        "--fastv-layer",
+        "1",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("| fastv").count(), 3, "{text}");
+    // Asked for by name, it is an error (after the line saying where the weights went).
+    let out = prunescope(&["bench-prefill", "--random", "tiny", "--method", "fastv"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.trim_end().lines().last().is_some_and(
+            |l| l.starts_with("error: --fastv-layer 2: the language model has 2 layers")
+        ),
+        "{err}"
+    );
     assert_one_line_error(
         &prunescope(&["bench-prefill", "--random", "huge"]),
         "unknown shape",
