@@ -61,7 +61,7 @@ pub struct RunResult {
 impl RunResult {
     /// A run's selection before its decode: no text, times or tokens yet ([`fill_text`] adds
     /// them).
-    fn before_decoding(
+    pub(super) fn before_decoding(
         method: &str,
         keep: f64,
         segments: Option<usize>,
@@ -308,15 +308,15 @@ fn prompt_aware(
 
 /// Where a clip's tokens are: each window's valid tokens (None for prefix models, which read
 /// the clip as one sequence) and the seconds per token.
-struct Layout {
-    windows: Option<Vec<std::ops::Range<usize>>>,
-    seconds_per_token: f64,
+pub(super) struct Layout {
+    pub(super) windows: Option<Vec<std::ops::Range<usize>>>,
+    pub(super) seconds_per_token: f64,
 }
 
 /// Adds a run's window generations (in any order) to its result: times and token counts
 /// summed, token ids and texts in window order, texts joined by one space (SPEC.md section 5);
 /// attention and words when collected.
-fn fill_text(res: &mut RunResult, mut gens: Vec<(usize, Generation)>, layout: &Layout) {
+pub(super) fn fill_text(res: &mut RunResult, mut gens: Vec<(usize, Generation)>, layout: &Layout) {
     gens.sort_by_key(|(w, _)| *w);
     // Each input's columns: the clip tokens it was given, or those the model kept (FastV).
     let cols: Vec<(usize, Vec<usize>, &Generation)> = gens

@@ -3,11 +3,12 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use super::run::{fill_text, Layout};
 use super::*;
 use crate::model::fake::FakeModel;
 use crate::model::repetition::LoopReport;
 use crate::model::scores::{LayerScores, Layers};
-use crate::model::{EncodedWindow, ModelInfo, OnFinished};
+use crate::model::{EncodedWindow, Generation, ModelInfo, OnFinished};
 use crate::prune::Combination;
 
 const D: usize = 2;
