@@ -8,8 +8,12 @@ Does the same work as `prunescope bench CLIP` (src/cli/bench.rs) on the first 30
   3. ten greedy decodes with a KV cache: full, then topk / segmentwise (S=10, paper mode) /
      bottomk at keep 0.5, 0.25, 0.1, each on the kept encoder tokens plus a 50-token silence tail,
      one after the other (transformers has no batched decode of different encoder lengths),
+  4. a plain transcription of the same 30 s with faster-whisper (CTranslate2, what a user who
+     only wants the transcript would pick) on the same CTranslate2 weights, f32, greedy, without
+     timestamps, one window decoded once,
 and writes the JSON that `prunescope bench CLIP --baseline FILE` prints side by side:
-  {"what", "mel_s", "encoder_s", "decode_s", "tokens", "peak_rss_mb", "texts"}.
+  {"what", "mel_s", "encoder_s", "decode_s", "tokens", "peak_rss_mb", "texts",
+   "plain_s", "plain_what", "plain_text"} (the last three when the model is a CTranslate2 one).
 
 usage: python3 scripts/bench-baseline.py CLIP.wav [--model DIR] [--reps 5] [--decode-reps 3]
                                         [--threads 2] [--out target/bench-baseline/baseline.json]
@@ -31,7 +35,10 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(REPO, ".venv-bench")
 BINARY = os.path.join(REPO, "target", "release", "prunescope")
-PACKAGES = ["torch", "transformers", "soundfile", "safetensors", "tokenizers", "numpy"]
+PACKAGES = ["torch", "transformers", "soundfile", "safetensors", "tokenizers", "numpy",
+            "faster_whisper"]
+# pip names of the modules above
+PIP = {"faster_whisper": "faster-whisper"}
 REEXEC_FLAG = "PRUNESCOPE_BENCH_BASELINE_REEXEC"
 
 WINDOW = 30 * 16000  # samples of one Whisper window
@@ -70,7 +77,7 @@ def ensure_environment():
     if subprocess.run([py, "-c", probe, *PACKAGES]).returncode != 0:
         print(f"bench-baseline: installing {' '.join(PACKAGES)} into {VENV} (once)", file=sys.stderr)
         r = subprocess.run([py, "-m", "pip", "install", "--upgrade", "pip"], stdout=subprocess.DEVNULL)
-        r = subprocess.run([py, "-m", "pip", "install", *PACKAGES])
+        r = subprocess.run([py, "-m", "pip", "install", *[PIP.get(p, p) for p in PACKAGES]])
         if r.returncode != 0:
             die(f"pip install into {VENV} failed (see pip's output above)")
     os.environ[REEXEC_FLAG] = "1"
@@ -332,12 +339,32 @@ def main():
 
     decode_s, results = timed(a.decode_reps, decode_all)
     texts = [t for t, _ in results]
+
+    # 4. a plain transcription with faster-whisper on the CTranslate2 weights
+    plain = {}
+    if os.path.isfile(os.path.join(a.model, "model.bin")):
+        import faster_whisper
+        fw = faster_whisper.WhisperModel(a.model, device="cpu", compute_type="float32",
+                                         cpu_threads=a.threads)
+
+        def transcribe():
+            segments, _ = fw.transcribe(
+                audio, beam_size=1, best_of=1, temperature=0.0, without_timestamps=True,
+                condition_on_previous_text=False, vad_filter=False, language=a.language,
+                word_timestamps=False)
+            return " ".join(s.text.strip() for s in segments)
+
+        transcribe()  # warm-up
+        plain_s, plain_text = timed(a.reps, transcribe)
+        plain = {"plain_s": plain_s, "plain_text": plain_text,
+                 "plain_what": f"faster-whisper {faster_whisper.__version__} f32, "
+                               f"{a.threads} threads"}
     tokens = sum(c for _, c in results)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
     what = f"transformers {transformers.__version__} eager, torch {torch.__version__}, {a.threads} threads"
     doc = {"what": what, "mel_s": mel_s, "encoder_s": encoder_s, "decode_s": decode_s,
-           "tokens": tokens, "peak_rss_mb": peak_rss_mb, "texts": texts}
+           "tokens": tokens, "peak_rss_mb": peak_rss_mb, "texts": texts, **plain}
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=1)
@@ -352,6 +379,8 @@ def main():
             (f"encoder + scores, median of {a.reps}", encoder_s),
             (f"10 decodes, median of {a.decode_reps}", decode_s),
             ("end to end (mel + encoder + decodes)", mel_s + encoder_s + decode_s)]
+    if plain:
+        rows.append((f"plain transcription, faster-whisper", plain["plain_s"]))
     for what_, s in rows:
         print(f"| {what_:<36} | {s:>10.3f} |", file=err)
     print(f"tokens generated: {tokens}; {decode_s * 1e3 / max(tokens, 1):.2f} ms per token; "

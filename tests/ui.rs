@@ -302,6 +302,15 @@ fn measure_while_decoding(app: ExplorerApp, what: &str) -> (f32, f32, f32) {
     println!(
         "frame time with the worker decoding ({what}): median {p50:.2} ms, p95 {p95:.2} ms, worst {max:.2} ms over {frames} frames"
     );
+    // What the status bar says: from opening the clip to the slider's cell and the whole grid.
+    let (first, grid) = h.state().open_timings();
+    println!(
+        "opening the clip ({what}): slider cell after {first:?} ms, whole grid after {grid:?} ms"
+    );
+    assert!(
+        first.is_some() && grid.is_some() && first <= grid,
+        "{first:?} {grid:?}"
+    );
     (p50, p95, max)
 }
 

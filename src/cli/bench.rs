@@ -85,6 +85,11 @@ struct Baseline {
     peak_rss_mb: Option<f64>,
     #[serde(default)]
     what: Option<String>,
+    /// faster-whisper's plain transcription of the window (s), when measured.
+    #[serde(default)]
+    plain_s: Option<f64>,
+    #[serde(default)]
+    plain_what: Option<String>,
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -138,6 +143,19 @@ pub fn run(a: BenchArgs) -> Result<()> {
         worded.push(time(1, run)?.0);
     }
     let (dec_s, words_s) = (median(plain), median(worded));
+    // A plain transcription, what faster-whisper does: mel, encoder, the vanilla decode.
+    let vanilla = Plan {
+        runs: vec![RunSpec {
+            method: RunMethod::Vanilla,
+            keep: 1.0,
+        }],
+        params: Params::default(),
+        decoding: engine::Decoding::default(),
+    };
+    let (transcribe_s, _) = time(a.reps, || {
+        let clip = engine::encode(&model, &audio, Layers::Last, &mut |_| {})?;
+        Ok(engine::run(&model, &clip, &vanilla, &cancel, &mut |_| {})?)
+    })?;
     let tokens: usize = results.iter().map(|r| r.generated_tokens).sum();
     let seq = if a.sequential {
         model.options.batch = 1;
@@ -184,6 +202,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 "baseline: {}",
                 b.what.as_deref().unwrap_or("scripts/bench-baseline.py")
             );
+            if let Some(w) = &b.plain_what {
+                println!("plain transcription baseline: {w}");
+            }
             println!(
                 "| {:<36} | {:>12} | {:>12} | {:>7} |",
                 "stage", "prunescope", "baseline", "speed-up"
@@ -212,6 +233,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
         base.as_ref().map(|b| b.decode_s),
     );
     row("10 decodes + attention and words", words_s, None);
+    row(
+        "plain transcription (vanilla)",
+        transcribe_s,
+        base.as_ref().and_then(|b| b.plain_s),
+    );
     row(
         "end to end (mel + encoder + decodes)",
         mel_s + enc_s + dec_s,

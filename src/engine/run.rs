@@ -104,10 +104,10 @@ pub fn run(
     run_with(model, clip, plan, cancel, progress, &mut |_, _| {})
 }
 
-/// Memory rows (kept tokens and silence context) decoded together at most: the decoder holds
-/// every sequence's cross-attention keys and values while they decode (tiny.en: 12 KB a row, so
-/// about 200 MB), and a long clip's inputs are built chunk by chunk, so memory stays flat
-/// however long the clip.
+/// Memory rows (kept tokens; a window's shared silence context apart) decoded together at most:
+/// the decoder holds every sequence's cross-attention keys and values while they decode
+/// (tiny.en: 12 KB a row, so about 200 MB), and a long clip's inputs are built chunk by chunk,
+/// so memory stays flat however long the clip.
 const CHUNK_ROWS: usize = 16_000;
 
 /// [`run`], also calling `on_run(run index, result)` as soon as each run's last window is
@@ -210,7 +210,9 @@ pub fn run_with(
                 }
                 results[r].tail_tokens += tail_w;
                 pending[r] += 1;
-                queue.push_back((r, w, input, rows + tail_w));
+                // A window's silence context is shared by its runs (one copy of its keys and
+                // values): only the own rows count.
+                queue.push_back((r, w, input, rows));
             }
             if spec.method == RunMethod::FastV {
                 results[r].k = fastv_k;

@@ -12,6 +12,11 @@ impl ExplorerApp {
         self.status.as_ref().map(|s| s.text.as_str())
     }
 
+    /// From the last clip's opening to its slider cell and to its whole grid (ms), once in.
+    pub fn open_timings(&self) -> (Option<f64>, Option<f64>) {
+        (self.open_timing.slider_cell_ms, self.open_timing.grid_ms)
+    }
+
     /// Opens a clip (the same as dropping it on the window).
     pub fn open_clip(&mut self, path: PathBuf) {
         self.run(Command::OpenClip(path));

@@ -51,6 +51,15 @@ pub(super) struct Highlight {
     pub marks: compare::Marks,
 }
 
+/// How long the last opened clip took to show its outputs (from the open request): the
+/// slider's cell, then the whole grid (ms).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct OpenTiming {
+    pub started: Option<Instant>,
+    pub slider_cell_ms: Option<f64>,
+    pub grid_ms: Option<f64>,
+}
+
 /// The "open path" window's state.
 pub(super) struct PathWindow {
     pub target: PathTarget,
@@ -98,6 +107,7 @@ pub struct ExplorerApp {
     pub(super) pending: Vec<Command>,
     /// CPU time of the last frames' `show` (ms), newest last.
     pub frame_ms: Vec<f32>,
+    pub(super) open_timing: OpenTiming,
     quit: bool,
     /// Scripts (scripts/screenshot): a file to create once every output is in, and where to
     /// put the playhead once the clip is encoded.
@@ -143,6 +153,7 @@ impl ExplorerApp {
             dialog: None,
             hovered_cell: None,
             hovered_word: None,
+            open_timing: OpenTiming::default(),
             word_overlay: None,
             word_hover_seen: None,
             lanes_hover_t: None,
@@ -206,7 +217,7 @@ impl ExplorerApp {
 
     /// The slider's own cell (keep 1 for a method that ignores the keep ratio, so it is the
     /// same cell as the grid's).
-    fn current_spec(&self, params: &Params) -> RunSpec {
+    pub(super) fn current_spec(&self, params: &Params) -> RunSpec {
         compare::spec(
             RunMethod::Prune(self.settings.method),
             self.settings.keep(),
@@ -215,7 +226,7 @@ impl ExplorerApp {
     }
 
     /// The cache keys of the grid's cells under the current settings, in grid order.
-    fn grid_keys(&self) -> Vec<CellKey> {
+    pub(super) fn grid_keys(&self) -> Vec<CellKey> {
         let (params, decoding) = (self.params(), self.settings.decoding());
         compare::specs(&self.grid_methods(), self.settings.keep(), &params)
             .iter()
@@ -550,6 +561,10 @@ impl ExplorerApp {
                 self.worker.cancel();
                 self.decoding = None;
                 self.info(format!("opening {}…", path.display()));
+                self.open_timing = OpenTiming {
+                    started: Some(Instant::now()),
+                    ..OpenTiming::default()
+                };
                 self.worker.send(Request::OpenClip { job, path });
                 // The old clip stays on screen until the new one loads; answers for `job` count.
                 self.pending_clip_job = Some(job);

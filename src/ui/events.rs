@@ -2,12 +2,35 @@
 //! decoded. Answers to stale jobs (an older clip, a cancelled request) are dropped here.
 
 use super::app::ExplorerApp;
+use super::compare;
 use super::lanes;
 use super::state::{Clip, Scores, Status};
 use super::timeline::{Playback, View};
 use crate::engine::worker::Event;
 
 impl ExplorerApp {
+    /// Notes when the opened clip's slider cell, then its whole grid, came in.
+    fn time_open(&mut self) {
+        let t = self.open_timing;
+        let Some(started) = t.started.filter(|_| t.grid_ms.is_none()) else {
+            return;
+        };
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        let params = self.params();
+        let decoding = self.settings.decoding();
+        let slider = compare::cell_key(&self.current_spec(&params), &params, &decoding);
+        if t.slider_cell_ms.is_none() && self.results.contains_key(&slider) {
+            self.open_timing.slider_cell_ms = Some(ms);
+        }
+        if self
+            .grid_keys()
+            .iter()
+            .all(|k| self.results.contains_key(k))
+        {
+            self.open_timing.grid_ms = Some(ms);
+        }
+    }
+
     pub(super) fn handle_events(&mut self, ctx: &egui::Context) {
         while let Some(e) = self.worker.try_recv() {
             match e {
@@ -119,6 +142,7 @@ impl ExplorerApp {
                             self.results.insert(*k, result);
                         }
                     }
+                    self.time_open();
                 }
                 Event::DecodeFinished {
                     job,

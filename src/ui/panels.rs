@@ -197,6 +197,18 @@ impl ExplorerApp {
                         .color(theme::TEXT_DIM),
                 );
                 ui.label(RichText::new("F1 shortcuts").small().color(theme::TEXT_DIM));
+                let t = self.open_timing;
+                if let Some(first) = t.slider_cell_ms {
+                    let grid = t
+                        .grid_ms
+                        .map_or_else(String::new, |g| format!(", grid {:.2} s", g / 1e3));
+                    ui.label(
+                        RichText::new(format!("opened: slider cell {:.2} s{grid}", first / 1e3))
+                            .small()
+                            .color(theme::TEXT_DIM),
+                    )
+                    .on_hover_text("From opening the clip to its outputs: the slider's cell first, then the whole grid");
+                }
             });
         });
     }
