@@ -99,7 +99,13 @@ fn qwen2_audio_and_af3_fastv_and_promptaware_match_the_references() {
                 _ => format!("{name} {} {keep}", r.method),
             };
             assert_eq!(r.kept, ints(&w["kept"]), "{what}: kept tokens");
+            // K = budget(keep, n) tokens kept, in time order.
+            let n = prunescope::engine::encode(&model, &audio, Default::default(), &mut |_| {})
+                .unwrap()
+                .n_tokens();
+            assert_eq!(r.k, prunescope::prune::budget(keep, n), "{what}: K");
             assert_eq!(r.k, r.kept.len());
+            assert!(r.kept.windows(2).all(|p| p[0] < p[1]));
             let ids: Vec<u32> = floats(&w["ids"]).iter().map(|&x| x as u32).collect();
             assert_eq!(r.token_ids, ids, "{what}: greedy ids");
             assert!(r.prefill_ms.is_some_and(|p| p > 0.0));
