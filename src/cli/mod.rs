@@ -348,12 +348,9 @@ fn parse_keeps(s: &str) -> Result<Vec<f64>> {
 pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
     let methods = parse_list("method", &p.method, |m| {
         RunMethod::parse(m).map_err(|_| {
-            let known: Vec<&str> = std::iter::once("vanilla")
-                .chain(prunescope::prune::Method::ALL.iter().map(|m| m.name()))
-                .collect();
             anyhow::anyhow!(
                 "unknown method `{m}` (expected one of: {})",
-                known.join(", ")
+                RunMethod::names().join(", ")
             )
         })
     })?;

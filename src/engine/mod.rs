@@ -80,6 +80,15 @@ impl RunMethod {
         }
     }
 
+    /// Every method's name, as `--method` takes them.
+    pub fn names() -> Vec<&'static str> {
+        std::iter::once(RunMethod::Vanilla)
+            .chain(Method::ALL.into_iter().map(RunMethod::Prune))
+            .chain([RunMethod::FastV, RunMethod::PromptAware])
+            .map(|m| m.name())
+            .collect()
+    }
+
     pub fn parse(s: &str) -> std::result::Result<RunMethod, PruneError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "vanilla" => Ok(RunMethod::Vanilla),
