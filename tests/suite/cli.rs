@@ -253,12 +253,23 @@ fn runs_from_another_folder() {
     std::fs::copy(env!("CARGO_BIN_EXE_prunescope"), &bin).unwrap();
     let clip = dir.0.join("clip.wav");
     std::fs::copy(common::data("arctic_a0007.wav"), &clip).unwrap();
-    let out = std::process::Command::new(&bin)
-        .args(["analyze", "clip.wav", "--method", "full", "--json"])
-        .current_dir(&dir.0)
-        .env("PRUNESCOPE_MODEL", common::model_dir())
-        .output()
-        .unwrap();
+    // Another test thread may fork while the copy is still open for writing: its child holds
+    // the descriptor until it execs, and running the copy then fails with "text file busy".
+    let mut tries = 0;
+    let out = loop {
+        match std::process::Command::new(&bin)
+            .args(["analyze", "clip.wav", "--method", "full", "--json"])
+            .current_dir(&dir.0)
+            .env("PRUNESCOPE_MODEL", common::model_dir())
+            .output()
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            r => break r.unwrap(),
+        }
+    };
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
