@@ -171,25 +171,64 @@ impl TextModel {
         let (len, _) = x.dims2()?;
         let start = cache.len;
         let (cos, sin) = self.rope_tables(cache.pos, len)?;
-        let mut x = x.to_dtype(self.dtype)?;
-        let watching = cache.watch.is_some();
-        for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
+        let x = x.to_dtype(self.dtype)?;
+        let KvCache { layers, watch, .. } = cache;
+        let watching = watch.is_some();
+        let mut sink = |l: Vec<f32>| {
+            if let Some(w) = watch.as_mut() {
+                w.add(&l, 0);
+            }
+        };
+        let x = self.run_layers(x, 0, layers, &cos, &sin, start, watching, &mut sink)?;
+        self.end_prefill(cache, len, len, &x)
+    }
+
+    /// Runs layers `first..` (their caches are `slots`, as many as run) on `x` at key offset
+    /// `start`; with `watching`, `last_row` receives each layer's last-row attention weights
+    /// summed over heads.
+    #[allow(clippy::too_many_arguments)]
+    fn run_layers(
+        &self,
+        mut x: Tensor,
+        first: usize,
+        slots: &mut [Option<(Tensor, Tensor)>],
+        cos: &Tensor,
+        sin: &Tensor,
+        start: usize,
+        watching: bool,
+        last_row: &mut dyn FnMut(Vec<f32>),
+    ) -> Result<Tensor> {
+        for (layer, slot) in self.layers[first..].iter().zip(slots[first..].iter_mut()) {
             let mut last = None;
             x = self.block(layer, &x, |h| {
-                let (o, l) = self.attention(layer, h, &cos, &sin, start, slot, watching)?;
+                let (o, l) = self.attention(layer, h, cos, sin, start, slot, watching)?;
                 last = l;
                 Ok(o)
             })?;
-            if let (Some(w), Some(l)) = (cache.watch.as_mut(), last) {
-                w.add(&l, 0);
+            if let Some(l) = last {
+                last_row(l);
             }
         }
+        Ok(x)
+    }
+
+    /// The end of a prefill whose output `x` added `rows` cache entries over `positions`
+    /// positions (fewer entries when FastV dropped some): the watch's row closed, and the last
+    /// row's logits (f32, on the CPU).
+    fn end_prefill(
+        &self,
+        cache: &mut KvCache,
+        rows: usize,
+        positions: usize,
+        x: &Tensor,
+    ) -> Result<Vec<f32>> {
         if let Some(w) = cache.watch.as_mut() {
             w.end_row(self.cfg.heads * self.layers.len());
         }
-        cache.len += len;
-        cache.pos += len;
-        let last = rms_norm(&x.narrow(0, len - 1, 1)?, &self.norm, self.cfg.rms_eps)?;
+        cache.len += rows;
+        cache.pos += positions;
+        let n = x.dim(0)?;
+        let last = rms_norm(&x.narrow(0, n - 1, 1)?, &self.norm, self.cfg.rms_eps)?;
         let logits = last.matmul(&self.lm_head.t()?)?;
         Ok(logits
             .squeeze(0)?
@@ -254,33 +293,16 @@ impl TextModel {
             });
         }
         let (cos, sin) = self.rope_tables(0, len)?;
-        let mut x = x.to_dtype(self.dtype)?;
-        let watching = cache.watch.is_some();
         // The first layers' last-row weights (every position), for a watch once the ranking
         // says which positions stay.
         let mut early = Vec::new();
-        for (l, slot) in self.layers[..layer].iter().zip(cache.layers.iter_mut()) {
-            let mut last = None;
-            x = self.block(l, &x, |h| {
-                let (o, w) = self.attention(l, h, &cos, &sin, 0, slot, watching)?;
-                last = w;
-                Ok(o)
-            })?;
-            early.extend(last);
-        }
+        let watching = cache.watch.is_some();
+        let x = x.to_dtype(self.dtype)?;
+        let slots = &mut cache.layers[..layer];
+        let mut x =
+            self.run_layers(x, 0, slots, &cos, &sin, 0, watching, &mut |l| early.push(l))?;
         // Layer `layer`'s attention from the last position, mean over heads.
-        let ranker = &self.layers[layer];
-        let h = rms_norm(&x, &ranker.ln1, self.cfg.rms_eps)?;
-        let (q, k, _) = self.qkv(ranker, &h, &cos, &sin)?;
-        let (heads, kvh, hd) = (self.cfg.heads, self.cfg.kv_heads, self.cfg.head_dim);
-        let q_last = q
-            .narrow(1, len - 1, 1)?
-            .contiguous()?
-            .reshape((kvh, heads / kvh, hd))?;
-        let logits =
-            (q_last.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?.to_dtype(DType::F32)?;
-        let probs = candle_nn::ops::softmax_last_dim(&logits)?.reshape((heads, len))?;
-        let mean: Vec<f32> = head_sum(&probs)?.iter().map(|x| x / heads as f32).collect();
+        let mean = self.received(layer, &x, &cos, &sin, len - 1..len)?;
         let kept = crate::model::top_k(&mean[audio.clone()], keep.min(audio.len()));
         let rows: Vec<u32> = (0..audio.start)
             .chain(kept.iter().map(|&a| audio.start + a))
@@ -302,33 +324,15 @@ impl TextModel {
                 w.add(&gathered, 0);
             }
         }
-        for (l, slot) in self.layers[layer..]
-            .iter()
-            .zip(cache.layers[layer..].iter_mut())
-        {
-            let mut last = None;
-            x = self.block(l, &x, |h| {
-                let (o, w) = self.attention(l, h, &cos, &sin, 0, slot, watching)?;
-                last = w;
-                Ok(o)
-            })?;
-            if let (Some(w), Some(l)) = (cache.watch.as_mut(), last) {
+        let KvCache { layers, watch, .. } = &mut *cache;
+        let watching = watch.is_some();
+        let mut sink = |l: Vec<f32>| {
+            if let Some(w) = watch.as_mut() {
                 w.add(&l, 0);
             }
-        }
-        if let Some(w) = cache.watch.as_mut() {
-            w.end_row(self.cfg.heads * self.layers.len());
-        }
-        let n = rows.len();
-        cache.len = n;
-        cache.pos = len;
-        let last = rms_norm(&x.narrow(0, n - 1, 1)?, &self.norm, self.cfg.rms_eps)?;
-        let logits = last.matmul(&self.lm_head.t()?)?;
-        let logits = logits
-            .squeeze(0)?
-            .to_dtype(DType::F32)?
-            .to_device(&Device::Cpu)?
-            .to_vec1()?;
+        };
+        let x = self.run_layers(x, layer, layers, &cos, &sin, 0, watching, &mut sink)?;
+        let logits = self.end_prefill(cache, rows.len(), len, &x)?;
         Ok((logits, kept))
     }
 
@@ -337,34 +341,48 @@ impl TextModel {
     /// those rows, mean over heads.
     pub fn prompt_attention(&self, x: &Tensor, audio: std::ops::Range<usize>) -> Result<Vec<f32>> {
         let (len, _) = x.dims2()?;
-        let rows = len.saturating_sub(audio.end);
-        if rows == 0 || audio.is_empty() {
+        if len <= audio.end || audio.is_empty() {
             return Ok(vec![0.0; audio.len()]);
         }
         let (cos, sin) = self.rope_tables(0, len)?;
         let x = x.to_dtype(self.dtype)?;
-        let first = &self.layers[0];
-        let h = rms_norm(&x, &first.ln1, self.cfg.rms_eps)?;
-        let (q, k, _) = self.qkv(first, &h, &cos, &sin)?;
+        let received = self.received(0, &x, &cos, &sin, audio.end..len)?;
+        Ok(received[audio].to_vec())
+    }
+
+    /// The attention every key receives in layer `layer` (its input `x`, every position) from
+    /// the query rows `rows` (causal), summed over those rows, mean over heads, in f32.
+    fn received(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        rows: std::ops::Range<usize>,
+    ) -> Result<Vec<f32>> {
+        let (len, _) = x.dims2()?;
+        let l = &self.layers[layer];
+        let h = rms_norm(x, &l.ln1, self.cfg.rms_eps)?;
+        let (q, k, _) = self.qkv(l, &h, cos, sin)?;
         let (heads, kvh, hd) = (self.cfg.heads, self.cfg.kv_heads, self.cfg.head_dim);
-        let q =
-            q.narrow(1, audio.end, rows)?
-                .contiguous()?
-                .reshape((kvh, heads / kvh * rows, hd))?;
+        let n = rows.len();
+        let q = q
+            .narrow(1, rows.start, n)?
+            .contiguous()?
+            .reshape((kvh, heads / kvh * n, hd))?;
         let logits = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?.to_dtype(DType::F32)?;
         let window = self.cfg.sliding_window.unwrap_or(usize::MAX);
-        let logits = match causal_mask(audio.end, rows, len, window, &self.device)? {
+        let logits = match causal_mask(rows.start, n, len, window, &self.device)? {
             Some(m) => logits
-                .reshape((kvh, heads / kvh, rows, len))?
+                .reshape((kvh, heads / kvh, n, len))?
                 .broadcast_add(&m)?
-                .reshape((kvh, heads / kvh * rows, len))?,
+                .reshape((kvh, heads / kvh * n, len))?,
             None => logits,
         };
         let probs = candle_nn::ops::softmax_last_dim(&logits)?
-            .reshape((heads, rows, len))?
+            .reshape((heads, n, len))?
             .sum(1)?;
-        let mean: Vec<f32> = head_sum(&probs)?.iter().map(|x| x / heads as f32).collect();
-        Ok(mean[audio].to_vec())
+        Ok(head_sum(&probs)?.iter().map(|x| x / heads as f32).collect())
     }
 
     fn step_attention(
