@@ -4,7 +4,6 @@
 
 use std::sync::atomic::AtomicBool;
 
-use candle_core::{Device, Tensor};
 use serde::Serialize;
 
 use super::words::{self, RunAttention};
@@ -282,13 +281,9 @@ fn prompt_aware(
     plan: &Plan,
 ) -> Result<(Selection, f64)> {
     let t0 = std::time::Instant::now();
-    let mut rows = Vec::new();
-    for win in &clip.windows {
-        rows.extend_from_slice(&win.hidden[..win.n_valid * clip.d_model]);
-    }
-    let n = rows.len() / clip.d_model.max(1);
-    let memory =
-        Tensor::from_vec(rows, (n, clip.d_model), &Device::Cpu).map_err(ModelError::from)?;
+    // Every valid token, as a prefix model's unpruned input.
+    let mut full = decoder_inputs(clip, None, Tail::Tokens(0), true, &mut TailRows::default())?;
+    let memory = full.remove(0).1.memory;
     let scores = model
         .prompt_scores(&memory, plan.decoding.prompt.as_deref())?
         .ok_or_else(|| {

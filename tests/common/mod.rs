@@ -84,6 +84,27 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A toy Qwen2-Audio / AF3 golden file's clip (tests/data/alm): `n_samples` of jfk.wav from
+/// `offset_samples`.
+pub fn toy_golden_audio(g: &serde_json::Value) -> prunescope::audio::Audio {
+    let jfk = prunescope::audio::load(&root().join("assets/jfk.wav")).unwrap();
+    let off = g["offset_samples"].as_u64().unwrap() as usize;
+    let n = g["n_samples"].as_u64().unwrap() as usize;
+    prunescope::audio::Audio::from_samples(jfk.samples[off..off + n].to_vec(), 16_000).unwrap()
+}
+
+/// A toy model of tests/data/alm in f32 on the CPU, decoding the golden files' 12 tokens.
+pub fn toy_alm(name: &str) -> prunescope::model::alm::Alm {
+    let mut model = prunescope::model::alm::Alm::load(
+        &root().join("tests/data/alm").join(name),
+        &candle_core::Device::Cpu,
+        candle_core::DType::F32,
+    )
+    .unwrap();
+    model.options.max_new_tokens = 12;
+    model
+}
+
 /// A test clip: tests/data first, then assets/.
 pub fn data(name: &str) -> PathBuf {
     let p = root().join("tests/data").join(name);

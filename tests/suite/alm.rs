@@ -36,12 +36,7 @@ fn ids(v: &Value) -> Vec<u32> {
 
 /// The fixture's clip: `n_samples` of jfk.wav from `offset_samples`.
 fn clip(g: &Value) -> Vec<f32> {
-    let audio =
-        prunescope::audio::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/jfk.wav"))
-            .unwrap();
-    let off = g["offset_samples"].as_u64().unwrap() as usize;
-    let n = g["n_samples"].as_u64().unwrap() as usize;
-    audio.samples[off..off + n].to_vec()
+    crate::common::toy_golden_audio(g).samples
 }
 
 fn method(name: &str) -> Method {

@@ -8,12 +8,13 @@ use std::sync::atomic::AtomicBool;
 
 use prunescope::audio::Audio;
 use prunescope::engine::{self, Decoding, Plan, RunMethod, RunResult, RunSpec, Tail};
-use prunescope::model::alm::Alm;
 use prunescope::model::AudioLanguageModel;
 use prunescope::prune::Params;
 use serde_json::Value;
 
-use crate::common::{assert_one_line_error, data, floats, model, prunescope, root};
+use crate::common::{
+    assert_one_line_error, data, floats, model, prunescope, root, toy_alm, toy_golden_audio,
+};
 
 fn fixture(rel: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(root().join(rel)).unwrap()).unwrap()
@@ -68,22 +69,13 @@ fn whisper_fastv_keeps_what_the_first_steps_cross_attention_chose() {
 #[test]
 fn qwen2_audio_and_af3_fastv_and_promptaware_match_the_references() {
     let want = fixture("tests/data/alm/peers.json");
-    let jfk = prunescope::audio::load(&root().join("assets/jfk.wav")).unwrap();
     for name in ["qwen2-audio-tiny", "af3-tiny"] {
         let g = fixture(&format!(
             "tests/data/alm/{}",
             want[name]["golden"].as_str().unwrap()
         ));
-        let off = g["offset_samples"].as_u64().unwrap() as usize;
-        let n = g["n_samples"].as_u64().unwrap() as usize;
-        let audio = Audio::from_samples(jfk.samples[off..off + n].to_vec(), 16_000).unwrap();
-        let mut model = Alm::load(
-            &root().join("tests/data/alm").join(name),
-            &candle_core::Device::Cpu,
-            candle_core::DType::F32,
-        )
-        .unwrap();
-        model.options.max_new_tokens = 12;
+        let audio = toy_golden_audio(&g);
+        let model = toy_alm(name);
         for w in want[name]["runs"].as_array().unwrap() {
             let method = RunMethod::parse(w["method"].as_str().unwrap()).unwrap();
             let keep = w["keep"].as_f64().unwrap();
@@ -119,15 +111,12 @@ fn qwen2_audio_and_af3_fastv_and_promptaware_match_the_references() {
             .find(|w| w["method"] == "promptaware")
             .unwrap();
         let clip = engine::encode(&model, &audio, Default::default(), &mut |_| {}).unwrap();
-        let d = clip.d_model;
-        let rows: Vec<f32> = clip
-            .windows
-            .iter()
-            .flat_map(|w| w.hidden[..w.n_valid * d].to_vec())
-            .collect();
         let memory =
-            candle_core::Tensor::from_vec(rows, (clip.n_tokens(), d), &candle_core::Device::Cpu)
-                .unwrap();
+            engine::decoder_inputs(&clip, None, Tail::Tokens(0), true, &mut Default::default())
+                .unwrap()
+                .remove(0)
+                .1
+                .memory;
         let scores = model
             .prompt_scores(&memory, g["prompt"].as_str())
             .unwrap()

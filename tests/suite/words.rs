@@ -8,12 +8,11 @@ use std::sync::atomic::AtomicBool;
 
 use prunescope::audio::Audio;
 use prunescope::engine::{self, Decoding, Plan, RunMethod, RunResult, RunSpec, Tail};
-use prunescope::model::alm::Alm;
 use prunescope::model::AudioLanguageModel;
 use prunescope::prune::{Method, Params};
 use serde_json::Value;
 
-use crate::common::{data, floats, json_doc, model, root};
+use crate::common::{data, floats, json_doc, model, root, toy_alm, toy_golden_audio};
 
 fn fixture(rel: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(root().join(rel)).unwrap()).unwrap()
@@ -120,22 +119,13 @@ fn whisper_alignment_head_maps_match_transformers() {
 #[test]
 fn qwen2_audio_and_af3_language_model_maps_match_transformers() {
     let want = fixture("tests/data/alm/token_attention.json");
-    let jfk = prunescope::audio::load(&root().join("assets/jfk.wav")).unwrap();
     for name in ["qwen2-audio-tiny", "af3-tiny"] {
         let g = fixture(&format!(
             "tests/data/alm/{}",
             want[name]["golden"].as_str().unwrap()
         ));
-        let off = g["offset_samples"].as_u64().unwrap() as usize;
-        let n = g["n_samples"].as_u64().unwrap() as usize;
-        let audio = Audio::from_samples(jfk.samples[off..off + n].to_vec(), 16_000).unwrap();
-        let mut model = Alm::load(
-            &root().join("tests/data/alm").join(name),
-            &candle_core::Device::Cpu,
-            candle_core::DType::F32,
-        )
-        .unwrap();
-        model.options.max_new_tokens = 12;
+        let audio = toy_golden_audio(&g);
+        let model = toy_alm(name);
         for w in want[name]["runs"].as_array().unwrap() {
             let m = w["method"].as_str().unwrap();
             let keep = w["keep"].as_f64().unwrap();
