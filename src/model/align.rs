@@ -88,6 +88,20 @@ pub fn split_words(
     words
 }
 
+/// [`split_words`] with a Hugging Face tokenizer's pieces (special tokens kept in the text; a
+/// piece it cannot decode counts as an incomplete character).
+pub fn tokenizer_words(
+    tok: &tokenizers::Tokenizer,
+    ids: &[u32],
+    special: &dyn Fn(u32) -> bool,
+) -> Vec<(String, Range<usize>)> {
+    let decode = |piece: &[u32]| {
+        tok.decode(piece, false)
+            .unwrap_or_else(|_| "\u{FFFD}".into())
+    };
+    split_words(ids, &decode, special)
+}
+
 /// Merges punctuation into its neighbours as openai-whisper's `merge_punctuations`: an opening
 /// mark preceded by a space joins the next word, a closing mark joins the previous word unless
 /// that one ends in a space. A merged word keeps the absorbing word's times; emptied words go.

@@ -565,12 +565,7 @@ impl Alm {
             map: w.rows,
         };
         attention.truncate(ids.len() + 1);
-        let decode = |piece: &[u32]| {
-            self.tokenizer
-                .decode(piece, false)
-                .unwrap_or_else(|_| "\u{FFFD}".into())
-        };
-        let words = align::split_words(ids, &decode, &|t| self.is_end_token(t))
+        let words = align::tokenizer_words(&self.tokenizer, ids, &|t| self.is_end_token(t))
             .into_iter()
             .map(|(word, tokens)| align::WordSpan {
                 word,

@@ -193,13 +193,8 @@ impl Whisper {
         }
         let n = maps.len() as f32;
         map.iter_mut().for_each(|x| *x /= n);
-        let decode = |piece: &[u32]| {
-            self.tokenizer
-                .decode(piece, false)
-                .unwrap_or_else(|_| "\u{FFFD}".into())
-        };
         let eot = self.special.eot;
-        let words = align::split_words(ids, &decode, &|t| t >= eot);
+        let words = align::tokenizer_words(&self.tokenizer, ids, &|t| t >= eot);
         let words = align::align_words(maps, rows, cols, skip, words);
         let attention = align::TokenAttention {
             rows: kept,
