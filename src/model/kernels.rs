@@ -319,34 +319,8 @@ pub fn gelu(x: &mut [f32]) {
     gelu_generic(x);
 }
 
-/// Softmax of every `row_len`-long row of `x` in place, parallel over `groups` equal groups of
-/// rows (attention heads). Returns each group's column sums over its first `summed_rows` rows,
-/// accumulated in f32, group after group (`groups x row_len`; empty when `summed_rows` is 0):
-/// the per-head received attention of SPEC.md section 2.
-pub fn softmax_rows(x: &mut [f32], row_len: usize, groups: usize, summed_rows: usize) -> Vec<f32> {
-    let group_len = (x.len() / groups.max(1)).max(1);
-    if summed_rows == 0 {
-        x.par_chunks_mut(group_len)
-            .for_each(|g| g.chunks_exact_mut(row_len).for_each(softmax_row));
-        return Vec::new();
-    }
-    let mut cols = vec![0f32; groups * row_len];
-    x.par_chunks_mut(group_len)
-        .zip(cols.par_chunks_mut(row_len.max(1)))
-        .for_each(|(g, col)| {
-            for (r, row) in g.chunks_exact_mut(row_len).enumerate() {
-                softmax_row(row);
-                if r < summed_rows {
-                    for (c, v) in col.iter_mut().zip(row.iter()) {
-                        *c += v;
-                    }
-                }
-            }
-        });
-    cols
-}
-
-fn softmax_row(row: &mut [f32]) {
+/// Softmax of one row in place.
+pub fn softmax_row(row: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -543,11 +517,6 @@ unsafe fn gelu_avx2(x: &mut [f32]) {
     avx2::gelu(x);
 }
 
-/// [`gelu`], parallel.
-pub fn gelu_par(x: &mut [f32]) {
-    x.par_chunks_mut(16 * 1024).for_each(gelu);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -617,28 +586,6 @@ mod tests {
         let mut o = vec![1.0f32; 100];
         axpy(2.0, &a, &mut o);
         assert!((o[7] - (1.0 + 2.0 * a[7])).abs() < 1e-6);
-    }
-
-    #[test]
-    fn softmax_rows_normalises_and_sums_columns_of_the_first_rows() {
-        // Two groups (heads) of three rows of length 2; column sums over the first 2 rows.
-        let mut x = vec![
-            0.0f32, 0.0, 1.0, 0.0, 0.0, 1.0, 5.0, 5.0, 0.0, 2.0, 9.0, 9.0,
-        ];
-        let col = softmax_rows(&mut x, 2, 2, 2);
-        for row in x.chunks(2) {
-            assert!((row[0] + row[1] - 1.0).abs() < 1e-6);
-        }
-        // Head 0's first two rows: [1/2, 1/2] and [e/(1+e), 1/(1+e)] with e = exp(1); head 1's:
-        // [1/2, 1/2] and [1/(1+e2), e2/(1+e2)] with e2 = exp(2).
-        let e = 1f32.exp() / (1.0 + 1f32.exp());
-        let e2 = 2f32.exp() / (1.0 + 2f32.exp());
-        let want = [0.5 + e, 0.5 + (1.0 - e), 0.5 + (1.0 - e2), 0.5 + e2];
-        assert_eq!(col.len(), 4);
-        for (c, w) in col.iter().zip(want) {
-            assert!((c - w).abs() < 1e-5, "{col:?}");
-        }
-        assert!(softmax_rows(&mut x, 2, 2, 0).is_empty());
     }
 
     #[test]

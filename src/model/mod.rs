@@ -4,6 +4,7 @@
 pub mod align;
 pub mod alm;
 pub mod ct2;
+pub mod encoder_cpu;
 pub mod fake;
 pub mod hf;
 pub mod hub;

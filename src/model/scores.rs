@@ -1,23 +1,14 @@
-//! The received-attention score of SPEC.md section 2, one implementation for every encoder
-//! (Whisper, and the pooled Whisper-large-v3 encoder of Qwen2-Audio and AF3): softmax attention
-//! computed block of query rows by block, so no head's whole matrix is ever held; in the last
-//! layer the column sums of every head's attention matrix over the valid query rows are
-//! accumulated in f32, then averaged over the heads and, for the pooled models, over each pair.
+//! The received-attention score of SPEC.md section 2 for every encoder (Whisper, and the pooled
+//! Whisper-large-v3 encoder of Qwen2-Audio and AF3): per head, the column sums of the attention
+//! matrix over the valid query rows, accumulated in f32 ([`Received`], filled by the CPU
+//! encoder's fused softmax or by [`attention`] on other devices and dtypes), then averaged over
+//! the heads and, for the pooled models, over each pair. [`attention`] computes softmax
+//! attention with candle's ops block of query rows by block, so no head's whole matrix is ever
+//! held.
 
 use candle_core::{DType, Tensor};
 
-use crate::model::{kernels, Result};
-
-/// How a block of attention logits is normalised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Softmax {
-    /// On the CPU in f32 with the fused kernel ([`kernels::softmax_rows`]), which sums the
-    /// columns of the valid rows while it normalises them (Whisper's encoder, always on the CPU).
-    Fused,
-    /// With candle's ops on the tensors' own device, in f32 whatever the tensors' dtype (f32,
-    /// bf16, f16); the column sums are taken from these f32 probabilities.
-    Device,
-}
+use crate::model::Result;
 
 /// How encoder positions become the model's tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +26,6 @@ pub struct Attention<'a> {
     pub mask: Option<&'a Tensor>,
     /// Query rows per block: bounds the live attention matrix to `heads x block_rows x T`.
     pub block_rows: usize,
-    pub softmax: Softmax,
 }
 
 /// How the heads' received attention becomes one score per token.
@@ -162,6 +152,12 @@ impl Received {
         }
     }
 
+    /// Per-head column sums already taken over the first `valid_rows` query rows (`heads x T`,
+    /// head after head).
+    pub fn from_head_sums(valid_rows: usize, sums: Vec<f32>) -> Received {
+        Received { valid_rows, sums }
+    }
+
     /// Valid query rows among `rows` rows starting at row `start`.
     fn rows_in(&self, start: usize, rows: usize) -> usize {
         self.valid_rows.saturating_sub(start).min(rows)
@@ -235,7 +231,7 @@ pub fn attention(
     how: &Attention,
     mut received: Option<&mut Received>,
 ) -> Result<Tensor> {
-    let (heads, t, _) = q.dims3()?;
+    let (_, t, _) = q.dims3()?;
     let kt = k.t()?;
     let block_rows = how.block_rows.clamp(1, t.max(1));
     let mut blocks = Vec::with_capacity(t.div_ceil(block_rows));
@@ -254,29 +250,16 @@ pub fn attention(
             logits = logits.broadcast_add(mask)?;
         }
         let valid = received.as_ref().map_or(0, |r| r.rows_in(start, rows));
-        let probs = match how.softmax {
-            Softmax::Fused => {
-                let shape = logits.shape().clone();
-                let mut buf = logits.flatten_all()?.to_vec1::<f32>()?;
-                let col = kernels::softmax_rows(&mut buf, t, heads, valid);
-                if let Some(r) = received.as_mut() {
-                    r.add(&col);
-                }
-                Tensor::from_vec(buf, shape, logits.device())?
-            }
-            Softmax::Device => {
-                let probs = candle_nn::ops::softmax_last_dim(&logits)?;
-                if let (Some(r), true) = (received.as_mut(), valid > 0) {
-                    let col = probs
-                        .narrow(1, 0, valid)?
-                        .sum(1)?
-                        .flatten_all()?
-                        .to_vec1::<f32>()?;
-                    r.add(&col);
-                }
-                probs.to_dtype(v.dtype())?
-            }
-        };
+        let probs = candle_nn::ops::softmax_last_dim(&logits)?;
+        if let (Some(r), true) = (received.as_mut(), valid > 0) {
+            let col = probs
+                .narrow(1, 0, valid)?
+                .sum(1)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            r.add(&col);
+        }
+        let probs = probs.to_dtype(v.dtype())?;
         blocks.push(probs.matmul(v)?);
         start += rows;
     }
@@ -299,13 +282,9 @@ mod tests {
         (q, k, v)
     }
 
-    fn run(softmax: Softmax, block_rows: usize, valid: usize, mask: Option<&Tensor>) -> Received {
+    fn run(block_rows: usize, valid: usize, mask: Option<&Tensor>) -> Received {
         let (q, k, v) = qkv();
-        let how = Attention {
-            mask,
-            block_rows,
-            softmax,
-        };
+        let how = Attention { mask, block_rows };
         let mut r = Received::new(valid);
         let out = attention(&q, &k, &v, &how, Some(&mut r)).unwrap();
         let out: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
@@ -327,26 +306,24 @@ mod tests {
 
     #[test]
     fn received_attention_is_the_head_mean_of_valid_column_sums() {
-        for softmax in [Softmax::Fused, Softmax::Device] {
-            for block_rows in [1, 2, 100] {
-                // Both rows valid: head 0 sums to [3/4, 5/4], head 1 to [1, 1].
-                let r = run(softmax, block_rows, 2, None);
-                close(&r.scores(2, 2, Pooling::None), &[7.0 / 8.0, 9.0 / 8.0]);
-                // Only the first row: [1/4, 3/4] and [1/2, 1/2].
-                let r = run(softmax, block_rows, 1, None);
-                close(&r.scores(2, 2, Pooling::None), &[3.0 / 8.0, 5.0 / 8.0]);
-                close(&r.scores(2, 1, Pooling::Pairs), &[0.5]);
-                close(&r.scores(2, 1, Pooling::None), &[3.0 / 8.0]);
-                // No valid row: nothing received.
-                let r = run(softmax, block_rows, 0, None);
-                close(&r.scores(2, 2, Pooling::None), &[0.0, 0.0]);
-            }
-            // A padded second key receives nothing; the first takes every valid row's whole mass.
-            let mask =
-                Tensor::from_vec(vec![0f32, f32::NEG_INFINITY], (1, 1, 2), &Device::Cpu).unwrap();
-            let r = run(softmax, 1, 2, Some(&mask));
-            close(&r.scores(2, 2, Pooling::None), &[2.0, 0.0]);
-            close(&r.scores(2, 1, Pooling::Pairs), &[1.0]);
+        for block_rows in [1, 2, 100] {
+            // Both rows valid: head 0 sums to [3/4, 5/4], head 1 to [1, 1].
+            let r = run(block_rows, 2, None);
+            close(&r.scores(2, 2, Pooling::None), &[7.0 / 8.0, 9.0 / 8.0]);
+            // Only the first row: [1/4, 3/4] and [1/2, 1/2].
+            let r = run(block_rows, 1, None);
+            close(&r.scores(2, 2, Pooling::None), &[3.0 / 8.0, 5.0 / 8.0]);
+            close(&r.scores(2, 1, Pooling::Pairs), &[0.5]);
+            close(&r.scores(2, 1, Pooling::None), &[3.0 / 8.0]);
+            // No valid row: nothing received.
+            let r = run(block_rows, 0, None);
+            close(&r.scores(2, 2, Pooling::None), &[0.0, 0.0]);
         }
+        // A padded second key receives nothing; the first takes every valid row's whole mass.
+        let mask =
+            Tensor::from_vec(vec![0f32, f32::NEG_INFINITY], (1, 1, 2), &Device::Cpu).unwrap();
+        let r = run(1, 2, Some(&mask));
+        close(&r.scores(2, 2, Pooling::None), &[2.0, 0.0]);
+        close(&r.scores(2, 1, Pooling::Pairs), &[1.0]);
     }
 }

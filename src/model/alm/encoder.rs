@@ -5,22 +5,36 @@
 //! from the valid query rows, averaged over heads, pooled by pairs; and the head-averaged
 //! last-layer keys, pooled the same way.
 //!
-//! Written with device- and dtype-generic candle ops: the same code runs in f32, bf16 or f16 on
-//! the CPU or CUDA; layer norms (candle's kernel), softmax and the received-attention sums run
-//! in f32 block by block of query rows whatever the dtype.
+//! In f32 on the CPU it runs on [`CpuEncoder`], Whisper's own encoder path (our buffers and
+//! fused kernels). Elsewhere it is written with device- and dtype-generic candle ops: the same
+//! code runs in f32, bf16 or f16 on the CPU or CUDA; layer norms (candle's kernel), softmax and
+//! the received-attention sums run in f32 block by block of query rows whatever the dtype.
 
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::config::EncoderConfig;
 use super::weights::{AlmWeights, Part};
+use crate::model::encoder_cpu::{CpuEncoder, Dims, Parts};
 use crate::model::nn::{EncoderLayer, LayerNorm, TensorSource};
-use crate::model::scores::{self, Attention, Layers, Pooling, Received, Softmax};
+use crate::model::scores::{self, Attention, Layers, Pooling, Received};
 use crate::model::{EncodedWindow, Result};
 
 /// Upper bound on the live attention logits per block (`heads x rows x keys` elements).
 const BLOCK_ELEMENTS: usize = 1 << 24;
 
 pub struct AudioEncoder {
+    backend: Backend,
+    pub cfg: EncoderConfig,
+}
+
+enum Backend {
+    /// f32 on the CPU.
+    Cpu(CpuEncoder),
+    /// Any device and dtype, with candle's ops.
+    Candle(CandleEncoder),
+}
+
+struct CandleEncoder {
     conv1_w: Tensor,
     conv1_b: Tensor,
     conv2_w: Tensor,
@@ -28,7 +42,6 @@ pub struct AudioEncoder {
     positions: Tensor,
     layers: Vec<EncoderLayer>,
     ln_post: LayerNorm,
-    pub cfg: EncoderConfig,
     device: Device,
     dtype: DType,
 }
@@ -57,27 +70,49 @@ impl AudioEncoder {
     pub fn load(w: &AlmWeights, c: &EncoderConfig) -> Result<AudioEncoder> {
         let d = c.d_model;
         let p = Part::Encoder;
-        let layers = (0..c.layers)
-            .map(|i| {
-                let l = format!("layers.{i}");
-                EncoderLayer::load(&w.part(p), &l, d, c.ffn)
+        let layer = |i: usize| EncoderLayer::load(&w.part(p), &format!("layers.{i}"), d, c.ffn);
+        let backend = if w.device.is_cpu() && w.dtype == DType::F32 {
+            Backend::Cpu(CpuEncoder::new(
+                Parts {
+                    conv1: (
+                        &w.get(p, "conv1.weight", &[d, c.n_mels, 3])?,
+                        &w.get(p, "conv1.bias", &[d])?,
+                    ),
+                    conv2: (
+                        &w.get(p, "conv2.weight", &[d, d, 3])?,
+                        &w.get(p, "conv2.bias", &[d])?,
+                    ),
+                    positions: &w.get(p, "embed_positions.weight", &[c.max_source_positions, d])?,
+                    layers: Box::new((0..c.layers).map(layer)),
+                    ln_post: &w.part(p).layer_norm("layer_norm", d)?,
+                },
+                Dims {
+                    d,
+                    ffn: c.ffn,
+                    heads: c.heads,
+                    n_mels: c.n_mels,
+                    n_ctx: c.max_source_positions,
+                },
+            )?)
+        } else {
+            Backend::Candle(CandleEncoder {
+                conv1_w: w.get(p, "conv1.weight", &[d, c.n_mels, 3])?,
+                conv1_b: w.get(p, "conv1.bias", &[d])?.reshape((1, d, 1))?,
+                conv2_w: w.get(p, "conv2.weight", &[d, d, 3])?,
+                conv2_b: w.get(p, "conv2.bias", &[d])?.reshape((1, d, 1))?,
+                positions: w.get(p, "embed_positions.weight", &[c.max_source_positions, d])?,
+                layers: (0..c.layers).map(layer).collect::<Result<Vec<_>>>()?,
+                ln_post: w.part(p).layer_norm("layer_norm", d)?,
+                device: w.device.clone(),
+                dtype: w.dtype,
             })
-            .collect::<Result<Vec<_>>>()?;
+        };
         Ok(AudioEncoder {
-            conv1_w: w.get(p, "conv1.weight", &[d, c.n_mels, 3])?,
-            conv1_b: w.get(p, "conv1.bias", &[d])?.reshape((1, d, 1))?,
-            conv2_w: w.get(p, "conv2.weight", &[d, d, 3])?,
-            conv2_b: w.get(p, "conv2.bias", &[d])?.reshape((1, d, 1))?,
-            positions: w.get(p, "embed_positions.weight", &[c.max_source_positions, d])?,
-            layers,
-            ln_post: w.part(p).layer_norm("layer_norm", d)?,
+            backend,
             cfg: c.clone(),
-            device: w.device.clone(),
-            dtype: w.dtype,
         })
     }
 
-    /// Mel frames the encoder takes (twice its positions).
     pub fn frames(&self) -> usize {
         2 * self.cfg.max_source_positions
     }
@@ -96,14 +131,74 @@ impl AudioEncoder {
         valid_frames: usize,
         layers: Layers,
     ) -> Result<EncodedWindow> {
-        let (d, t) = (self.cfg.d_model, self.cfg.max_source_positions);
-        let heads = self.cfg.heads;
+        let (d, t, heads) = (
+            self.cfg.d_model,
+            self.cfg.max_source_positions,
+            self.cfg.heads,
+        );
         let hd = d / heads;
         let valid_frames = valid_frames.min(self.frames());
         let lc = conv_tokens(valid_frames);
         let n_valid = pooled_tokens(valid_frames);
+        let (hidden, received, keys) = match &self.backend {
+            Backend::Cpu(e) => {
+                // Padded keys are left out of every layer's softmax; padded query rows are
+                // still computed.
+                let out = e.forward(mel, lc, lc, layers);
+                // AvgPool1d(2, 2) over time, then the final norm.
+                let mut pooled: Vec<f32> = out
+                    .x
+                    .chunks_exact(2 * d)
+                    .flat_map(|pair| (0..d).map(move |c| (pair[c] + pair[d + c]) / 2.0))
+                    .collect();
+                e.final_norm(&mut pooled);
+                let hidden = Tensor::from_vec(pooled, (t / 2, d), &Device::Cpu)?;
+                (hidden, out.received, out.keys)
+            }
+            Backend::Candle(e) => e.forward(&self.cfg, mel, lc, n_valid, layers)?,
+        };
+        let layers = received
+            .iter()
+            .map(|(i, r)| r.layer_scores(*i, heads, n_valid, Pooling::Pairs))
+            .collect();
+        // The last layer's keys, mean over heads, then over each pair.
+        let keys = (0..n_valid)
+            .flat_map(|m| {
+                let keys = &keys;
+                (0..hd).map(move |c| {
+                    let mean = |r: usize| {
+                        (0..heads).map(|h| keys[r * d + h * hd + c]).sum::<f32>() / heads as f32
+                    };
+                    (mean(2 * m) + mean(2 * m + 1)) / 2.0
+                })
+            })
+            .collect();
+        Ok(EncodedWindow {
+            hidden,
+            n_valid,
+            keys,
+            key_dim: hd,
+            layers,
+        })
+    }
+}
 
-        let x = Tensor::from_slice(mel, (1, self.cfg.n_mels, self.frames()), &Device::Cpu)?
+impl CandleEncoder {
+    /// The pooled, normed hidden states (f32, CPU), the received attention of the layers asked
+    /// for, and the last layer's keys of the first `2 n_valid` positions (`2 n_valid x d`, f32).
+    #[allow(clippy::type_complexity)]
+    fn forward(
+        &self,
+        cfg: &EncoderConfig,
+        mel: &[f32],
+        lc: usize,
+        n_valid: usize,
+        layers: Layers,
+    ) -> Result<(Tensor, Vec<(usize, Received)>, Vec<f32>)> {
+        let (d, t) = (cfg.d_model, cfg.max_source_positions);
+        let heads = cfg.heads;
+        let hd = d / heads;
+        let x = Tensor::from_slice(mel, (1, cfg.n_mels, 2 * t), &Device::Cpu)?
             .to_device(&self.device)?
             .to_dtype(self.dtype)?;
         let x = x
@@ -127,7 +222,6 @@ impl AudioEncoder {
         let how = Attention {
             mask: Some(&mask),
             block_rows: BLOCK_ELEMENTS / (heads * t).max(1),
-            softmax: Softmax::Device,
         };
         let mut per_layer = Vec::new();
         let mut last_keys = None;
@@ -141,7 +235,7 @@ impl AudioEncoder {
             let mut received = (is_last || layers == Layers::All).then(|| Received::new(lc));
             let a = scores::attention(&q, &k, &v, &how, received.as_mut())?;
             if let Some(r) = received {
-                per_layer.push(r.layer_scores(i, heads, n_valid, Pooling::Pairs));
+                per_layer.push((i, r));
             }
             if is_last {
                 last_keys = Some(k_flat);
@@ -160,21 +254,12 @@ impl AudioEncoder {
             Some(k) if n_valid > 0 => k
                 .narrow(0, 0, 2 * n_valid)?
                 .to_dtype(DType::F32)?
-                .reshape((n_valid, 2, heads, hd))?
-                .mean(2)?
-                .mean(1)?
                 .to_device(&Device::Cpu)?
                 .flatten_all()?
                 .to_vec1()?,
             _ => Vec::new(),
         };
-        Ok(EncodedWindow {
-            hidden,
-            n_valid,
-            keys,
-            key_dim: hd,
-            layers: per_layer,
-        })
+        Ok((hidden, per_layer, keys))
     }
 }
 
