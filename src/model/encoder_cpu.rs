@@ -115,7 +115,7 @@ fn bias(l: &Linear, n: usize) -> Result<Vec<f32>> {
 
 /// A convolution weight `out x in x 3` reordered to `out x (3 in)`, tap-major.
 fn taps_first(w: &Tensor) -> Result<Vec<f32>> {
-    Ok(f32s(&w.permute((0, 2, 1))?.contiguous()?)?)
+    f32s(&w.permute((0, 2, 1))?.contiguous()?)
 }
 
 /// Dimensions of a [`CpuEncoder`].

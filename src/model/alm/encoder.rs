@@ -29,7 +29,7 @@ pub struct AudioEncoder {
 
 enum Backend {
     /// f32 on the CPU.
-    Cpu(CpuEncoder),
+    Cpu(Box<CpuEncoder>),
     /// Any device and dtype, with candle's ops.
     Candle(CandleEncoder),
 }
@@ -72,7 +72,7 @@ impl AudioEncoder {
         let p = Part::Encoder;
         let layer = |i: usize| EncoderLayer::load(&w.part(p), &format!("layers.{i}"), d, c.ffn);
         let backend = if w.device.is_cpu() && w.dtype == DType::F32 {
-            Backend::Cpu(CpuEncoder::new(
+            Backend::Cpu(Box::new(CpuEncoder::new(
                 Parts {
                     conv1: (
                         &w.get(p, "conv1.weight", &[d, c.n_mels, 3])?,
@@ -93,7 +93,7 @@ impl AudioEncoder {
                     n_mels: c.n_mels,
                     n_ctx: c.max_source_positions,
                 },
-            )?)
+            )?))
         } else {
             Backend::Candle(CandleEncoder {
                 conv1_w: w.get(p, "conv1.weight", &[d, c.n_mels, 3])?,
