@@ -187,14 +187,29 @@ pub fn run(a: BenchArgs) -> Result<()> {
         ),
         None => None,
     };
-    let row = |what: &str, ours: f64, theirs: Option<f64>| match theirs {
-        Some(t) => println!(
-            "| {what:<36} | {:>10.3} s | {:>10.3} s | {:>7.1}x |",
-            ours,
-            t,
-            t / ours
-        ),
-        None => println!("| {what:<36} | {:>10.3} s |", ours),
+    // Issue 14's targets on this 30 s window: absolute times, or a speed-up over the baseline.
+    #[derive(Clone, Copy)]
+    enum Target {
+        AtMost(f64),
+        SpeedUp(f64),
+    }
+    let row = |what: &str, ours: f64, theirs: Option<f64>, target: Option<Target>| {
+        let theirs_s = theirs.map_or(String::new(), |t| format!("{t:.3} s"));
+        let ratio = theirs.map_or(String::new(), |t| format!("{:.2}x", t / ours));
+        let target_s = match target {
+            Some(Target::AtMost(t)) => {
+                format!("<= {t:.2} s: {}", if ours <= t { "met" } else { "not met" })
+            }
+            Some(Target::SpeedUp(x)) => match theirs {
+                Some(t) => format!(">= {x}x: {}", if t / ours >= x { "met" } else { "not met" }),
+                None => format!(">= {x}x"),
+            },
+            None => String::new(),
+        };
+        println!(
+            "| {what:<36} | {:>10.3} s | {theirs_s:>12} | {ratio:>8} | {target_s:<16} |",
+            ours
+        );
     };
     match &base {
         Some(b) => {
@@ -205,46 +220,56 @@ pub fn run(a: BenchArgs) -> Result<()> {
             if let Some(w) = &b.plain_what {
                 println!("plain transcription baseline: {w}");
             }
-            println!(
-                "| {:<36} | {:>12} | {:>12} | {:>7} |",
-                "stage", "prunescope", "baseline", "speed-up"
-            );
-            println!("|{:-<38}|{:->14}|{:->14}|{:->10}|", "", "", "", "");
         }
-        None => {
-            println!("| {:<36} | {:>12} |", "stage", "prunescope");
-            println!("|{:-<38}|{:->14}|", "", "");
-        }
+        None => println!("no baseline (--baseline FILE from scripts/bench-baseline.py)"),
     }
+    println!(
+        "| {:<36} | {:>12} | {:>12} | {:>8} | {:<16} |",
+        "stage", "prunescope", "baseline", "speed-up", "target"
+    );
+    println!(
+        "|{:-<38}|{:->14}|{:->14}|{:->10}|{:-<18}|",
+        "", "", "", "", ""
+    );
     row(
         "mel (one 30 s window)",
         mel_s,
         base.as_ref().map(|b| b.mel_s),
+        None,
     );
     row(
         "encoder + scores",
         enc_s,
         base.as_ref().map(|b| b.encoder_s),
+        Some(Target::AtMost(0.32)),
     );
-    row("encoder + every layer's scores", enc_all_s, None);
+    row(
+        "encoder + every layer's scores",
+        enc_all_s,
+        None,
+        Some(Target::AtMost(0.32)),
+    );
     row(
         "10 decodes (full + 3 methods x 3)",
         dec_s,
         base.as_ref().map(|b| b.decode_s),
+        Some(Target::AtMost(1.3)),
     );
-    row("10 decodes + attention and words", words_s, None);
+    row("10 decodes + attention and words", words_s, None, None);
     row(
         "plain transcription (vanilla)",
         transcribe_s,
         base.as_ref().and_then(|b| b.plain_s),
+        Some(Target::SpeedUp(1.3)),
     );
     row(
         "end to end (mel + encoder + decodes)",
         mel_s + enc_s + dec_s,
         base.as_ref().map(|b| b.mel_s + b.encoder_s + b.decode_s),
+        None,
     );
     if let Some(s) = seq {
-        row("10 decodes one by one (batch 1)", s, None);
+        row("10 decodes one by one (batch 1)", s, None, None);
     }
     println!(
         "tokens generated: {tokens}{}; {:.2} ms per token (batched)",

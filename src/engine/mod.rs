@@ -364,7 +364,7 @@ pub fn encode(
     model: &dyn AudioLanguageModel,
     audio: &Audio,
     layers: Layers,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<EncodedClip> {
     let t0 = std::time::Instant::now();
     let info = model.info();
@@ -558,7 +558,7 @@ pub fn analyze(
     audio: &Audio,
     plan: &Plan,
     cancel: &AtomicBool,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Analysis> {
     analyze_with(model, audio, plan, Layers::Last, cancel, progress)
 }
@@ -586,7 +586,7 @@ pub fn analyze_with(
     plan: &Plan,
     layers: Layers,
     cancel: &AtomicBool,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Analysis> {
     plan.validate()?;
     let source = plan.params.source;

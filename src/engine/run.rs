@@ -98,7 +98,7 @@ pub fn run(
     clip: &EncodedClip,
     plan: &Plan,
     cancel: &AtomicBool,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Vec<RunResult>> {
     run_with(model, clip, plan, cancel, progress, &mut |_, _| {})
 }
@@ -116,8 +116,8 @@ pub fn run_with(
     clip: &EncodedClip,
     plan: &Plan,
     cancel: &AtomicBool,
-    progress: &mut dyn FnMut(Progress),
-    on_run: &mut dyn FnMut(usize, &RunResult),
+    progress: &mut (dyn FnMut(Progress) + Send),
+    on_run: &mut (dyn FnMut(usize, &RunResult) + Send),
 ) -> Result<Vec<RunResult>> {
     plan.validate()?;
     let info = model.info();

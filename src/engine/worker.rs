@@ -127,7 +127,7 @@ pub struct Worker {
 
 impl Worker {
     /// Starts the worker thread; `wake` is called after each event is sent.
-    pub fn spawn(wake: impl Fn() + Send + 'static) -> std::io::Result<Worker> {
+    pub fn spawn(wake: impl Fn() + Send + Sync + 'static) -> std::io::Result<Worker> {
         let (tx, requests) = crossbeam_channel::unbounded();
         let (events, rx) = crossbeam_channel::unbounded();
         let cancel = Arc::new(AtomicBool::new(false));
@@ -193,7 +193,7 @@ struct State {
     clip: Option<LoadedClip>,
     cancel: Arc<AtomicBool>,
     events: Sender<Event>,
-    wake: Box<dyn Fn() + Send>,
+    wake: Box<dyn Fn() + Send + Sync>,
 }
 
 impl State {

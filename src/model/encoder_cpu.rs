@@ -229,7 +229,9 @@ impl CpuEncoder {
         };
         // At least one key, so that no softmax row is empty.
         let keys = keys.clamp(1, self.n_ctx);
-        self.run(ws, mel, keys, rows.min(self.n_ctx), layers)
+        let rows = rows.min(self.n_ctx);
+        // On a pool thread, so that every parallel pass is a fork-join inside the pool.
+        rayon::scope(|_| self.run(ws, mel, keys, rows, layers))
     }
 
     fn run(

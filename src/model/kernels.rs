@@ -270,6 +270,86 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     dot_with(a, b, f32::mul_add)
 }
 
+/// Appends `dot(q, k_j)` for every `q.len()`-long key `k_j` of `keys` to `out`, with
+/// [`dot`]'s exact arithmetic (a 64-wide head, every Whisper's, runs in registers with no call
+/// per key).
+pub fn dots(q: &[f32], keys: &[f32], out: &mut Vec<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if q.len() == 64
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports the features the function is compiled for; q is 64 long.
+            unsafe { dots64_avx2(q, keys, out) };
+            return;
+        }
+    }
+    out.extend(keys.chunks_exact(q.len().max(1)).map(|k| dot(q, k)));
+}
+
+/// [`dot_with`]'s 32 lanes as four registers: two chunks of 32, then its pairwise reduction.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dots64_avx2(q: &[f32], keys: &[f32], out: &mut Vec<f32>) {
+    use std::arch::x86_64::*;
+    let qv: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(q.as_ptr().add(8 * i)));
+    out.reserve(keys.len() / 64);
+    for k in keys.chunks_exact(64) {
+        let p = k.as_ptr();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (i, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(p.add(8 * i)), *a);
+        }
+        for (i, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_fmadd_ps(qv[4 + i], _mm256_loadu_ps(p.add(32 + 8 * i)), *a);
+        }
+        // Widths 16 and 8, then 4, 2 and 1 within the register.
+        let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        out.push(_mm_cvtss_f32(s) + 0.0);
+    }
+}
+
+/// `out += (w_j / sum) v_j` for every `out.len()`-long value `v_j` of `values`, in order, with
+/// [`axpy`]'s exact arithmetic (a 64-wide head keeps `out` in registers).
+pub fn weighted_sum(w: &[f32], sum: f32, values: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if out.len() == 64
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports the features the function is compiled for; out is 64
+            // long.
+            unsafe { weighted_sum64_avx2(w, sum, values, out) };
+            return;
+        }
+    }
+    for (p, v) in w.iter().zip(values.chunks_exact(out.len().max(1))) {
+        axpy(p / sum, v, out);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn weighted_sum64_avx2(w: &[f32], sum: f32, values: &[f32], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let o = out.as_mut_ptr();
+    let mut acc: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(o.add(8 * i)));
+    for (p, v) in w.iter().zip(values.chunks_exact(64)) {
+        let pv = _mm256_set1_ps(p / sum);
+        for (i, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_fmadd_ps(pv, _mm256_loadu_ps(v.as_ptr().add(8 * i)), *a);
+        }
+    }
+    for (i, a) in acc.iter().enumerate() {
+        _mm256_storeu_ps(o.add(8 * i), *a);
+    }
+}
+
 /// `out += p * v` (axpy), dispatched like [`linear`].
 pub fn axpy(p: f32, v: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -559,6 +639,29 @@ mod tests {
             for (g, w) in got.iter().zip(&want) {
                 assert!((*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
             }
+        }
+    }
+
+    /// The decoder's attention kernels must give the per-key `dot` and `axpy` bits, whatever
+    /// the head size.
+    #[test]
+    fn dots_and_weighted_sums_equal_per_key_dot_and_axpy() {
+        for hd in [64, 48, 7] {
+            let q = pseudo(hd, 1);
+            let keys = pseudo(hd * 37, 2);
+            let mut got = Vec::new();
+            dots(&q, &keys, &mut got);
+            let want: Vec<f32> = keys.chunks_exact(hd).map(|k| dot(&q, k)).collect();
+            assert_eq!(got, want, "dots, head size {hd}");
+            let w: Vec<f32> = got.iter().map(|x| x.abs() + 0.1).collect();
+            let sum: f32 = w.iter().sum();
+            let mut a = pseudo(hd, 3);
+            let mut b = a.clone();
+            weighted_sum(&w, sum, &keys, &mut a);
+            for (p, v) in w.iter().zip(keys.chunks_exact(hd)) {
+                axpy(p / sum, v, &mut b);
+            }
+            assert_eq!(a, b, "weighted sum, head size {hd}");
         }
     }
 

@@ -328,7 +328,7 @@ impl Generation {
 }
 
 /// Called as sequences finish: `(input index, its generation)`.
-pub type OnFinished<'a> = dyn FnMut(usize, &Generation) + 'a;
+pub type OnFinished<'a> = dyn FnMut(usize, &Generation) + Send + 'a;
 
 /// The seam between engine and model (so UI tests can run a small fake).
 pub trait AudioLanguageModel: Send {

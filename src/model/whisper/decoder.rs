@@ -33,6 +33,26 @@ impl Dense {
         })
     }
 
+    /// Several linear layers of the same input width as one: their output features side by
+    /// side (each feature's arithmetic unchanged; a missing bias is zeros), one parallel pass
+    /// instead of several.
+    fn stacked(parts: &[&Linear]) -> Result<Dense> {
+        let (mut w, mut b, mut rows) = (Vec::new(), Vec::new(), 0);
+        for l in parts {
+            let out = l.weight.dim(0)?;
+            w.extend(l.weight.flatten_all()?.to_vec1::<f32>()?);
+            match &l.bias {
+                Some(bias) => b.extend(bias.to_vec1::<f32>()?),
+                None => b.extend(std::iter::repeat_n(0.0, out)),
+            }
+            rows += out;
+        }
+        Ok(Dense {
+            w: Matrix::new(w, rows),
+            b: Some(b),
+        })
+    }
+
     fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
         self.w.linear(x, rows, self.b.as_deref())
     }
@@ -60,9 +80,8 @@ impl Norm {
 
 struct Layer {
     self_ln: Norm,
-    self_q: Dense,
-    self_k: Dense,
-    self_v: Dense,
+    /// The self-attention's query, key and value projections, stacked.
+    self_qkv: Dense,
     self_out: Dense,
     cross_ln: Norm,
     cross_q: Dense,
@@ -98,9 +117,11 @@ impl Decoder {
                 let norm = |n: &str| Norm::new(&w.layer_norm(&format!("{l}.{n}"), d)?);
                 Ok(Layer {
                     self_ln: norm("self_attn_layer_norm")?,
-                    self_q: dense("self_attn.q_proj", true)?,
-                    self_k: dense("self_attn.k_proj", false)?,
-                    self_v: dense("self_attn.v_proj", true)?,
+                    self_qkv: Dense::stacked(&[
+                        &lin("self_attn.q_proj", true)?,
+                        &lin("self_attn.k_proj", false)?,
+                        &lin("self_attn.v_proj", true)?,
+                    ])?,
                     self_out: dense("self_attn.out_proj", true)?,
                     cross_ln: norm("encoder_attn_layer_norm")?,
                     cross_q: dense("encoder_attn.q_proj", true)?,
@@ -525,17 +546,18 @@ impl Job<'_> {
         for (l, layer) in dec.layers.iter().enumerate() {
             // Self-attention over this sequence's own past, with the cache.
             let y = layer.self_ln.apply(&x);
-            let mut q = layer.self_q.forward(&y, b);
-            q.iter_mut().for_each(|v| *v *= scale);
-            let k = layer.self_k.forward(&y, b);
-            let v = layer.self_v.forward(&y, b);
+            // Each row: the query (scaled here), the key, the value.
+            let mut qkv = layer.self_qkv.forward(&y, b);
+            for row in qkv.chunks_exact_mut(3 * d) {
+                row[..d].iter_mut().for_each(|v| *v *= scale);
+            }
             for (i, s) in seqs.iter_mut().enumerate() {
                 let c = &mut s.layers[l];
                 for head in 0..h {
                     let dst = (head * positions + pos) * hd;
-                    let src = i * d + head * hd;
-                    c.self_k[dst..dst + hd].copy_from_slice(&k[src..src + hd]);
-                    c.self_v[dst..dst + hd].copy_from_slice(&v[src..src + hd]);
+                    let src = i * 3 * d + head * hd;
+                    c.self_k[dst..dst + hd].copy_from_slice(&qkv[src + d..src + d + hd]);
+                    c.self_v[dst..dst + hd].copy_from_slice(&qkv[src + 2 * d..src + 2 * d + hd]);
                 }
             }
             let mut out = vec![0f32; b * d];
@@ -545,7 +567,7 @@ impl Job<'_> {
                 let base = head * positions * hd;
                 let n = pos + 1;
                 attend_parts(
-                    &q[i * d + head * hd..i * d + (head + 1) * hd],
+                    &qkv[i * 3 * d + head * hd..i * 3 * d + (head + 1) * hd],
                     &[(
                         &c.self_k[base..base + n * hd],
                         &c.self_v[base..base + n * hd],
@@ -650,11 +672,10 @@ fn attend_parts(q: &[f32], parts: &[(&[f32], &[f32])], out: &mut [f32], probs: O
         out.fill(0.0);
         return;
     }
-    let mut w: Vec<f32> = parts
-        .iter()
-        .flat_map(|(k, _)| k.chunks_exact(hd))
-        .map(|kt| kernels::dot(q, kt))
-        .collect();
+    let mut w: Vec<f32> = Vec::with_capacity(n);
+    for (k, _) in parts {
+        kernels::dots(q, k, &mut w);
+    }
     let max = w.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f32;
     for x in w.iter_mut() {
@@ -667,9 +688,11 @@ fn attend_parts(q: &[f32], parts: &[(&[f32], &[f32])], out: &mut [f32], probs: O
         }
     }
     out.fill(0.0);
-    let values = parts.iter().flat_map(|(_, v)| v.chunks_exact(hd));
-    for (p, vt) in w.iter().zip(values) {
-        kernels::axpy(p / sum, vt, out);
+    let mut start = 0;
+    for (k, v) in parts {
+        let n = k.len() / hd;
+        kernels::weighted_sum(&w[start..start + n], sum, v, out);
+        start += n;
     }
 }
 
