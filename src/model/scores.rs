@@ -134,6 +134,31 @@ impl LayerScores {
     }
 }
 
+/// The last layer's keys of the first `n` tokens averaged over heads (`n x d/heads`): `keys` holds
+/// one `d`-wide row per encoder position, heads side by side; for the pooled models each token's
+/// row is then the mean of its pair's.
+pub fn head_mean_keys(
+    keys: &[f32],
+    d: usize,
+    heads: usize,
+    n: usize,
+    pooling: Pooling,
+) -> Vec<f32> {
+    let heads = heads.max(1);
+    let hd = d / heads;
+    let mean = |r: usize, c: usize| -> f32 {
+        (0..heads).map(|h| keys[r * d + h * hd + c]).sum::<f32>() / heads as f32
+    };
+    (0..n)
+        .flat_map(|m| {
+            (0..hd).map(move |c| match pooling {
+                Pooling::None => mean(m, c),
+                Pooling::Pairs => (mean(2 * m, c) + mean(2 * m + 1, c)) / 2.0,
+            })
+        })
+        .collect()
+}
+
 /// The received attention being accumulated: per head and key position, the column sums of
 /// the head's attention matrix over the first `valid_rows` query rows.
 #[derive(Debug, Clone, Default)]

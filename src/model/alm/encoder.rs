@@ -162,17 +162,7 @@ impl AudioEncoder {
             .map(|(i, r)| r.layer_scores(*i, heads, n_valid, Pooling::Pairs))
             .collect();
         // The last layer's keys, mean over heads, then over each pair.
-        let keys = (0..n_valid)
-            .flat_map(|m| {
-                let keys = &keys;
-                (0..hd).map(move |c| {
-                    let mean = |r: usize| {
-                        (0..heads).map(|h| keys[r * d + h * hd + c]).sum::<f32>() / heads as f32
-                    };
-                    (mean(2 * m) + mean(2 * m + 1)) / 2.0
-                })
-            })
-            .collect();
+        let keys = scores::head_mean_keys(&keys, d, heads, n_valid, Pooling::Pairs);
         Ok(EncodedWindow {
             hidden,
             n_valid,

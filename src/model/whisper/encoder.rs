@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 use super::config::WhisperConfig;
 use crate::model::encoder_cpu::{CpuEncoder, Dims, Parts};
 use crate::model::nn::{EncoderLayer, TensorSource, Weights};
-use crate::model::scores::{Layers, Pooling};
+use crate::model::scores::{head_mean_keys, Layers, Pooling};
 use crate::model::{EncodedWindow, Result};
 
 pub struct Encoder {
@@ -70,16 +70,8 @@ impl Encoder {
             .iter()
             .map(|(i, r)| r.layer_scores(*i, self.heads, n_valid, Pooling::None))
             .collect();
-        // The last layer's keys, mean over heads.
         let hd = self.d_model / self.heads;
-        let keys = out.keys[..n_valid * self.d_model]
-            .chunks_exact(self.d_model)
-            .flat_map(|row| {
-                (0..hd).map(move |c| {
-                    (0..self.heads).map(|h| row[h * hd + c]).sum::<f32>() / self.heads as f32
-                })
-            })
-            .collect();
+        let keys = head_mean_keys(&out.keys, self.d_model, self.heads, n_valid, Pooling::None);
         Ok(EncodedWindow {
             hidden,
             n_valid,
