@@ -173,6 +173,8 @@ pub fn run_with(
     let mut pending: Vec<usize> = vec![0; results.len()];
     let mut finished: Vec<Vec<(usize, Generation)>> = vec![Vec::new(); results.len()];
     let mut per_run: Vec<Vec<(usize, Generation)>> = vec![Vec::new(); results.len()];
+    // Runs assembled as their last window finished (handed to `on_run`), kept as they are.
+    let mut assembled: Vec<Option<RunResult>> = vec![None; results.len()];
     let mut tails = TailRows::default();
     // Inputs built and not decoded yet: (run, window, input, memory rows).
     let mut queue: std::collections::VecDeque<(usize, usize, DecodeInput, usize)> =
@@ -245,14 +247,20 @@ pub fn run_with(
                 let mut res = results[r].clone();
                 fill_text(&mut res, std::mem::take(&mut finished[r]), &layout);
                 on_run(r, &res);
+                assembled[r] = Some(res);
             }
         })?;
         for ((r, w), g) in owners.into_iter().zip(generations) {
-            per_run[r].push((w, g));
+            if assembled[r].is_none() {
+                per_run[r].push((w, g));
+            }
         }
     }
-    for (res, gens) in results.iter_mut().zip(per_run) {
-        fill_text(res, gens, &layout);
+    for ((res, gens), done) in results.iter_mut().zip(per_run).zip(assembled) {
+        match done {
+            Some(d) => *res = d,
+            None => fill_text(res, gens, &layout),
+        }
     }
     Ok(results)
 }

@@ -5,14 +5,18 @@
 //! carry the same id, so a caller that has moved on (a new clip, a slider moved) drops stale
 //! answers by comparing ids. [`Worker::cancel`] raises the shared cancel flag the decoder checks
 //! at every step; the worker lowers it when it starts the next request. Of several decode
-//! requests waiting in the queue only the newest runs. `wake` is called after every event (the
-//! GUI passes `ctx.request_repaint`), so the caller never has to poll or block.
+//! requests waiting in the queue only the newest runs. `wake(within)` is called after every
+//! event (the GUI passes `ctx.request_repaint_after`), so the caller never has to poll or block:
+//! `within` is zero for an event the user waits for (the scores, the cells decoded first, the end
+//! of a request, an error) and [`LATER`] for the rest (progress ticks, the grid's other cells), so
+//! a burst of them costs the GUI one frame, not one each: on a machine that draws in software,
+//! every frame is CPU time the decode does not get.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -21,6 +25,10 @@ use crate::audio::{self, Audio};
 use crate::mel::MelExtractor;
 use crate::model::{AudioLanguageModel, LoadOptions, ModelError, Precision};
 use crate::prune::Params;
+
+/// How soon the caller needs to look after an event nobody waits on: a progress tick, a cell of
+/// the grid after the ones decoded first.
+pub const LATER: Duration = Duration::from_millis(250);
 
 /// What the worker is asked to do.
 pub enum Request {
@@ -126,8 +134,9 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the worker thread; `wake` is called after each event is sent.
-    pub fn spawn(wake: impl Fn() + Send + Sync + 'static) -> std::io::Result<Worker> {
+    /// Starts the worker thread; `wake(within)` is called after each event is sent: the caller
+    /// should look within that time (see the module's note).
+    pub fn spawn(wake: impl Fn(Duration) + Send + Sync + 'static) -> std::io::Result<Worker> {
         let (tx, requests) = crossbeam_channel::unbounded();
         let (events, rx) = crossbeam_channel::unbounded();
         let cancel = Arc::new(AtomicBool::new(false));
@@ -193,13 +202,12 @@ struct State {
     clip: Option<LoadedClip>,
     cancel: Arc<AtomicBool>,
     events: Sender<Event>,
-    wake: Box<dyn Fn() + Send + Sync>,
+    wake: Box<dyn Fn(Duration) + Send + Sync>,
 }
 
 impl State {
     fn emit(&self, e: Event) {
-        let _ = self.events.send(e);
-        (self.wake)();
+        send(&self.events, &self.wake, e, Duration::ZERO);
     }
 
     fn serve(mut self, requests: Receiver<Request>) {
@@ -306,12 +314,12 @@ impl State {
         let wake = &self.wake;
         let mut progress = |p: Progress| {
             if let Progress::Encoded { window, of } = p {
-                let _ = events.send(Event::Progress {
+                let e = Event::Progress {
                     job,
                     done: window,
                     of,
-                });
-                wake();
+                };
+                send(&events, wake, e, LATER);
             }
         };
         // Every layer's scores, in the same pass: the layer lane shows them and a click makes
@@ -374,10 +382,7 @@ impl State {
         };
         let events = self.events.clone();
         let wake = &self.wake;
-        let send = |e: Event| {
-            let _ = events.send(e);
-            wake();
-        };
+        let send = |e: Event, within: Duration| send(&events, wake, e, within);
         let first = first.min(runs.len());
         let (head, rest) = runs.split_at(first);
         let mut result = Ok(());
@@ -392,15 +397,22 @@ impl State {
             };
             let mut progress = |p: Progress| {
                 if let Progress::Decoded { done, of } = p {
-                    send(Event::Progress { job, done, of });
+                    send(Event::Progress { job, done, of }, LATER);
                 }
             };
+            // The cells decoded first are what the user looks at; the rest fill the grid.
+            let within = if offset == 0 && first > 0 {
+                Duration::ZERO
+            } else {
+                LATER
+            };
             let mut on_run = |index: usize, r: &RunResult| {
-                send(Event::CellDone {
+                let e = Event::CellDone {
                     job,
                     index: offset + index,
                     result: r.clone(),
-                });
+                };
+                send(e, within);
             };
             result = super::run_with(
                 model.as_ref(),
@@ -435,6 +447,17 @@ impl State {
             }),
         }
     }
+}
+
+/// Sends an event and asks the caller to look within `within`.
+fn send(
+    events: &Sender<Event>,
+    wake: &(dyn Fn(Duration) + Send + Sync),
+    e: Event,
+    within: Duration,
+) {
+    let _ = events.send(e);
+    wake(within);
 }
 
 /// The clip's log-mel, window by window, valid frames only.
@@ -472,7 +495,6 @@ mod tests {
     use crate::engine::{RunMethod, Tail};
     use crate::model::fake::FakeModel;
     use crate::prune::Method;
-    use std::time::Duration;
 
     fn next(w: &Worker) -> Event {
         w.recv_timeout(Duration::from_secs(20))
@@ -481,7 +503,7 @@ mod tests {
 
     #[test]
     fn stale_decode_is_cancelled_and_newest_runs() {
-        let w = Worker::spawn(|| {}).unwrap();
+        let w = Worker::spawn(|_| {}).unwrap();
         w.send(Request::UseModel(Box::new(FakeModel::new(
             Duration::from_millis(20),
         ))));
@@ -537,7 +559,7 @@ mod tests {
 
     #[test]
     fn bad_clip_and_bad_model_are_events() {
-        let w = Worker::spawn(|| {}).unwrap();
+        let w = Worker::spawn(|_| {}).unwrap();
         w.send(Request::OpenClip {
             job: 7,
             path: PathBuf::from("/nonexistent/clip.wav"),

@@ -119,16 +119,16 @@ impl ExplorerApp {
     pub fn new(settings: Settings, startup: Startup) -> ExplorerApp {
         let ctx_cell: Arc<OnceLock<egui::Context>> = Arc::new(OnceLock::new());
         let wake_cell = ctx_cell.clone();
-        let wake = move || {
+        let wake = move |within| {
             if let Some(c) = wake_cell.get() {
-                c.request_repaint();
+                c.request_repaint_after(within);
             }
         };
         let (worker, spawn_error) = match Worker::spawn(wake) {
             Ok(w) => (w, None),
             Err(e) => {
                 // Without a thread nothing works; keep the window up with the reason.
-                match Worker::spawn(|| {}) {
+                match Worker::spawn(|_| {}) {
                     Ok(w) => (w, Some(e.to_string())),
                     Err(_) => std::process::exit(1),
                 }
@@ -474,7 +474,9 @@ impl ExplorerApp {
         });
         self.windows(&ctx);
         self.apply_pending(&ctx);
-        if self.busy() || self.clip.as_ref().is_some_and(|c| c.playback.playing) {
+        // The playhead moves every frame. Background work needs no frames of its own: the
+        // worker wakes the window when it has something to show (see `Worker::spawn`).
+        if self.clip.as_ref().is_some_and(|c| c.playback.playing) {
             ctx.request_repaint_after(Duration::from_millis(16));
         }
         if self.quit {

@@ -472,6 +472,10 @@ impl ExplorerApp {
                             .desired_width(420.0)
                             .hint_text("/path/to/file"),
                     );
+                    // Typing goes to the path at once (when nothing else has the keyboard).
+                    if ui.memory(|m| m.focused().is_none()) {
+                        r.request_focus();
+                    }
                     if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
                         submit = true;
                     }

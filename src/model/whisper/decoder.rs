@@ -11,6 +11,7 @@ use std::time::Instant;
 use candle_core::{Module, Tensor};
 use rayon::prelude::*;
 
+use super::attention::{attend_parts, cross_attention, to_heads, Kv, Memory};
 use super::config::WhisperConfig;
 use crate::model::kernels::{self, Matrix};
 use crate::model::nn::{LayerNorm, Linear, TensorSource, Weights};
@@ -165,7 +166,6 @@ impl Decoder {
 /// Keys and values of rows shared by several sequences (a window's silence tail), per layer,
 /// laid out `(heads, n, head_dim)`.
 struct SharedKv {
-    n: usize,
     k: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
 }
@@ -512,7 +512,7 @@ impl Job<'_> {
             k.push(to_heads(&kl, n, h, hd));
             v.push(to_heads(&vl, n, h, hd));
         }
-        Ok(SharedKv { n, k, v })
+        Ok(SharedKv { k, v })
     }
 
     /// Feeds one token per active sequence at position `pos`; returns `(batch, vocab)` logits
@@ -584,44 +584,39 @@ impl Job<'_> {
             q.iter_mut().for_each(|v| *v *= scale);
             let mut out = vec![0f32; b * d];
             let slot_of = |head: usize| self.align_heads.iter().position(|&a| a == (l, head));
-            // Per task: its alignment-head slot, whether FastV reads it, its weights.
-            type Recorded = Option<(Option<usize>, bool, Vec<f32>)>;
-            let recorded: Vec<Recorded> = out
-                .par_chunks_mut(hd)
-                .enumerate()
-                .map(|(task, o)| {
-                    let (i, head) = (task / h, task % h);
-                    let s = &seqs[i];
-                    let c = &s.layers[l];
-                    let n = s.memory_len;
-                    let base = head * n * hd;
-                    let own = (
-                        &c.cross_k[base..base + n * hd],
-                        &c.cross_v[base..base + n * hd],
-                    );
-                    let q = &q[i * d + head * hd..i * d + (head + 1) * hd];
-                    let slot = s.record.then(|| slot_of(head)).flatten();
-                    let fastv = first_choice && s.fastv.is_some();
-                    let mut probs = (slot.is_some() || fastv).then(|| (slot, fastv, vec![0f32; n]));
-                    let p = probs.as_mut().map(|(_, _, p)| p.as_mut_slice());
-                    match &s.tail {
-                        Some(t) => {
-                            let tb = head * t.n * hd;
-                            let tail = (&t.k[l][tb..tb + t.n * hd], &t.v[l][tb..tb + t.n * hd]);
-                            attend_parts(q, &[own, tail], o, p)
-                        }
-                        None => attend_parts(q, &[own], o, p),
-                    }
-                    probs
+            let memories: Vec<Memory> = seqs
+                .iter()
+                .map(|s| Memory {
+                    own: Kv {
+                        k: &s.layers[l].cross_k,
+                        v: &s.layers[l].cross_v,
+                    },
+                    tail: s.tail.as_ref().map(|t| {
+                        let id = Arc::as_ptr(t) as usize;
+                        (
+                            id,
+                            Kv {
+                                k: &t.k[l],
+                                v: &t.v[l],
+                            },
+                        )
+                    }),
                 })
                 .collect();
-            for (task, r) in recorded.into_iter().enumerate() {
-                let Some((slot, fastv, p)) = r else { continue };
+            let wants = |i: usize, head: usize| {
+                let s = &seqs[i];
+                (s.record && slot_of(head).is_some()) || (first_choice && s.fastv.is_some())
+            };
+            let recorded = cross_attention(&q, &memories, h, &mut out, &wants);
+            drop(memories);
+            for (task, p) in recorded.into_iter().enumerate() {
+                let Some(p) = p else { continue };
+                let head = task % h;
                 let s = &mut seqs[task / h];
-                if let Some(slot) = slot {
+                if let Some(slot) = s.record.then(|| slot_of(head)).flatten() {
                     s.maps[slot].extend_from_slice(&p);
                 }
-                if fastv {
+                if first_choice && s.fastv.is_some() {
                     s.fastv_sum.resize(p.len(), 0.0);
                     for (a, x) in s.fastv_sum.iter_mut().zip(&p) {
                         *a += x;
@@ -646,53 +641,6 @@ impl Job<'_> {
 fn add(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
         *a += b;
-    }
-}
-
-/// `(n, heads * hd)` rows -> `(heads, n, hd)`.
-fn to_heads(rows: &[f32], n: usize, h: usize, hd: usize) -> Vec<f32> {
-    let mut out = vec![0f32; rows.len()];
-    for t in 0..n {
-        for head in 0..h {
-            let src = t * h * hd + head * hd;
-            let dst = (head * n + t) * hd;
-            out[dst..dst + hd].copy_from_slice(&rows[src..src + hd]);
-        }
-    }
-    out
-}
-
-/// `out = softmax(q . k_t) v` over the concatenation of several `(k, v)` parts, in order (the
-/// same arithmetic as over one concatenated memory; q already scaled). `probs`, when given,
-/// receives the softmax weights of its length's first positions.
-fn attend_parts(q: &[f32], parts: &[(&[f32], &[f32])], out: &mut [f32], probs: Option<&mut [f32]>) {
-    let hd = q.len();
-    let n: usize = parts.iter().map(|(k, _)| k.len() / hd).sum();
-    if n == 0 {
-        out.fill(0.0);
-        return;
-    }
-    let mut w: Vec<f32> = Vec::with_capacity(n);
-    for (k, _) in parts {
-        kernels::dots(q, k, &mut w);
-    }
-    let max = w.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for x in w.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
-    }
-    if let Some(probs) = probs {
-        for (p, x) in probs.iter_mut().zip(&w) {
-            *p = x / sum;
-        }
-    }
-    out.fill(0.0);
-    let mut start = 0;
-    for (k, v) in parts {
-        let n = k.len() / hd;
-        kernels::weighted_sum(&w[start..start + n], sum, v, out);
-        start += n;
     }
 }
 
@@ -727,46 +675,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn attend_matches_naive_softmax() {
-        let q = [0.5f32, -1.0, 0.25];
-        let k = [1.0f32, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
-        let v = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
-        let mut out = [0f32; 3];
-        attend_parts(&q, &[(&k, &v)], &mut out, None);
-        let e: Vec<f64> = [0.5f64, -1.0, 0.25].iter().map(|x| x.exp()).collect();
-        let s: f64 = e.iter().sum();
-        for j in 0..3 {
-            let want: f64 = (0..3).map(|t| e[t] / s * v[t * 3 + j] as f64).sum();
-            assert!((out[j] as f64 - want).abs() < 1e-5);
-        }
-    }
-
-    #[test]
-    fn attention_over_parts_equals_attention_over_their_concatenation() {
-        let hd = 8;
-        let val = |i: usize| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 0.7;
-        let q: Vec<f32> = (0..hd).map(val).collect();
-        let k: Vec<f32> = (0..hd * 9).map(|i| val(i + 5)).collect();
-        let v: Vec<f32> = (0..hd * 9).map(|i| val(i + 11)).collect();
-        let mut whole = vec![0f32; hd];
-        attend_parts(&q, &[(&k, &v)], &mut whole, None);
-        let mut split = vec![0f32; hd];
-        let at = 4 * hd;
-        attend_parts(
-            &q,
-            &[(&k[..at], &v[..at]), (&k[at..], &v[at..])],
-            &mut split,
-            None,
-        );
-        assert_eq!(whole, split, "bit-identical");
-        // The weights of the first positions, as asked, sum to at most one.
-        let mut probs = vec![0f32; 4];
-        attend_parts(&q, &[(&k, &v)], &mut whole, Some(&mut probs));
-        let total: f32 = probs.iter().sum();
-        assert!(total > 0.0 && total < 1.0 && probs.iter().all(|p| *p > 0.0));
-    }
-
-    #[test]
     fn argmax_skips_suppressed_and_nan_and_keeps_first_on_ties() {
         let row = [1.0, 5.0, f32::NAN, 5.0, 4.0];
         assert_eq!(argmax_unsuppressed(&row, &[false; 5], 0), 1);
@@ -775,14 +683,5 @@ mod tests {
             3
         );
         assert_eq!(argmax_unsuppressed(&row, &[true; 5], 7), 7);
-    }
-
-    #[test]
-    fn to_heads_transposes() {
-        // n=2, h=2, hd=1: rows [t0h0, t0h1, t1h0, t1h1] -> [h0t0, h0t1, h1t0, h1t1]
-        assert_eq!(
-            to_heads(&[1.0, 2.0, 3.0, 4.0], 2, 2, 1),
-            vec![1.0, 3.0, 2.0, 4.0]
-        );
     }
 }
