@@ -59,6 +59,22 @@ impl Matrix {
         }
     }
 
+    /// `dot(x_r, w_o)` for the output features `outs` only, laid out `outs.len() x rows`: each
+    /// value bit-identical to the same entry of a bias-free [`Matrix::linear`].
+    pub fn linear_rows(&self, x: &[f32], rows: usize, outs: &[usize]) -> Vec<f32> {
+        let c = self.cols();
+        let mut y = vec![0f32; outs.len() * rows];
+        for (&o, dst) in outs.iter().zip(y.chunks_exact_mut(rows.max(1))) {
+            match self {
+                Matrix::F32 { data, .. } => rows_dot(x, rows, &data[o * c..(o + 1) * c], c, dst),
+                Matrix::F16 { data, .. } => rows_dot(x, rows, &data[o * c..(o + 1) * c], c, dst),
+            }
+            // `linear` adds its (zero) bias: the same bits, a negative zero included.
+            dst.iter_mut().for_each(|v| *v += 0.0);
+        }
+        y
+    }
+
     /// `y = x W^T + bias` for `rows` rows of `x`; see [`linear`].
     pub fn linear(&self, x: &[f32], rows: usize, bias: Option<&[f32]>) -> Vec<f32> {
         match self {

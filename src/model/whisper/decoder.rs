@@ -11,6 +11,7 @@ use std::time::Instant;
 use candle_core::{Module, Tensor};
 use rayon::prelude::*;
 
+use super::argmax::{argmax_among, argmax_unsuppressed, Screen, SCREEN_ROWS};
 use super::attention::{attend_parts, cross_attention, to_heads, Kv, Memory};
 use super::config::WhisperConfig;
 use crate::model::kernels::{self, Matrix};
@@ -98,6 +99,9 @@ struct Layer {
 pub struct Decoder {
     /// Token embeddings, `vocab x d`; also the (tied) output projection.
     embed: Matrix,
+    /// The same projection in int8 with error bounds: the exact greedy choice from half the
+    /// bytes when few sequences are left.
+    screen: Screen,
     positions: Vec<f32>,
     layers: Vec<Layer>,
     ln: Norm,
@@ -135,13 +139,15 @@ impl Decoder {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let embed = Matrix::new(
+            w.get(&format!("{p}.embed_tokens.weight"), &[c.vocab_size, d])?
+                .flatten_all()?
+                .to_vec1()?,
+            c.vocab_size,
+        );
         Ok(Decoder {
-            embed: Matrix::new(
-                w.get(&format!("{p}.embed_tokens.weight"), &[c.vocab_size, d])?
-                    .flatten_all()?
-                    .to_vec1()?,
-                c.vocab_size,
-            ),
+            screen: Screen::new(&embed),
+            embed,
             positions: w
                 .get(
                     &format!("{p}.embed_positions.weight"),
@@ -316,28 +322,14 @@ impl Job<'_> {
                 .collect();
             let detect = pos == 0 && !self.languages.is_empty();
             let need_logits = !in_prompt || detect;
-            let logits = self.step(&mut active, &tokens, pos, need_logits)?;
+            let hidden = self.step(&mut active, &tokens, pos, need_logits)?;
             if pos + 1 == self.prompt.len() {
                 for s in active.iter_mut().filter(|s| s.fastv.is_some()) {
                     self.keep_ranked(s);
                 }
             }
-            let vocab = dec.vocab;
-            if let Some(logits) = logits {
-                for (b, s) in active.iter_mut().enumerate() {
-                    let row = &logits[b * vocab..(b + 1) * vocab];
-                    if detect {
-                        s.prompt[1] = argmax_among(row, self.languages);
-                    }
-                    if !in_prompt {
-                        let mask = if s.generated.is_empty() {
-                            self.suppress_begin
-                        } else {
-                            self.suppress
-                        };
-                        s.generated.push(argmax_unsuppressed(row, mask, self.eot));
-                    }
-                }
+            if let Some(x) = hidden {
+                self.choose(&mut active, &x, detect, in_prompt);
             }
             let share = step_start.elapsed().as_secs_f64() * 1e3 / active.len() as f64;
             let mut keep = Vec::with_capacity(active.len());
@@ -381,6 +373,40 @@ impl Job<'_> {
             pos += 1;
         }
         Ok(())
+    }
+
+    /// The greedy choices of a step from its final hidden states `x`: slot 1 of the prompt
+    /// (`detect`: the language) and, past the prompt, the next token of every sequence.
+    fn choose(&self, seqs: &mut [Sequence], x: &[f32], detect: bool, in_prompt: bool) {
+        let dec = self.decoder;
+        let b = seqs.len();
+        let mask = |s: &Sequence| {
+            if s.generated.is_empty() {
+                self.suppress_begin
+            } else {
+                self.suppress
+            }
+        };
+        if !detect && !in_prompt && b <= SCREEN_ROWS {
+            let masks: Vec<&[bool]> = seqs.iter().map(mask).collect();
+            let tokens = dec.screen.choose(&dec.embed, x, b, &masks, self.eot);
+            for (s, t) in seqs.iter_mut().zip(tokens) {
+                s.generated.push(t);
+            }
+            return;
+        }
+        let vocab = dec.vocab;
+        let logits = dec.embed.linear(x, b, None);
+        for (i, s) in seqs.iter_mut().enumerate() {
+            let row = &logits[i * vocab..(i + 1) * vocab];
+            if detect {
+                s.prompt[1] = argmax_among(row, self.languages);
+            }
+            if !in_prompt {
+                let t = argmax_unsuppressed(row, mask(s), self.eot);
+                s.generated.push(t);
+            }
+        }
     }
 
     /// Computes every sequence's cross-attention keys and values, all memories in one matmul per
@@ -515,8 +541,8 @@ impl Job<'_> {
         Ok(SharedKv { k, v })
     }
 
-    /// Feeds one token per active sequence at position `pos`; returns `(batch, vocab)` logits
-    /// when asked. Recording sequences keep their alignment heads' weights; on the step that
+    /// Feeds one token per active sequence at position `pos`; returns the `(batch, d)` final
+    /// hidden states (normalised, ready for the output projection) when asked. Recording sequences keep their alignment heads' weights; on the step that
     /// chooses the first token, FastV sequences sum their cross-attention over heads and layers.
     fn step(
         &self,
@@ -633,55 +659,12 @@ impl Job<'_> {
         if !need_logits {
             return Ok(None);
         }
-        let x = dec.ln.apply(&x);
-        Ok(Some(dec.embed.linear(&x, b, None)))
+        Ok(Some(dec.ln.apply(&x)))
     }
 }
 
 fn add(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
         *a += b;
-    }
-}
-
-/// Greedy choice: the highest logit not suppressed (first one on ties, like torch's argmax).
-fn argmax_unsuppressed(row: &[f32], suppress: &[bool], fallback: u32) -> u32 {
-    let mut best: Option<(usize, f32)> = None;
-    for (i, &x) in row.iter().enumerate() {
-        if suppress.get(i).copied().unwrap_or(false) || x.is_nan() {
-            continue;
-        }
-        if best.is_none_or(|(_, b)| x > b) {
-            best = Some((i, x));
-        }
-    }
-    best.map(|(i, _)| i as u32).unwrap_or(fallback)
-}
-
-fn argmax_among(row: &[f32], ids: &[u32]) -> u32 {
-    let mut best = (ids[0], f32::NEG_INFINITY);
-    for &id in ids {
-        if let Some(&x) = row.get(id as usize) {
-            if x > best.1 {
-                best = (id, x);
-            }
-        }
-    }
-    best.0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn argmax_skips_suppressed_and_nan_and_keeps_first_on_ties() {
-        let row = [1.0, 5.0, f32::NAN, 5.0, 4.0];
-        assert_eq!(argmax_unsuppressed(&row, &[false; 5], 0), 1);
-        assert_eq!(
-            argmax_unsuppressed(&row, &[false, true, false, false, false], 0),
-            3
-        );
-        assert_eq!(argmax_unsuppressed(&row, &[true; 5], 7), 7);
     }
 }

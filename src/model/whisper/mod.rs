@@ -1,6 +1,7 @@
 //! Whisper as an audio-language model: our own encoder (which exposes the last layer's received
 //! attention and keys) and a batched greedy decoder over kept encoder tokens.
 
+mod argmax;
 mod attention;
 mod config;
 mod decoder;
