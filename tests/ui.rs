@@ -595,3 +595,72 @@ fn peers_join_the_grid_where_the_model_can_run_them() {
     // The checkbox and the row's name.
     assert_eq!(h.query_all_by_label("fastv").count(), 2);
 }
+
+/// A 16 kHz mono 16-bit WAV file of `samples`.
+fn wav_16k(samples: &[f32]) -> Vec<u8> {
+    let data: Vec<u8> = samples
+        .iter()
+        .flat_map(|&s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
+        .collect();
+    let mut wav = Vec::with_capacity(44 + data.len());
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // integer PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&16_000u32.to_le_bytes());
+    wav.extend_from_slice(&32_000u32.to_le_bytes()); // bytes per second
+    wav.extend_from_slice(&2u16.to_le_bytes()); // block align
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&data);
+    wav
+}
+
+/// A two-minute clip (jfk eleven times over) with its whole grid decoded by the fake model; then
+/// the keep slider is dragged across the ratios, back and forth, as a user would: every frame's
+/// CPU time (the UI's own work) stays under 16 ms, including the frames where the slider's
+/// column comes and goes and every cell's text is laid out again.
+#[test]
+fn dragging_the_keep_slider_on_a_two_minute_clip_keeps_frames_under_16_ms() {
+    let dir = prunescope::util::TempDir::new("ui-long").unwrap();
+    let jfk = prunescope::audio::load(&jfk()).unwrap();
+    let mut samples = Vec::new();
+    while samples.len() < 120 * 16_000 {
+        samples.extend_from_slice(&jfk.samples);
+    }
+    let clip = dir.file("two_minutes.wav", &wav_16k(&samples)).unwrap();
+    // A window of real speech says about three times jfk's words.
+    let mut model = FakeModel::new(Duration::from_micros(100));
+    model.say_times = 3;
+    let mut h = harness(model_app(Some(clip), Box::new(model)));
+    step_until(&mut h, "the grid", Duration::from_secs(120), |h| {
+        h.state().encoded() && !h.state().busy() && h.state().result_count() == 17
+    });
+    let slider = h.get_all_by_role(Role::Slider).next().unwrap().rect();
+    let y = slider.center().y;
+    h.state_mut().frame_ms.clear();
+    h.drag_at(egui::pos2(slider.left() + 0.24 * slider.width(), y));
+    h.step();
+    let mut xs: Vec<f32> = (24..70).map(|p| p as f32 / 100.0).collect();
+    xs.extend((30..70).rev().map(|p| p as f32 / 100.0));
+    for f in xs {
+        h.hover_at(egui::pos2(slider.left() + f * slider.width(), y));
+        h.step();
+    }
+    h.event(egui::Event::PointerButton {
+        pos: egui::pos2(slider.left() + 0.3 * slider.width(), y),
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.step();
+    let (p50, p95, max) = frame_stats(&h.state().frame_ms);
+    println!(
+        "frame time while dragging the keep slider on a two-minute clip: median {p50:.2} ms, p95 {p95:.2} ms, worst {max:.2} ms over {} frames",
+        h.state().frame_ms.len()
+    );
+    assert!(max < 16.0, "worst frame {max} ms");
+}

@@ -33,6 +33,9 @@ pub struct FakeModel {
     /// Loop like a starved decoder: when a decode heard fewer than this share of the words, it
     /// repeats its last two words up to [`FAKE_CAP`] tokens (None: never).
     pub loop_below: Option<f64>,
+    /// How many times a full window says the transcript (1: jfk's 22 words; a window of real
+    /// speech says about 75, so 3 gives a long clip's grid its real amount of text).
+    pub say_times: usize,
 }
 
 /// The fake's token cap when it loops.
@@ -56,6 +59,7 @@ impl FakeModel {
             step,
             fail_decode: false,
             loop_below: None,
+            say_times: 1,
         }
     }
 }
@@ -138,7 +142,9 @@ impl AudioLanguageModel for FakeModel {
                 "the fake model was told to fail".into(),
             ));
         }
-        let words: Vec<&str> = TRANSCRIPT.split_whitespace().collect();
+        let words: Vec<&str> = std::iter::repeat_n(TRANSCRIPT, self.say_times.max(1))
+            .flat_map(str::split_whitespace)
+            .collect();
         let mut out = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.iter().enumerate() {
             let t0 = Instant::now();

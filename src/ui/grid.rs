@@ -52,8 +52,11 @@ impl ExplorerApp {
         let mut seek = None;
         let method_w = 96.0;
         // Per column: grid spacing (6) + the frame's inner margins (12), and room for the scroll bar.
-        let cell_w =
-            ((ui.available_width() - method_w - 16.0) / keeps.len() as f32 - 20.0).max(120.0);
+        // Always room for the slider's own column, there or not: a column coming or going while
+        // the slider moves would change every cell's width, and laying out every long text again
+        // costs a 2-minute clip's grid tens of milliseconds in one frame.
+        let columns = compare::FIXED_KEEPS.len() + 1;
+        let cell_w = ((ui.available_width() - method_w - 16.0) / columns as f32 - 20.0).max(120.0);
         egui::ScrollArea::vertical()
             .id_salt("grid")
             .auto_shrink([false, false])
@@ -73,6 +76,15 @@ impl ExplorerApp {
                             } else {
                                 RichText::new(t).strong()
                             });
+                        }
+                        if keeps.len() < columns {
+                            ui.label(
+                                RichText::new(format!(
+                                    "(the slider is at {:.0} %)",
+                                    self.settings.keep() * 100.0
+                                ))
+                                .color(theme::TEXT_DIM),
+                            );
                         }
                         ui.end_row();
                         for m in self.grid_methods() {

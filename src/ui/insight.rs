@@ -88,7 +88,7 @@ pub fn layer_texture(
     if layers.len() < 2 || n == 0 {
         return None;
     }
-    let cols = n.clamp(1, 4096);
+    let cols = super::lanes::texture_columns(ctx, n);
     let mut pixels = Vec::with_capacity(cols * layers.len());
     for l in layers {
         let row = match reduce {

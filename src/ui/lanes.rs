@@ -75,7 +75,7 @@ impl Cache {
 
     /// Takes the clip's normalised scores once encoded.
     pub fn set_scores(&mut self, ctx: &egui::Context, norm: &[f32]) {
-        let cols = norm.len().clamp(1, 4096);
+        let cols = texture_columns(ctx, norm.len());
         let pixels = (0..cols)
             .map(|c| {
                 let (a, b) = (c * norm.len() / cols, ((c + 1) * norm.len() / cols));
@@ -91,9 +91,17 @@ impl Cache {
     }
 }
 
-/// The spectrogram as a texture, at most 4096 columns wide (max-pooled in time).
+/// How many columns a lane texture of `n` time steps gets: all of them up to 4096 (more than a
+/// screen shows; longer clips are max-pooled in time), and never more than the renderer takes
+/// (2048 on some GPUs and in the headless test renderer).
+pub(super) fn texture_columns(ctx: &egui::Context, n: usize) -> usize {
+    let side = ctx.input(|i| i.max_texture_side).max(1);
+    n.clamp(1, side.min(4096))
+}
+
+/// The spectrogram as a texture, at most [`texture_columns`] wide (max-pooled in time).
 fn spectrogram_texture(ctx: &egui::Context, s: &Spectrogram) -> egui::TextureHandle {
-    let cols = s.frames.clamp(1, 4096);
+    let cols = texture_columns(ctx, s.frames);
     let rows = s.n_mels.max(1);
     let mut pixels = vec![theme::LANE_BG; cols * rows];
     if s.frames > 0 && s.n_mels > 0 {
