@@ -557,6 +557,68 @@ mod tests {
         assert_eq!(cells, vec![(3, "segmentwise".to_string())]);
     }
 
+    /// The worker wakes its caller at once for the scores, the cells decoded first and the end
+    /// of a request, and within [`LATER`] for progress and the rest of the grid.
+    #[test]
+    fn wakes_at_once_only_for_what_the_user_waits_on() {
+        let wakes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = wakes.clone();
+        let w = Worker::spawn(move |within| log.lock().unwrap().push(within)).unwrap();
+        w.send(Request::UseModel(Box::new(FakeModel::new(
+            Duration::from_millis(1),
+        ))));
+        let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/jfk.wav");
+        w.send(Request::OpenClip { job: 1, path: clip });
+        let spec = |m, keep| RunSpec {
+            method: RunMethod::Prune(m),
+            keep,
+        };
+        w.send(Request::Decode {
+            job: 2,
+            runs: vec![
+                spec(Method::Segmentwise, 0.25),
+                spec(Method::Full, 1.0),
+                spec(Method::TopK, 0.5),
+            ],
+            first: 1,
+            params: Params::default(),
+            decoding: Decoding::default(),
+        });
+        let mut events = Vec::new();
+        loop {
+            let e = next(&w);
+            let end = matches!(e, Event::DecodeFinished { .. });
+            events.push(e);
+            if end {
+                break;
+            }
+        }
+        // The wake follows its event's send: give the last one a moment.
+        let t0 = std::time::Instant::now();
+        while wakes.lock().unwrap().len() < events.len() && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let wakes = wakes.lock().unwrap().clone();
+        assert_eq!(wakes.len(), events.len());
+        let mut cells = 0;
+        for (e, within) in events.iter().zip(&wakes) {
+            let want = match e {
+                Event::Progress { .. } => LATER,
+                Event::CellDone { index, .. } => {
+                    cells += 1;
+                    if *index == 0 {
+                        Duration::ZERO
+                    } else {
+                        LATER
+                    }
+                }
+                _ => Duration::ZERO,
+            };
+            assert_eq!(*within, want, "{e:?}");
+        }
+        assert_eq!(cells, 3);
+    }
+
     #[test]
     fn bad_clip_and_bad_model_are_events() {
         let w = Worker::spawn(|_| {}).unwrap();
