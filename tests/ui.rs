@@ -664,3 +664,23 @@ fn dragging_the_keep_slider_on_a_two_minute_clip_keeps_frames_under_16_ms() {
     );
     assert!(max < 16.0, "worst frame {max} ms");
 }
+
+/// File > Open path (Ctrl+L): the path field takes the keyboard at once, and Enter opens what
+/// was typed.
+#[test]
+fn open_path_takes_typing_and_enter_opens_the_clip() {
+    let mut h = harness(fake_app(None, Duration::from_millis(1)));
+    step_until(&mut h, "the model", Duration::from_secs(10), |h| {
+        h.state().model_label().is_some()
+    });
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::L);
+    h.step();
+    h.step();
+    h.event(egui::Event::Text(jfk().display().to_string()));
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+    step_until(&mut h, "the clip", Duration::from_secs(30), |h| {
+        h.state().encoded()
+    });
+}

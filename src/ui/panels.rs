@@ -472,12 +472,11 @@ impl ExplorerApp {
                             .desired_width(420.0)
                             .hint_text("/path/to/file"),
                     );
-                    // Typing goes to the path at once (when nothing else has the keyboard).
-                    if ui.memory(|m| m.focused().is_none()) {
-                        r.request_focus();
-                    }
                     if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
                         submit = true;
+                    } else if ui.memory(|m| m.focused().is_none()) {
+                        // Typing goes to the path at once (when nothing else has the keyboard).
+                        r.request_focus();
                     }
                     if ui.button("Open").clicked() {
                         submit = true;
