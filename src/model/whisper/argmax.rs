@@ -216,72 +216,92 @@ fn approx_rows(
     }
 }
 
+/// Rows of x taken together against each widened chunk of weights: their accumulators stay in
+/// registers (a block size known at compile time, so the loop over rows unrolls).
+const BLOCK_ROWS: usize = 8;
+
+/// Calls `$block::<N>` for each block of at most [`BLOCK_ROWS`] rows of x, `N` the block's size.
+macro_rules! by_blocks {
+    ($block:ident, $x:expr, $rows:expr, $w:expr, $d:expr, $dst:expr, $o:expr) => {{
+        let mut r = 0;
+        while r < $rows {
+            let n = ($rows - r).min(BLOCK_ROWS);
+            let x = $x.as_ptr().add(r * $d);
+            let out = &mut $dst[$o * $rows + r..$o * $rows + r + n];
+            match n {
+                8 => $block::<8>($w, x, $d, out),
+                7 => $block::<7>($w, x, $d, out),
+                6 => $block::<6>($w, x, $d, out),
+                5 => $block::<5>($w, x, $d, out),
+                4 => $block::<4>($w, x, $d, out),
+                3 => $block::<3>($w, x, $d, out),
+                2 => $block::<2>($w, x, $d, out),
+                _ => $block::<1>($w, x, $d, out),
+            }
+            r += n;
+        }
+    }};
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn approx_rows_avx2(x: &[f32], rows: usize, q: &[i8], d: usize, dst: &mut [f32]) {
-    use std::arch::x86_64::*;
-    const R: usize = 8;
-    let hsum = |v: __m256| -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
-    };
     for (o, w) in q.chunks_exact(d).enumerate() {
-        let mut r = 0;
-        while r < rows {
-            // Up to eight rows of x against each widened chunk of weights.
-            let nr = (rows - r).min(R);
-            let xs: [*const f32; R] =
-                std::array::from_fn(|i| x.as_ptr().add((r + i.min(nr - 1)) * d));
-            let mut acc = [_mm256_setzero_ps(); R];
-            let mut c = 0;
-            while c < d {
-                _mm_prefetch::<_MM_HINT_T0>(w.as_ptr().wrapping_add(c + 1024));
-                let wv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
-                    w.as_ptr().add(c) as *const __m128i,
-                )));
-                for i in 0..nr {
-                    acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(xs[i].add(c)), wv, acc[i]);
-                }
-                c += 8;
-            }
-            for i in 0..nr {
-                dst[o * rows + r + i] = hsum(acc[i]);
-            }
-            r += nr;
+        by_blocks!(block_avx2, x, rows, w.as_ptr(), d, dst, o);
+    }
+}
+
+/// `out[i] = x_i . w` for `N` consecutive rows of x starting at `x` (`d` wide, a multiple of 8).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn block_avx2<const N: usize>(w: *const i8, x: *const f32, d: usize, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut c = 0;
+    while c < d {
+        _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(c + 1024));
+        let wv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
+            w.add(c) as *const __m128i
+        )));
+        for (i, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_fmadd_ps(_mm256_loadu_ps(x.add(i * d + c)), wv, *a);
         }
+        c += 8;
+    }
+    for (o, a) in out.iter_mut().zip(acc) {
+        let s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        *o = _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn approx_rows_avx512(x: &[f32], rows: usize, q: &[i8], d: usize, dst: &mut [f32]) {
-    use std::arch::x86_64::*;
-    const R: usize = 8;
     for (o, w) in q.chunks_exact(d).enumerate() {
-        let mut r = 0;
-        while r < rows {
-            // Up to eight rows of x against each widened chunk of weights.
-            let nr = (rows - r).min(R);
-            let xs: [*const f32; R] =
-                std::array::from_fn(|i| x.as_ptr().add((r + i.min(nr - 1)) * d));
-            let mut acc = [_mm512_setzero_ps(); R];
-            let mut c = 0;
-            while c < d {
-                _mm_prefetch::<_MM_HINT_T0>(w.as_ptr().wrapping_add(c + 1024));
-                let wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
-                    w.as_ptr().add(c) as *const __m128i,
-                )));
-                for i in 0..nr {
-                    acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(xs[i].add(c)), wv, acc[i]);
-                }
-                c += 16;
-            }
-            for i in 0..nr {
-                dst[o * rows + r + i] = _mm512_reduce_add_ps(acc[i]);
-            }
-            r += nr;
+        by_blocks!(block_avx512, x, rows, w.as_ptr(), d, dst, o);
+    }
+}
+
+/// [`block_avx2`] in 16 lanes (`d` a multiple of 16).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn block_avx512<const N: usize>(w: *const i8, x: *const f32, d: usize, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_ps(); N];
+    let mut c = 0;
+    while c < d {
+        _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(c + 1024));
+        let wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+            w.add(c) as *const __m128i
+        )));
+        for (i, a) in acc.iter_mut().enumerate() {
+            *a = _mm512_fmadd_ps(_mm512_loadu_ps(x.add(i * d + c)), wv, *a);
         }
+        c += 16;
+    }
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o = _mm512_reduce_add_ps(a);
     }
 }
 
