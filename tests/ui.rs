@@ -3,6 +3,8 @@
 //! Image snapshots (tests/snapshots) need a wgpu adapter; lavapipe (mesa-vulkan-drivers) works.
 #![cfg(feature = "gui")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -596,29 +598,6 @@ fn peers_join_the_grid_where_the_model_can_run_them() {
     assert_eq!(h.query_all_by_label("fastv").count(), 2);
 }
 
-/// A 16 kHz mono 16-bit WAV file of `samples`.
-fn wav_16k(samples: &[f32]) -> Vec<u8> {
-    let data: Vec<u8> = samples
-        .iter()
-        .flat_map(|&s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
-        .collect();
-    let mut wav = Vec::with_capacity(44 + data.len());
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes()); // integer PCM
-    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
-    wav.extend_from_slice(&16_000u32.to_le_bytes());
-    wav.extend_from_slice(&32_000u32.to_le_bytes()); // bytes per second
-    wav.extend_from_slice(&2u16.to_le_bytes()); // block align
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    wav.extend_from_slice(&data);
-    wav
-}
-
 /// A two-minute clip (jfk eleven times over) with its whole grid decoded by the fake model; then
 /// the keep slider is dragged across the ratios, back and forth, as a user would: every frame's
 /// CPU time (the UI's own work) stays under 16 ms, including the frames where the slider's
@@ -631,7 +610,8 @@ fn dragging_the_keep_slider_on_a_two_minute_clip_keeps_frames_under_16_ms() {
     while samples.len() < 120 * 16_000 {
         samples.extend_from_slice(&jfk.samples);
     }
-    let clip = dir.file("two_minutes.wav", &wav_16k(&samples)).unwrap();
+    let wav = common::wav_bytes(1, 1, 16_000, 16, &common::pcm16(&samples), None);
+    let clip = dir.file("two_minutes.wav", &wav).unwrap();
     // A window of real speech says about three times jfk's words.
     let mut model = FakeModel::new(Duration::from_micros(100));
     model.say_times = 3;
