@@ -140,17 +140,26 @@ pub fn linear<W: Weight>(
 ) -> Vec<f32> {
     let inp = w.len().checked_div(out).unwrap_or(0);
     debug_assert_eq!(x.len(), rows * inp);
+    by_features(rows, out, bias, |first, n, dst| {
+        rows_dot(x, rows, &w[first * inp..(first + n) * inp], inp, dst)
+    })
+}
+
+/// `y = f + bias` (`rows x out`) where `f(first, n, dst)` fills `dst[o * rows + r]` for the `n`
+/// output features from `first`: computed in parallel over chunks of features (each task owns
+/// whole feature rows), transposed at the end. The parallel frame of every few-row product.
+pub fn by_features(
+    rows: usize,
+    out: usize,
+    bias: Option<&[f32]>,
+    f: impl Fn(usize, usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
     // Features per task: enough work to amortise scheduling, enough tasks to balance.
     let chunk = (out / (4 * rayon::current_num_threads()).max(1)).clamp(16, 1024);
     let mut yt = vec![0f32; out * rows];
-    // Computed feature-major (each task owns whole feature rows), transposed at the end.
-    yt.par_chunks_mut(chunk * rows)
+    yt.par_chunks_mut(chunk * rows.max(1))
         .enumerate()
-        .for_each(|(c, dst)| {
-            let first = c * chunk;
-            let n = dst.len() / rows.max(1);
-            rows_dot(x, rows, &w[first * inp..(first + n) * inp], inp, dst);
-        });
+        .for_each(|(c, dst)| f(c * chunk, dst.len() / rows.max(1), dst));
     transpose_add_bias(&yt, rows, out, bias)
 }
 

@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use crate::model::kernels::Matrix;
+use crate::model::kernels::{self, Matrix};
 
 /// Steps with at most this many sequences screen (they are bound by memory; with more, the
 /// step is bound by arithmetic, which the int8 widening only adds to).
@@ -169,24 +169,17 @@ impl Screen {
     /// `x . q_o` for every int8 row `o` and each of the `rows` rows of `x`, laid out
     /// `rows x vocab` (unscaled). Any order of summation will do: the bound covers it.
     fn approx(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        let (vocab, d) = (self.scale.len(), self.cols);
-        let chunk = 512;
-        let mut yt = vec![0f32; vocab * rows];
-        yt.par_chunks_mut(chunk * rows)
-            .enumerate()
-            .for_each(|(c, dst)| {
-                let first = c * chunk;
-                let n = dst.len() / rows.max(1);
-                let q = &self.q[first * d..(first + n) * d];
-                approx_rows(self.kernel, x, rows, q, d, dst);
-            });
-        let mut y = vec![0f32; rows * vocab];
-        for o in 0..vocab {
-            for r in 0..rows {
-                y[r * vocab + o] = yt[o * rows + r];
-            }
-        }
-        y
+        let d = self.cols;
+        kernels::by_features(rows, self.scale.len(), None, |first, n, dst| {
+            approx_rows(
+                self.kernel,
+                x,
+                rows,
+                &self.q[first * d..(first + n) * d],
+                d,
+                dst,
+            )
+        })
     }
 }
 
