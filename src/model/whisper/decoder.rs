@@ -100,7 +100,7 @@ pub struct Decoder {
     /// Token embeddings, `vocab x d`; also the (tied) output projection.
     embed: Matrix,
     /// The same projection in int8 with error bounds: the exact greedy choice from half the
-    /// bytes when few sequences are left.
+    /// bytes.
     screen: Screen,
     positions: Vec<f32>,
     layers: Vec<Layer>,
@@ -542,8 +542,9 @@ impl Job<'_> {
     }
 
     /// Feeds one token per active sequence at position `pos`; returns the `(batch, d)` final
-    /// hidden states (normalised, ready for the output projection) when asked. Recording sequences keep their alignment heads' weights; on the step that
-    /// chooses the first token, FastV sequences sum their cross-attention over heads and layers.
+    /// hidden states (normalised, ready for the output projection) when asked. Recording
+    /// sequences keep their alignment heads' weights; on the step that chooses the first token,
+    /// FastV sequences sum their cross-attention over heads and layers.
     fn step(
         &self,
         seqs: &mut [Sequence],
