@@ -13,6 +13,7 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 use prunescope::model::fake::FakeModel;
 use prunescope::model::AudioLanguageModel;
+use prunescope::ui::commands::Command;
 use prunescope::ui::{ExplorerApp, ModelSource, Settings, Startup};
 
 fn jfk() -> PathBuf {
@@ -91,18 +92,21 @@ fn sliders_update_kept_and_segment_counts() {
 
     h.get_by_role_and_label(Role::Slider, "S")
         .set_value_accesskit(20.0);
+    // The slider's command applies at the end of the frame that saw the move; the next frame
+    // shows it: floor(138 / 20) * 20.
     h.step();
-    // The highlight follows within the frame that saw the change: floor(138 / 20) * 20.
+    h.step();
     assert!(has_label(&h, "Kept 120 of 550 tokens"), "S slider moved");
     assert!(has_label(&h, "Segments: 20"));
 
     h.get_by_role_and_label(Role::Slider, "Keep")
         .set_value_accesskit(50.0);
     h.step();
+    h.step();
     // K = 275, floor(275 / 20) = 13 per segment.
     assert!(has_label(&h, "Kept 260 of 550 tokens"), "keep slider moved");
-    assert_eq!(h.state().settings.keep_percent, 50.0);
-    assert_eq!(h.state().settings.segments, 20);
+    assert_eq!(h.state().settings().keep_percent, 50.0);
+    assert_eq!(h.state().settings().segments, 20);
 }
 
 #[test]
@@ -145,7 +149,7 @@ fn looped_cells_are_marked_and_the_guard_cuts_them() {
     h.get_by_role_and_label(Role::CheckBox, "Stop on loop")
         .click();
     h.step();
-    assert!(h.state().settings.stop_on_loop);
+    assert!(h.state().settings().stop_on_loop);
     step_until(&mut h, "the guarded grid", Duration::from_secs(60), |h| {
         filled(h) && h.query_all_by_label("loop · cut").count() > 0
     });
@@ -237,10 +241,11 @@ fn lanes_harness(settings: Settings) -> Harness<'static, ExplorerApp> {
     let mut h = Harness::builder()
         .with_size(egui::vec2(1000.0, 520.0))
         .build_ui_state(|ui, app: &mut ExplorerApp| app.show_lanes(ui), app);
+    // The whole grid in, so the words lane shows the slider cell's words whatever the timing.
     let t0 = Instant::now();
-    while !h.state().encoded() {
+    while !(h.state().encoded() && !h.state().busy() && h.state().result_count() >= 17) {
         h.step();
-        assert!(t0.elapsed() < Duration::from_secs(30), "no scores");
+        assert!(t0.elapsed() < Duration::from_secs(30), "no grid");
         std::thread::sleep(Duration::from_millis(5));
     }
     h.state_mut().seek(3.0);
@@ -292,7 +297,7 @@ fn measure_while_decoding(app: ExplorerApp, what: &str) -> (f32, f32, f32) {
     step_until(&mut h, "scores", Duration::from_secs(120), |h| {
         h.state().encoded()
     });
-    h.state_mut().frame_ms.clear();
+    h.state_mut().clear_frame_ms();
     let t0 = Instant::now();
     let mut frames = 0;
     while (h.state().busy() || frames < 30) && t0.elapsed() < Duration::from_secs(120) {
@@ -300,7 +305,7 @@ fn measure_while_decoding(app: ExplorerApp, what: &str) -> (f32, f32, f32) {
         frames += 1;
         std::thread::sleep(Duration::from_millis(10));
     }
-    let (p50, p95, max) = frame_stats(&h.state().frame_ms);
+    let (p50, p95, max) = frame_stats(h.state().frame_ms());
     println!(
         "frame time with the worker decoding ({what}): median {p50:.2} ms, p95 {p95:.2} ms, worst {max:.2} ms over {frames} frames"
     );
@@ -371,7 +376,7 @@ fn prompted_model_takes_a_prompt_and_no_tail() {
     h.step();
     h.get_by_role(Role::TextInput).type_text("What is said?");
     h.step();
-    assert_eq!(h.state().settings.prompt, "What is said?");
+    assert_eq!(h.state().settings().prompt, "What is said?");
     // A new prompt invalidates every cell: the grid empties in the frame that saw the text and
     // fills in again.
     let count = h.state().result_count();
@@ -407,21 +412,77 @@ fn model_dtype_reloads_a_prompted_model_and_shows_in_the_title_bar() {
     let label = h.state().model_label().unwrap().to_string();
     assert!(label.ends_with("cpu bf16"), "{label}");
     assert!(has_label(&h, &label), "the title bar shows {label}");
-    // Choosing f32 reloads it; the cells computed in bf16 are dropped and come back in f32.
+    // Choosing f32 reloads it and decodes every cell again; the frame that sees the f32 model
+    // shows none of the cells computed in bf16.
+    let asked = h.state().decode_requests();
     h.state_mut()
         .set_precision(prunescope::model::Precision::F32);
     step_until(&mut h, "the f32 model", Duration::from_secs(60), |h| {
         h.state()
             .model_label()
             .is_some_and(|l| l.ends_with("cpu f32"))
-            && h.state().encoded()
-            && !h.state().busy()
-            && h.state().result_count() == 17
     });
+    assert_eq!(h.state().result_count(), 0, "bf16 cells shown for f32");
+    step_until(&mut h, "the f32 grid", Duration::from_secs(60), |h| {
+        h.state().encoded() && !h.state().busy() && h.state().result_count() == 17
+    });
+    assert!(
+        h.state().decode_requests() > asked,
+        "nothing decoded in f32"
+    );
     assert_eq!(
-        h.state().settings.precision,
+        h.state().settings().precision,
         prunescope::model::Precision::F32
     );
+}
+
+/// Another model: none of the old model's cells is shown, and the whole grid is decoded again.
+#[test]
+fn switching_the_model_decodes_every_cell_again() {
+    let mut h = random_weights_harness(fake_app(Some(jfk()), Duration::from_millis(1)));
+    step_until(&mut h, "the fake's grid", Duration::from_secs(30), |h| {
+        h.state().encoded() && !h.state().busy() && h.state().result_count() == 17
+    });
+    let fake = h.state().model_label().unwrap().to_string();
+    let asked = h.state().decode_requests();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/alm/qwen2-audio-tiny");
+    h.state_mut().load_model(dir);
+    step_until(
+        &mut h,
+        "the toy Qwen2-Audio",
+        Duration::from_secs(60),
+        |h| h.state().model_label().is_some_and(|l| l != fake),
+    );
+    assert_eq!(h.state().result_count(), 0, "the fake's cells shown");
+    step_until(&mut h, "its grid", Duration::from_secs(60), |h| {
+        h.state().encoded() && !h.state().busy() && h.state().result_count() == 17
+    });
+    assert!(h.state().decode_requests() > asked);
+}
+
+/// A slider move is one command and one decode request, and nothing more is asked while the
+/// new cells come in.
+#[test]
+fn a_slider_move_is_one_command_and_one_request() {
+    let mut h = decoded_grid();
+    h.step();
+    let (applied, asked) = (
+        h.state().command_log().to_vec(),
+        h.state().decode_requests(),
+    );
+    h.get_by_role_and_label(Role::Slider, "Keep")
+        .set_value_accesskit(37.0);
+    h.step();
+    let n = (applied.len() + 1).min(64);
+    let log = h.state().command_log();
+    assert_eq!(log.len(), n, "{:?}", &log[applied.len().min(63)..]);
+    assert_eq!(log.last(), Some(&Command::SetKeep(37.0)));
+    assert_eq!(h.state().decode_requests(), asked + 1);
+    step_until(&mut h, "the 37 % column", Duration::from_secs(30), |h| {
+        !h.state().busy() && h.state().result_count() == 17 + 5
+    });
+    assert_eq!(h.state().decode_requests(), asked + 1);
+    assert_eq!(h.state().command_log().len(), n, "commands while decoding");
 }
 
 #[test]
@@ -466,7 +527,7 @@ fn score_source_reranks_without_encoding_again() {
     step_until(&mut h, "the re-ranked grid", Duration::from_secs(30), |h| {
         !h.state().busy() && h.state().result_count() == 17 + 12
     });
-    assert_eq!(h.state().settings.source.layer, Some(0));
+    assert_eq!(h.state().settings().source.layer, Some(0));
     // Back to the paper's source: the first scores again.
     h.state_mut()
         .set_score_source(prunescope::model::scores::ScoreSource::default());
@@ -537,12 +598,12 @@ fn hovering_a_word_shows_the_audio_it_read_and_clicking_it_plays_from_there() {
     assert!(lane.contains(&word), "{word} in {lane:?}");
     assert_eq!(lane.first().map(String::as_str), Some("and"));
     // The attention lane's frames stay cheap with a word hovered and every lane on.
-    h.state_mut().frame_ms.clear();
+    h.state_mut().clear_frame_ms();
     for i in 0..60 {
         h.hover_at(pos + egui::vec2((i % 3) as f32, 0.0));
         h.step();
     }
-    let (p50, p95, max) = frame_stats(&h.state().frame_ms);
+    let (p50, p95, max) = frame_stats(h.state().frame_ms());
     println!(
         "frame time with a word hovered: median {p50:.2} ms, p95 {p95:.2} ms, worst {max:.2} ms"
     );
@@ -561,11 +622,11 @@ fn clicking_a_layer_row_ranks_by_that_layer_and_changes_the_kept_set() {
     let mut h = decoded_grid();
     let before = h.state().lane_kept();
     assert!(!before.is_empty());
-    assert_eq!(h.state().settings.source.layer, None);
+    assert_eq!(h.state().settings().source.layer, None);
     // The layer lane sits right of its label; its top row is layer 0.
     let label = h.get_by_label("layers").rect();
     click_at(&mut h, egui::pos2(label.right() + 200.0, label.top() + 4.0));
-    assert_eq!(h.state().settings.source.layer, Some(0));
+    assert_eq!(h.state().settings().source.layer, Some(0));
     let after = h.state().lane_kept();
     assert_eq!(after.len(), before.len(), "the same budget");
     assert_ne!(after, before, "layer 0's scores keep other tokens");
@@ -587,7 +648,7 @@ fn peers_join_the_grid_where_the_model_can_run_them() {
     h.get_by_label("fastv").click();
     h.step();
     assert_eq!(
-        h.state().settings.peers,
+        h.state().settings().peers,
         vec![prunescope::engine::RunMethod::FastV]
     );
     // Its three cells are decoded and shown in a new row.
@@ -621,7 +682,7 @@ fn dragging_the_keep_slider_on_a_two_minute_clip_keeps_frames_under_16_ms() {
     });
     let slider = h.get_all_by_role(Role::Slider).next().unwrap().rect();
     let y = slider.center().y;
-    h.state_mut().frame_ms.clear();
+    h.state_mut().clear_frame_ms();
     h.drag_at(egui::pos2(slider.left() + 0.24 * slider.width(), y));
     h.step();
     let mut xs: Vec<f32> = (24..70).map(|p| p as f32 / 100.0).collect();
@@ -637,10 +698,10 @@ fn dragging_the_keep_slider_on_a_two_minute_clip_keeps_frames_under_16_ms() {
         modifiers: egui::Modifiers::NONE,
     });
     h.step();
-    let (p50, p95, max) = frame_stats(&h.state().frame_ms);
+    let (p50, p95, max) = frame_stats(h.state().frame_ms());
     println!(
         "frame time while dragging the keep slider on a two-minute clip: median {p50:.2} ms, p95 {p95:.2} ms, worst {max:.2} ms over {} frames",
-        h.state().frame_ms.len()
+        h.state().frame_ms().len()
     );
     assert!(max < 16.0, "worst frame {max} ms");
 }

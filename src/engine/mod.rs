@@ -14,12 +14,14 @@ use crate::model::scores::{LayerScores, Layers, ScoreSource};
 use crate::model::{AudioLanguageModel, DecodeInput, ModelError, ModelInfo};
 use crate::prune::{self, Method, Params, PruneError, Selection};
 
+pub mod key;
 mod report;
 mod run;
 pub mod words;
 pub mod worker;
 
 pub use crate::model::align::TimedWord;
+pub use key::RunKey;
 pub use report::{describe, Analysis, ClipInfo, ClipReport, ScoreSourceReport, TokenInfo};
 pub use run::{run, run_with, RunResult};
 pub use words::{AttentionBlock, RunAttention};
@@ -119,6 +121,21 @@ impl RunMethod {
 pub struct RunSpec {
     pub method: RunMethod,
     pub keep: f64,
+}
+
+impl RunSpec {
+    /// The run as it runs: keep 1 for a method that ignores the keep ratio.
+    pub fn normalised(&self, params: &Params) -> RunSpec {
+        let keep = if self.method.ignores_keep(params) {
+            1.0
+        } else {
+            self.keep
+        };
+        RunSpec {
+            method: self.method,
+            keep,
+        }
+    }
 }
 
 /// The silence context a Whisper-style (cross-attention) decoder gets after each window's kept
@@ -235,6 +252,26 @@ impl Default for Decoding {
     }
 }
 
+/// Every method x keep combination, rows of methods, each at every keep ratio: `vanilla`,
+/// `full` and `atome` with a merge threshold ignore the keep ratio and run once (keep 1).
+pub fn grid_runs(methods: &[RunMethod], keeps: &[f64], params: &Params) -> Vec<RunSpec> {
+    let mut runs = Vec::new();
+    for &method in methods {
+        let ks: &[f64] = if method.ignores_keep(params) {
+            &[1.0]
+        } else {
+            keeps
+        };
+        for &keep in ks {
+            let spec = RunSpec { method, keep };
+            if !runs.contains(&spec) {
+                runs.push(spec);
+            }
+        }
+    }
+    runs
+}
+
 /// Everything a clip's analysis is parameterised by.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -244,25 +281,10 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Every method x keep combination. `vanilla`, `full` and `atome` with a merge threshold
-    /// ignore the keep ratio and run once (keep 1).
+    /// Every method x keep combination ([`grid_runs`]).
     pub fn grid(methods: &[RunMethod], keeps: &[f64], params: Params, decoding: Decoding) -> Plan {
-        let mut runs = Vec::new();
-        for &method in methods {
-            let ks: &[f64] = if method.ignores_keep(&params) {
-                &[1.0]
-            } else {
-                keeps
-            };
-            for &keep in ks {
-                let spec = RunSpec { method, keep };
-                if !runs.contains(&spec) {
-                    runs.push(spec);
-                }
-            }
-        }
         Plan {
-            runs,
+            runs: grid_runs(methods, keeps, &params),
             params,
             decoding,
         }

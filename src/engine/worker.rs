@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::{ClipReport, Decoding, EncodedClip, Plan, Progress, RunResult, RunSpec};
+use super::{ClipReport, Decoding, EncodedClip, Plan, Progress, RunKey, RunResult, RunSpec};
 use crate::audio::{self, Audio};
 use crate::mel::MelExtractor;
 use crate::model::{AudioLanguageModel, LoadOptions, ModelError, Precision};
@@ -40,16 +40,23 @@ pub enum Request {
     /// Decode a clip from disk, compute its spectrogram, and encode it once a model is there.
     OpenClip { job: u64, path: PathBuf },
     /// Decode these runs of the current clip, in this order (the caller puts what the user
-    /// looks at first).
+    /// looks at first); each result comes back with its run's key.
     Decode {
         job: u64,
-        runs: Vec<RunSpec>,
+        runs: Vec<KeyedRun>,
         /// How many leading runs decode as a batch of their own before the rest (what the
         /// user looks at arrives sooner than the whole batch).
         first: usize,
         params: Params,
         decoding: Decoding,
     },
+}
+
+/// A run to decode and the key its result comes back with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyedRun {
+    pub key: RunKey,
+    pub spec: RunSpec,
 }
 
 /// Log-mel spectrogram of a whole clip, row-major `[n_mels][frames]`, 10 ms per frame.
@@ -108,10 +115,10 @@ pub enum Event {
         done: usize,
         of: usize,
     },
-    /// One run of a decode request finished; `index` is its position in the request.
+    /// One run of a decode request finished, with the key the request gave it.
     CellDone {
         job: u64,
-        index: usize,
+        key: RunKey,
         result: RunResult,
     },
     DecodeFinished {
@@ -361,7 +368,7 @@ impl State {
     fn decode(
         &mut self,
         job: u64,
-        runs: Vec<RunSpec>,
+        runs: Vec<KeyedRun>,
         first: usize,
         params: Params,
         decoding: Decoding,
@@ -386,12 +393,12 @@ impl State {
         let first = first.min(runs.len());
         let (head, rest) = runs.split_at(first);
         let mut result = Ok(());
-        for (offset, part) in [(0, head), (first, rest)] {
+        for (part, at_once) in [(head, true), (rest, false)] {
             if part.is_empty() {
                 continue;
             }
             let plan = Plan {
-                runs: part.to_vec(),
+                runs: part.iter().map(|r| r.spec.clone()).collect(),
                 params: params.clone(),
                 decoding: decoding.clone(),
             };
@@ -401,18 +408,16 @@ impl State {
                 }
             };
             // The cells decoded first are what the user looks at; the rest fill the grid.
-            let within = if offset == 0 && first > 0 {
-                Duration::ZERO
-            } else {
-                LATER
-            };
+            let within = if at_once { Duration::ZERO } else { LATER };
             let mut on_run = |index: usize, r: &RunResult| {
-                let e = Event::CellDone {
-                    job,
-                    index: offset + index,
-                    result: r.clone(),
-                };
-                send(e, within);
+                if let Some(run) = part.get(index) {
+                    let e = Event::CellDone {
+                        job,
+                        key: run.key,
+                        result: r.clone(),
+                    };
+                    send(e, within);
+                }
             };
             result = super::run_with(
                 model.as_ref(),
@@ -496,6 +501,17 @@ mod tests {
     use crate::model::fake::FakeModel;
     use crate::prune::Method;
 
+    fn keyed(m: Method, keep: f64) -> KeyedRun {
+        let spec = RunSpec {
+            method: RunMethod::Prune(m),
+            keep,
+        };
+        KeyedRun {
+            key: RunKey::of(&spec, &Params::default(), &Decoding::default()),
+            spec,
+        }
+    }
+
     fn next(w: &Worker) -> Event {
         w.recv_timeout(Duration::from_secs(20))
             .expect("the worker answers")
@@ -517,10 +533,7 @@ mod tests {
             }
         };
         assert_eq!(n, 550);
-        let spec = |m, keep| RunSpec {
-            method: RunMethod::Prune(m),
-            keep,
-        };
+        let spec = |m, keep| keyed(m, keep);
         let params = Params::default();
         w.send(Request::Decode {
             job: 2,
@@ -569,10 +582,7 @@ mod tests {
         ))));
         let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/jfk.wav");
         w.send(Request::OpenClip { job: 1, path: clip });
-        let spec = |m, keep| RunSpec {
-            method: RunMethod::Prune(m),
-            keep,
-        };
+        let spec = |m, keep| keyed(m, keep);
         w.send(Request::Decode {
             job: 2,
             runs: vec![
@@ -604,9 +614,9 @@ mod tests {
         for (e, within) in events.iter().zip(&wakes) {
             let want = match e {
                 Event::Progress { .. } => LATER,
-                Event::CellDone { index, .. } => {
+                Event::CellDone { key, .. } => {
                     cells += 1;
-                    if *index == 0 {
+                    if *key == keyed(Method::Segmentwise, 0.25).key {
                         Duration::ZERO
                     } else {
                         LATER

@@ -7,30 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::audio_out::AudioOut;
 use super::commands::Command;
-
-/// What a file dialog or the path window is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathTarget {
-    Clip,
-    Model,
-}
-
-impl PathTarget {
-    /// The command that opens a picked path.
-    pub fn command(self, p: PathBuf) -> Command {
-        match self {
-            PathTarget::Clip => Command::OpenClip(p),
-            PathTarget::Model => Command::LoadModel(p),
-        }
-    }
-
-    pub fn title(self) -> &'static str {
-        match self {
-            PathTarget::Clip => "Open clip",
-            PathTarget::Model => "Open model directory",
-        }
-    }
-}
+use super::state::PathTarget;
 
 /// Audio files the clip dialog offers.
 const AUDIO_EXTENSIONS: [&str; 9] = [
@@ -83,7 +60,7 @@ impl Dialog {
         let picked = self.rx.try_recv().ok()?;
         let quick = self.started.elapsed() < Duration::from_millis(400);
         Some(match picked {
-            Some(p) => Picked::Path(self.target.command(p)),
+            Some(p) => Picked::Path(Command::open(self.target, p)),
             None if quick => Picked::Unavailable(self.target),
             None => Picked::Nothing,
         })

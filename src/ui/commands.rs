@@ -1,17 +1,19 @@
-//! The explorer's commands. Every action goes through `ExplorerApp::apply`: menus, keyboard
-//! shortcuts, drag and drop, recent files, buttons and the lanes all *request* a [`Command`]
-//! (with its data) during the frame, and the app runs them once at the end of it. [`COMMANDS`]
-//! is the one table of the commands with a name: menus, shortcuts and the help overlay read it.
+//! The explorer's commands. Every action goes through the app's `apply`: menus, keyboard
+//! shortcuts, drag and drop, recent files, buttons, every control and the lanes all *push* a
+//! [`Command`] (with its data) during the frame, and the app runs them once at the end of it.
+//! [`COMMANDS`] is the one table of the commands with a name: menus, shortcuts and the help
+//! overlay read it.
 
 use std::path::PathBuf;
 
 use egui::{Key, KeyboardShortcut, Modifiers};
 
-use super::compare::CellKey;
-use super::insight::WordRef;
-use super::timeline::View;
+use super::logic::timeline::View;
+use super::state::{GridHover, LanesHover, PathTarget};
+use crate::engine::{RunMethod, Tail};
 use crate::model::scores::ScoreSource;
 use crate::model::Precision;
+use crate::prune::{Method, SegmentMode};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -48,16 +50,77 @@ pub enum Command {
     /// Shows this range (the lanes' own zoom and pan), clamped to the clip.
     SetView(View),
     ZoomFit,
-    /// The grid cell under the pointer (its selection shows in the attention lane).
-    HoverCell(Option<CellKey>),
-    /// The output word under the pointer (in a cell or the words lane): the audio it read
-    /// shows over the attention lane.
-    HoverWord(Option<WordRef>),
+    /// What the pointer is over in the lanes: the time (the cells highlight the words said
+    /// then) and the words lane's word (the audio it read shows over the attention lane).
+    HoverLanes(Option<LanesHover>),
+    /// The grid cell under the pointer (its selection shows in the attention lane) and its word.
+    HoverGrid(Option<GridHover>),
+    /// The pruning method of the controls (the slider's cell).
+    SetMethod(Method),
+    /// The keep slider, in percent.
+    SetKeep(f64),
+    SetSegments(usize),
+    SetSegmentMode(SegmentMode),
+    SetSeed(u64),
+    SetTail(Tail),
+    SetStopOnLoop(bool),
+    /// The prompt of Qwen2-Audio / AF3 (empty: the model's default).
+    SetPrompt(String),
+    SetGamma(f64),
+    SetWindowSeconds(f64),
+    /// Atome's merge threshold (None: down to the keep ratio).
+    SetMergeThreshold(Option<f64>),
+    /// Shows or hides an extension's row in the grid.
+    ShowExtension(Method, bool),
+    /// Shows or hides another paper's method's row in the grid.
+    ShowPeer(RunMethod, bool),
+    SetFastVLayer(usize),
+    /// The reference transcript the cells' WER is computed against.
+    SetReference(String),
+    /// The text of the open-path window.
+    EditPath(String),
+    ClosePathWindow,
+    /// The text of the export window.
+    EditExportDir(String),
+    CloseExportWindow,
     ToggleFollow,
     ToggleLoop,
     CancelDecode,
     ToggleHelp,
     Quit,
+}
+
+impl Command {
+    /// Opens `path` as what `target` says.
+    pub fn open(target: PathTarget, path: PathBuf) -> Command {
+        match target {
+            PathTarget::Clip => Command::OpenClip(path),
+            PathTarget::Model => Command::LoadModel(path),
+        }
+    }
+
+    /// Whether the command changes a setting the grid's cells depend on (the grid is asked
+    /// for again after it).
+    pub fn changes_grid(&self) -> bool {
+        matches!(
+            self,
+            Command::SetScoreSource(_)
+                | Command::SetMethod(_)
+                | Command::SetKeep(_)
+                | Command::SetSegments(_)
+                | Command::SetSegmentMode(_)
+                | Command::SetSeed(_)
+                | Command::SetTail(_)
+                | Command::SetStopOnLoop(_)
+                | Command::SetPrompt(_)
+                | Command::SetGamma(_)
+                | Command::SetWindowSeconds(_)
+                | Command::SetMergeThreshold(_)
+                | Command::ShowExtension(..)
+                | Command::ShowPeer(..)
+                | Command::SetFastVLayer(_)
+        )
+    }
 }
 
 /// Which menu a command sits in.

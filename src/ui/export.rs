@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use image::{Rgba, RgbaImage};
 
+use super::logic::pool;
+use super::logic::timeline::View;
 use super::theme;
 use crate::engine::{Analysis, RunResult};
 
@@ -23,8 +25,8 @@ fn px(c: egui::Color32) -> Rgba<u8> {
     Rgba([c.r(), c.g(), c.b(), 255])
 }
 
-/// The whole clip's attention lane as a `width x height` image: one bar per token (or per
-/// pixel column when tokens outnumber pixels, taking the tallest and "kept" if any is).
+/// The whole clip's attention lane as a `width x height` image, its bars pooled per pixel
+/// column as the attention lane pools them ([`pool::attention_bars`]).
 pub fn lane_image(d: &LaneData, width: u32, height: u32) -> RgbaImage {
     let mut img = RgbaImage::from_pixel(width, height, px(theme::LANE_BG));
     let n = d.norm.len();
@@ -32,13 +34,20 @@ pub fn lane_image(d: &LaneData, width: u32, height: u32) -> RgbaImage {
         return img;
     }
     let col = |t: usize| (t as u64 * u64::from(width) / n as u64) as u32;
+    // One token a second: the whole clip is the view, its columns the image's.
+    let whole = View {
+        start: 0.0,
+        end: n as f64,
+    };
+    let px_per_token = f64::from(width) / n as f64;
     let mut tallest = vec![(0.0f32, false); width as usize];
-    for t in 0..n {
-        let (x0, x1) = (col(t), col(t + 1).max(col(t) + 1).min(width));
-        for x in x0..x1 {
-            let c = &mut tallest[x as usize];
-            c.0 = c.0.max(d.norm[t]);
-            c.1 |= d.kept.get(t).copied().unwrap_or(false);
+    for b in pool::attention_bars(&whole, width as usize, d.norm, d.kept, 1.0) {
+        let w = width as usize;
+        let x0 = (((b.centre - b.width / 2.0) * px_per_token).round().max(0.0) as usize).min(w - 1);
+        let x1 = (((b.centre + b.width / 2.0) * px_per_token).round() as usize).clamp(x0 + 1, w);
+        for c in &mut tallest[x0..x1] {
+            c.0 = c.0.max(b.height);
+            c.1 |= b.kept;
         }
     }
     let bar_top = 8u32;

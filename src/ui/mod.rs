@@ -1,37 +1,37 @@
 //! The desktop explorer (`prunescope [CLIP]`): time-aligned lanes (waveform, log-mel, received
-//! attention with kept tokens and segment boundaries, score strip), playback, pruning controls,
-//! and a grid of outputs per method x keep ratio that fills in as a background worker decodes.
+//! attention with kept tokens and segment boundaries, words, layers, score strip), playback,
+//! pruning controls, and a grid of outputs per method x keep ratio that fills in as a background
+//! worker decodes.
 //!
-//! - `state`: persisted [`Settings`], the clip and what derives from its scores;
-//! - `app`: the frame and the one command handler; `events`: the worker's events;
-//! - `commands`: the commands (with their data) and the table menus and shortcuts read;
-//! - `timeline`, `compare`: pure logic (view/playback; grid cells, requests, word diff, WER,
-//!   highlight) with tests;
-//! - `panels`: menu, status bar, controls, grid, windows; `lanes`: the egui_plot lanes;
-//! - `background`: file dialog, drag and drop, sound device; `audio_out`: cpal playback;
-//! - `export`: PNG / CSV / JSON; `theme`: every colour and size.
+//! Rooms, each importing only those before it (docs/ARCHITECTURE.md):
+//! - `theme`: every colour and size; `logic/`: pure, no egui (timeline, grid cells and
+//!   requests, cell views, marks, words, layers, column pooling), unit-tested;
+//! - `textures`: the lanes' textures; `settings`: what is remembered; `state`: what the views
+//!   draw from (results cache, hover, highlight, windows);
+//! - `commands`: the commands with their data, and the one table menus, shortcuts and help read;
+//! - `views/`: functions of the state that draw it and push commands;
+//! - `export` (PNG / CSV / JSON), `audio_out` (cpal playback), `background` (file dialog, drag
+//!   and drop, sound device), and `app/`: owns the worker, the sound device and the dialogs;
+//!   applies commands and events once per frame.
 
-mod api;
 mod app;
 pub mod audio_out;
 mod background;
 pub mod commands;
-pub mod compare;
-mod events;
 mod export;
-mod grid;
-pub mod insight;
-mod lanes;
-mod panels;
+pub mod logic;
+pub mod settings;
 pub mod state;
+pub mod textures;
 pub mod theme;
-pub mod timeline;
+mod views;
 
 use std::path::PathBuf;
 
 pub use app::{EframeApp, ExplorerApp};
 pub use export::{lane_image, LaneData};
-pub use state::{ModelSource, Settings, Startup};
+pub use settings::Settings;
+pub use state::{ModelSource, Startup};
 
 /// The default model directory, if one is on disk (see [`crate::model::default_dir`]). The GUI
 /// never fetches; `prunescope [CLIP]` fetches before it opens the window.

@@ -1,139 +1,26 @@
-//! The explorer's state, apart from the runtime handles the app holds (worker, audio device,
-//! dialogs): the [`Settings`] remembered between runs, how the app starts, and the clip with
-//! what the lanes derive from its scores. No egui widgets here.
+//! The explorer's state: what the views draw from and only the app changes. The model the
+//! worker holds, the open clip with its scores, the results cache (one [`Scope`], cells by the
+//! engine's [`RunKey`], each with what it shows), what the pointer is over, the attention lane's
+//! highlight, the status line and the windows. Queries here are pure; the runtime handles
+//! (worker, sound device, dialogs) live in the app.
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
-use super::timeline::{Playback, View};
-use crate::engine::{ClipReport, Decoding, RunMethod, Tail};
+use super::logic::cell_view::CellView;
+use super::logic::compare::{self, InFlight};
+use super::logic::marks::Marks;
+use super::logic::pool;
+use super::logic::timeline::{Playback, View};
+use super::logic::words::WordRef;
+use super::settings::Settings;
+use super::textures::LaneTextures;
+use crate::engine::{ClipReport, RunKey, RunMethod, RunResult};
 use crate::model::scores::{LayerScores, ScoreSource};
-use crate::model::{AudioLanguageModel, Precision};
-use crate::prune::{self, Method, Params, SegmentMode};
-
-/// Everything remembered between runs (eframe storage).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    pub method: Method,
-    pub segments: usize,
-    pub keep_percent: f64,
-    pub seed: u64,
-    pub tail: Tail,
-    /// End each decode where it starts repeating itself (`--stop-on-loop`).
-    pub stop_on_loop: bool,
-    pub mode: SegmentMode,
-    pub gamma: f64,
-    pub window_seconds: f64,
-    /// Atome's threshold mode (`--merge-threshold`): None merges down to the keep ratio.
-    pub merge_threshold: Option<f64>,
-    pub extensions: Vec<Method>,
-    /// The other papers' methods in the grid (`fastv`, `promptaware`).
-    pub peers: Vec<RunMethod>,
-    /// FastV's layer for Qwen2-Audio / AF3 (`--fastv-layer`).
-    pub fastv_layer: usize,
-    pub follow: bool,
-    pub looping: bool,
-    pub recent_clips: Vec<PathBuf>,
-    pub recent_models: Vec<PathBuf>,
-    pub last_model: Option<PathBuf>,
-    /// Arithmetic of Qwen2-Audio / AF3 (`--dtype`); Whisper runs in f32 whatever it says.
-    pub precision: Precision,
-    /// Which encoder layer's scores, reduced over heads how, drive every method.
-    pub source: ScoreSource,
-    pub reference: String,
-    /// Prompted models (Qwen2-Audio, AF3): the request after the audio; empty uses the model's
-    /// default. Whisper ignores it.
-    pub prompt: String,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            method: Method::Segmentwise,
-            segments: 10,
-            keep_percent: 25.0,
-            seed: 0,
-            tail: Tail::DEFAULT,
-            stop_on_loop: false,
-            mode: SegmentMode::Paper,
-            gamma: 1.0,
-            window_seconds: 3.0,
-            merge_threshold: None,
-            extensions: Vec::new(),
-            peers: Vec::new(),
-            fastv_layer: 2,
-            follow: true,
-            looping: false,
-            recent_clips: Vec::new(),
-            recent_models: Vec::new(),
-            last_model: None,
-            precision: Precision::Auto,
-            source: ScoreSource::default(),
-            reference: String::new(),
-            prompt: String::new(),
-        }
-    }
-}
-
-/// Entries of each recent-files menu.
-const RECENT: usize = 8;
-
-fn push_recent(list: &mut Vec<PathBuf>, p: &Path) {
-    list.retain(|x| x != p);
-    list.insert(0, p.to_path_buf());
-    list.truncate(RECENT);
-}
-
-impl Settings {
-    /// The keep slider's ratio, rounded to whole percent (what the grid's extra column shows).
-    pub fn keep(&self) -> f64 {
-        (self.keep_percent.round() / 100.0).clamp(0.01, 1.0)
-    }
-
-    /// The pruning parameters the controls set, at the model's token rate: the one place the
-    /// explorer builds them.
-    pub fn params(&self, seconds_per_token: f64) -> Params {
-        Params {
-            keep: self.keep(),
-            segments: self.segments.max(1),
-            mode: self.mode,
-            seed: self.seed,
-            gamma: self.gamma.max(0.0),
-            k_min: 1,
-            window_tokens: Params::window_tokens_for(self.window_seconds, seconds_per_token),
-            order: prune::Order::Time,
-            merge_threshold: self.merge_threshold.map(|t| t.clamp(-1.0, 1.0)),
-            source: self.source,
-        }
-    }
-
-    /// How the grid's runs are decoded: silence tail, prompt (None: the model's default), loop
-    /// guard.
-    pub fn decoding(&self) -> Decoding {
-        Decoding {
-            tail: self.tail,
-            prompt: Some(self.prompt.trim())
-                .filter(|p| !p.is_empty())
-                .map(str::to_string),
-            stop_on_loop: self.stop_on_loop,
-            // The grid links every word to the audio it read.
-            attention: true,
-            fastv_layer: self.fastv_layer,
-        }
-    }
-
-    pub fn remember_clip(&mut self, p: &Path) {
-        push_recent(&mut self.recent_clips, p);
-    }
-
-    pub fn remember_model(&mut self, p: &Path) {
-        push_recent(&mut self.recent_models, p);
-        self.last_model = Some(p.to_path_buf());
-    }
-}
+use crate::model::AudioLanguageModel;
+use crate::prune::{self, Method, Params, PruneError, Selection};
 
 /// Where the model comes from at start.
 pub enum ModelSource {
@@ -150,10 +37,26 @@ pub struct Startup {
     pub audio: bool,
 }
 
+/// The model the worker holds.
+#[derive(Default)]
+pub struct ModelState {
+    /// Its label: name, device and dtype.
+    pub label: Option<String>,
+    /// The directory it came from (None for a model handed over by a test).
+    pub dir: Option<PathBuf>,
+    /// It takes a prompt and no silence tail (Qwen2-Audio, AF3).
+    pub prompted: bool,
+    /// Its language model's layers (Qwen2-Audio, AF3).
+    pub lm_layers: Option<usize>,
+    pub loading: bool,
+}
+
 /// The clip's scores once encoded (the engine's report: model, clip, tokens, scores, encode
 /// time), with what the lanes derive from them.
 pub struct Scores {
     pub report: ClipReport,
+    /// The label of the model that encoded them (name, device, dtype).
+    pub encoded_by: String,
     /// Scores over their maximum, in [0, 1] (0 for non-finite ones).
     pub norm: Vec<f32>,
     /// Keys of every token (VisionZip, merge), `key_dim` wide.
@@ -168,23 +71,28 @@ pub struct Scores {
 }
 
 impl Scores {
+    /// The scores of an encoding by the model labelled `encoded_by`, with what derives from
+    /// them.
     pub fn new(
         report: ClipReport,
+        encoded_by: String,
         keys: Vec<f32>,
         key_dim: usize,
         windows: Vec<usize>,
         layers: Vec<LayerScores>,
     ) -> Scores {
-        let (norm, top) = normalise(&report.scores);
-        Scores {
+        let mut s = Scores {
             report,
-            norm,
+            encoded_by,
+            norm: Vec::new(),
             keys,
             key_dim,
             windows,
-            top,
+            top: Vec::new(),
             layers,
-        }
+        };
+        s.derive();
+        s
     }
 
     /// Layers of the model's encoder.
@@ -200,11 +108,20 @@ impl Scores {
         self.report.scores = scores.to_vec();
         self.report.score_source.layer = source.layer_of(self.encoder_layers());
         self.report.score_source.head_reduce = source.head_reduce;
-        (self.norm, self.top) = normalise(&self.report.scores);
+        self.derive();
     }
 
-    /// Received attention per token.
-    pub fn raw(&self) -> &[f32] {
+    /// Recomputes what derives from the scores: over their maximum, the ten best.
+    pub fn derive(&mut self) {
+        self.norm = pool::over_max(&self.report.scores);
+        self.top = prune::rank(&self.report.scores)
+            .into_iter()
+            .take(10)
+            .collect();
+    }
+
+    /// The received attention per token of the chosen score source (what the methods rank).
+    pub fn ranked(&self) -> &[f32] {
         &self.report.scores
     }
 
@@ -214,26 +131,6 @@ impl Scores {
     }
 }
 
-/// Scores over their maximum, in [0, 1] (0 for non-finite ones), and the ten best tokens.
-pub fn normalise(raw: &[f32]) -> (Vec<f32>, Vec<usize>) {
-    let max = raw
-        .iter()
-        .copied()
-        .filter(|x| x.is_finite())
-        .fold(0.0f32, f32::max);
-    let norm = raw
-        .iter()
-        .map(|&s| {
-            if max > 0.0 && s.is_finite() {
-                s / max
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    (norm, prune::rank(raw).into_iter().take(10).collect())
-}
-
 /// The open clip.
 pub struct Clip {
     /// The worker job that opened it (events of other jobs are stale).
@@ -241,9 +138,118 @@ pub struct Clip {
     pub path: PathBuf,
     pub samples: Arc<Vec<f32>>,
     pub duration: f64,
+    /// The waveform's min/max per 10 ms ([`pool::wave_summary`]) and the clip's peak.
+    pub summary: Vec<(f32, f32)>,
+    pub peak: f32,
     pub scores: Option<Scores>,
     pub view: View,
     pub playback: Playback,
+}
+
+/// What the cached results were computed under: a change of any part makes every cell stale.
+/// With the [`RunKey`] of a cell it names everything its output depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// The model's label: name, device and dtype.
+    pub model: String,
+    /// The worker job that opened the clip.
+    pub clip: u64,
+    pub prompt: Option<String>,
+}
+
+/// Finished runs of one scope by key, with what each cell shows.
+#[derive(Default)]
+pub struct Cells {
+    pub scope: Option<Scope>,
+    pub results: HashMap<RunKey, RunResult>,
+    /// Word diff, WER and word links of each result, made when it or its inputs change.
+    pub views: HashMap<RunKey, CellView>,
+}
+
+impl Cells {
+    /// Moves to `scope`, forgetting every cell of another one; whether it changed.
+    pub fn enter(&mut self, scope: Scope) -> bool {
+        if self.scope.as_ref() == Some(&scope) {
+            return false;
+        }
+        *self = Cells {
+            scope: Some(scope),
+            ..Cells::default()
+        };
+        true
+    }
+}
+
+/// What the pointer is over in the lanes: the time, and the word of the words lane.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LanesHover {
+    pub t: f64,
+    pub word: Option<WordRef>,
+}
+
+/// What the pointer is over in the grid: a cell, and one of its words.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GridHover {
+    pub cell: RunKey,
+    pub word: Option<WordRef>,
+}
+
+/// What the pointer is over, each part reported by the view that draws it.
+#[derive(Debug, Default)]
+pub struct Hover {
+    pub lanes: Option<LanesHover>,
+    pub grid: Option<GridHover>,
+    /// The hovered word's attention over the clip's tokens, over its maximum.
+    pub overlay: Option<(WordRef, Vec<f32>)>,
+}
+
+/// What the attention lane's highlight was computed for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HighlightFor {
+    /// A hovered grid cell: its own kept tokens.
+    Cell(RunKey),
+    /// The controls' method and parameters.
+    Setting(Method, Params),
+}
+
+/// The selection drawn in the attention lane, cached by what it depends on.
+pub struct Highlight {
+    pub what: HighlightFor,
+    pub result: Result<Selection, PruneError>,
+    pub marks: Marks,
+}
+
+/// How long the last opened clip took to show its outputs (from the open request): the
+/// slider's cell, then the whole grid (ms).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenTiming {
+    pub started: Option<Instant>,
+    pub slider_cell_ms: Option<f64>,
+    pub grid_ms: Option<f64>,
+}
+
+/// What a typed path opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathTarget {
+    Clip,
+    Model,
+}
+
+/// The "open path" window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathWindow {
+    pub target: PathTarget,
+    pub text: String,
+    pub note: Option<String>,
+}
+
+/// The windows over the main view.
+#[derive(Debug, Default)]
+pub struct Windows {
+    pub help: bool,
+    pub path: Option<PathWindow>,
+    /// The export window's folder.
+    pub export_dir: Option<String>,
 }
 
 /// The status line.
@@ -252,51 +258,186 @@ pub struct Status {
     pub error: bool,
 }
 
+/// Everything the views draw from.
+pub struct AppState {
+    pub settings: Settings,
+    pub model: ModelState,
+    pub clip: Option<Clip>,
+    /// The clip job being opened (the old clip stays on screen until it loads).
+    pub pending_clip_job: Option<u64>,
+    pub textures: Option<LaneTextures>,
+    pub cells: Cells,
+    pub decoding: Option<InFlight>,
+    pub hover: Hover,
+    pub highlight: Option<Highlight>,
+    pub status: Option<Status>,
+    pub windows: Windows,
+    pub open_timing: OpenTiming,
+    /// CPU time of the last frames (ms), newest last.
+    pub frame_ms: Vec<f32>,
+}
+
+impl AppState {
+    pub fn new(settings: Settings) -> AppState {
+        AppState {
+            settings,
+            model: ModelState::default(),
+            clip: None,
+            pending_clip_job: None,
+            textures: None,
+            cells: Cells::default(),
+            decoding: None,
+            hover: Hover::default(),
+            highlight: None,
+            status: None,
+            windows: Windows::default(),
+            open_timing: OpenTiming::default(),
+            frame_ms: Vec::new(),
+        }
+    }
+
+    pub fn scores(&self) -> Option<&Scores> {
+        self.clip.as_ref().and_then(|c| c.scores.as_ref())
+    }
+
+    /// Seconds per token of the clip's model (Whisper's 20 ms before any).
+    pub fn spt(&self) -> f64 {
+        self.scores().map_or(0.02, Scores::spt)
+    }
+
+    /// The controls' pruning parameters.
+    pub fn params(&self) -> Params {
+        self.settings.params(self.spt())
+    }
+
+    /// The scope results are cached under now (None before a model and a clip).
+    pub fn scope(&self) -> Option<Scope> {
+        Some(Scope {
+            model: self.model.label.clone()?,
+            clip: self.clip.as_ref()?.job,
+            prompt: self.settings.decoding().prompt,
+        })
+    }
+
+    /// The clip's scores, when the model loaded now encoded them (after a model change the old
+    /// scores stay on screen until the new ones come, but nothing is decoded on them).
+    pub fn fresh_scores(&self) -> Option<&Scores> {
+        self.scores()
+            .filter(|s| self.model.label.as_deref() == Some(s.encoded_by.as_str()))
+    }
+
+    /// The results of the current scope (None while the cache holds another one's).
+    pub fn shown_cells(&self) -> Option<&Cells> {
+        let scope = self.scope()?;
+        (self.cells.scope.as_ref() == Some(&scope)).then_some(&self.cells)
+    }
+
+    /// The result of a cell of the current scope.
+    pub fn result(&self, key: &RunKey) -> Option<&RunResult> {
+        self.shown_cells()?.results.get(key)
+    }
+
+    /// Why a method cannot run on the loaded model (None: it can, or no model yet).
+    pub fn unavailable(&self, m: RunMethod) -> Option<String> {
+        self.model.label.as_ref()?;
+        m.unavailable(self.model.lm_layers, self.settings.fastv_layer)
+    }
+
+    /// The grid's rows: base methods, extensions, and the peers the model can run.
+    pub fn grid_methods(&self) -> Vec<RunMethod> {
+        compare::methods(&self.settings.extensions, &self.settings.peers, &|m| {
+            self.unavailable(m).is_none()
+        })
+    }
+
+    /// The keys of the grid's cells under the current settings, in grid order.
+    pub fn grid_keys(&self) -> Vec<RunKey> {
+        let (params, decoding) = (self.params(), self.settings.decoding());
+        compare::specs(&self.grid_methods(), self.settings.keep(), &params)
+            .iter()
+            .map(|s| RunKey::of(s, &params, &decoding))
+            .collect()
+    }
+
+    /// The slider's own cell.
+    pub fn slider_key(&self) -> RunKey {
+        let params = self.params();
+        let run = self.settings.current_run(&params);
+        RunKey::of(&run, &params, &self.settings.decoding())
+    }
+
+    /// Whether every cell of the grid has its result.
+    pub fn grid_complete(&self) -> bool {
+        self.grid_keys().iter().all(|k| self.result(k).is_some())
+    }
+
+    /// The grid cell under the pointer, if it has a result.
+    pub fn hovered_cell(&self) -> Option<RunKey> {
+        self.hover
+            .grid
+            .map(|g| g.cell)
+            .filter(|k| self.result(k).is_some())
+    }
+
+    /// The grid cell the words lane shows: the hovered one, else the slider's.
+    pub fn focused_cell(&self) -> RunKey {
+        self.hover
+            .grid
+            .map_or_else(|| self.slider_key(), |g| g.cell)
+    }
+
+    /// The output word under the pointer, in the lanes or in a cell.
+    pub fn hovered_word(&self) -> Option<WordRef> {
+        let lanes = self.hover.lanes.and_then(|h| h.word);
+        lanes.or_else(|| self.hover.grid.and_then(|h| h.word))
+    }
+
+    /// The hovered word's attention over the clip's tokens (when it is still hovered).
+    pub fn word_overlay(&self) -> Option<&[f32]> {
+        let (w, overlay) = self.hover.overlay.as_ref()?;
+        (Some(*w) == self.hovered_word()).then_some(overlay.as_slice())
+    }
+
+    /// The moment the cells highlight: the time hovered in the lanes, else the playhead.
+    pub fn now(&self) -> f64 {
+        let playhead = self.clip.as_ref().map_or(0.0, |c| c.playback.position);
+        self.hover.lanes.map_or(playhead, |h| h.t)
+    }
+
+    /// The attention lane's marks (none before the highlight is computed).
+    pub fn marks(&self) -> Option<&Marks> {
+        self.highlight.as_ref().map(|h| &h.marks)
+    }
+
+    /// Whether the worker is still loading or decoding.
+    pub fn busy(&self) -> bool {
+        self.model.loading || self.decoding.as_ref().is_some_and(|d| d.running)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn params_follow_the_controls_and_clamp() {
-        let s = Settings {
-            keep_percent: 37.4,
-            segments: 0,
-            window_seconds: 3.0,
-            gamma: -1.0,
-            ..Settings::default()
+    fn cells_forget_another_scope() {
+        let scope = |model: &str| Scope {
+            model: model.into(),
+            clip: 1,
+            prompt: None,
         };
-        let p = s.params(0.02);
-        assert_eq!(p.keep, 0.37);
-        assert_eq!(p.segments, 1);
-        assert_eq!(p.window_tokens, 150);
-        assert_eq!(p.gamma, 0.0);
-        assert_eq!(s.params(0.04).window_tokens, 75);
-    }
-
-    #[test]
-    fn recent_lists_move_to_front_without_duplicates() {
-        let mut s = Settings::default();
-        for i in 0..10 {
-            s.remember_clip(Path::new(&format!("/c{i}.wav")));
-        }
-        s.remember_clip(Path::new("/c5.wav"));
-        assert_eq!(s.recent_clips.len(), RECENT);
-        assert_eq!(s.recent_clips[0], Path::new("/c5.wav"));
-        assert_eq!(
-            s.recent_clips
-                .iter()
-                .filter(|p| p.ends_with("c5.wav"))
-                .count(),
-            1
+        let mut cells = Cells::default();
+        assert!(cells.enter(scope("whisper · cpu f32")));
+        assert!(!cells.enter(scope("whisper · cpu f32")));
+        cells.views.insert(
+            RunKey::of(
+                &crate::ui::logic::compare::FULL,
+                &Params::default(),
+                &Default::default(),
+            ),
+            CellView::new("a", &[], None, "", true),
         );
-        s.remember_model(Path::new("/m"));
-        assert_eq!(s.last_model.as_deref(), Some(Path::new("/m")));
-    }
-
-    #[test]
-    fn scores_normalise_to_the_maximum() {
-        let (norm, top) = normalise(&[1.0, 4.0, f32::NAN]);
-        assert_eq!(norm, vec![0.25, 1.0, 0.0]);
-        assert_eq!(top[0], 1);
+        assert!(cells.enter(scope("qwen2-audio · cpu bf16")));
+        assert!(cells.views.is_empty());
     }
 }

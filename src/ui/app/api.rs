@@ -3,18 +3,42 @@
 
 use std::path::PathBuf;
 
-use super::app::ExplorerApp;
-use super::commands::Command;
+use super::ExplorerApp;
+use crate::model::scores::ScoreSource;
+use crate::model::Precision;
+use crate::ui::commands::Command;
+use crate::ui::settings::Settings;
 
 impl ExplorerApp {
+    /// What is remembered between runs (the window saves it).
+    pub fn settings(&self) -> &Settings {
+        &self.state.settings
+    }
+
     /// The status line (tests read it).
     pub fn status_text(&self) -> Option<&str> {
-        self.status.as_ref().map(|s| s.text.as_str())
+        self.state.status.as_ref().map(|s| s.text.as_str())
     }
 
     /// From the last clip's opening to its slider cell and to its whole grid (ms), once in.
     pub fn open_timings(&self) -> (Option<f64>, Option<f64>) {
-        (self.open_timing.slider_cell_ms, self.open_timing.grid_ms)
+        let t = self.state.open_timing;
+        (t.slider_cell_ms, t.grid_ms)
+    }
+
+    /// CPU time of the last frames (ms), newest last.
+    pub fn frame_ms(&self) -> &[f32] {
+        &self.state.frame_ms
+    }
+
+    /// Forgets the frame times (a measurement starts).
+    pub fn clear_frame_ms(&mut self) {
+        self.state.frame_ms.clear();
+    }
+
+    /// Runs a command as if the user gave it (menus, shortcuts, controls).
+    pub fn command(&mut self, c: Command) {
+        self.run(c);
     }
 
     /// Opens a clip (the same as dropping it on the window).
@@ -28,37 +52,36 @@ impl ExplorerApp {
     }
 
     /// Chooses Qwen2-Audio / AF3's dtype, reloading such a model in it (File > Model dtype).
-    pub fn set_precision(&mut self, p: crate::model::Precision) {
+    pub fn set_precision(&mut self, p: Precision) {
         self.run(Command::SetPrecision(p));
     }
 
     /// Chooses the score source: an encoder layer (None: the last) and the reduction over heads.
-    pub fn set_score_source(&mut self, s: crate::model::scores::ScoreSource) {
+    pub fn set_score_source(&mut self, s: ScoreSource) {
         self.run(Command::SetScoreSource(s));
     }
 
-    /// The scores the attention lane shows and the methods rank by (tests).
     /// The hovered output word (text, start, end) and its attention over the clip's tokens.
     pub fn hovered_word(&self) -> Option<(String, f64, f64, &[f32])> {
-        let w = self.hovered_word?;
-        let word = self.results.get(&w.cell)?.words.as_ref()?.get(w.word)?;
+        let w = self.state.hovered_word()?;
+        let word = self.state.result(&w.cell)?.words.as_ref()?.get(w.word)?;
         Some((
             word.word.trim().to_string(),
             word.start,
             word.end,
-            self.word_overlay.as_deref()?,
+            self.state.word_overlay()?,
         ))
     }
 
     /// The kept tokens of the hovered cell's run.
     pub fn hovered_cell_kept(&self) -> Option<&[usize]> {
-        Some(&self.results.get(&self.hovered_cell?)?.kept)
+        Some(&self.state.result(&self.state.hovered_cell()?)?.kept)
     }
 
     /// The words the words lane shows (the focused cell's).
     pub fn words_lane(&self) -> Vec<String> {
-        self.focused_cell()
-            .and_then(|k| self.results.get(&k))
+        self.state
+            .result(&self.state.focused_cell())
             .and_then(|r| r.words.as_ref())
             .map(|ws| ws.iter().map(|w| w.word.trim().to_string()).collect())
             .unwrap_or_default()
@@ -66,9 +89,8 @@ impl ExplorerApp {
 
     /// The kept tokens the attention lane shows (the hovered cell's or the slider setting's).
     pub fn lane_kept(&self) -> Vec<usize> {
-        self.highlight.as_ref().map_or_else(Vec::new, |h| {
-            h.marks
-                .kept
+        self.state.marks().map_or_else(Vec::new, |m| {
+            m.kept
                 .iter()
                 .enumerate()
                 .filter(|(_, k)| **k)
@@ -79,16 +101,17 @@ impl ExplorerApp {
 
     /// Where the playhead is (s).
     pub fn playhead(&self) -> Option<f64> {
-        self.clip.as_ref().map(|c| c.playback.position)
+        self.state.clip.as_ref().map(|c| c.playback.position)
     }
 
+    /// The scores the attention lane shows and the methods rank by.
     pub fn shown_scores(&self) -> Option<&[f32]> {
-        self.scores().map(|s| s.raw())
+        self.state.scores().map(|s| s.ranked())
     }
 
     /// The loaded model's label as the title bar shows it: name, device and dtype.
     pub fn model_label(&self) -> Option<&str> {
-        self.model.name.as_deref()
+        self.state.model.label.as_deref()
     }
 
     /// Moves the playhead (tests, scripts).
@@ -101,19 +124,29 @@ impl ExplorerApp {
         self.run(Command::Select(a, b));
     }
 
-    /// Whether the worker is still decoding (tests wait on it).
+    /// Whether the worker is still loading or decoding (tests wait on it).
     pub fn busy(&self) -> bool {
-        self.model.loading || self.decoding.as_ref().is_some_and(|d| d.running)
+        self.state.busy()
     }
 
-    /// Results filled in so far.
+    /// Results of the current model, clip and prompt filled in so far.
     pub fn result_count(&self) -> usize {
-        self.results.len()
+        self.state.shown_cells().map_or(0, |c| c.results.len())
+    }
+
+    /// The last commands applied, oldest first (at most 64).
+    pub fn command_log(&self) -> &[Command] {
+        &self.log
+    }
+
+    /// How many decode requests the grid has sent the worker.
+    pub fn decode_requests(&self) -> u64 {
+        self.decode_requests
     }
 
     /// Whether the clip has its scores.
     pub fn encoded(&self) -> bool {
-        self.scores().is_some()
+        self.state.scores().is_some()
     }
 
     /// For scripts: create `path` once every output of the grid is in.

@@ -1,0 +1,225 @@
+//! The one command handler: every command of a frame, applied once at its end.
+
+use std::time::Instant;
+
+use super::ExplorerApp;
+use crate::engine::worker::Request;
+use crate::ui::commands::Command;
+use crate::ui::logic::timeline::View;
+use crate::ui::state::{OpenTiming, PathTarget, PathWindow};
+
+impl ExplorerApp {
+    pub(super) fn apply(&mut self, c: Command, ctx: Option<&egui::Context>) {
+        if self.log.len() == super::LOG {
+            self.log.remove(0);
+        }
+        self.log.push(c.clone());
+        if c.changes_grid() {
+            self.grid_dirty = true;
+        }
+        match c {
+            Command::PickClip
+            | Command::PickModel
+            | Command::TypePath
+            | Command::PickExportDir
+            | Command::OpenClip(_)
+            | Command::LoadModel(_)
+            | Command::SetPrecision(_)
+            | Command::Export(_)
+            | Command::CancelDecode
+            | Command::Quit => self.apply_file(c),
+            Command::PlayPause
+            | Command::PlaySelection
+            | Command::ClearSelection
+            | Command::Step(_)
+            | Command::Seek(_)
+            | Command::Select(..)
+            | Command::Zoom { .. }
+            | Command::Pan(_)
+            | Command::SetView(_)
+            | Command::ZoomFit
+            | Command::ToggleLoop => self.apply_playback(c),
+            Command::HoverLanes(h) => self.state.hover.lanes = h,
+            Command::HoverGrid(h) => self.state.hover.grid = h,
+            Command::ToggleHelp => self.state.windows.help = !self.state.windows.help,
+            Command::EditPath(text) => {
+                if let Some(w) = &mut self.state.windows.path {
+                    w.text = text;
+                }
+            }
+            Command::ClosePathWindow => self.state.windows.path = None,
+            Command::EditExportDir(dir) => self.state.windows.export_dir = Some(dir),
+            Command::CloseExportWindow => self.state.windows.export_dir = None,
+            Command::SetScoreSource(s) => self.apply_score_source(s, ctx),
+            setting => self.apply_setting(setting),
+        }
+        if let Some(ctx) = ctx {
+            ctx.request_repaint();
+        }
+    }
+
+    /// Files, the model, exports and the worker.
+    fn apply_file(&mut self, c: Command) {
+        match c {
+            Command::PickClip => self.pick(PathTarget::Clip),
+            Command::PickModel => self.pick(PathTarget::Model),
+            Command::TypePath => {
+                self.state.windows.path = Some(PathWindow {
+                    target: PathTarget::Clip,
+                    text: String::new(),
+                    note: None,
+                })
+            }
+            Command::PickExportDir => {
+                let dir = self
+                    .state
+                    .clip
+                    .as_ref()
+                    .and_then(|c| c.path.parent())
+                    .map(|p| p.join("prunescope-export").display().to_string())
+                    .unwrap_or_else(|| "prunescope-export".into());
+                self.state.windows.export_dir = Some(dir);
+            }
+            Command::OpenClip(path) => {
+                self.state.windows.path = None;
+                let job = self.new_job();
+                self.worker.cancel();
+                self.state.decoding = None;
+                self.info(format!("opening {}…", path.display()));
+                self.state.open_timing = OpenTiming {
+                    started: Some(Instant::now()),
+                    ..OpenTiming::default()
+                };
+                self.worker.send(Request::OpenClip { job, path });
+                // The old clip stays on screen until the new one loads; answers for `job` count.
+                self.state.pending_clip_job = Some(job);
+            }
+            Command::LoadModel(dir) => {
+                self.state.windows.path = None;
+                self.state.model.loading = true;
+                self.info(format!("loading model {}…", dir.display()));
+                self.worker.send(Request::LoadModel {
+                    dir,
+                    precision: self.state.settings.precision,
+                });
+            }
+            Command::SetPrecision(p) => self.apply_precision(p),
+            Command::Export(dir) => {
+                self.state.windows.export_dir = None;
+                match self.export(&dir) {
+                    Ok(files) => {
+                        self.info(format!("wrote {} files to {}", files.len(), dir.display()))
+                    }
+                    Err(e) => self.error(e.to_string()),
+                }
+            }
+            Command::CancelDecode => {
+                if self.state.decoding.as_ref().is_some_and(|d| d.running) {
+                    self.worker.cancel();
+                }
+            }
+            Command::Quit => self.quit = true,
+            _ => {}
+        }
+    }
+
+    /// Qwen2-Audio / AF3's dtype: reloads such a model in it.
+    fn apply_precision(&mut self, p: crate::model::Precision) {
+        if p == self.state.settings.precision {
+            return;
+        }
+        self.state.settings.precision = p;
+        match (self.state.model.dir.clone(), self.state.model.prompted) {
+            (Some(dir), true) => self.apply_file(Command::LoadModel(dir)),
+            _ => self.info(format!(
+                "dtype {p}: for Qwen2-Audio / AF3 models (Whisper runs in f32)"
+            )),
+        }
+    }
+
+    /// Ranks by another layer's scores, reduced over heads another way: the lanes show them at
+    /// once (the clip's encoding holds every layer).
+    fn apply_score_source(
+        &mut self,
+        s: crate::model::scores::ScoreSource,
+        ctx: Option<&egui::Context>,
+    ) {
+        if s == self.state.settings.source {
+            return;
+        }
+        self.state.settings.source = s;
+        let Some(scores) = self.state.clip.as_mut().and_then(|c| c.scores.as_mut()) else {
+            return;
+        };
+        scores.set_source(&s);
+        if let (Some(textures), Some(ctx)) = (&mut self.state.textures, ctx) {
+            textures.set_scores(ctx, &scores.norm);
+            textures.set_layers(ctx, &scores.layers, s.head_reduce);
+        }
+    }
+
+    /// The controls' settings (the grid is asked for again after those it depends on).
+    fn apply_setting(&mut self, c: Command) {
+        let set = &mut self.state.settings;
+        match c {
+            Command::SetMethod(m) => set.method = m,
+            Command::SetKeep(k) => set.keep_percent = k,
+            Command::SetSegments(n) => set.segments = n,
+            Command::SetSegmentMode(m) => set.mode = m,
+            Command::SetSeed(s) => set.seed = s,
+            Command::SetTail(t) => set.tail = t,
+            Command::SetStopOnLoop(on) => set.stop_on_loop = on,
+            Command::SetPrompt(p) => set.prompt = p,
+            Command::SetGamma(g) => set.gamma = g,
+            Command::SetWindowSeconds(w) => set.window_seconds = w,
+            Command::SetMergeThreshold(t) => set.merge_threshold = t,
+            Command::ShowExtension(m, on) => toggle(&mut set.extensions, m, on),
+            Command::ShowPeer(m, on) => toggle(&mut set.peers, m, on),
+            Command::SetFastVLayer(l) => set.fastv_layer = l,
+            Command::SetReference(r) => {
+                set.reference = r;
+                self.views_dirty = true;
+            }
+            Command::ToggleFollow => set.follow = !set.follow,
+            _ => {}
+        }
+    }
+
+    /// Playback and the view.
+    fn apply_playback(&mut self, c: Command) {
+        if c == Command::ToggleLoop {
+            self.state.settings.looping = !self.state.settings.looping;
+        }
+        let looping = self.state.settings.looping;
+        let Some(clip) = &mut self.state.clip else {
+            return;
+        };
+        let (pb, duration) = (&mut clip.playback, clip.duration);
+        match c {
+            Command::ToggleLoop => pb.looping = looping,
+            Command::PlayPause => pb.toggle(),
+            Command::PlaySelection => pb.play_selection(),
+            Command::ClearSelection => pb.selection = None,
+            Command::Step(dt) => pb.step(dt),
+            Command::Seek(t) => pb.seek(t),
+            Command::Select(a, b) => pb.select(a, b),
+            Command::Zoom { factor, anchor } => {
+                let anchor = anchor.unwrap_or(pb.position);
+                clip.view.zoom(factor, anchor, duration);
+            }
+            Command::Pan(dt) => clip.view.pan(dt, duration),
+            Command::SetView(v) => clip.view.set(v, duration),
+            Command::ZoomFit => clip.view = View::full(duration),
+            _ => {}
+        }
+        self.sync_audio();
+    }
+}
+
+/// Puts `m` in `list` (at its end) or takes it out.
+fn toggle<T: PartialEq>(list: &mut Vec<T>, m: T, on: bool) {
+    list.retain(|x| *x != m);
+    if on {
+        list.push(m);
+    }
+}

@@ -1,0 +1,233 @@
+//! The worker's events: a model loaded or failed, a clip decoded, encoded or failed, cells
+//! decoded. Answers to stale jobs (an older clip, a superseded request) are dropped here; a
+//! cell's result lands by the key it came back with.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::ExplorerApp;
+use crate::engine::worker::{Event, Spectrogram};
+use crate::engine::{ClipReport, RunKey, RunResult};
+use crate::model::scores::LayerScores;
+use crate::ui::logic::pool;
+use crate::ui::logic::timeline::{Playback, View};
+use crate::ui::state::{Clip, Scores};
+use crate::ui::textures::LaneTextures;
+
+/// A clip's encoding as the worker sends it.
+struct Encoding {
+    job: u64,
+    report: ClipReport,
+    keys: Vec<f32>,
+    key_dim: usize,
+    windows: Vec<(usize, usize)>,
+    layers: Vec<LayerScores>,
+}
+
+impl ExplorerApp {
+    pub(super) fn on(&mut self, e: Event, ctx: &egui::Context) {
+        match e {
+            Event::ModelLoaded {
+                name,
+                dir,
+                prompted,
+                lm_layers,
+            } => self.model_loaded(name, dir, prompted, lm_layers),
+            Event::ModelFailed { message, .. } => {
+                self.state.model.loading = false;
+                self.error(message);
+            }
+            Event::ClipLoaded {
+                job,
+                path,
+                samples,
+                spectrogram,
+            } => self.clip_loaded(job, path, samples, &spectrogram, ctx),
+            Event::ClipFailed { job, message, .. } => {
+                if self.is_clip_job(job) {
+                    self.state.pending_clip_job = None;
+                    self.error(message);
+                }
+            }
+            Event::ClipEncoded {
+                job,
+                report,
+                keys,
+                key_dim,
+                windows,
+                layers,
+            } => self.clip_encoded(
+                Encoding {
+                    job,
+                    report,
+                    keys,
+                    key_dim,
+                    windows,
+                    layers,
+                },
+                ctx,
+            ),
+            Event::Progress { job, done, of } => {
+                if let Some(d) = self.in_flight(job) {
+                    d.done = done;
+                    d.of = of;
+                }
+            }
+            Event::CellDone { job, key, result } => self.cell_done(job, key, result),
+            Event::DecodeFinished {
+                job,
+                cancelled,
+                elapsed_ms,
+            } => {
+                let Some(d) = self.in_flight(job) else { return };
+                d.running = false;
+                let n = d.keys.len();
+                if cancelled {
+                    self.info("decoding cancelled");
+                } else {
+                    self.info(format!("decoded {n} setting(s) in {elapsed_ms:.0} ms"));
+                }
+            }
+            Event::DecodeFailed { job, message } => {
+                if let Some(d) = self.in_flight(job) {
+                    d.running = false;
+                    self.error(message);
+                }
+            }
+        }
+    }
+
+    /// The request in flight, if `job` is it (answers to any other are stale).
+    fn in_flight(&mut self, job: u64) -> Option<&mut crate::ui::logic::compare::InFlight> {
+        self.state.decoding.as_mut().filter(|d| d.job == job)
+    }
+
+    fn model_loaded(
+        &mut self,
+        label: String,
+        dir: Option<PathBuf>,
+        prompted: bool,
+        lm_layers: Option<usize>,
+    ) {
+        let m = &mut self.state.model;
+        m.loading = false;
+        m.label = Some(label.clone());
+        m.prompted = prompted;
+        m.lm_layers = lm_layers;
+        if let Some(d) = &dir {
+            self.state.settings.remember_model(d);
+        }
+        self.state.model.dir = dir;
+        // The cells of another model are not shown (the scope changed) and nothing is asked
+        // until this model has encoded the clip.
+        self.drop_request();
+        self.grid_dirty = true;
+        self.info(format!("model: {label}"));
+    }
+
+    fn clip_loaded(
+        &mut self,
+        job: u64,
+        path: PathBuf,
+        samples: Arc<Vec<f32>>,
+        spectrogram: &Spectrogram,
+        ctx: &egui::Context,
+    ) {
+        if !self.is_clip_job(job) {
+            return;
+        }
+        self.state.pending_clip_job = None;
+        let duration = samples.len() as f64 / f64::from(crate::SAMPLE_RATE);
+        self.state.settings.remember_clip(&path);
+        self.state.textures = Some(LaneTextures::new(ctx, spectrogram));
+        if let Some(a) = &self.sound.out {
+            a.set_clip(samples.clone());
+        }
+        self.info(format!("{}: {duration:.2} s", path.display()));
+        let summary = pool::wave_summary(&samples);
+        let peak = summary
+            .iter()
+            .map(|(lo, hi)| lo.abs().max(hi.abs()))
+            .fold(1e-6f32, f32::max);
+        self.state.clip = Some(Clip {
+            job,
+            path,
+            samples,
+            duration,
+            summary,
+            peak,
+            scores: None,
+            view: View::full(duration),
+            playback: Playback {
+                looping: self.state.settings.looping,
+                ..Playback::new(duration)
+            },
+        });
+        self.state.highlight = None;
+        self.drop_request();
+        self.grid_dirty = true;
+    }
+
+    fn clip_encoded(&mut self, e: Encoding, ctx: &egui::Context) {
+        let Some(label) = self.state.model.label.clone() else {
+            return;
+        };
+        let Some(clip) = self.state.clip.as_mut().filter(|c| c.job == e.job) else {
+            return;
+        };
+        let analyzed_s = e.report.clip.analyzed_s;
+        let note = (analyzed_s + 1e-6 < clip.duration).then(|| {
+            format!(
+                "{} reads the first {analyzed_s:.0} s of this {:.1} s clip",
+                e.report.model, clip.duration
+            )
+        });
+        let windows = e.windows.iter().map(|w| w.0).collect();
+        let mut scores = Scores::new(e.report, label, e.keys, e.key_dim, windows, e.layers);
+        let source = self.state.settings.source;
+        scores.set_source(&source);
+        if let Some(t) = &mut self.state.textures {
+            t.set_scores(ctx, &scores.norm);
+            t.clear_layers();
+            t.set_layers(ctx, &scores.layers, source.head_reduce);
+        }
+        clip.scores = Some(scores);
+        if let Some(note) = note {
+            self.info(note);
+        }
+        self.state.highlight = None;
+        self.state.decoding = None;
+        self.grid_dirty = true;
+    }
+
+    /// A decoded cell lands by its key, if its request is the one in flight.
+    fn cell_done(&mut self, job: u64, key: RunKey, result: RunResult) {
+        if self.in_flight(job).is_none() {
+            return;
+        }
+        self.state.cells.results.insert(key, result);
+        self.views_dirty = true;
+        self.time_open();
+    }
+
+    /// Notes when the opened clip's slider cell, then its whole grid, came in.
+    fn time_open(&mut self) {
+        let t = self.state.open_timing;
+        let Some(started) = t.started.filter(|_| t.grid_ms.is_none()) else {
+            return;
+        };
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        let slider = self.state.slider_key();
+        if t.slider_cell_ms.is_none() && self.state.result(&slider).is_some() {
+            self.state.open_timing.slider_cell_ms = Some(ms);
+        }
+        if self.state.grid_complete() {
+            self.state.open_timing.grid_ms = Some(ms);
+        }
+    }
+
+    fn is_clip_job(&self, job: u64) -> bool {
+        self.state.pending_clip_job == Some(job)
+            || self.state.clip.as_ref().is_some_and(|c| c.job == job)
+    }
+}

@@ -1,0 +1,77 @@
+//! The status bar: decoding progress with its cancel button, the status line, the frame time
+//! and how long the last clip took to show its outputs.
+
+use egui::RichText;
+
+use crate::ui::commands::Command;
+use crate::ui::state::AppState;
+use crate::ui::theme;
+
+pub fn bar(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
+    ui.horizontal(|ui| {
+        progress(ui, s, out);
+        if s.model.loading {
+            ui.spinner();
+        }
+        if let Some(st) = &s.status {
+            let colour = if st.error {
+                theme::ERROR
+            } else {
+                theme::TEXT_DIM
+            };
+            ui.label(RichText::new(&st.text).color(colour));
+        }
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            timings(ui, s);
+        });
+    });
+}
+
+/// The running decode's cells in over its cells asked, and its cancel button.
+fn progress(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
+    let Some(d) = s.decoding.as_ref().filter(|d| d.running) else {
+        return;
+    };
+    let cells = s.shown_cells();
+    let done = d
+        .keys
+        .iter()
+        .filter(|k| cells.is_some_and(|c| c.results.contains_key(k)))
+        .count();
+    ui.add(
+        egui::ProgressBar::new(done as f32 / d.keys.len().max(1) as f32)
+            .desired_width(160.0)
+            .text(format!("decoding {done}/{}", d.keys.len())),
+    );
+    if ui.button("Cancel").clicked() {
+        out.push(Command::CancelDecode);
+    }
+}
+
+/// The UI's frame time and the last clip's time to its outputs.
+fn timings(ui: &mut egui::Ui, s: &AppState) {
+    let recent = || s.frame_ms.iter().rev().take(120).map(|&x| f64::from(x));
+    let median = crate::util::median(recent());
+    let median = if median.is_nan() { 0.0 } else { median };
+    let worst = recent().fold(0.0, f64::max);
+    ui.label(
+        RichText::new(format!("ui frame {median:.1} ms (max {worst:.1})"))
+            .small()
+            .color(theme::TEXT_DIM),
+    );
+    ui.label(RichText::new("F1 shortcuts").small().color(theme::TEXT_DIM));
+    let t = s.open_timing;
+    if let Some(first) = t.slider_cell_ms {
+        let grid = t
+            .grid_ms
+            .map_or_else(String::new, |g| format!(", grid {:.2} s", g / 1e3));
+        ui.label(
+            RichText::new(format!("opened: slider cell {:.2} s{grid}", first / 1e3))
+                .small()
+                .color(theme::TEXT_DIM),
+        )
+        .on_hover_text(
+            "From opening the clip to its outputs: the slider's cell first, then the whole grid",
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! The windows over the main view: the keyboard shortcuts, the open-path window and the export
+//! window.
+
+use egui::RichText;
+
+use crate::ui::commands::{Command, COMMANDS};
+use crate::ui::state::{AppState, PathTarget, PathWindow};
+use crate::ui::theme;
+
+pub fn windows(ctx: &egui::Context, s: &AppState, out: &mut Vec<Command>) {
+    if s.windows.help {
+        help(ctx, out);
+    }
+    if let Some(w) = &s.windows.path {
+        path(ctx, w, out);
+    }
+    if let Some(dir) = &s.windows.export_dir {
+        export(ctx, dir, out);
+    }
+}
+
+fn help(ctx: &egui::Context, out: &mut Vec<Command>) {
+    let mut open = true;
+    egui::Window::new("Keyboard shortcuts")
+        .open(&mut open)
+        .collapsible(false)
+        .show(ctx, |ui| {
+            egui::Grid::new("help").striped(true).show(ui, |ui| {
+                for c in COMMANDS {
+                    ui.label(c.name);
+                    ui.label(
+                        c.shortcut
+                            .map(|s| ctx.format_shortcut(&s))
+                            .unwrap_or_default(),
+                    );
+                    ui.end_row();
+                }
+                for (what, how) in [
+                    ("Ctrl + wheel / pinch", "zoom"),
+                    ("Right-drag / shift + wheel", "pan"),
+                    ("Click / drag on lanes", "seek / select"),
+                    ("Double-click on lanes", "zoom to fit"),
+                ] {
+                    ui.label(what);
+                    ui.label(how);
+                    ui.end_row();
+                }
+            });
+        });
+    if !open {
+        out.push(Command::ToggleHelp);
+    }
+}
+
+fn title(target: PathTarget) -> &'static str {
+    match target {
+        PathTarget::Clip => "Open clip",
+        PathTarget::Model => "Open model directory",
+    }
+}
+
+fn path(ctx: &egui::Context, w: &PathWindow, out: &mut Vec<Command>) {
+    let mut open = true;
+    let mut text = w.text.clone();
+    let mut submit = false;
+    egui::Window::new(title(w.target))
+        .open(&mut open)
+        .collapsible(false)
+        .show(ctx, |ui| {
+            if let Some(n) = &w.note {
+                ui.label(RichText::new(n).color(theme::TEXT_DIM));
+            }
+            let r = ui.add(
+                egui::TextEdit::singleline(&mut text)
+                    .desired_width(420.0)
+                    .hint_text("/path/to/file"),
+            );
+            if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                submit = true;
+            } else if ui.memory(|m| m.focused().is_none()) {
+                // Typing goes to the path at once (when nothing else has the keyboard).
+                r.request_focus();
+            }
+            if ui.button("Open").clicked() {
+                submit = true;
+            }
+        });
+    if submit && !text.trim().is_empty() {
+        out.push(Command::open(w.target, text.trim().into()));
+    } else if !open {
+        out.push(Command::ClosePathWindow);
+    } else if text != w.text {
+        out.push(Command::EditPath(text));
+    }
+}
+
+fn export(ctx: &egui::Context, dir: &str, out: &mut Vec<Command>) {
+    let mut open = true;
+    let mut text = dir.to_string();
+    let mut go = false;
+    egui::Window::new("Export")
+        .open(&mut open)
+        .collapsible(false)
+        .show(ctx, |ui| {
+            ui.label("Writes the attention lane (PNG), scores and outputs (CSV), and the analyze --json document into:");
+            ui.add(egui::TextEdit::singleline(&mut text).desired_width(420.0));
+            go = ui.button("Export").clicked();
+        });
+    if go {
+        out.push(Command::Export(text.trim().into()));
+    } else if !open {
+        out.push(Command::CloseExportWindow);
+    } else if text != dir {
+        out.push(Command::EditExportDir(text));
+    }
+}
