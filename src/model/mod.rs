@@ -47,6 +47,8 @@ pub enum ModelError {
     },
     #[error("{path}: {msg}")]
     Config { path: PathBuf, msg: String },
+    #[error(transparent)]
+    Json(#[from] hf::JsonError),
     #[error("weights lack tensor `{0}`")]
     MissingTensor(String),
     #[error("tensor `{name}` has shape {got:?}, expected {want:?}")]
