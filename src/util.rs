@@ -1,5 +1,6 @@
-//! Small helpers every layer shares: the median of measurements, a self-removing temporary
-//! folder, and the error of a name that is not one of a fixed set.
+//! Small helpers every layer shares: the median of measurements, the cosine similarity of two
+//! vectors, a self-removing temporary folder, and the error of a name that is not one of a fixed
+//! set.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +23,25 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
         0 => f64::NAN,
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Cosine similarity of two vectors (f32 or f64), computed in f64: the dot product over the
+/// square root of the product of the squared norms. 0 when that denominator is 0 (a zero
+/// vector) or not finite.
+pub fn cosine<T: Copy + Into<f64>>(a: &[T], b: &[T]) -> f64 {
+    let (mut d, mut na, mut nb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y): (f64, f64) = (x.into(), y.into());
+        d += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    let den = (na * nb).sqrt();
+    if den > 0.0 && den.is_finite() {
+        d / den
+    } else {
+        0.0
     }
 }
 
@@ -71,6 +91,15 @@ mod tests {
         assert_eq!(median([3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median([4.0, 1.0, 3.0, 2.0]), 2.5);
         assert!(median([]).is_nan());
+    }
+
+    #[test]
+    fn cosine_edges() {
+        assert_eq!(cosine(&[0.0f32, 0.0], &[1.0, 0.0]), 0.0);
+        assert!((cosine(&[1.0f32, 1.0], &[2.0, 2.0]) - 1.0).abs() < 1e-12);
+        assert!((cosine(&[1.0f32, 0.0], &[0.0, 3.0])).abs() < 1e-12);
+        assert!((cosine(&[1.0f64, 2.0], &[-1.0, -2.0]) + 1.0).abs() < 1e-12);
+        assert_eq!(cosine(&[f64::MAX, 1.0], &[f64::MAX, 1.0]), 0.0);
     }
 
     #[test]

@@ -5,11 +5,12 @@ use std::io::ErrorKind;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
-use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::audio::GenericAudioBufferRef;
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::well_known::FORMAT_ID_ISOMP4;
-use symphonia::core::formats::{FormatOptions, TrackType};
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 
@@ -87,6 +88,8 @@ fn fatal(err: SymError, path: &Path) -> AudioError {
     }
 }
 
+/// Probes the stream, decodes its default audio track packet by packet, and hands back the mono
+/// samples, their rate and the source's channel count (see [`decode`]).
 fn decode_stream(
     mss: MediaSourceStream<'_>,
     hint: &Hint,
@@ -100,24 +103,35 @@ fn decode_stream(
             MetadataOptions::default(),
         )
         .map_err(|e| fatal(e, path))?;
-
     let is_mp4 = format.format_info().format == FORMAT_ID_ISOMP4;
+    let mut track = open_track(&*format, path)?;
+    let mut clip = Clip::default();
+    clip.read(&mut *format, track.id, &mut *track.decoder, path)?;
+    clip.finish(is_mp4, track.declared_rate, path)
+}
+
+/// The default audio track of a stream, and a decoder for it.
+struct Track {
+    id: u32,
+    /// The sample rate its header declares, if any.
+    declared_rate: Option<u32>,
+    decoder: Box<dyn AudioDecoder>,
+}
+
+fn open_track(format: &dyn FormatReader, path: &Path) -> Result<Track, AudioError> {
+    let no_audio = || AudioError::NoAudioTrack {
+        path: path.to_path_buf(),
+    };
     let track = format
         .default_track(TrackType::Audio)
-        .ok_or_else(|| AudioError::NoAudioTrack {
-            path: path.to_path_buf(),
-        })?;
-    let track_id = track.id;
+        .ok_or_else(no_audio)?;
     let params = track
         .codec_params
         .as_ref()
         .and_then(|p| p.audio())
-        .ok_or_else(|| AudioError::NoAudioTrack {
-            path: path.to_path_buf(),
-        })?;
+        .ok_or_else(no_audio)?;
     let codec = params.codec;
-    let declared_rate = params.sample_rate;
-    let mut decoder = symphonia::default::get_codecs()
+    let decoder = symphonia::default::get_codecs()
         .make_audio_decoder(params, &AudioDecoderOptions::default())
         .map_err(|e| match e {
             SymError::Unsupported(what) => AudioError::UnsupportedCodec {
@@ -126,63 +140,94 @@ fn decode_stream(
             },
             other => fatal(other, path),
         })?;
+    Ok(Track {
+        id: track.id,
+        declared_rate: params.sample_rate,
+        decoder,
+    })
+}
 
-    let mut mono: Vec<f32> = Vec::new();
-    let mut planes: Vec<Vec<f32>> = Vec::new();
-    let mut rate: Option<u32> = None;
-    let mut channels = 0usize;
-    let mut packets = 0usize;
-    let mut failed = 0usize;
-    let mut last_failure = String::new();
-    let mut truncated = false;
+/// What the packets of one track gave: the mono samples, their rate and the source channels,
+/// and how many packets failed.
+#[derive(Default)]
+struct Clip {
+    mono: Vec<f32>,
+    /// The last decoded buffer's channels (reused between packets).
+    planes: Vec<Vec<f32>>,
+    rate: Option<u32>,
+    channels: usize,
+    packets: usize,
+    failed: usize,
+    last_failure: String,
+    /// The stream ended in the middle of a packet.
+    truncated: bool,
+}
 
-    loop {
-        let packet = match format.next_packet() {
-            Ok(Some(packet)) => packet,
-            Ok(None) => break,
-            // A new chained stream (ogg): the first one is the clip.
-            Err(SymError::ResetRequired) => break,
-            Err(SymError::IoError(e)) if e.kind() == ErrorKind::UnexpectedEof => {
-                truncated = true;
-                break;
-            }
-            Err(err) => {
-                if mono.is_empty() {
-                    return Err(fatal(err, path));
+impl Clip {
+    /// Decodes the packets of track `track_id` until the stream ends (or a chained ogg stream
+    /// begins). A packet that fails to decode is counted and skipped; [`Clip::finish`] judges
+    /// how many did.
+    fn read(
+        &mut self,
+        format: &mut dyn FormatReader,
+        track_id: u32,
+        decoder: &mut dyn AudioDecoder,
+        path: &Path,
+    ) -> Result<(), AudioError> {
+        loop {
+            let packet = match format.next_packet() {
+                Ok(Some(packet)) => packet,
+                Ok(None) => return Ok(()),
+                // A new chained stream (ogg): the first one is the clip.
+                Err(SymError::ResetRequired) => return Ok(()),
+                Err(SymError::IoError(e)) if e.kind() == ErrorKind::UnexpectedEof => {
+                    self.truncated = true;
+                    return Ok(());
                 }
-                return Err(AudioError::Corrupt {
-                    path: path.to_path_buf(),
-                    detail: format!("{err} (after {:.2} s of audio)", seconds(&mono, rate)),
-                });
+                Err(err) if self.mono.is_empty() => return Err(fatal(err, path)),
+                Err(err) => {
+                    return Err(AudioError::Corrupt {
+                        path: path.to_path_buf(),
+                        detail: format!(
+                            "{err} (after {:.2} s of audio)",
+                            seconds(&self.mono, self.rate)
+                        ),
+                    })
+                }
+            };
+            if packet.track_id != track_id {
+                continue;
             }
-        };
-        if packet.track_id != track_id {
-            continue;
+            self.packets += 1;
+            let buf = match decoder.decode(&packet) {
+                Ok(buf) => buf,
+                Err(SymError::DecodeError(msg)) => {
+                    self.failed += 1;
+                    self.last_failure = msg.to_string();
+                    continue;
+                }
+                Err(SymError::IoError(e)) => {
+                    self.failed += 1;
+                    self.last_failure = e.to_string();
+                    continue;
+                }
+                Err(SymError::ResetRequired) => return Ok(()),
+                Err(err) => return Err(fatal(err, path)),
+            };
+            self.add(buf, path)?;
         }
-        packets += 1;
-        let buf = match decoder.decode(&packet) {
-            Ok(buf) => buf,
-            Err(SymError::DecodeError(msg)) => {
-                failed += 1;
-                last_failure = msg.to_string();
-                continue;
-            }
-            Err(SymError::IoError(e)) => {
-                failed += 1;
-                last_failure = e.to_string();
-                continue;
-            }
-            Err(SymError::ResetRequired) => break,
-            Err(err) => return Err(fatal(err, path)),
-        };
+    }
+
+    /// Appends a decoded buffer, downmixed; its rate must be the stream's.
+    fn add(&mut self, buf: GenericAudioBufferRef<'_>, path: &Path) -> Result<(), AudioError> {
         if buf.frames() == 0 || buf.num_planes() == 0 {
-            continue;
+            return Ok(());
         }
         let buf_rate = buf.spec().rate();
-        match rate {
+        match self.rate {
             None => {
-                rate = Some(buf_rate);
-                channels = buf.num_planes();
+                self.rate = Some(buf_rate);
+                self.channels = buf.num_planes();
             }
             Some(r) if r != buf_rate => {
                 return Err(AudioError::Corrupt {
@@ -192,39 +237,50 @@ fn decode_stream(
             }
             Some(_) => {}
         }
-        buf.copy_to_vecs_planar::<f32>(&mut planes);
-        downmix_into(&planes, &mut mono);
+        buf.copy_to_vecs_planar::<f32>(&mut self.planes);
+        downmix_into(&self.planes, &mut self.mono);
+        Ok(())
     }
 
-    if packets > 0 && failed as f64 > MAX_FAILED_PACKET_SHARE * packets as f64 {
-        return Err(AudioError::Corrupt {
-            path: path.to_path_buf(),
-            detail: format!("{failed} of {packets} packets failed to decode ({last_failure})"),
-        });
-    }
-    if let (true, Some(rate)) = (is_mp4, rate) {
-        if let Some(edit) = mp4::audio_edit(path) {
-            let keep = edit.range(rate, mono.len());
-            mono.truncate(keep.end);
-            mono.drain(..keep.start);
-        }
-    }
-    match rate {
-        Some(rate) if !mono.is_empty() => Ok((mono, rate, channels)),
-        _ if truncated => Err(AudioError::Truncated {
-            path: path.to_path_buf(),
-        }),
-        _ => {
-            // A declared rate of 0 is a broken header rather than an empty clip.
-            if declared_rate == Some(0) {
-                return Err(AudioError::UnsupportedSampleRate {
-                    path: path.to_path_buf(),
-                    rate: 0,
-                });
-            }
-            Err(AudioError::ZeroLength {
+    /// The samples (of an MP4, the span its edit list names), rate and channels, or why the
+    /// stream is not a clip: too many packets failed, it was cut short before any audio, its
+    /// header declares a rate of 0, or it held no audio.
+    fn finish(
+        mut self,
+        is_mp4: bool,
+        declared_rate: Option<u32>,
+        path: &Path,
+    ) -> Result<(Vec<f32>, u32, usize), AudioError> {
+        let (packets, failed) = (self.packets, self.failed);
+        if packets > 0 && failed as f64 > MAX_FAILED_PACKET_SHARE * packets as f64 {
+            return Err(AudioError::Corrupt {
                 path: path.to_path_buf(),
-            })
+                detail: format!(
+                    "{failed} of {packets} packets failed to decode ({})",
+                    self.last_failure
+                ),
+            });
+        }
+        if let (true, Some(rate)) = (is_mp4, self.rate) {
+            if let Some(edit) = mp4::audio_edit(path) {
+                let keep = edit.range(rate, self.mono.len());
+                self.mono.truncate(keep.end);
+                self.mono.drain(..keep.start);
+            }
+        }
+        match self.rate {
+            Some(rate) if !self.mono.is_empty() => Ok((self.mono, rate, self.channels)),
+            _ if self.truncated => Err(AudioError::Truncated {
+                path: path.to_path_buf(),
+            }),
+            // A declared rate of 0 is a broken header rather than an empty clip.
+            _ if declared_rate == Some(0) => Err(AudioError::UnsupportedSampleRate {
+                path: path.to_path_buf(),
+                rate: 0,
+            }),
+            _ => Err(AudioError::ZeroLength {
+                path: path.to_path_buf(),
+            }),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Hugging Face model directories: `model.safetensors` or shards listed in
+//! Hugging Face model directories: their JSON files (`config.json`, `generation_config.json`,
+//! the sentence-transformers module configs), and `model.safetensors` or shards listed in
 //! `model.safetensors.index.json`, stored in f32, f16 or bf16.
 
 use std::collections::HashMap;
@@ -8,6 +9,35 @@ use candle_core::{DType, Device, Tensor};
 
 use super::{ModelError, Result};
 
+/// Why a JSON file of a model directory could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not valid JSON: {source}")]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The JSON document in `path`. What it must hold is the caller's to check (and to word).
+pub fn read_json(path: &Path) -> std::result::Result<serde_json::Value, JsonError> {
+    let text = std::fs::read_to_string(path).map_err(|source| JsonError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| JsonError::Invalid {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// The safetensors files of a directory (one file, or the shards named by the index).
 pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let single = dir.join("model.safetensors");
@@ -15,9 +45,7 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
         return Ok(vec![single]);
     }
     let index = dir.join("model.safetensors.index.json");
-    let text = std::fs::read_to_string(&index).map_err(|e| ModelError::io(&index, e))?;
-    let json: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| ModelError::corrupt(&index, format!("not valid JSON: {e}")))?;
+    let json = read_json(&index)?;
     let map = json
         .get("weight_map")
         .and_then(|m| m.as_object())

@@ -1,5 +1,7 @@
-//! Models: weight readers, the Whisper encoder (with received-attention scores) and decoder, and
-//! the [`AudioLanguageModel`] trait the engine, CLI and GUI talk to.
+//! Models: weight readers, Whisper (its encoder with received-attention scores, its decoder),
+//! Qwen2-Audio and Audio Flamingo 3 ([`alm`]), the [`AudioLanguageModel`] trait the engine, CLI
+//! and GUI talk to, the CPU kernels Whisper runs on ([`kernels`]), and the sentence embedder
+//! the evaluation matches answers with ([`sentence`]).
 
 pub mod align;
 pub mod alm;
@@ -12,6 +14,7 @@ pub mod kernels;
 pub mod nn;
 pub mod repetition;
 pub mod scores;
+pub mod sentence;
 pub mod store;
 pub mod whisper;
 
@@ -47,6 +50,8 @@ pub enum ModelError {
     },
     #[error("{path}: {msg}")]
     Config { path: PathBuf, msg: String },
+    #[error(transparent)]
+    Json(#[from] hf::JsonError),
     #[error("weights lack tensor `{0}`")]
     MissingTensor(String),
     #[error("tensor `{name}` has shape {got:?}, expected {want:?}")]

@@ -12,6 +12,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use super::{Combination, Keys};
+use crate::util::cosine;
 
 /// A candidate merge of the group starting at `left` with the one after it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,21 +37,6 @@ impl Ord for Pair {
 impl PartialOrd for Pair {
     fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
         Some(self.cmp(o))
-    }
-}
-
-fn cosine(a: &[f64], b: &[f64]) -> f64 {
-    let (mut d, mut na, mut nb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        d += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    let den = (na * nb).sqrt();
-    if den > 0.0 && den.is_finite() {
-        d / den
-    } else {
-        0.0
     }
 }
 

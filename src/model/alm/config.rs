@@ -154,9 +154,7 @@ fn kind_of(json: &Value) -> Option<AlmKind> {
 
 impl AlmConfig {
     pub fn from_file(path: &Path) -> Result<AlmConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        let json: Value = serde_json::from_str(&text)
-            .map_err(|e| ModelError::corrupt(path, format!("not valid JSON: {e}")))?;
+        let json = crate::model::hf::read_json(path)?;
         AlmConfig::from_json(&json, path)
     }
 

@@ -35,6 +35,32 @@ pub struct TextModel {
     dtype: DType,
 }
 
+/// The RoPE rotation of each row of a block of inputs: cos and sin of its position,
+/// `(rows, head_dim / 2)` each, in the model's dtype.
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    /// The rotations of the rows `idx` picks (FastV's kept rows keep their own positions).
+    fn select(&self, idx: &Tensor) -> Result<Rope> {
+        Ok(Rope {
+            cos: self.cos.index_select(idx, 0)?,
+            sin: self.sin.index_select(idx, 0)?,
+        })
+    }
+}
+
+/// Where a block of input rows stands: their rotations, and `start`, the cache entries before
+/// them (their keys go after those; with FastV's dropped entries it is less than the first
+/// row's position).
+#[derive(Clone, Copy)]
+struct Positions<'a> {
+    rope: &'a Rope,
+    start: usize,
+}
+
 /// Keys and values of every layer for the positions seen so far, `(kv_heads, len, head_dim)`.
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
@@ -169,8 +195,11 @@ impl TextModel {
     /// cache, and returns the last position's logits (f32, on the CPU).
     pub fn forward(&self, x: &Tensor, cache: &mut KvCache) -> Result<Vec<f32>> {
         let (len, _) = x.dims2()?;
-        let start = cache.len;
-        let (cos, sin) = self.rope_tables(cache.pos, len)?;
+        let rope = self.rope_tables(cache.pos, len)?;
+        let at = Positions {
+            rope: &rope,
+            start: cache.len,
+        };
         let x = x.to_dtype(self.dtype)?;
         let KvCache { layers, watch, .. } = cache;
         let watching = watch.is_some();
@@ -179,29 +208,26 @@ impl TextModel {
                 w.add(&l, 0);
             }
         };
-        let x = self.run_layers(x, 0, layers, &cos, &sin, start, watching, &mut sink)?;
+        let x = self.run_layers(x, 0, layers, at, watching, &mut sink)?;
         self.end_prefill(cache, len, len, &x)
     }
 
-    /// Runs layers `first..` (their caches are `slots`, as many as run) on `x` at key offset
-    /// `start`; with `watching`, `last_row` receives each layer's last-row attention weights
+    /// Runs layers `first..` (their caches are `slots`, as many as run) on `x`, whose rows stand
+    /// `at`; with `watching`, `last_row` receives each layer's last-row attention weights
     /// summed over heads.
-    #[allow(clippy::too_many_arguments)]
     fn run_layers(
         &self,
         mut x: Tensor,
         first: usize,
         slots: &mut [Option<(Tensor, Tensor)>],
-        cos: &Tensor,
-        sin: &Tensor,
-        start: usize,
+        at: Positions<'_>,
         watching: bool,
         last_row: &mut dyn FnMut(Vec<f32>),
     ) -> Result<Tensor> {
         for (layer, slot) in self.layers[first..].iter().zip(slots[first..].iter_mut()) {
             let mut last = None;
             x = self.block(layer, &x, |h| {
-                let (o, l) = self.attention(layer, h, cos, sin, start, slot, watching)?;
+                let (o, l) = self.attention(layer, h, at, slot, watching)?;
                 last = l;
                 Ok(o)
             })?;
@@ -244,11 +270,11 @@ impl TextModel {
     pub fn forward_step(&self, x: &Tensor, caches: &mut [KvCache]) -> Result<Vec<Vec<f32>>> {
         let (b, _) = x.dims2()?;
         let positions: Vec<usize> = caches.iter().map(|c| c.pos).collect();
-        let (cos, sin) = self.rope_at(&positions)?;
+        let rope = self.rope_at(&positions)?;
         let mut x = x.to_dtype(self.dtype)?;
         for (li, layer) in self.layers.iter().enumerate() {
             x = self.block(layer, &x, |h| {
-                self.step_attention(layer, li, h, &cos, &sin, caches)
+                self.step_attention(layer, li, h, &rope, caches)
             })?;
         }
         for c in caches.iter_mut() {
@@ -292,17 +318,20 @@ impl TextModel {
                 ),
             });
         }
-        let (cos, sin) = self.rope_tables(0, len)?;
+        let rope = self.rope_tables(0, len)?;
+        let at = Positions {
+            rope: &rope,
+            start: 0,
+        };
         // The first layers' last-row weights (every position), for a watch once the ranking
         // says which positions stay.
         let mut early = Vec::new();
         let watching = cache.watch.is_some();
         let x = x.to_dtype(self.dtype)?;
         let slots = &mut cache.layers[..layer];
-        let mut x =
-            self.run_layers(x, 0, slots, &cos, &sin, 0, watching, &mut |l| early.push(l))?;
+        let mut x = self.run_layers(x, 0, slots, at, watching, &mut |l| early.push(l))?;
         // Layer `layer`'s attention from the last position, mean over heads.
-        let mean = self.received(layer, &x, &cos, &sin, len - 1..len)?;
+        let mean = self.received(layer, &x, &rope, len - 1..len)?;
         let kept = crate::model::top_k(&mean[audio.clone()], keep.min(audio.len()));
         let rows: Vec<u32> = (0..audio.start)
             .chain(kept.iter().map(|&a| audio.start + a))
@@ -311,7 +340,11 @@ impl TextModel {
             .collect();
         let idx = Tensor::new(rows.as_slice(), &self.device)?;
         x = x.index_select(&idx, 0)?;
-        let (cos, sin) = (cos.index_select(&idx, 0)?, sin.index_select(&idx, 0)?);
+        let rope = rope.select(&idx)?;
+        let at = Positions {
+            rope: &rope,
+            start: 0,
+        };
         for (k, v) in cache.layers[..layer].iter_mut().flatten() {
             *k = k.index_select(&idx, 1)?;
             *v = v.index_select(&idx, 1)?;
@@ -331,7 +364,7 @@ impl TextModel {
                 w.add(&l, 0);
             }
         };
-        let x = self.run_layers(x, layer, layers, &cos, &sin, 0, watching, &mut sink)?;
+        let x = self.run_layers(x, layer, layers, at, watching, &mut sink)?;
         let logits = self.end_prefill(cache, rows.len(), len, &x)?;
         Ok((logits, kept))
     }
@@ -344,9 +377,9 @@ impl TextModel {
         if len <= audio.end || audio.is_empty() {
             return Ok(vec![0.0; audio.len()]);
         }
-        let (cos, sin) = self.rope_tables(0, len)?;
+        let rope = self.rope_tables(0, len)?;
         let x = x.to_dtype(self.dtype)?;
-        let received = self.received(0, &x, &cos, &sin, audio.end..len)?;
+        let received = self.received(0, &x, &rope, audio.end..len)?;
         Ok(received[audio].to_vec())
     }
 
@@ -356,14 +389,13 @@ impl TextModel {
         &self,
         layer: usize,
         x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
+        rope: &Rope,
         rows: std::ops::Range<usize>,
     ) -> Result<Vec<f32>> {
         let (len, _) = x.dims2()?;
         let l = &self.layers[layer];
         let h = rms_norm(x, &l.ln1, self.cfg.rms_eps)?;
-        let (q, k, _) = self.qkv(l, &h, cos, sin)?;
+        let (q, k, _) = self.qkv(l, &h, rope)?;
         let (heads, kvh, hd) = (self.cfg.heads, self.cfg.kv_heads, self.cfg.head_dim);
         let n = rows.len();
         let q = q
@@ -390,8 +422,7 @@ impl TextModel {
         layer: &Layer,
         li: usize,
         h: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
+        rope: &Rope,
         caches: &mut [KvCache],
     ) -> Result<Tensor> {
         let c = &self.cfg;
@@ -400,7 +431,7 @@ impl TextModel {
         let rep = heads / kvh;
         // Sequences stand where positions stand in a prefill, so row b takes the rotation of
         // sequence b's own position.
-        let (q, k, v) = self.qkv(layer, h, cos, sin)?;
+        let (q, k, v) = self.qkv(layer, h, rope)?;
         let scale = 1.0 / (hd as f64).sqrt();
         let mut outs = Vec::with_capacity(b);
         for (i, cache) in caches.iter_mut().enumerate() {
@@ -455,14 +486,8 @@ impl TextModel {
     }
 
     /// Queries, keys and values of `h` (`(rows, hidden)`) with RoPE applied (rows take the
-    /// rotations of `cos`/`sin`'s rows): `(heads, rows, hd)`, `(kv_heads, rows, hd)` twice.
-    fn qkv(
-        &self,
-        layer: &Layer,
-        h: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-    ) -> Result<(Tensor, Tensor, Tensor)> {
+    /// rotations of `rope`'s rows): `(heads, rows, hd)`, `(kv_heads, rows, hd)` twice.
+    fn qkv(&self, layer: &Layer, h: &Tensor, rope: &Rope) -> Result<(Tensor, Tensor, Tensor)> {
         let (rows, _) = h.dims2()?;
         let hd = self.cfg.head_dim;
         let shape = |t: Tensor, n: usize| -> Result<Tensor> {
@@ -471,6 +496,7 @@ impl TextModel {
         let q = shape(layer.q.forward(h)?, self.cfg.heads)?;
         let k = shape(layer.k.forward(h)?, self.cfg.kv_heads)?;
         let v = shape(layer.v.forward(h)?, self.cfg.kv_heads)?;
+        let (cos, sin) = (&rope.cos, &rope.sin);
         let q = candle_nn::rotary_emb::rope(&q.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
         let k = candle_nn::rotary_emb::rope(&k.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
         Ok((q, k, v))
@@ -478,13 +504,13 @@ impl TextModel {
 
     /// cos and sin of positions `start..start + len`, `(len, head_dim / 2)`, computed in f32 as
     /// transformers does, then cast to the model's dtype.
-    fn rope_tables(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
+    fn rope_tables(&self, start: usize, len: usize) -> Result<Rope> {
         let positions: Vec<usize> = (start..start + len).collect();
         self.rope_at(&positions)
     }
 
     /// cos and sin of the given positions, one row each.
-    fn rope_at(&self, positions: &[usize]) -> Result<(Tensor, Tensor)> {
+    fn rope_at(&self, positions: &[usize]) -> Result<Rope> {
         let half = self.inv_freq.len();
         let len = positions.len();
         let mut cos = Vec::with_capacity(len * half);
@@ -501,19 +527,20 @@ impl TextModel {
                 .to_device(&self.device)?
                 .to_dtype(self.dtype)?)
         };
-        Ok((to(cos)?, to(sin)?))
+        Ok(Rope {
+            cos: to(cos)?,
+            sin: to(sin)?,
+        })
     }
 
-    /// Causal attention of `h`'s rows at positions `start..`; with `last`, also the last row's
-    /// weights summed over heads (for a [`Watch`]).
-    #[allow(clippy::too_many_arguments)]
+    /// Causal attention of `h`'s rows, which stand `at` (their keys go after the `at.start`
+    /// entries of `slot`); with `last`, also the last row's weights summed over heads (for a
+    /// [`Watch`]).
     fn attention(
         &self,
         layer: &Layer,
         h: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        start: usize,
+        at: Positions<'_>,
         slot: &mut Option<(Tensor, Tensor)>,
         last: bool,
     ) -> Result<(Tensor, Option<Vec<f32>>)> {
@@ -521,7 +548,8 @@ impl TextModel {
         let (len, _) = h.dims2()?;
         let (heads, kvh, hd) = (c.heads, c.kv_heads, c.head_dim);
         let rep = heads / kvh;
-        let (q, k, v) = self.qkv(layer, h, cos, sin)?;
+        let (q, k, v) = self.qkv(layer, h, at.rope)?;
+        let start = at.start;
         let (k, v) = match slot.take() {
             Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 1)?, Tensor::cat(&[&pv, &v], 1)?),
             None => (k, v),

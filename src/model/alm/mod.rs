@@ -100,10 +100,7 @@ pub struct Alm {
 
 /// Reads `config.json` of a directory and says whether it is one of the paper's models.
 pub fn is_alm_dir(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("config.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|j| config::is_alm_config(&j))
+    crate::model::hf::read_json(&dir.join("config.json")).is_ok_and(|j| config::is_alm_config(&j))
 }
 
 impl Alm {
@@ -348,9 +345,7 @@ fn end_tokens(dir: &Path, tok: &tokenizers::Tokenizer) -> Result<Vec<u32>> {
     let mut out = Vec::new();
     let gen = dir.join("generation_config.json");
     if gen.is_file() {
-        let text = std::fs::read_to_string(&gen).map_err(|e| ModelError::io(&gen, e))?;
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| ModelError::corrupt(&gen, format!("not valid JSON: {e}")))?;
+        let json = crate::model::hf::read_json(&gen)?;
         match json.get("eos_token_id") {
             Some(serde_json::Value::Number(n)) => out.extend(n.as_u64().map(|x| x as u32)),
             Some(serde_json::Value::Array(a)) => {

@@ -10,6 +10,8 @@
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use crate::model::kernels::cpu;
 use crate::model::kernels::{self, Matrix};
 
 /// Steps with at most this many sequences screen. Measured faster than the full projection at
@@ -49,13 +51,10 @@ impl Kernel {
     fn detect(cols: usize) -> Option<Kernel> {
         #[cfg(target_arch = "x86_64")]
         {
-            if cols.is_multiple_of(16) && std::is_x86_feature_detected!("avx512f") {
+            if cols.is_multiple_of(16) && cpu::avx512f() {
                 return Some(Kernel::Avx512);
             }
-            if cols.is_multiple_of(8)
-                && std::is_x86_feature_detected!("avx2")
-                && std::is_x86_feature_detected!("fma")
-            {
+            if cols.is_multiple_of(8) && cpu::avx2_fma() {
                 return Some(Kernel::Avx2);
             }
         }
@@ -369,10 +368,10 @@ mod tests {
         let mut kernels = vec![None];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            if cpu::avx2_fma() {
                 kernels.push(Some(Kernel::Avx2));
             }
-            if std::is_x86_feature_detected!("avx512f") {
+            if cpu::avx512f() {
                 kernels.push(Some(Kernel::Avx512));
             }
         }

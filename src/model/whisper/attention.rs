@@ -111,21 +111,9 @@ struct Group<'a> {
     members: Vec<usize>,
 }
 
-/// A step's cross-attention for every sequence and head: `out` (`b x heads*hd`) receives
-/// `softmax(q . k_t) v` of each sequence's query `q` (`b x heads*hd`, already scaled) over its
-/// own rows followed by its tail; exactly [`attend_parts`] per sequence and head. Returns, per
-/// task `i * heads + head` for which `probs_for(i, head)`, the softmax weights of the own rows.
-pub(super) fn cross_attention(
-    q: &[f32],
-    memories: &[Memory<'_>],
-    heads: usize,
-    out: &mut [f32],
-    probs_for: &(dyn Fn(usize, usize) -> bool + Sync),
-) -> Vec<Option<Vec<f32>>> {
-    let b = memories.len();
-    let hd = q.len() / (b * heads).max(1);
-    let query = |i: usize, head: usize| &q[(i * heads + head) * hd..(i * heads + head + 1) * hd];
-    // Tails read by two or more sequences; `member[i]`: (group, position in it).
+/// The tails read by two or more of `memories`, and per sequence its (group, position in the
+/// group's members) when it is in one.
+fn shared_tails<'a>(memories: &[Memory<'a>]) -> (Vec<Group<'a>>, Vec<Option<(usize, usize)>>) {
     let mut groups: Vec<Group> = Vec::new();
     let mut ids: Vec<usize> = Vec::new();
     for (i, m) in memories.iter().enumerate() {
@@ -143,15 +131,61 @@ pub(super) fn cross_attention(
         }
     }
     groups.retain(|g| g.members.len() > 1);
-    let mut member: Vec<Option<(usize, usize)>> = vec![None; b];
+    let mut member: Vec<Option<(usize, usize)>> = vec![None; memories.len()];
     for (g, group) in groups.iter().enumerate() {
         for (at, &i) in group.members.iter().enumerate() {
             member[i] = Some((g, at));
         }
     }
+    (groups, member)
+}
 
-    // 1. The shared tails' scores: each block of keys is read once for the whole group.
-    let tail_scores: Vec<Vec<Vec<f32>>> = (0..groups.len() * heads)
+/// The queries of a step, `b x heads*hd` (already scaled), one `hd`-long row per sequence and
+/// head.
+#[derive(Clone, Copy)]
+struct Queries<'a> {
+    q: &'a [f32],
+    heads: usize,
+    hd: usize,
+}
+
+impl<'a> Queries<'a> {
+    fn get(&self, i: usize, head: usize) -> &'a [f32] {
+        let at = (i * self.heads + head) * self.hd;
+        &self.q[at..at + self.hd]
+    }
+}
+
+/// One task's result of the own rows' pass: the softmax weights of the own rows when asked for,
+/// and for a sequence in a group its tail's weights and the softmax sum.
+type OwnPart = (Option<Vec<f32>>, Option<(Vec<f32>, f32)>);
+
+/// A step's cross-attention for every sequence and head: `out` (`b x heads*hd`) receives
+/// `softmax(q . k_t) v` of each sequence's query `q` (`b x heads*hd`, already scaled) over its
+/// own rows followed by its tail; exactly [`attend_parts`] per sequence and head. Returns, per
+/// task `i * heads + head` for which `probs_for(i, head)`, the softmax weights of the own rows.
+pub(super) fn cross_attention(
+    q: &[f32],
+    memories: &[Memory<'_>],
+    heads: usize,
+    out: &mut [f32],
+    probs_for: &(dyn Fn(usize, usize) -> bool + Sync),
+) -> Vec<Option<Vec<f32>>> {
+    let b = memories.len();
+    let hd = q.len() / (b * heads).max(1);
+    let queries = Queries { q, heads, hd };
+    let (groups, member) = shared_tails(memories);
+    let tail_scores = tail_scores(&groups, queries);
+    let parts = own_parts(queries, memories, &member, &tail_scores, out, probs_for);
+    add_tail_values(&groups, (heads, hd), &parts, out);
+    parts.into_iter().map(|(p, _)| p).collect()
+}
+
+/// First pass: the shared tails' scores, per (group, head) and member; each block of keys is
+/// read once for the whole group.
+fn tail_scores(groups: &[Group<'_>], queries: Queries<'_>) -> Vec<Vec<Vec<f32>>> {
+    let (heads, hd) = (queries.heads, queries.hd);
+    (0..groups.len() * heads)
         .into_par_iter()
         .map(|task| {
             let (group, head) = (&groups[task / heads], task % heads);
@@ -163,18 +197,27 @@ pub(super) fn cross_attention(
                 .collect();
             for block in k.chunks(BLOCK * hd) {
                 for (&i, s) in group.members.iter().zip(scores.iter_mut()) {
-                    kernels::dots(query(i, head), block, s);
+                    kernels::dots(queries.get(i, head), block, s);
                 }
             }
             scores
         })
-        .collect();
+        .collect()
+}
 
-    // 2. Per sequence and head: the own rows' scores, the softmax over own rows and tail, the own
-    // rows' share of the output. Grouped sequences hand back their tail weights and sum.
-    type Task = (Option<Vec<f32>>, Option<(Vec<f32>, f32)>);
-    let tasks: Vec<Task> = out
-        .par_chunks_mut(hd.max(1))
+/// Second pass, per sequence and head: the own rows' scores, the softmax over own rows and
+/// tail, the own rows' share of the output (a sequence alone with its tail: the whole output).
+/// Grouped sequences hand back their tail weights and sum.
+fn own_parts(
+    queries: Queries<'_>,
+    memories: &[Memory<'_>],
+    member: &[Option<(usize, usize)>],
+    tail_scores: &[Vec<Vec<f32>>],
+    out: &mut [f32],
+    probs_for: &(dyn Fn(usize, usize) -> bool + Sync),
+) -> Vec<OwnPart> {
+    let (heads, hd) = (queries.heads, queries.hd);
+    out.par_chunks_mut(hd.max(1))
         .enumerate()
         .map(|(task, o)| {
             let (i, head) = (task / heads, task % heads);
@@ -182,7 +225,7 @@ pub(super) fn cross_attention(
             let (own_k, own_v) = m.own.head(head, heads);
             let n_own = own_k.len() / hd.max(1);
             let mut probs = probs_for(i, head).then(|| vec![0f32; n_own]);
-            let q = query(i, head);
+            let q = queries.get(i, head);
             let Some((g, at)) = member[i] else {
                 let p = probs.as_deref_mut();
                 match m.tail {
@@ -208,10 +251,18 @@ pub(super) fn cross_attention(
             let tail_w = w.split_off(n_own);
             (probs, Some((tail_w, sum)))
         })
-        .collect();
+        .collect()
+}
 
-    // 3. The shared tails' share of the output, each block of values read once per group, added
-    // to the own rows' share in the same order as over the concatenation.
+/// Third pass: the shared tails' share of the output, each block of values read once per
+/// group, added to the own rows' share in the same order as over the concatenation.
+fn add_tail_values(
+    groups: &[Group<'_>],
+    (heads, hd): (usize, usize),
+    parts: &[OwnPart],
+    out: &mut [f32],
+) {
+    let out_ref: &[f32] = out;
     let added: Vec<Vec<Vec<f32>>> = (0..groups.len() * heads)
         .into_par_iter()
         .map(|task| {
@@ -221,12 +272,12 @@ pub(super) fn cross_attention(
             let mut acc: Vec<Vec<f32>> = group
                 .members
                 .iter()
-                .map(|&i| out[at(i)..at(i) + hd].to_vec())
+                .map(|&i| out_ref[at(i)..at(i) + hd].to_vec())
                 .collect();
             for (c, block) in v.chunks(BLOCK * hd).enumerate() {
                 let keys = c * BLOCK..c * BLOCK + block.len() / hd.max(1);
                 for (&i, a) in group.members.iter().zip(acc.iter_mut()) {
-                    if let (_, Some((w, sum))) = &tasks[i * heads + head] {
+                    if let (_, Some((w, sum))) = &parts[i * heads + head] {
                         kernels::weighted_sum(&w[keys.clone()], *sum, block, a);
                     }
                 }
@@ -241,7 +292,6 @@ pub(super) fn cross_attention(
             out[at..at + hd].copy_from_slice(&a);
         }
     }
-    tasks.into_iter().map(|(p, _)| p).collect()
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::path::Path;
 use candle_core::Tensor;
 use serde::Deserialize;
 
+use crate::model::hf::read_json;
 use crate::model::{ModelError, Result};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -65,9 +66,9 @@ struct SuppressLists {
     alignment_heads: Option<Vec<(usize, usize)>>,
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| ModelError::Config {
+/// A JSON file of the directory as `T`; JSON that does not fit is "not a Whisper config".
+fn read_config<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    serde_json::from_value(read_json(path)?).map_err(|e| ModelError::Config {
         path: path.to_path_buf(),
         msg: format!("not a Whisper config: {e}"),
     })
@@ -78,7 +79,7 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 fn generation_lists(dir: &Path) -> Result<SuppressLists> {
     let p = dir.join("generation_config.json");
     if p.is_file() {
-        read_json(&p)
+        read_config(&p)
     } else {
         Ok(SuppressLists::default())
     }
@@ -86,7 +87,7 @@ fn generation_lists(dir: &Path) -> Result<SuppressLists> {
 
 impl WhisperConfig {
     pub fn from_hf(dir: &Path) -> Result<WhisperConfig> {
-        let c: HfConfig = read_json(&dir.join("config.json"))?;
+        let c: HfConfig = read_config(&dir.join("config.json"))?;
         let g = generation_lists(dir)?;
         if c.encoder_attention_heads == 0
             || c.decoder_attention_heads == 0
@@ -143,7 +144,7 @@ impl WhisperConfig {
         };
         let cfg_path = dir.join("config.json");
         let lists: SuppressLists = if cfg_path.is_file() {
-            read_json(&cfg_path)?
+            read_config(&cfg_path)?
         } else {
             SuppressLists::default()
         };

@@ -12,7 +12,7 @@ use candle_core::{Module, Tensor};
 use rayon::prelude::*;
 
 use super::argmax::{argmax_among, argmax_unsuppressed, Screen, SCREEN_ROWS};
-use super::attention::{attend_parts, cross_attention, to_heads, Kv, Memory};
+use super::attention::{self, attend_parts, to_heads, Kv, Memory};
 use super::config::WhisperConfig;
 use crate::model::kernels::{self, Matrix};
 use crate::model::nn::{LayerNorm, Linear, TensorSource, Weights};
@@ -542,9 +542,11 @@ impl Job<'_> {
     }
 
     /// Feeds one token per active sequence at position `pos`; returns the `(batch, d)` final
-    /// hidden states (normalised, ready for the output projection) when asked. Recording
-    /// sequences keep their alignment heads' weights; on the step that chooses the first token,
-    /// FastV sequences sum their cross-attention over heads and layers.
+    /// hidden states (normalised, ready for the output projection) when asked. Each layer is
+    /// pre-norm: `x += SelfAttention(LN(x))`, `x += CrossAttention(LN(x), memory)`,
+    /// `x += MLP(LN(x))`. Recording sequences keep their alignment heads' weights; on the step
+    /// that chooses the first token, FastV sequences sum their cross-attention over heads and
+    /// layers.
     fn step(
         &self,
         seqs: &mut [Sequence],
@@ -554,9 +556,27 @@ impl Job<'_> {
     ) -> Result<Option<Vec<f32>>> {
         let first_choice = pos + 1 == self.prompt.len();
         let dec = self.decoder;
-        let (h, hd, d) = (dec.heads, dec.head_dim(), dec.d_model);
         let b = seqs.len();
-        let mut x = vec![0f32; b * d];
+        let mut x = self.embed(tokens, pos)?;
+        for (l, layer) in dec.layers.iter().enumerate() {
+            let y = layer.self_ln.apply(&x);
+            add(&mut x, &self.self_attention(l, &y, seqs, pos));
+            let y = layer.cross_ln.apply(&x);
+            add(&mut x, &self.cross_attention(l, &y, seqs, first_choice));
+            let y = layer.mlp_ln.apply(&x);
+            add(&mut x, &layer.mlp(&y, b));
+        }
+        if !need_logits {
+            return Ok(None);
+        }
+        Ok(Some(dec.ln.apply(&x)))
+    }
+
+    /// The decoder's input at position `pos`: each token's embedding plus the position's.
+    fn embed(&self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
+        let dec = self.decoder;
+        let d = dec.d_model;
+        let mut x = vec![0f32; tokens.len() * d];
         let position = &dec.positions[pos * d..(pos + 1) * d];
         for (row, &t) in x.chunks_exact_mut(d).zip(tokens) {
             let t = t as usize;
@@ -568,99 +588,143 @@ impl Job<'_> {
                 *o += p;
             }
         }
+        Ok(x)
+    }
+
+    /// Layer `l`'s self-attention of the normed inputs `y` over each sequence's own past: this
+    /// step's keys and values join the sequence's cache at `pos`, and every head attends over
+    /// positions `0..=pos`. Returns the output projection, what the residual adds.
+    fn self_attention(&self, l: usize, y: &[f32], seqs: &mut [Sequence], pos: usize) -> Vec<f32> {
+        let dec = self.decoder;
+        let layer = &dec.layers[l];
+        let (h, hd, d) = (dec.heads, dec.head_dim(), dec.d_model);
+        let b = seqs.len();
         let scale = 1.0 / (hd as f32).sqrt();
         let positions = self.prompt.len() + self.max_tokens;
-        for (l, layer) in dec.layers.iter().enumerate() {
-            // Self-attention over this sequence's own past, with the cache.
-            let y = layer.self_ln.apply(&x);
-            // Each row: the query (scaled here), the key, the value.
-            let mut qkv = layer.self_qkv.forward(&y, b);
-            for row in qkv.chunks_exact_mut(3 * d) {
-                row[..d].iter_mut().for_each(|v| *v *= scale);
+        // Each row: the query (scaled here), the key, the value.
+        let mut qkv = layer.self_qkv.forward(y, b);
+        for row in qkv.chunks_exact_mut(3 * d) {
+            row[..d].iter_mut().for_each(|v| *v *= scale);
+        }
+        for (i, s) in seqs.iter_mut().enumerate() {
+            let c = &mut s.layers[l];
+            for head in 0..h {
+                let dst = (head * positions + pos) * hd;
+                let src = i * 3 * d + head * hd;
+                c.self_k[dst..dst + hd].copy_from_slice(&qkv[src + d..src + d + hd]);
+                c.self_v[dst..dst + hd].copy_from_slice(&qkv[src + 2 * d..src + 2 * d + hd]);
             }
-            for (i, s) in seqs.iter_mut().enumerate() {
-                let c = &mut s.layers[l];
-                for head in 0..h {
-                    let dst = (head * positions + pos) * hd;
-                    let src = i * 3 * d + head * hd;
-                    c.self_k[dst..dst + hd].copy_from_slice(&qkv[src + d..src + d + hd]);
-                    c.self_v[dst..dst + hd].copy_from_slice(&qkv[src + 2 * d..src + 2 * d + hd]);
+        }
+        let mut out = vec![0f32; b * d];
+        out.par_chunks_mut(hd).enumerate().for_each(|(task, o)| {
+            let (i, head) = (task / h, task % h);
+            let c = &seqs[i].layers[l];
+            let base = head * positions * hd;
+            let n = pos + 1;
+            attend_parts(
+                &qkv[i * 3 * d + head * hd..i * 3 * d + (head + 1) * hd],
+                &[(
+                    &c.self_k[base..base + n * hd],
+                    &c.self_v[base..base + n * hd],
+                )],
+                o,
+                None,
+            );
+        });
+        layer.self_out.forward(&out, b)
+    }
+
+    /// Layer `l`'s cross-attention of the normed inputs `y` over each sequence's kept encoder
+    /// tokens, then its tail. Returns the output projection, what the residual adds; the
+    /// weights recording and FastV sequences want go to [`Job::keep_cross_weights`].
+    fn cross_attention(
+        &self,
+        l: usize,
+        y: &[f32],
+        seqs: &mut [Sequence],
+        first_choice: bool,
+    ) -> Vec<f32> {
+        let dec = self.decoder;
+        let layer = &dec.layers[l];
+        let (h, d) = (dec.heads, dec.d_model);
+        let b = seqs.len();
+        let scale = 1.0 / (dec.head_dim() as f32).sqrt();
+        let mut q = layer.cross_q.forward(y, b);
+        q.iter_mut().for_each(|v| *v *= scale);
+        let mut out = vec![0f32; b * d];
+        let memories: Vec<Memory> = seqs.iter().map(|s| s.memory(l)).collect();
+        let wants = |i: usize, head: usize| {
+            let s = &seqs[i];
+            (s.record && self.align_slot(l, head).is_some()) || (first_choice && s.fastv.is_some())
+        };
+        let weights = attention::cross_attention(&q, &memories, h, &mut out, &wants);
+        drop(memories);
+        self.keep_cross_weights(l, seqs, weights, first_choice);
+        layer.cross_out.forward(&out, b)
+    }
+
+    /// Where head `head` of layer `l` is among the alignment heads.
+    fn align_slot(&self, l: usize, head: usize) -> Option<usize> {
+        self.align_heads.iter().position(|&a| a == (l, head))
+    }
+
+    /// Layer `l`'s cross-attention weights over the own memory, per task `i * heads + head`
+    /// where asked: a recording sequence appends its alignment heads' rows to its maps; on the
+    /// step that chooses the first token, a FastV sequence adds every head's to its sum.
+    fn keep_cross_weights(
+        &self,
+        l: usize,
+        seqs: &mut [Sequence],
+        weights: Vec<Option<Vec<f32>>>,
+        first_choice: bool,
+    ) {
+        let h = self.decoder.heads;
+        for (task, p) in weights.into_iter().enumerate() {
+            let Some(p) = p else { continue };
+            let head = task % h;
+            let s = &mut seqs[task / h];
+            if let Some(slot) = s.record.then(|| self.align_slot(l, head)).flatten() {
+                s.maps[slot].extend_from_slice(&p);
+            }
+            if first_choice && s.fastv.is_some() {
+                s.fastv_sum.resize(p.len(), 0.0);
+                for (a, x) in s.fastv_sum.iter_mut().zip(&p) {
+                    *a += x;
                 }
             }
-            let mut out = vec![0f32; b * d];
-            out.par_chunks_mut(hd).enumerate().for_each(|(task, o)| {
-                let (i, head) = (task / h, task % h);
-                let c = &seqs[i].layers[l];
-                let base = head * positions * hd;
-                let n = pos + 1;
-                attend_parts(
-                    &qkv[i * 3 * d + head * hd..i * 3 * d + (head + 1) * hd],
-                    &[(
-                        &c.self_k[base..base + n * hd],
-                        &c.self_v[base..base + n * hd],
-                    )],
-                    o,
-                    None,
-                );
-            });
-            add(&mut x, &layer.self_out.forward(&out, b));
+        }
+    }
+}
 
-            // Cross-attention over the sequence's kept encoder tokens.
-            let y = layer.cross_ln.apply(&x);
-            let mut q = layer.cross_q.forward(&y, b);
-            q.iter_mut().for_each(|v| *v *= scale);
-            let mut out = vec![0f32; b * d];
-            let slot_of = |head: usize| self.align_heads.iter().position(|&a| a == (l, head));
-            let memories: Vec<Memory> = seqs
-                .iter()
-                .map(|s| Memory {
-                    own: Kv {
-                        k: &s.layers[l].cross_k,
-                        v: &s.layers[l].cross_v,
+impl Sequence {
+    /// Layer `l`'s cross-attention memory: the own rows' keys and values, then the shared
+    /// tail's (identified by its allocation, so sequences of one window share its reads).
+    fn memory(&self, l: usize) -> Memory<'_> {
+        Memory {
+            own: Kv {
+                k: &self.layers[l].cross_k,
+                v: &self.layers[l].cross_v,
+            },
+            tail: self.tail.as_ref().map(|t| {
+                let id = Arc::as_ptr(t) as usize;
+                (
+                    id,
+                    Kv {
+                        k: &t.k[l],
+                        v: &t.v[l],
                     },
-                    tail: s.tail.as_ref().map(|t| {
-                        let id = Arc::as_ptr(t) as usize;
-                        (
-                            id,
-                            Kv {
-                                k: &t.k[l],
-                                v: &t.v[l],
-                            },
-                        )
-                    }),
-                })
-                .collect();
-            let wants = |i: usize, head: usize| {
-                let s = &seqs[i];
-                (s.record && slot_of(head).is_some()) || (first_choice && s.fastv.is_some())
-            };
-            let recorded = cross_attention(&q, &memories, h, &mut out, &wants);
-            drop(memories);
-            for (task, p) in recorded.into_iter().enumerate() {
-                let Some(p) = p else { continue };
-                let head = task % h;
-                let s = &mut seqs[task / h];
-                if let Some(slot) = s.record.then(|| slot_of(head)).flatten() {
-                    s.maps[slot].extend_from_slice(&p);
-                }
-                if first_choice && s.fastv.is_some() {
-                    s.fastv_sum.resize(p.len(), 0.0);
-                    for (a, x) in s.fastv_sum.iter_mut().zip(&p) {
-                        *a += x;
-                    }
-                }
-            }
-            add(&mut x, &layer.cross_out.forward(&out, b));
+                )
+            }),
+        }
+    }
+}
 
-            let y = layer.mlp_ln.apply(&x);
-            let mut f = layer.fc1.forward(&y, b);
-            kernels::gelu(&mut f);
-            add(&mut x, &layer.fc2.forward(&f, b));
-        }
-        if !need_logits {
-            return Ok(None);
-        }
-        Ok(Some(dec.ln.apply(&x)))
+impl Layer {
+    /// The MLP of the normed inputs `y` (`rows` rows): `fc2(GELU(fc1(y)))`.
+    fn mlp(&self, y: &[f32], rows: usize) -> Vec<f32> {
+        let mut f = self.fc1.forward(y, rows);
+        kernels::gelu(&mut f);
+        self.fc2.forward(&f, rows)
     }
 }
 

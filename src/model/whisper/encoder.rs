@@ -1,5 +1,6 @@
 //! Whisper encoder that also returns what the paper scores tokens by: the attention each token
-//! *receives* in the last layer (SPEC.md section 2), and that layer's head-averaged keys. It
+//! *receives* (SPEC.md section 2), in the last layer or in every layer as the caller asks
+//! ([`Layers`]; the paper scores with the last), and the last layer's head-averaged keys. It
 //! runs on the CPU in f32 in our own buffers ([`CpuEncoder`]).
 
 use candle_core::{Device, Tensor};
