@@ -113,10 +113,8 @@ impl ExplorerApp {
                     Err(e) => self.error(e.to_string()),
                 }
             }
-            Command::CancelDecode => {
-                if self.state.decoding.as_ref().is_some_and(|d| d.running) {
-                    self.worker.cancel();
-                }
+            Command::CancelDecode if self.state.decoding.as_ref().is_some_and(|d| d.running) => {
+                self.worker.cancel()
             }
             Command::Quit => self.quit = true,
             _ => {}
