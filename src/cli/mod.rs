@@ -14,10 +14,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use prunescope::engine::{self, Decoding, Plan, Progress, RunMethod, Tail};
-use prunescope::model::scores::{HeadReduce, Layers, ScoreSource};
 use prunescope::model::whisper::Whisper;
 use prunescope::model::{store, AudioLanguageModel, DeviceChoice, LoadOptions, Precision};
 use prunescope::prune::{Order, Params, SegmentMode};
+use prunescope::scores::{HeadReduce, Layers, ScoreSource};
 
 #[derive(Parser)]
 #[command(

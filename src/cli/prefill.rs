@@ -11,9 +11,9 @@ use clap::Args;
 
 use prunescope::engine::{self, RunMethod, RunSpec};
 use prunescope::model::alm::{random, Alm};
-use prunescope::model::scores::Layers;
 use prunescope::model::{AudioLanguageModel, DeviceChoice, Precision};
 use prunescope::prune::{Method, Params};
+use prunescope::scores::Layers;
 use prunescope::util::{median, TempDir};
 
 #[derive(Args)]

@@ -10,9 +10,9 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::audio::Audio;
-use crate::model::scores::{LayerScores, Layers, ScoreSource};
 use crate::model::{AudioLanguageModel, DecodeInput, ModelError, ModelInfo};
 use crate::prune::{self, Method, Params, PruneError, Selection};
+use crate::scores::{LayerScores, Layers, ScoreSource};
 
 mod report;
 mod run;

@@ -7,9 +7,9 @@ use super::run::{fill_text, Layout};
 use super::*;
 use crate::model::fake::FakeModel;
 use crate::model::repetition::LoopReport;
-use crate::model::scores::{LayerScores, Layers};
 use crate::model::{EncodedWindow, Generation, ModelInfo, OnFinished};
 use crate::prune::Combination;
+use crate::scores::{LayerScores, Layers};
 
 const D: usize = 2;
 
@@ -201,7 +201,7 @@ impl AudioLanguageModel for Scripted {
     fn encode(
         &self,
         samples: &[f32],
-        layers: crate::model::scores::Layers,
+        layers: crate::scores::Layers,
     ) -> crate::model::Result<EncodedWindow> {
         self.0.encode(samples, layers)
     }

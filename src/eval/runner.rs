@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::datasets::{Dataset, Item};
 use crate::engine::{self, Plan, Progress};
-use crate::model::scores::Layers;
 use crate::model::AudioLanguageModel;
+use crate::scores::Layers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {

@@ -20,6 +20,8 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::Tensor;
 
+use crate::scores::{LayerScores, Layers};
+
 /// Everything that can go wrong while loading or running a model, one readable line each.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -186,9 +188,9 @@ pub struct EncodedWindow {
     /// Last-layer keys averaged over heads, `n_valid x key_dim`, row-major (for visionzip/merge).
     pub keys: Vec<f32>,
     pub key_dim: usize,
-    /// Received attention of the layers asked for ([`scores::Layers`]), first layer first: the
+    /// Received attention of the layers asked for ([`Layers`]), first layer first: the
     /// last one alone, or every layer; each with the mean and the max over heads.
-    pub layers: Vec<scores::LayerScores>,
+    pub layers: Vec<LayerScores>,
 }
 
 impl EncodedWindow {
@@ -335,7 +337,7 @@ pub trait AudioLanguageModel: Send {
     fn info(&self) -> &ModelInfo;
     /// Encode one window of up to 30 s of 16 kHz mono samples, with the received attention of
     /// the last encoder layer or of every layer.
-    fn encode(&self, samples: &[f32], layers: scores::Layers) -> Result<EncodedWindow>;
+    fn encode(&self, samples: &[f32], layers: Layers) -> Result<EncodedWindow>;
     /// Greedy-decode every input (batched where the model can). Checks `cancel` at every step.
     fn generate(
         &self,
@@ -522,7 +524,7 @@ impl<M: AudioLanguageModel + ?Sized> AudioLanguageModel for Box<M> {
     fn info(&self) -> &ModelInfo {
         (**self).info()
     }
-    fn encode(&self, samples: &[f32], layers: scores::Layers) -> Result<EncodedWindow> {
+    fn encode(&self, samples: &[f32], layers: Layers) -> Result<EncodedWindow> {
         (**self).encode(samples, layers)
     }
     fn generate(
