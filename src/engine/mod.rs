@@ -243,26 +243,32 @@ pub struct Plan {
     pub decoding: Decoding,
 }
 
-impl Plan {
-    /// Every method x keep combination. `vanilla`, `full` and `atome` with a merge threshold
-    /// ignore the keep ratio and run once (keep 1).
-    pub fn grid(methods: &[RunMethod], keeps: &[f64], params: Params, decoding: Decoding) -> Plan {
-        let mut runs = Vec::new();
-        for &method in methods {
-            let ks: &[f64] = if method.ignores_keep(&params) {
-                &[1.0]
-            } else {
-                keeps
-            };
-            for &keep in ks {
-                let spec = RunSpec { method, keep };
-                if !runs.contains(&spec) {
-                    runs.push(spec);
-                }
+/// Every method x keep combination, method by method, each once: a method that
+/// [ignores the keep ratio](RunMethod::ignores_keep) (`vanilla`, `full`, `atome` with a merge
+/// threshold) runs once, at keep 1. The command line's plan and the explorer's grid both are it.
+pub fn grid_runs(methods: &[RunMethod], keeps: &[f64], params: &Params) -> Vec<RunSpec> {
+    let mut runs = Vec::new();
+    for &method in methods {
+        let ks: &[f64] = if method.ignores_keep(params) {
+            &[1.0]
+        } else {
+            keeps
+        };
+        for &keep in ks {
+            let spec = RunSpec { method, keep };
+            if !runs.contains(&spec) {
+                runs.push(spec);
             }
         }
+    }
+    runs
+}
+
+impl Plan {
+    /// The runs of [`grid_runs`].
+    pub fn grid(methods: &[RunMethod], keeps: &[f64], params: Params, decoding: Decoding) -> Plan {
         Plan {
-            runs,
+            runs: grid_runs(methods, keeps, &params),
             params,
             decoding,
         }

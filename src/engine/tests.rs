@@ -316,3 +316,33 @@ fn a_run_of_one_window_keeps_its_text_and_spans() {
     assert_eq!(res.decode_ms, 5.5);
     assert_eq!(res.decode_ms_per_token, Some(4.0 / 3.0));
 }
+
+#[test]
+fn a_grid_runs_each_method_at_each_keep_once() {
+    let methods = [
+        RunMethod::Vanilla,
+        RunMethod::Prune(Method::TopK),
+        RunMethod::Prune(Method::Atome),
+        RunMethod::Prune(Method::TopK),
+        RunMethod::FastV,
+    ];
+    let spec = |method, keep| RunSpec { method, keep };
+    let threshold = Params {
+        merge_threshold: Some(0.5),
+        ..Params::default()
+    };
+    assert_eq!(
+        grid_runs(&methods, &[0.5, 0.25], &threshold),
+        [
+            spec(RunMethod::Vanilla, 1.0),
+            spec(RunMethod::Prune(Method::TopK), 0.5),
+            spec(RunMethod::Prune(Method::TopK), 0.25),
+            // A threshold sets atome's K: one run.
+            spec(RunMethod::Prune(Method::Atome), 1.0),
+            spec(RunMethod::FastV, 0.5),
+            spec(RunMethod::FastV, 0.25),
+        ]
+    );
+    let plain = grid_runs(&methods[2..3], &[0.5], &Params::default());
+    assert_eq!(plain, [spec(RunMethod::Prune(Method::Atome), 0.5)]);
+}
