@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::words::{self, RunAttention};
 use super::{
-    decoder_inputs, select, EncodedClip, EngineError, Plan, Progress, Result, RunMethod, Tail,
-    TailRows,
+    decoder_inputs, select, EncodedClip, Plan, Progress, Result, RunMethod, Tail, TailRows,
+    Unavailable,
 };
 use crate::model::align::TimedWord;
 use crate::model::{AudioLanguageModel, DecodeInput, FastV, Generation, ModelError};
@@ -131,7 +131,7 @@ pub fn run_with(
             .method
             .unavailable(info.lm_layers, plan.decoding.fastv_layer)
         {
-            return Err(EngineError::Method(why));
+            return Err(why.into());
         }
     }
     // Every run's selection first (cheap); its decoder inputs are built when its turn comes.
@@ -295,11 +295,9 @@ fn prompt_aware(
     let scores = model
         .prompt_scores(&memory, plan.decoding.prompt.as_deref())?
         .ok_or_else(|| {
-            EngineError::Method(
-                RunMethod::PromptAware
-                    .unavailable(model.info().lm_layers, 0)
-                    .unwrap_or_else(|| "this model gives no prompt-aware scores".into()),
-            )
+            RunMethod::PromptAware
+                .unavailable(model.info().lm_layers, 0)
+                .unwrap_or(Unavailable::NoPromptScores)
         })?;
     let params = Params {
         keep,

@@ -31,7 +31,8 @@ pub enum RunnerError {
         line: usize,
         msg: String,
     },
-    #[error("{path} holds results of other settings ({what} differs): pass another --out, or delete it to start over")]
+    /// A results file written under other settings than the ones asked for.
+    #[error("{path} holds results of other settings ({what} differs)")]
     Mismatch { path: PathBuf, what: String },
     #[error("shard must be i/n with 0 <= i < n, got `{0}`")]
     Shard(String),

@@ -63,6 +63,19 @@ pub enum ModelError {
     Cancelled,
     #[error("{0}")]
     Device(String),
+    /// A GPU asked of a build without the `cuda` feature.
+    #[error("this prunescope was built without CUDA (the `cuda` feature, which needs nvcc)")]
+    NoCuda,
+    /// Whisper asked to run on a device other than the CPU.
+    #[error(
+        "Whisper runs on the CPU in prunescope; device {0} is for Qwen2-Audio and Audio Flamingo 3"
+    )]
+    WhisperDevice(DeviceChoice),
+    /// Whisper asked to run in an arithmetic other than f32.
+    #[error(
+        "Whisper runs in f32 in prunescope; dtype {0} is for Qwen2-Audio and Audio Flamingo 3"
+    )]
+    WhisperPrecision(Precision),
     #[error("model computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -394,9 +407,7 @@ impl DeviceChoice {
             DeviceChoice::Cpu => Ok(candle_core::Device::Cpu),
             DeviceChoice::Cuda(n) => {
                 if !cfg!(feature = "cuda") {
-                    return Err(ModelError::Device(
-                        "this prunescope was built without CUDA: rebuild with `cargo build --release --features cuda` (needs nvcc), or use --device cpu".into(),
-                    ));
+                    return Err(ModelError::NoCuda);
                 }
                 candle_core::Device::new_cuda(n)
                     .map_err(|e| ModelError::Device(format!("cannot open CUDA device {n}: {e}")))
@@ -505,16 +516,10 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Box<dyn AudioLanguageModel
 /// Whisper runs on the CPU in f32: the options' device and precision must say so (or `auto`).
 pub fn whisper_runtime(opts: &LoadOptions) -> Result<()> {
     if opts.device != DeviceChoice::Cpu {
-        return Err(ModelError::Device(format!(
-            "Whisper runs on the CPU in prunescope; --device {} is for Qwen2-Audio and Audio Flamingo 3",
-            opts.device
-        )));
+        return Err(ModelError::WhisperDevice(opts.device));
     }
     if !matches!(opts.precision, Precision::Auto | Precision::F32) {
-        return Err(ModelError::Device(format!(
-            "Whisper runs in f32 in prunescope; --dtype {} is for Qwen2-Audio and Audio Flamingo 3",
-            opts.precision
-        )));
+        return Err(ModelError::WhisperPrecision(opts.precision));
     }
     Ok(())
 }

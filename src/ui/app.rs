@@ -310,6 +310,7 @@ impl ExplorerApp {
     pub(super) fn unavailable(&self, m: RunMethod) -> Option<String> {
         self.model.name.as_ref()?;
         m.unavailable(self.model.lm_layers, self.settings.fastv_layer)
+            .map(|why| why.to_string())
     }
 
     /// The grid's rows: base methods, extensions, and the peers the model can run.
