@@ -131,6 +131,25 @@ impl RunMethod {
             _ => None,
         }
     }
+
+    /// The [`prune`] rule behind a run's kept tokens before its decode: its own for a selection
+    /// on the encoder's scores; `full` where the model gets every token (vanilla, and fastv,
+    /// whose model keeps its K inside); `topk` for promptaware (of the prompt's scores).
+    pub fn rule(self) -> Method {
+        match self {
+            RunMethod::Prune(m) => m,
+            RunMethod::Vanilla | RunMethod::FastV => Method::Full,
+            RunMethod::PromptAware => Method::TopK,
+        }
+    }
+}
+
+/// Its name, the one [`RunMethod::parse`] takes and the JSON writes; honours a width, for
+/// tables.
+impl std::fmt::Display for RunMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
 }
 
 /// One pruning setting to run.

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::words::{self, RunAttention};
 use super::{
-    decoder_inputs, select, EncodedClip, Plan, Progress, Result, RunMethod, Tail, TailRows,
-    Unavailable,
+    decoder_inputs, select, EncodedClip, Plan, Progress, Result, RunMethod, RunSpec, Tail,
+    TailRows, Unavailable,
 };
 use crate::model::align::TimedWord;
 use crate::model::{AudioLanguageModel, DecodeInput, FastV, Generation, ModelError};
@@ -18,7 +18,9 @@ use crate::prune::{self, Method, Params, Selection};
 /// One run of the `analyze` document.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
-    pub method: String,
+    /// Written as its name.
+    #[serde(serialize_with = "method_name")]
+    pub method: RunMethod,
     pub keep: f64,
     pub segments: Option<usize>,
     pub k: usize,
@@ -57,24 +59,30 @@ pub struct RunResult {
     pub scoring_ms: f64,
 }
 
+fn method_name<S: serde::Serializer>(m: &RunMethod, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(m.name())
+}
+
 impl RunResult {
     /// A run's selection before its decode: no text, times or tokens yet ([`fill_text`] adds
-    /// them).
+    /// them). `selection` is None for vanilla, which reads each of the clip's `n` tokens.
     pub(super) fn before_decoding(
-        method: &str,
-        keep: f64,
-        segments: Option<usize>,
-        k: usize,
-        kept: Vec<usize>,
-        tail_tokens: usize,
+        spec: &RunSpec,
+        selection: Option<&Selection>,
+        n: usize,
+        scoring_ms: f64,
     ) -> RunResult {
+        let (keep, segments, k, kept, merged) = match selection {
+            Some(s) => (spec.keep, s.segments, s.k, s.kept.clone(), s.merged.clone()),
+            None => (1.0, None, n, (0..n).collect(), Vec::new()),
+        };
         RunResult {
-            method: method.into(),
+            method: spec.method,
             keep,
             segments,
             k,
             kept,
-            tail_tokens,
+            tail_tokens: 0,
             text: String::new(),
             decode_ms: 0.0,
             prefill_ms: None,
@@ -86,8 +94,20 @@ impl RunResult {
             stopped_on_loop: false,
             words: None,
             attention: None,
-            merged: Vec::new(),
-            scoring_ms: 0.0,
+            merged,
+            scoring_ms,
+        }
+    }
+
+    /// The run's tokens as a selection: the tokens its decoder read (for fastv, those the model
+    /// kept), the budget and segments, merged tokens; the rule is [`RunMethod::rule`].
+    pub fn selection(&self) -> Selection {
+        Selection {
+            method: self.method.rule(),
+            k: self.k,
+            segments: self.segments,
+            kept: self.kept.clone(),
+            merged: self.merged.clone(),
         }
     }
 }
@@ -148,15 +168,12 @@ pub fn run_with(
             _ => (select(clip, spec, &plan.params)?, 0.0),
         };
         total += input_count(clip, sel.as_ref(), info.prefix_lm);
-        // Vanilla reads every valid token.
-        let (keep, segments, k, kept, merged) = match &sel {
-            Some(s) => (spec.keep, s.segments, s.k, s.kept.clone(), s.merged.clone()),
-            None => (1.0, None, n, (0..n).collect(), Vec::new()),
-        };
-        let mut res = RunResult::before_decoding(spec.method.name(), keep, segments, k, kept, 0);
-        res.merged = merged;
-        res.scoring_ms = scoring_ms;
-        results.push(res);
+        results.push(RunResult::before_decoding(
+            spec,
+            sel.as_ref(),
+            n,
+            scoring_ms,
+        ));
         selections.push(sel);
     }
     let layout = Layout {

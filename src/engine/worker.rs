@@ -554,7 +554,7 @@ mod tests {
             }
         }
         assert_eq!(finished, vec![(2, true), (3, false)]);
-        assert_eq!(cells, vec![(3, "segmentwise".to_string())]);
+        assert_eq!(cells, vec![(3, RunMethod::Prune(Method::Segmentwise))]);
     }
 
     /// The worker wakes its caller at once for the scores, the cells decoded first and the end

@@ -183,7 +183,7 @@ pub struct RunRecord {
 impl From<engine::RunResult> for RunRecord {
     fn from(r: engine::RunResult) -> RunRecord {
         RunRecord {
-            method: r.method,
+            method: r.method.name().into(),
             keep: r.keep,
             segments: r.segments,
             k: r.k,

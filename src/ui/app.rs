@@ -357,13 +357,7 @@ impl ExplorerApp {
             return;
         }
         let result = match cell {
-            Some((_, r)) => Ok(Selection {
-                method: Method::parse(&r.method).unwrap_or(Method::Full),
-                k: r.k,
-                segments: r.segments,
-                kept: r.kept.clone(),
-                merged: r.merged.clone(),
-            }),
+            Some((_, r)) => Ok(r.selection()),
             None => {
                 let keys = prune::Keys {
                     data: &scores.keys,
