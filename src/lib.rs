@@ -5,7 +5,9 @@
 //! `audio` (decode, resample, 30 s windows) -> `mel` (log-mel features) -> `model` (encoder with
 //! received-attention scores, decoder over kept tokens) -> `prune` (selection rules, pure) ->
 //! `engine` (runs every pruning setting of a clip) -> `ui` (the explorer) and, in the binary,
-//! the command line. Beside them: `eval` (datasets, metrics, reports), `util` (median, temporary
+//! the command line. Beside them: `scores` (which encoder layer's scores, reduced over heads how,
+//! drive the pruning: plain values `model` fills and `prune` is parameterised by, so `prune`
+//! knows nothing of models), `eval` (datasets, metrics, reports), `util` (median, temporary
 //! folders).
 
 pub mod audio;
@@ -14,6 +16,7 @@ pub mod eval;
 pub mod mel;
 pub mod model;
 pub mod prune;
+pub mod scores;
 #[cfg(feature = "gui")]
 pub mod ui;
 pub mod util;

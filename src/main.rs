@@ -10,8 +10,8 @@ fn main() -> ExitCode {
     match cli::main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One readable line: the whole cause chain, no backtrace.
-            eprintln!("error: {e:#}");
+            // One readable line: the whole cause chain, no backtrace, flags by their names.
+            eprintln!("error: {}", cli::errors::message(&e));
             ExitCode::FAILURE
         }
     }

@@ -514,9 +514,9 @@ fn score_source_reranks_without_encoding_again() {
     });
     let paper = h.state().shown_scores().unwrap().to_vec();
     h.state_mut()
-        .set_score_source(prunescope::model::scores::ScoreSource {
+        .set_score_source(prunescope::scores::ScoreSource {
             layer: Some(0),
-            head_reduce: prunescope::model::scores::HeadReduce::Max,
+            head_reduce: prunescope::scores::HeadReduce::Max,
         });
     h.step();
     let layer0 = h.state().shown_scores().unwrap().to_vec();
@@ -530,7 +530,7 @@ fn score_source_reranks_without_encoding_again() {
     assert_eq!(h.state().settings().source.layer, Some(0));
     // Back to the paper's source: the first scores again.
     h.state_mut()
-        .set_score_source(prunescope::model::scores::ScoreSource::default());
+        .set_score_source(prunescope::scores::ScoreSource::default());
     h.step();
     assert_eq!(h.state().shown_scores().unwrap(), &paper[..]);
     // Its cells are all cached: nothing to decode.

@@ -9,9 +9,9 @@ use clap::Args;
 
 use prunescope::engine::{self, Plan, RunMethod, RunSpec};
 use prunescope::mel::MelExtractor;
-use prunescope::model::scores::Layers;
 use prunescope::model::AudioLanguageModel;
 use prunescope::prune::{Method, Params};
+use prunescope::scores::Layers;
 use prunescope::util::median;
 
 #[derive(Args)]

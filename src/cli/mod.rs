@@ -1,9 +1,10 @@
 //! The command line: clap argument types, progress bars, and anyhow at this edge (the library
 //! speaks thiserror). `main` dispatches: no subcommand opens the explorer; `analyze` (here),
 //! `bench` (`bench.rs`), `bench-prefill` (`prefill.rs`), `eval` and `metric` (`eval.rs`),
-//! `convert` and `fetch` (here).
+//! `convert` and `fetch` (here); `errors.rs` words the library's errors with the flags' names.
 
 mod bench;
+pub mod errors;
 mod eval;
 mod prefill;
 
@@ -14,10 +15,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use prunescope::engine::{self, Decoding, Plan, Progress, RunMethod, Tail};
-use prunescope::model::scores::{HeadReduce, Layers, ScoreSource};
 use prunescope::model::whisper::Whisper;
 use prunescope::model::{store, AudioLanguageModel, DeviceChoice, LoadOptions, Precision};
 use prunescope::prune::{Order, Params, SegmentMode};
+use prunescope::scores::{HeadReduce, Layers, ScoreSource};
 
 #[derive(Parser)]
 #[command(

@@ -11,9 +11,9 @@ use clap::Args;
 
 use prunescope::engine::{self, RunMethod, RunSpec};
 use prunescope::model::alm::{random, Alm};
-use prunescope::model::scores::Layers;
 use prunescope::model::{AudioLanguageModel, DeviceChoice, Precision};
 use prunescope::prune::{Method, Params};
+use prunescope::scores::Layers;
 use prunescope::util::{median, TempDir};
 
 #[derive(Args)]
@@ -157,10 +157,10 @@ pub fn run(a: PrefillArgs) -> Result<()> {
     );
     if let Some(why) = RunMethod::FastV.unavailable(info.lm_layers, a.fastv_layer) {
         if asked && methods.contains(&RunMethod::FastV) {
-            bail!("{why}");
+            return Err(why.into());
         }
         if methods.contains(&RunMethod::FastV) {
-            eprintln!("note: no fastv rows: {why}");
+            eprintln!("note: no fastv rows: {}", super::errors::unavailable(&why));
             methods.retain(|m| *m != RunMethod::FastV);
         }
     }

@@ -4,7 +4,7 @@
 //! comes back with it (never matched by position).
 
 use super::{Decoding, RunMethod, RunSpec, Tail};
-use crate::model::scores::ScoreSource;
+use crate::scores::ScoreSource;
 use crate::prune::{Method, Order, Params, SegmentMode};
 
 /// The parameters a method reads besides the keep ratio (the rest cannot change its output).

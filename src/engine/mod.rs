@@ -10,9 +10,9 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::audio::Audio;
-use crate::model::scores::{LayerScores, Layers, ScoreSource};
 use crate::model::{AudioLanguageModel, DecodeInput, ModelError, ModelInfo};
 use crate::prune::{self, Method, Params, PruneError, Selection};
+use crate::scores::{LayerScores, Layers, ScoreSource};
 
 pub mod key;
 mod report;
@@ -37,11 +37,30 @@ pub enum EngineError {
     Prune(#[from] PruneError),
     #[error("the model returned {got} scores for a window of {want} tokens")]
     ScoreCount { got: usize, want: usize },
-    #[error("{0}")]
-    Layer(String),
+    /// A score source's layer that the encoder does not have.
+    #[error("score layer {layer}: the encoder has {layers} layers (0 to {})", .layers.saturating_sub(1))]
+    ScoreLayer { layer: usize, layers: usize },
+    /// A score source's layer whose scores the encoder pass did not collect.
+    #[error("layer {layer}'s scores were not collected (encode with every layer)")]
+    NotCollected { layer: usize },
     /// A method that does not apply to the model.
-    #[error("{0}")]
-    Method(String),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+/// Why a method cannot run on a model. Values, so that each front end words them with its own
+/// names for the controls involved (the command line its flags, the explorer its widgets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    /// `promptaware` on a model without a prompt (Whisper).
+    #[error("promptaware ranks audio tokens by the attention of a language model's prompt: it needs Qwen2-Audio or Audio Flamingo 3 (Whisper has no prompt)")]
+    NoPrompt,
+    /// A prompted model that gave no prompt-aware scores.
+    #[error("this model gives no prompt-aware scores")]
+    NoPromptScores,
+    /// `fastv` at a layer the language model does not have.
+    #[error("FastV layer {layer}: the language model has {layers} layers (0 to {})", .layers.saturating_sub(1))]
+    FastVLayer { layer: usize, layers: usize },
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
@@ -82,7 +101,7 @@ impl RunMethod {
         }
     }
 
-    /// Every method's name, as `--method` takes them.
+    /// Every method's name, as [`RunMethod::parse`] takes them.
     pub fn names() -> Vec<&'static str> {
         std::iter::once(RunMethod::Vanilla)
             .chain(Method::ALL.into_iter().map(RunMethod::Prune))
@@ -101,18 +120,37 @@ impl RunMethod {
     }
 
     /// Why this method cannot run on a model whose language model has `lm_layers` layers
-    /// (None: Whisper), in one line (None: it can).
-    pub fn unavailable(self, lm_layers: Option<usize>, fastv_layer: usize) -> Option<String> {
+    /// (None: Whisper) with FastV at `fastv_layer` (None: it can).
+    pub fn unavailable(self, lm_layers: Option<usize>, fastv_layer: usize) -> Option<Unavailable> {
         match (self, lm_layers) {
-            (RunMethod::PromptAware, None) => Some(
-                "promptaware ranks audio tokens by the attention of a language model's prompt: it needs Qwen2-Audio or Audio Flamingo 3 (Whisper has no prompt)".into(),
-            ),
-            (RunMethod::FastV, Some(layers)) if fastv_layer >= layers => Some(format!(
-                "--fastv-layer {fastv_layer}: the language model has {layers} layers (0 to {})",
-                layers.saturating_sub(1)
-            )),
+            (RunMethod::PromptAware, None) => Some(Unavailable::NoPrompt),
+            (RunMethod::FastV, Some(layers)) if fastv_layer >= layers => {
+                Some(Unavailable::FastVLayer {
+                    layer: fastv_layer,
+                    layers,
+                })
+            }
             _ => None,
         }
+    }
+
+    /// The [`prune`] rule behind a run's kept tokens before its decode: its own for a selection
+    /// on the encoder's scores; `full` where the model gets every token (vanilla, and fastv,
+    /// whose model keeps its K inside); `topk` for promptaware (of the prompt's scores).
+    pub fn rule(self) -> Method {
+        match self {
+            RunMethod::Prune(m) => m,
+            RunMethod::Vanilla | RunMethod::FastV => Method::Full,
+            RunMethod::PromptAware => Method::TopK,
+        }
+    }
+}
+
+/// Its name, the one [`RunMethod::parse`] takes and the JSON writes; honours a width, for
+/// tables.
+impl std::fmt::Display for RunMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
     }
 }
 
@@ -252,8 +290,17 @@ impl Default for Decoding {
     }
 }
 
-/// Every method x keep combination, rows of methods, each at every keep ratio: `vanilla`,
-/// `full` and `atome` with a merge threshold ignore the keep ratio and run once (keep 1).
+/// Everything a clip's analysis is parameterised by.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub runs: Vec<RunSpec>,
+    pub params: Params,
+    pub decoding: Decoding,
+}
+
+/// Every method x keep combination, method by method, each once: a method that
+/// [ignores the keep ratio](RunMethod::ignores_keep) (`vanilla`, `full`, `atome` with a merge
+/// threshold) runs once, at keep 1. The command line's plan and the explorer's grid both are it.
 pub fn grid_runs(methods: &[RunMethod], keeps: &[f64], params: &Params) -> Vec<RunSpec> {
     let mut runs = Vec::new();
     for &method in methods {
@@ -272,16 +319,8 @@ pub fn grid_runs(methods: &[RunMethod], keeps: &[f64], params: &Params) -> Vec<R
     runs
 }
 
-/// Everything a clip's analysis is parameterised by.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub runs: Vec<RunSpec>,
-    pub params: Params,
-    pub decoding: Decoding,
-}
-
 impl Plan {
-    /// Every method x keep combination ([`grid_runs`]).
+    /// The runs of [`grid_runs`].
     pub fn grid(methods: &[RunMethod], keeps: &[f64], params: Params, decoding: Decoding) -> Plan {
         Plan {
             runs: grid_runs(methods, keeps, &params),
@@ -344,15 +383,14 @@ impl EncodedClip {
     pub fn scores_for(&self, source: &ScoreSource) -> Result<&[f32]> {
         let layer = source.layer_of(self.encoder_layers);
         if layer >= self.encoder_layers {
-            return Err(no_such_layer(layer, self.encoder_layers));
+            return Err(EngineError::ScoreLayer {
+                layer,
+                layers: self.encoder_layers,
+            });
         }
         source
             .pick(&self.layers, self.encoder_layers)
-            .ok_or_else(|| {
-                EngineError::Layer(format!(
-                    "layer {layer}'s scores were not collected (encode with every layer)"
-                ))
-            })
+            .ok_or(EngineError::NotCollected { layer })
     }
 
     /// Whether it holds every encoder layer's scores.
@@ -588,16 +626,12 @@ pub fn analyze(
 /// Checks that the model has the layer a score source names.
 pub fn check_source(info: &ModelInfo, source: &ScoreSource) -> Result<()> {
     match source.layer {
-        Some(l) if l >= info.encoder_layers => Err(no_such_layer(l, info.encoder_layers)),
+        Some(layer) if layer >= info.encoder_layers => Err(EngineError::ScoreLayer {
+            layer,
+            layers: info.encoder_layers,
+        }),
         _ => Ok(()),
     }
-}
-
-fn no_such_layer(layer: usize, layers: usize) -> EngineError {
-    EngineError::Layer(format!(
-        "--score-layer {layer}: the encoder has {layers} layers (0 to {})",
-        layers.saturating_sub(1)
-    ))
 }
 
 /// [`analyze`], collecting the scores of `layers` (every layer for the JSON's `layer_scores`);

@@ -5,8 +5,8 @@ use serde::Serialize;
 
 use super::{EncodedClip, Result, RunResult};
 use crate::audio::Audio;
-use crate::model::scores::{HeadReduce, ScoreSource};
 use crate::model::ModelInfo;
+use crate::scores::{HeadReduce, ScoreSource};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ClipInfo {

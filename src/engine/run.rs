@@ -2,14 +2,15 @@
 //! run decoded together (the model batches them), and the results assembled per run as its
 //! last window finishes.
 
+use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
 use super::words::{self, RunAttention};
 use super::{
-    decoder_inputs, select, EncodedClip, EngineError, Plan, Progress, Result, RunMethod, Tail,
-    TailRows,
+    decoder_inputs, select, Decoding, EncodedClip, Plan, Progress, Result, RunMethod, RunSpec,
+    Tail, TailRows, Unavailable,
 };
 use crate::model::align::TimedWord;
 use crate::model::{AudioLanguageModel, DecodeInput, FastV, Generation, ModelError};
@@ -18,7 +19,9 @@ use crate::prune::{self, Method, Params, Selection};
 /// One run of the `analyze` document.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
-    pub method: String,
+    /// Written as its name.
+    #[serde(serialize_with = "method_name")]
+    pub method: RunMethod,
     pub keep: f64,
     pub segments: Option<usize>,
     pub k: usize,
@@ -57,24 +60,30 @@ pub struct RunResult {
     pub scoring_ms: f64,
 }
 
+fn method_name<S: serde::Serializer>(m: &RunMethod, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(m.name())
+}
+
 impl RunResult {
     /// A run's selection before its decode: no text, times or tokens yet ([`fill_text`] adds
-    /// them).
+    /// them). `selection` is None for vanilla, which reads each of the clip's `n` tokens.
     pub(super) fn before_decoding(
-        method: &str,
-        keep: f64,
-        segments: Option<usize>,
-        k: usize,
-        kept: Vec<usize>,
-        tail_tokens: usize,
+        spec: &RunSpec,
+        selection: Option<&Selection>,
+        n: usize,
+        scoring_ms: f64,
     ) -> RunResult {
+        let (keep, segments, k, kept, merged) = match selection {
+            Some(s) => (spec.keep, s.segments, s.k, s.kept.clone(), s.merged.clone()),
+            None => (1.0, None, n, (0..n).collect(), Vec::new()),
+        };
         RunResult {
-            method: method.into(),
+            method: spec.method,
             keep,
             segments,
             k,
             kept,
-            tail_tokens,
+            tail_tokens: 0,
             text: String::new(),
             decode_ms: 0.0,
             prefill_ms: None,
@@ -86,8 +95,20 @@ impl RunResult {
             stopped_on_loop: false,
             words: None,
             attention: None,
-            merged: Vec::new(),
-            scoring_ms: 0.0,
+            merged,
+            scoring_ms,
+        }
+    }
+
+    /// The run's tokens as a selection: the tokens its decoder read (for fastv, those the model
+    /// kept), the budget and segments, merged tokens; the rule is [`RunMethod::rule`].
+    pub fn selection(&self) -> Selection {
+        Selection {
+            method: self.method.rule(),
+            k: self.k,
+            segments: self.segments,
+            kept: self.kept.clone(),
+            merged: self.merged.clone(),
         }
     }
 }
@@ -121,148 +142,255 @@ pub fn run_with(
 ) -> Result<Vec<RunResult>> {
     plan.validate()?;
     let info = model.info();
-    let tail = if info.has_tail {
-        plan.decoding.tail
-    } else {
-        Tail::Tokens(0)
-    };
     for spec in &plan.runs {
         if let Some(why) = spec
             .method
             .unavailable(info.lm_layers, plan.decoding.fastv_layer)
         {
-            return Err(EngineError::Method(why));
+            return Err(why.into());
         }
     }
     // Every run's selection first (cheap); its decoder inputs are built when its turn comes.
-    let n = clip.n_tokens();
-    let mut results = Vec::with_capacity(plan.runs.len());
-    let mut selections = Vec::with_capacity(plan.runs.len());
-    let mut total = 0;
-    for spec in &plan.runs {
-        let (sel, scoring_ms) = match spec.method {
+    let mut runs = plan
+        .runs
+        .iter()
+        .map(|spec| PendingRun::select(model, clip, spec, plan))
+        .collect::<Result<Vec<_>>>()?;
+    let mut reports = Reports {
+        progress,
+        on_run,
+        done: 0,
+        of: runs
+            .iter()
+            .map(|r| input_count(clip, r.selection.as_ref(), info.prefix_lm))
+            .sum(),
+    };
+    let layout = Layout::of(clip, info.prefix_lm, info.seconds_per_token);
+    let mut builder = InputBuilder {
+        clip,
+        decoding: &plan.decoding,
+        // Models without a silence context (the prefix ones) take none.
+        tail: if info.has_tail {
+            plan.decoding.tail
+        } else {
+            Tail::Tokens(0)
+        },
+        prefix: info.prefix_lm,
+        tails: TailRows::default(),
+    };
+    let mut queue = VecDeque::new();
+    let mut next_run = 0;
+    loop {
+        while next_run < runs.len() && queued_rows(&queue) < CHUNK_ROWS {
+            builder.queue(next_run, &mut runs[next_run], &mut queue)?;
+            next_run += 1;
+        }
+        let chunk = next_chunk(&mut queue);
+        if chunk.is_empty() {
+            break;
+        }
+        decode_chunk(model, chunk, &mut runs, &layout, cancel, &mut reports)?;
+    }
+    Ok(runs.into_iter().map(|r| r.finish(&layout)).collect())
+}
+
+/// One run on its way through the decoder: its selection, its result (the selection's part
+/// first, the decode's once its last window is in) and its windows' generations.
+struct PendingRun<'p> {
+    spec: &'p RunSpec,
+    /// None for vanilla (every valid token, the whole padding).
+    selection: Option<Selection>,
+    result: RunResult,
+    /// Decoder inputs queued and not finished yet.
+    waiting: usize,
+    /// `(window, generation)` as the model reported each finished input.
+    finished: Vec<(usize, Generation)>,
+    /// `(window, generation)` as `generate` returned them, for a run the reports did not
+    /// complete.
+    returned: Vec<(usize, Generation)>,
+    /// Its result was assembled from `finished` and handed to `on_run`.
+    assembled: bool,
+}
+
+impl<'p> PendingRun<'p> {
+    /// The run's selection: `promptaware`'s by the model's prompt scores, the others' by
+    /// [`select`].
+    fn select(
+        model: &dyn AudioLanguageModel,
+        clip: &EncodedClip,
+        spec: &'p RunSpec,
+        plan: &Plan,
+    ) -> Result<PendingRun<'p>> {
+        let (selection, scoring_ms) = match spec.method {
             RunMethod::PromptAware => {
                 let (sel, ms) = prompt_aware(model, clip, spec.keep, plan)?;
                 (Some(sel), ms)
             }
             _ => (select(clip, spec, &plan.params)?, 0.0),
         };
-        total += input_count(clip, sel.as_ref(), info.prefix_lm);
-        // Vanilla reads every valid token.
-        let (keep, segments, k, kept, merged) = match &sel {
-            Some(s) => (spec.keep, s.segments, s.k, s.kept.clone(), s.merged.clone()),
-            None => (1.0, None, n, (0..n).collect(), Vec::new()),
-        };
-        let mut res = RunResult::before_decoding(spec.method.name(), keep, segments, k, kept, 0);
-        res.merged = merged;
-        res.scoring_ms = scoring_ms;
-        results.push(res);
-        selections.push(sel);
+        let result =
+            RunResult::before_decoding(spec, selection.as_ref(), clip.n_tokens(), scoring_ms);
+        Ok(PendingRun {
+            spec,
+            selection,
+            result,
+            waiting: 0,
+            finished: Vec::new(),
+            returned: Vec::new(),
+            assembled: false,
+        })
     }
-    let layout = Layout {
-        windows: (!info.prefix_lm).then(|| {
-            clip.windows
-                .iter()
-                .map(|w| w.first_token..w.first_token + w.n_valid)
-                .collect()
-        }),
-        seconds_per_token: info.seconds_per_token,
-    };
-    let mut done = 0;
-    // Per run: windows still decoding, and the finished ones' generations.
-    let mut pending: Vec<usize> = vec![0; results.len()];
-    let mut finished: Vec<Vec<(usize, Generation)>> = vec![Vec::new(); results.len()];
-    let mut per_run: Vec<Vec<(usize, Generation)>> = vec![Vec::new(); results.len()];
-    // Runs assembled as their last window finished (handed to `on_run`), kept as they are.
-    let mut assembled: Vec<Option<RunResult>> = vec![None; results.len()];
-    let mut tails = TailRows::default();
-    // Inputs built and not decoded yet: (run, window, input, memory rows).
-    let mut queue: std::collections::VecDeque<(usize, usize, DecodeInput, usize)> =
-        Default::default();
-    let mut next_run = 0;
-    loop {
-        let queued = |q: &std::collections::VecDeque<(usize, usize, DecodeInput, usize)>| {
-            q.iter().map(|x| x.3).sum::<usize>()
-        };
-        while next_run < plan.runs.len() && queued(&queue) < CHUNK_ROWS {
-            let r = next_run;
-            next_run += 1;
-            let spec = &plan.runs[r];
-            let inputs = decoder_inputs(
-                clip,
-                selections[r].as_ref(),
-                tail,
-                info.prefix_lm,
-                &mut tails,
-            )?;
-            let mut fastv_k = 0;
-            for (w, mut input, tail_w) in inputs {
-                input.prompt = plan.decoding.prompt.clone();
-                input.stop_on_loop = plan.decoding.stop_on_loop;
-                input.attention = plan.decoding.attention;
-                let rows = input.memory.dim(0).map_err(ModelError::from)?;
-                if spec.method == RunMethod::FastV {
-                    let keep = prune::budget(spec.keep, rows);
-                    fastv_k += keep;
-                    input.fastv = Some(FastV {
-                        keep,
-                        layer: plan.decoding.fastv_layer,
-                    });
-                }
-                results[r].tail_tokens += tail_w;
-                pending[r] += 1;
-                // A window's silence context is shared by its runs (one copy of its keys and
-                // values): only the own rows count.
-                queue.push_back((r, w, input, rows));
-            }
-            if spec.method == RunMethod::FastV {
-                results[r].k = fastv_k;
-            }
+
+    /// Takes window `window`'s generation as the model reports it; assembles the result when
+    /// it was the last one waiting (then true).
+    fn on_finished(&mut self, window: usize, g: &Generation, layout: &Layout) -> bool {
+        self.finished.push((window, g.clone()));
+        self.waiting -= 1;
+        if self.waiting > 0 || self.assembled {
+            return false;
         }
-        if queue.is_empty() {
+        fill_text(&mut self.result, std::mem::take(&mut self.finished), layout);
+        self.assembled = true;
+        true
+    }
+
+    /// The run's result: as assembled, or from the generations `generate` returned.
+    fn finish(mut self, layout: &Layout) -> RunResult {
+        if !self.assembled {
+            fill_text(&mut self.result, self.returned, layout);
+        }
+        self.result
+    }
+}
+
+/// A decoder input built and not decoded yet.
+struct Queued {
+    run: usize,
+    window: usize,
+    input: DecodeInput,
+    /// Its own memory rows: a window's silence context is shared by its runs (one copy of its
+    /// keys and values), so it does not count.
+    rows: usize,
+}
+
+/// What every run's decoder inputs are built from.
+struct InputBuilder<'a> {
+    clip: &'a EncodedClip,
+    decoding: &'a Decoding,
+    /// The silence context after each window's kept tokens (none for prefix models).
+    tail: Tail,
+    prefix: bool,
+    /// Each window's silence-context rows, shared by every run's inputs.
+    tails: TailRows,
+}
+
+impl InputBuilder<'_> {
+    /// Builds run `r`'s decoder inputs and queues them: the plan's decoding options on each,
+    /// FastV's budget per input (the run's K is their sum), the tail tokens counted.
+    fn queue(
+        &mut self,
+        r: usize,
+        run: &mut PendingRun,
+        queue: &mut VecDeque<Queued>,
+    ) -> Result<()> {
+        let inputs = decoder_inputs(
+            self.clip,
+            run.selection.as_ref(),
+            self.tail,
+            self.prefix,
+            &mut self.tails,
+        )?;
+        let fastv = run.spec.method == RunMethod::FastV;
+        let mut fastv_k = 0;
+        for (window, mut input, tail_tokens) in inputs {
+            input.prompt = self.decoding.prompt.clone();
+            input.stop_on_loop = self.decoding.stop_on_loop;
+            input.attention = self.decoding.attention;
+            let rows = input.memory.dim(0).map_err(ModelError::from)?;
+            if fastv {
+                let keep = prune::budget(run.spec.keep, rows);
+                fastv_k += keep;
+                input.fastv = Some(FastV {
+                    keep,
+                    layer: self.decoding.fastv_layer,
+                });
+            }
+            run.result.tail_tokens += tail_tokens;
+            run.waiting += 1;
+            queue.push_back(Queued {
+                run: r,
+                window,
+                input,
+                rows,
+            });
+        }
+        if fastv {
+            run.result.k = fastv_k;
+        }
+        Ok(())
+    }
+}
+
+fn queued_rows(queue: &VecDeque<Queued>) -> usize {
+    queue.iter().map(|q| q.rows).sum()
+}
+
+/// The next chunk to decode: inputs from the front of the queue up to [`CHUNK_ROWS`] memory
+/// rows (at least one input while any waits).
+fn next_chunk(queue: &mut VecDeque<Queued>) -> Vec<Queued> {
+    let mut chunk = Vec::new();
+    let mut rows = 0;
+    while let Some(front) = queue.front() {
+        if !chunk.is_empty() && rows + front.rows > CHUNK_ROWS {
             break;
         }
-        // The next chunk: inputs from the front up to the row budget (at least one).
-        let mut chunk = Vec::new();
-        let mut rows = 0;
-        while let Some(front) = queue.front() {
-            if !chunk.is_empty() && rows + front.3 > CHUNK_ROWS {
-                break;
-            }
-            rows += front.3;
-            chunk.extend(queue.pop_front());
+        rows += front.rows;
+        chunk.extend(queue.pop_front());
+    }
+    chunk
+}
+
+/// Where a decode reports to: the progress of every input, and each run as it completes.
+struct Reports<'c> {
+    progress: &'c mut (dyn FnMut(Progress) + Send),
+    on_run: &'c mut (dyn FnMut(usize, &RunResult) + Send),
+    /// Inputs decoded so far, of all the runs'.
+    done: usize,
+    of: usize,
+}
+
+/// Decodes one chunk of inputs as a batch. Each run is assembled and reported as its last
+/// input finishes; the returned generations are kept for runs the model's reports left
+/// incomplete.
+fn decode_chunk(
+    model: &dyn AudioLanguageModel,
+    chunk: Vec<Queued>,
+    runs: &mut [PendingRun],
+    layout: &Layout,
+    cancel: &AtomicBool,
+    reports: &mut Reports,
+) -> Result<()> {
+    let owners: Vec<(usize, usize)> = chunk.iter().map(|q| (q.run, q.window)).collect();
+    let inputs: Vec<DecodeInput> = chunk.into_iter().map(|q| q.input).collect();
+    let generations = model.generate(&inputs, cancel, &mut |i, g| {
+        reports.done += 1;
+        (reports.progress)(Progress::Decoded {
+            done: reports.done,
+            of: reports.of,
+        });
+        let Some(&(r, window)) = owners.get(i) else {
+            return;
+        };
+        if runs[r].on_finished(window, g, layout) {
+            (reports.on_run)(r, &runs[r].result);
         }
-        let owners: Vec<(usize, usize)> = chunk.iter().map(|(r, w, _, _)| (*r, *w)).collect();
-        let inputs: Vec<DecodeInput> = chunk.into_iter().map(|(_, _, i, _)| i).collect();
-        let generations = model.generate(&inputs, cancel, &mut |i, g| {
-            done += 1;
-            progress(Progress::Decoded { done, of: total });
-            let Some(&(r, w)) = owners.get(i) else {
-                return;
-            };
-            finished[r].push((w, g.clone()));
-            pending[r] -= 1;
-            // Its last window, unless more of its windows wait in the queue.
-            if pending[r] == 0 && r < next_run {
-                let mut res = results[r].clone();
-                fill_text(&mut res, std::mem::take(&mut finished[r]), &layout);
-                on_run(r, &res);
-                assembled[r] = Some(res);
-            }
-        })?;
-        for ((r, w), g) in owners.into_iter().zip(generations) {
-            if assembled[r].is_none() {
-                per_run[r].push((w, g));
-            }
+    })?;
+    for ((r, window), g) in owners.into_iter().zip(generations) {
+        if !runs[r].assembled {
+            runs[r].returned.push((window, g));
         }
     }
-    for ((res, gens), done) in results.iter_mut().zip(per_run).zip(assembled) {
-        match done {
-            Some(d) => *res = d,
-            None => fill_text(res, gens, &layout),
-        }
-    }
-    Ok(results)
+    Ok(())
 }
 
 /// How many decoder inputs a run has: one for a prefix model, else one per window that keeps a
@@ -295,11 +423,9 @@ fn prompt_aware(
     let scores = model
         .prompt_scores(&memory, plan.decoding.prompt.as_deref())?
         .ok_or_else(|| {
-            EngineError::Method(
-                RunMethod::PromptAware
-                    .unavailable(model.info().lm_layers, 0)
-                    .unwrap_or_else(|| "this model gives no prompt-aware scores".into()),
-            )
+            RunMethod::PromptAware
+                .unavailable(model.info().lm_layers, 0)
+                .unwrap_or(Unavailable::NoPromptScores)
         })?;
     let params = Params {
         keep,
@@ -316,6 +442,20 @@ fn prompt_aware(
 pub(super) struct Layout {
     pub(super) windows: Option<Vec<std::ops::Range<usize>>>,
     pub(super) seconds_per_token: f64,
+}
+
+impl Layout {
+    fn of(clip: &EncodedClip, prefix: bool, seconds_per_token: f64) -> Layout {
+        Layout {
+            windows: (!prefix).then(|| {
+                clip.windows
+                    .iter()
+                    .map(|w| w.first_token..w.first_token + w.n_valid)
+                    .collect()
+            }),
+            seconds_per_token,
+        }
+    }
 }
 
 /// Adds a run's window generations (in any order) to its result: times and token counts

@@ -7,9 +7,9 @@ use super::run::{fill_text, Layout};
 use super::*;
 use crate::model::fake::FakeModel;
 use crate::model::repetition::LoopReport;
-use crate::model::scores::{LayerScores, Layers};
 use crate::model::{EncodedWindow, Generation, ModelInfo, OnFinished};
 use crate::prune::Combination;
+use crate::scores::{LayerScores, Layers};
 
 const D: usize = 2;
 
@@ -201,7 +201,7 @@ impl AudioLanguageModel for Scripted {
     fn encode(
         &self,
         samples: &[f32],
-        layers: crate::model::scores::Layers,
+        layers: crate::scores::Layers,
     ) -> crate::model::Result<EncodedWindow> {
         self.0.encode(samples, layers)
     }
@@ -273,8 +273,8 @@ fn run_sums_windows_joins_texts_and_reports_each_run_once() {
 
     let (vanilla, full) = (&results[0], &results[1]);
     assert_eq!(
-        (vanilla.method.as_str(), full.method.as_str()),
-        ("vanilla", "full")
+        (vanilla.method, full.method),
+        (RunMethod::Vanilla, RunMethod::Prune(Method::Full))
     );
     // Vanilla reads the whole padding; `full` the tail: none in window 0, 7 in window 1.
     assert_eq!((vanilla.tail_tokens, full.tail_tokens), (1000, 7));
@@ -305,7 +305,11 @@ fn a_run_of_one_window_keeps_its_text_and_spans() {
         .iter()
         .map(|(w, input, _)| (*w, Scripted::generation(input)))
         .collect();
-    let mut res = RunResult::before_decoding("topk", 0.05, None, 100, sel.kept.clone(), 0);
+    let spec = RunSpec {
+        method: RunMethod::Prune(Method::TopK),
+        keep: 0.05,
+    };
+    let mut res = RunResult::before_decoding(&spec, Some(&sel), clip.n_tokens(), 0.0);
     let layout = Layout {
         windows: None,
         seconds_per_token: 0.02,
@@ -315,4 +319,66 @@ fn a_run_of_one_window_keeps_its_text_and_spans() {
     assert_eq!(res.loop_spans, vec![[3, 8]]);
     assert_eq!(res.decode_ms, 5.5);
     assert_eq!(res.decode_ms_per_token, Some(4.0 / 3.0));
+}
+
+#[test]
+fn a_grid_runs_each_method_at_each_keep_once() {
+    let methods = [
+        RunMethod::Vanilla,
+        RunMethod::Prune(Method::TopK),
+        RunMethod::Prune(Method::Atome),
+        RunMethod::Prune(Method::TopK),
+        RunMethod::FastV,
+    ];
+    let spec = |method, keep| RunSpec { method, keep };
+    let threshold = Params {
+        merge_threshold: Some(0.5),
+        ..Params::default()
+    };
+    assert_eq!(
+        grid_runs(&methods, &[0.5, 0.25], &threshold),
+        [
+            spec(RunMethod::Vanilla, 1.0),
+            spec(RunMethod::Prune(Method::TopK), 0.5),
+            spec(RunMethod::Prune(Method::TopK), 0.25),
+            // A threshold sets atome's K: one run.
+            spec(RunMethod::Prune(Method::Atome), 1.0),
+            spec(RunMethod::FastV, 0.5),
+            spec(RunMethod::FastV, 0.25),
+        ]
+    );
+    let plain = grid_runs(&methods[2..3], &[0.5], &Params::default());
+    assert_eq!(plain, [spec(RunMethod::Prune(Method::Atome), 0.5)]);
+}
+
+#[test]
+fn a_result_keeps_its_method_and_selection_and_writes_the_method_by_name() {
+    let sel = selection(vec![3, 1], vec![]);
+    let spec = RunSpec {
+        method: RunMethod::PromptAware,
+        keep: 0.5,
+    };
+    let res = RunResult::before_decoding(&spec, Some(&sel), 4, 0.0);
+    assert_eq!(res.method, RunMethod::PromptAware);
+    assert_eq!(
+        res.selection(),
+        Selection {
+            method: Method::TopK,
+            ..sel
+        }
+    );
+    let json = serde_json::to_string(&res).unwrap();
+    assert!(
+        json.starts_with(r#"{"method":"promptaware","keep":0.5,"segments":null,"k":2,"kept":[3,1],"tail_tokens":0,"text":"""#),
+        "{json}"
+    );
+    // Vanilla reads every token.
+    let vanilla = RunSpec {
+        method: RunMethod::Vanilla,
+        keep: 0.25,
+    };
+    let res = RunResult::before_decoding(&vanilla, None, 3, 0.0);
+    assert_eq!((res.keep, res.k, &res.kept[..]), (1.0, 3, &[0, 1, 2][..]));
+    assert_eq!(res.selection().method, Method::Full);
+    assert_eq!(format!("[{:<8}]", res.method), "[vanilla ]");
 }

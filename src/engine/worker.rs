@@ -108,7 +108,7 @@ pub enum Event {
         /// `(first token, valid tokens)` of each 30 s window.
         windows: Vec<(usize, usize)>,
         /// Every encoder layer's scores (the explorer's layer lane and score source).
-        layers: Vec<crate::model::scores::LayerScores>,
+        layers: Vec<crate::scores::LayerScores>,
     },
     Progress {
         job: u64,
@@ -331,7 +331,7 @@ impl State {
         };
         // Every layer's scores, in the same pass: the layer lane shows them and a click makes
         // one the score source without encoding again.
-        let layers = crate::model::scores::Layers::All;
+        let layers = crate::scores::Layers::All;
         let encoded =
             super::encode(model.as_ref(), &clip.audio, layers, &mut progress).and_then(|enc| {
                 let report = super::describe(model.info(), &clip.audio, &enc, &Default::default())?;
@@ -567,7 +567,7 @@ mod tests {
             }
         }
         assert_eq!(finished, vec![(2, true), (3, false)]);
-        assert_eq!(cells, vec![(3, "segmentwise".to_string())]);
+        assert_eq!(cells, vec![(3, RunMethod::Prune(Method::Segmentwise))]);
     }
 
     /// The worker wakes its caller at once for the scores, the cells decoded first and the end

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::datasets::{Dataset, Item};
 use crate::engine::{self, Plan, Progress};
-use crate::model::scores::Layers;
 use crate::model::AudioLanguageModel;
+use crate::scores::Layers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
@@ -31,7 +31,8 @@ pub enum RunnerError {
         line: usize,
         msg: String,
     },
-    #[error("{path} holds results of other settings ({what} differs): pass another --out, or delete it to start over")]
+    /// A results file written under other settings than the ones asked for.
+    #[error("{path} holds results of other settings ({what} differs)")]
     Mismatch { path: PathBuf, what: String },
     #[error("shard must be i/n with 0 <= i < n, got `{0}`")]
     Shard(String),
@@ -182,7 +183,7 @@ pub struct RunRecord {
 impl From<engine::RunResult> for RunRecord {
     fn from(r: engine::RunResult) -> RunRecord {
         RunRecord {
-            method: r.method,
+            method: r.method.name().into(),
             keep: r.keep,
             segments: r.segments,
             k: r.k,

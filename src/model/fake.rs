@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
 
-use super::scores::{HeadReduce, LayerScores, Layers};
 use super::{
     AudioLanguageModel, DecodeInput, EncodedWindow, Ending, Generation, ModelError, ModelInfo,
 };
 use super::{OnFinished, Result};
 use crate::audio::whisper_tokens;
+use crate::scores::{HeadReduce, LayerScores, Layers};
 
 const TRANSCRIPT: &str = "and so my fellow americans ask not what your country can do for you \
                           ask what you can do for your country";

@@ -23,6 +23,8 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::Tensor;
 
+use crate::scores::{LayerScores, Layers};
+
 /// Everything that can go wrong while loading or running a model, one readable line each.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -66,6 +68,19 @@ pub enum ModelError {
     Cancelled,
     #[error("{0}")]
     Device(String),
+    /// A GPU asked of a build without the `cuda` feature.
+    #[error("this prunescope was built without CUDA (the `cuda` feature, which needs nvcc)")]
+    NoCuda,
+    /// Whisper asked to run on a device other than the CPU.
+    #[error(
+        "Whisper runs on the CPU in prunescope; device {0} is for Qwen2-Audio and Audio Flamingo 3"
+    )]
+    WhisperDevice(DeviceChoice),
+    /// Whisper asked to run in an arithmetic other than f32.
+    #[error(
+        "Whisper runs in f32 in prunescope; dtype {0} is for Qwen2-Audio and Audio Flamingo 3"
+    )]
+    WhisperPrecision(Precision),
     #[error("model computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -191,9 +206,9 @@ pub struct EncodedWindow {
     /// Last-layer keys averaged over heads, `n_valid x key_dim`, row-major (for visionzip/merge).
     pub keys: Vec<f32>,
     pub key_dim: usize,
-    /// Received attention of the layers asked for ([`scores::Layers`]), first layer first: the
+    /// Received attention of the layers asked for ([`Layers`]), first layer first: the
     /// last one alone, or every layer; each with the mean and the max over heads.
-    pub layers: Vec<scores::LayerScores>,
+    pub layers: Vec<LayerScores>,
 }
 
 impl EncodedWindow {
@@ -340,7 +355,7 @@ pub trait AudioLanguageModel: Send {
     fn info(&self) -> &ModelInfo;
     /// Encode one window of up to 30 s of 16 kHz mono samples, with the received attention of
     /// the last encoder layer or of every layer.
-    fn encode(&self, samples: &[f32], layers: scores::Layers) -> Result<EncodedWindow>;
+    fn encode(&self, samples: &[f32], layers: Layers) -> Result<EncodedWindow>;
     /// Greedy-decode every input (batched where the model can). Checks `cancel` at every step.
     fn generate(
         &self,
@@ -397,9 +412,7 @@ impl DeviceChoice {
             DeviceChoice::Cpu => Ok(candle_core::Device::Cpu),
             DeviceChoice::Cuda(n) => {
                 if !cfg!(feature = "cuda") {
-                    return Err(ModelError::Device(
-                        "this prunescope was built without CUDA: rebuild with `cargo build --release --features cuda` (needs nvcc), or use --device cpu".into(),
-                    ));
+                    return Err(ModelError::NoCuda);
                 }
                 candle_core::Device::new_cuda(n)
                     .map_err(|e| ModelError::Device(format!("cannot open CUDA device {n}: {e}")))
@@ -508,16 +521,10 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Box<dyn AudioLanguageModel
 /// Whisper runs on the CPU in f32: the options' device and precision must say so (or `auto`).
 pub fn whisper_runtime(opts: &LoadOptions) -> Result<()> {
     if opts.device != DeviceChoice::Cpu {
-        return Err(ModelError::Device(format!(
-            "Whisper runs on the CPU in prunescope; --device {} is for Qwen2-Audio and Audio Flamingo 3",
-            opts.device
-        )));
+        return Err(ModelError::WhisperDevice(opts.device));
     }
     if !matches!(opts.precision, Precision::Auto | Precision::F32) {
-        return Err(ModelError::Device(format!(
-            "Whisper runs in f32 in prunescope; --dtype {} is for Qwen2-Audio and Audio Flamingo 3",
-            opts.precision
-        )));
+        return Err(ModelError::WhisperPrecision(opts.precision));
     }
     Ok(())
 }
@@ -527,7 +534,7 @@ impl<M: AudioLanguageModel + ?Sized> AudioLanguageModel for Box<M> {
     fn info(&self) -> &ModelInfo {
         (**self).info()
     }
-    fn encode(&self, samples: &[f32], layers: scores::Layers) -> Result<EncodedWindow> {
+    fn encode(&self, samples: &[f32], layers: Layers) -> Result<EncodedWindow> {
         (**self).encode(samples, layers)
     }
     fn generate(

@@ -4,11 +4,13 @@
 //! encoder's fused softmax or by [`attention`] on other devices and dtypes), then averaged over
 //! the heads and, for the pooled models, over each pair. [`attention`] computes softmax
 //! attention with candle's ops block of query rows by block, so no head's whole matrix is ever
-//! held.
+//! held. Which layer and reduction the methods rank by is [`crate::scores`]: plain values the
+//! pruning parameters hold without knowing of models.
 
 use candle_core::{DType, Tensor};
 
 use crate::model::Result;
+use crate::scores::{HeadReduce, LayerScores};
 
 /// How encoder positions become the model's tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,112 +28,6 @@ pub struct Attention<'a> {
     pub mask: Option<&'a Tensor>,
     /// Query rows per block: bounds the live attention matrix to `heads x block_rows x T`.
     pub block_rows: usize,
-}
-
-/// How the heads' received attention becomes one score per token.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum HeadReduce {
-    /// The paper's: the mean over heads.
-    #[default]
-    Mean,
-    /// The largest head's: a token one head attends to strongly scores high.
-    Max,
-}
-
-impl HeadReduce {
-    pub fn parse(s: &str) -> std::result::Result<HeadReduce, crate::util::UnknownName> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "mean" => Ok(HeadReduce::Mean),
-            "max" => Ok(HeadReduce::Max),
-            other => Err(crate::util::UnknownName {
-                what: "head reduction",
-                got: other.into(),
-                hint: "expected mean or max".into(),
-            }),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            HeadReduce::Mean => "mean",
-            HeadReduce::Max => "max",
-        }
-    }
-}
-
-/// Which scores drive every pruning method: one encoder layer's received attention (None: the
-/// last, the paper's) reduced over heads one way.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
-#[serde(default)]
-pub struct ScoreSource {
-    /// Encoder layer, 0 for the first; None for the last.
-    pub layer: Option<usize>,
-    pub head_reduce: HeadReduce,
-}
-
-impl ScoreSource {
-    /// The layer index among `layers` encoder layers.
-    pub fn layer_of(&self, layers: usize) -> usize {
-        self.layer.unwrap_or(layers.saturating_sub(1))
-    }
-
-    /// This source's scores among collected `layers` of an encoder of `encoder_layers` layers;
-    /// None when its layer was not collected.
-    pub fn pick<'a>(&self, layers: &'a [LayerScores], encoder_layers: usize) -> Option<&'a [f32]> {
-        let layer = self.layer_of(encoder_layers);
-        layers
-            .iter()
-            .find(|l| l.layer == layer)
-            .map(|l| l.get(self.head_reduce))
-    }
-
-    /// The layers an encoder pass must collect for this source (at least `asked`).
-    pub fn layers(&self, asked: Layers) -> Layers {
-        if self.layer.is_some() {
-            Layers::All
-        } else {
-            asked
-        }
-    }
-}
-
-/// Which encoder layers' scores an encoder pass collects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Layers {
-    /// The last layer's (what the paper scores with): no cost in the other layers.
-    #[default]
-    Last,
-    /// Every layer's, in the same pass.
-    All,
-}
-
-/// One encoder layer's received attention over the valid tokens, both reductions over heads.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LayerScores {
-    /// Encoder layer, 0 for the first.
-    pub layer: usize,
-    pub mean: Vec<f32>,
-    pub max: Vec<f32>,
-}
-
-impl LayerScores {
-    pub fn get(&self, r: HeadReduce) -> &[f32] {
-        match r {
-            HeadReduce::Mean => &self.mean,
-            HeadReduce::Max => &self.max,
-        }
-    }
-
-    /// Appends another window's tokens.
-    pub fn extend(&mut self, other: &LayerScores) {
-        self.mean.extend_from_slice(&other.mean);
-        self.max.extend_from_slice(&other.max);
-    }
 }
 
 /// The last layer's keys of the first `n` tokens averaged over heads (`n x d/heads`): `keys` holds

@@ -237,7 +237,7 @@ pub struct Params {
     pub merge_threshold: Option<f64>,
     /// Which encoder layer's scores, reduced over heads how, every method ranks tokens by (the
     /// engine picks them; the rules here see only the scores).
-    pub source: crate::model::scores::ScoreSource,
+    pub source: crate::scores::ScoreSource,
 }
 
 impl Params {

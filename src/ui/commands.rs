@@ -11,7 +11,7 @@ use egui::{Key, KeyboardShortcut, Modifiers};
 use super::logic::timeline::View;
 use super::state::{GridHover, LanesHover, PathTarget};
 use crate::engine::{RunMethod, Tail};
-use crate::model::scores::ScoreSource;
+use crate::scores::ScoreSource;
 use crate::model::Precision;
 use crate::prune::{Method, SegmentMode};
 

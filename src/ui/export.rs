@@ -207,7 +207,7 @@ mod tests {
             "token,time_s,score,normalised,kept,segment\n0,0.000,2,1,1,0\n1,0.020,1,0.5,0,1\n"
         );
         let r = RunResult {
-            method: "topk".into(),
+            method: crate::engine::RunMethod::Prune(crate::prune::Method::TopK),
             keep: 0.5,
             segments: None,
             k: 1,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Decoding, RunMethod, RunSpec, Tail};
-use crate::model::scores::ScoreSource;
+use crate::scores::ScoreSource;
 use crate::model::Precision;
 use crate::prune::{self, Method, Params, SegmentMode};
 

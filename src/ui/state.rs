@@ -17,8 +17,8 @@ use super::logic::timeline::{Playback, View};
 use super::logic::words::WordRef;
 use super::settings::Settings;
 use super::textures::LaneTextures;
-use crate::engine::{ClipReport, RunKey, RunMethod, RunResult};
-use crate::model::scores::{LayerScores, ScoreSource};
+use crate::engine::{ClipReport, RunKey, RunMethod, RunResult, Unavailable};
+use crate::scores::{LayerScores, ScoreSource};
 use crate::model::AudioLanguageModel;
 use crate::prune::{self, Method, Params, PruneError, Selection};
 
@@ -338,7 +338,7 @@ impl AppState {
     }
 
     /// Why a method cannot run on the loaded model (None: it can, or no model yet).
-    pub fn unavailable(&self, m: RunMethod) -> Option<String> {
+    pub fn unavailable(&self, m: RunMethod) -> Option<Unavailable> {
         self.model.label.as_ref()?;
         m.unavailable(self.model.lm_layers, self.settings.fastv_layer)
     }

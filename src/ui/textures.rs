@@ -7,7 +7,7 @@ use egui::{Color32, TextureOptions};
 use super::logic::{layers, pool};
 use super::theme;
 use crate::engine::worker::Spectrogram;
-use crate::model::scores::{HeadReduce, LayerScores};
+use crate::scores::{HeadReduce, LayerScores};
 
 /// What the lanes draw from textures.
 pub struct LaneTextures {

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use prunescope::engine::{self, RunMethod, RunSpec};
-use prunescope::model::scores::Layers;
 use prunescope::model::whisper::Whisper;
 use prunescope::prune::Params;
+use prunescope::scores::Layers;
 
 /// The `prunescope` binary with the default model.
 pub fn command() -> std::process::Command {

@@ -11,9 +11,9 @@ use candle_core::{DType, Device, Tensor};
 use prunescope::audio::Audio;
 use prunescope::engine::{self, Decoding, Plan, RunMethod, RunSpec, Tail};
 use prunescope::model::alm::Alm;
-use prunescope::model::scores::Layers;
 use prunescope::model::AudioLanguageModel;
 use prunescope::prune::{self, Method, Params};
+use prunescope::scores::Layers;
 use serde_json::Value;
 
 use crate::common::{floats, max_abs_diff};

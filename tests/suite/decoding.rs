@@ -50,7 +50,7 @@ fn default_full_reads_the_asr_set_as_well_as_vanilla() {
     for item in &set.items {
         let audio = prunescope::audio::load(&PathBuf::from(&item.audio)).unwrap();
         let a = engine::analyze(model(), &audio, &plan, &cancel, &mut |_| {}).unwrap();
-        let run = |m: &str| a.runs.iter().find(|r| r.method == m).unwrap();
+        let run = |m: &str| a.runs.iter().find(|r| r.method.name() == m).unwrap();
         assert!(
             !run("full").looped,
             "{}: full looped: {}",

@@ -9,10 +9,10 @@ use std::sync::atomic::AtomicBool;
 use crate::common::{max_abs_diff, TempDir};
 use candle_core::{DType, Device, Tensor};
 use prunescope::engine::{self, Decoding, Plan, RunMethod};
-use prunescope::model::scores::Layers;
 use prunescope::model::whisper::{convert_ct2_to_hf, Whisper};
 use prunescope::model::AudioLanguageModel;
 use prunescope::prune::{Method, Params};
+use prunescope::scores::Layers;
 
 fn outputs(model: &Whisper) -> (Vec<f32>, Vec<f32>, Vec<String>) {
     let audio = prunescope::audio::load(&common::data("arctic_a0007.wav")).unwrap();

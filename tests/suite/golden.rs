@@ -68,7 +68,7 @@ fn check_clip(clip: &str, json: &str) {
         let ours = a
             .runs
             .iter()
-            .find(|r| r.method == method && (r.keep - keep).abs() < 1e-9)
+            .find(|r| r.method.name() == method && (r.keep - keep).abs() < 1e-9)
             .unwrap_or_else(|| panic!("{clip}: no run {method} {keep}"));
         if let Some(k) = gr.get("k").and_then(Value::as_u64) {
             assert_eq!(ours.k as u64, k, "{clip} {method} {keep}: K");

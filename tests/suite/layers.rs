@@ -5,8 +5,8 @@
 //! `--head-reduce`, and their errors.
 
 use prunescope::model::alm::Alm;
-use prunescope::model::scores::{LayerScores, Layers};
 use prunescope::model::AudioLanguageModel;
+use prunescope::scores::{LayerScores, Layers};
 use serde_json::Value;
 
 use crate::common::{assert_one_line_error, data, floats, json_doc, model, prunescope, root};

@@ -16,8 +16,9 @@ use super::config::EncoderConfig;
 use super::weights::{AlmWeights, Part};
 use crate::model::encoder_cpu::{CpuEncoder, Dims, Parts};
 use crate::model::nn::{EncoderLayer, LayerNorm, TensorSource};
-use crate::model::scores::{self, Attention, Layers, Pooling, Received};
+use crate::model::scores::{self, Attention, Pooling, Received};
 use crate::model::{EncodedWindow, Result};
+use crate::scores::Layers;
 
 /// Upper bound on the live attention logits per block (`heads x rows x keys` elements).
 const BLOCK_ELEMENTS: usize = 1 << 24;

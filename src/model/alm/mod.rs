@@ -25,7 +25,7 @@ use super::{
 };
 use crate::mel::MelExtractor;
 use crate::model::nn::{Linear, TensorSource};
-use crate::model::scores::Layers;
+use crate::scores::Layers;
 use crate::HOP;
 
 const SYSTEM: &str =

@@ -13,8 +13,9 @@ use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
 use crate::model::nn::{EncoderLayer, LayerNorm, Linear};
-use crate::model::scores::{Layers, Received};
+use crate::model::scores::Received;
 use crate::model::{kernels, Result};
+use crate::scores::Layers;
 
 /// Query rows per attention block: bounds each thread's logits buffer to `BLOCK x T`.
 const BLOCK: usize = 256;

@@ -8,8 +8,9 @@ use candle_core::{Device, Tensor};
 use super::config::WhisperConfig;
 use crate::model::encoder_cpu::{CpuEncoder, Dims, Parts};
 use crate::model::nn::{EncoderLayer, TensorSource, Weights};
-use crate::model::scores::{head_mean_keys, Layers, Pooling};
+use crate::model::scores::{head_mean_keys, Pooling};
 use crate::model::{EncodedWindow, Result};
+use crate::scores::Layers;
 
 pub struct Encoder {
     cpu: CpuEncoder,

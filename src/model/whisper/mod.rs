@@ -21,7 +21,7 @@ use super::{
     ModelInfo, OnFinished, Result, WeightFormat,
 };
 use crate::mel::MelExtractor;
-use crate::model::scores::Layers;
+use crate::scores::Layers;
 
 /// Ids of the special tokens the decoding prompt and stopping rules need, looked up by text.
 #[derive(Debug, Clone)]

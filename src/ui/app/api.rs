@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::ExplorerApp;
-use crate::model::scores::ScoreSource;
+use crate::scores::ScoreSource;
 use crate::model::Precision;
 use crate::ui::commands::Command;
 use crate::ui::settings::Settings;

@@ -139,7 +139,7 @@ impl ExplorerApp {
     /// once (the clip's encoding holds every layer).
     fn apply_score_source(
         &mut self,
-        s: crate::model::scores::ScoreSource,
+        s: crate::scores::ScoreSource,
         ctx: Option<&egui::Context>,
     ) {
         if s == self.state.settings.source {

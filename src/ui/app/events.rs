@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::ExplorerApp;
 use crate::engine::worker::{Event, Spectrogram};
 use crate::engine::{ClipReport, RunKey, RunResult};
-use crate::model::scores::LayerScores;
+use crate::scores::LayerScores;
 use crate::ui::logic::pool;
 use crate::ui::logic::timeline::{Playback, View};
 use crate::ui::state::{Clip, Scores};

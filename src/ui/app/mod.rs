@@ -26,7 +26,7 @@ use super::state::{Startup, Status};
 use super::{background, theme, views};
 use crate::engine::worker::{Request, Worker};
 use crate::engine::{Analysis, RunKey, RunResult};
-use crate::prune::{self, Method, Selection};
+use crate::prune;
 
 /// Commands kept in the log tests and scripts read.
 const LOG: usize = 64;
@@ -329,7 +329,7 @@ impl ExplorerApp {
             return;
         }
         let result = match cell {
-            Some((_, r)) => Ok(selection_of(r)),
+            Some((_, r)) => Ok(r.selection()),
             None => {
                 let keys = prune::Keys {
                     data: &scores.keys,
@@ -474,17 +474,6 @@ impl ExplorerApp {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "clip".into());
         export::write_all(dir, &stem, &lane, &scores, &outputs, &analysis)
-    }
-}
-
-/// The selection a finished run made.
-fn selection_of(r: &RunResult) -> Selection {
-    Selection {
-        method: Method::parse(&r.method).unwrap_or(Method::Full),
-        k: r.k,
-        segments: r.segments,
-        kept: r.kept.clone(),
-        merged: r.merged.clone(),
     }
 }
 

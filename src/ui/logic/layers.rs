@@ -2,7 +2,7 @@
 //! row a point of the layer lane is. No egui here.
 
 use super::pool;
-use crate::model::scores::{HeadReduce, LayerScores};
+use crate::scores::{HeadReduce, LayerScores};
 
 /// One row per layer (the first first), `cols` values each: the layer's scores reduced over
 /// heads by `reduce`, max-pooled to the columns and over the row's own maximum. None for fewer

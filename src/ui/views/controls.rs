@@ -5,8 +5,8 @@
 
 use egui::RichText;
 
-use crate::engine::{RunMethod, Tail};
-use crate::model::scores::HeadReduce;
+use crate::engine::{RunMethod, Tail, Unavailable};
+use crate::scores::HeadReduce;
 use crate::prune::{Method, SegmentMode};
 use crate::ui::commands::Command;
 use crate::ui::logic::compare;
@@ -237,7 +237,7 @@ fn grid_rows(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
             let r = ui
                 .add_enabled(why.is_none(), egui::Checkbox::new(&mut on, m.name()))
                 .on_hover_text(peer_tip(m))
-                .on_disabled_hover_text(why.unwrap_or_default());
+                .on_disabled_hover_text(why.map(unavailable).unwrap_or_default());
             if r.changed() {
                 out.push(Command::ShowPeer(m, on));
             }
@@ -253,6 +253,17 @@ fn grid_rows(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
         {
             out.push(Command::SetFastVLayer(layer));
         }
+    }
+}
+
+/// Why a method cannot run, worded with the explorer's controls.
+fn unavailable(why: Unavailable) -> String {
+    match why {
+        Unavailable::FastVLayer { layer, layers } => format!(
+            "the FastV layer slider is at {layer}, and the language model has {layers} layers (0 to {})",
+            layers.saturating_sub(1)
+        ),
+        other => other.to_string(),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::engine::RunKey;
 use crate::model::align::TimedWord;
-use crate::model::scores::ScoreSource;
+use crate::scores::ScoreSource;
 use crate::ui::logic::marks::Marks;
 use crate::ui::logic::timeline::View;
 use crate::ui::state::{Clip, Scores};

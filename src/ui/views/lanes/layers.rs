@@ -6,7 +6,7 @@ use egui::RichText;
 use egui_plot::{Line, PlotImage, PlotPoint, PlotUi, Text};
 
 use super::context::LaneCtx;
-use crate::model::scores::ScoreSource;
+use crate::scores::ScoreSource;
 use crate::ui::commands::Command;
 use crate::ui::logic::layers;
 use crate::ui::theme;
