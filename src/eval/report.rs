@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use super::metrics::accuracy::{self, MatchKind, OptionScorer};
 use super::metrics::{self, wer};
-use super::runner::{setting_label, Record, Results};
+use super::runner::{setting_label, Record, Results, RunRecord};
 
 /// One column of the quality table.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,15 +68,78 @@ pub fn maps_options(dataset: &str) -> bool {
 
 /// Scores every setting of a results file.
 pub fn score(results: &Results, scorer: &dyn OptionScorer) -> Table {
-    let ok: Vec<&Record> = results
+    let ok = scored_records(results);
+    let dataset = results.header.dataset.as_str();
+    let mut notes = Vec::new();
+    if dataset == "clothoaqa" || dataset == "mmau" {
+        notes.push(subset_note(&ok));
+    }
+    let mut mapped = OptionMatches::default();
+    let mut rows = Vec::new();
+    for label in &results.header.settings {
+        let runs = runs_of(&ok, label);
+        let Some((_, first)) = runs.first() else {
+            continue;
+        };
+        let values = match dataset {
+            "asr" => wer_values(&runs),
+            "clotho" | "audiocaps" => caption_values(&runs),
+            "clothoaqa" => aqa_values(&runs),
+            _ => mcq_values(&runs, scorer, &mut mapped),
+        };
+        rows.push(Row {
+            method: first.method.clone(),
+            keep: first.keep,
+            values,
+            k_mean: runs.iter().map(|(_, x)| x.k as f64).sum::<f64>() / runs.len() as f64,
+            loops: runs.iter().filter(|(_, x)| x.looped).count(),
+            runs: runs.len(),
+        });
+    }
+    if mapped.answers > 0 {
+        notes.push(format!(
+            "{} of {} answers matched no option text or letter and were mapped by similarity ({})",
+            mapped.by_similarity,
+            mapped.answers,
+            scorer.name()
+        ));
+    }
+    Table {
+        dataset: dataset.into(),
+        model: results.header.model.clone(),
+        metrics: metrics_of(dataset),
+        rows,
+        items: ok.len(),
+        failed: results.records.len() - ok.len(),
+        notes,
+    }
+}
+
+/// The clips that ran without an error: the ones scored.
+fn scored_records(results: &Results) -> Vec<&Record> {
+    results
         .records
         .iter()
         .filter(|r| r.error.is_none())
-        .collect();
-    let failed = results.records.len() - ok.len();
-    let dataset = results.header.dataset.as_str();
-    let mut notes = Vec::new();
-    let metrics = match dataset {
+        .collect()
+}
+
+/// (record, run) of the setting `label`, for every clip that has it.
+fn runs_of<'a>(records: &[&'a Record], label: &str) -> Vec<(&'a Record, &'a RunRecord)> {
+    records
+        .iter()
+        .filter_map(|r| {
+            r.runs
+                .iter()
+                .find(|x| setting_label(&x.method, x.keep) == label)
+                .map(|x| (*r, x))
+        })
+        .collect()
+}
+
+/// The quality table's columns for `dataset`.
+fn metrics_of(dataset: &str) -> Vec<MetricDef> {
+    match dataset {
         "asr" => vec![
             metric("WER %", false, true),
             metric("WER % (lower-case, no punct.)", false, true),
@@ -93,119 +156,98 @@ pub fn score(results: &Results, scorer: &dyn OptionScorer) -> Table {
             metric("Music %", true, true),
             metric("Total %", true, true),
         ],
-    };
-    if dataset == "clothoaqa" || dataset == "mmau" {
-        let mut groups: Vec<(String, usize)> = Vec::new();
-        for r in &ok {
-            let g = r.item.group.clone().unwrap_or_else(|| "-".into());
-            match groups.iter_mut().find(|(n, _)| *n == g) {
-                Some(e) => e.1 += 1,
-                None => groups.push((g, 1)),
-            }
+    }
+}
+
+/// `items per subset: a: 3, b: 2`, subsets in order of first appearance.
+fn subset_note(records: &[&Record]) -> String {
+    let mut groups: Vec<(String, usize)> = Vec::new();
+    for r in records {
+        let g = r.item.group.clone().unwrap_or_else(|| "-".into());
+        match groups.iter_mut().find(|(n, _)| *n == g) {
+            Some(e) => e.1 += 1,
+            None => groups.push((g, 1)),
         }
-        let parts: Vec<String> = groups.iter().map(|(g, n)| format!("{g}: {n}")).collect();
-        notes.push(format!("items per subset: {}", parts.join(", ")));
     }
-    let mut rows = Vec::new();
-    let mut similarity_matches = 0;
-    let mut mcq_answers = 0;
-    for label in &results.header.settings {
-        // (record, run) of this setting, for every clip that has it.
-        let runs: Vec<(&Record, &super::runner::RunRecord)> = ok
-            .iter()
-            .filter_map(|r| {
-                r.runs
-                    .iter()
-                    .find(|x| setting_label(&x.method, x.keep) == *label)
-                    .map(|x| (*r, x))
-            })
-            .collect();
-        let Some((_, first)) = runs.first() else {
-            continue;
-        };
-        let k_mean = runs.iter().map(|(_, x)| x.k as f64).sum::<f64>() / runs.len() as f64;
-        let values: Vec<Option<f64>> = match dataset {
-            "asr" => {
-                let wer_of = |n, skip_looped: bool| {
-                    let w = wer::corpus_wer(
-                        runs.iter()
-                            .filter(|(_, x)| !(skip_looped && x.looped))
-                            .map(|(r, x)| (r.item.refs[0].as_str(), x.text.as_str())),
-                        n,
-                    );
-                    w.is_finite().then_some(100.0 * w)
-                };
-                vec![
-                    wer_of(wer::Normalization::Default, false),
-                    wer_of(wer::Normalization::Basic, false),
-                    wer_of(wer::Normalization::Default, true),
-                ]
-            }
-            "clotho" | "audiocaps" => {
-                let preds: Vec<String> = runs.iter().map(|(_, x)| x.text.clone()).collect();
-                let refs: Vec<Vec<String>> =
-                    runs.iter().map(|(r, _)| r.item.refs.clone()).collect();
-                vec![Some(metrics::cider_raw(&preds, &refs).0).filter(|v| v.is_finite())]
-            }
-            "clothoaqa" => ["unanimous", "nonbinary"]
+    let parts: Vec<String> = groups.iter().map(|(g, n)| format!("{g}: {n}")).collect();
+    format!("items per subset: {}", parts.join(", "))
+}
+
+/// Corpus WER (%) against the first reference: default normalization, basic, and default
+/// over the runs that did not loop.
+fn wer_values(runs: &[(&Record, &RunRecord)]) -> Vec<Option<f64>> {
+    let wer_of = |n, skip_looped: bool| {
+        let w = wer::corpus_wer(
+            runs.iter()
+                .filter(|(_, x)| !(skip_looped && x.looped))
+                .map(|(r, x)| (r.item.refs[0].as_str(), x.text.as_str())),
+            n,
+        );
+        w.is_finite().then_some(100.0 * w)
+    };
+    vec![
+        wer_of(wer::Normalization::Default, false),
+        wer_of(wer::Normalization::Basic, false),
+        wer_of(wer::Normalization::Default, true),
+    ]
+}
+
+/// CIDEr-D of the captions against every reference caption.
+fn caption_values(runs: &[(&Record, &RunRecord)]) -> Vec<Option<f64>> {
+    let preds: Vec<String> = runs.iter().map(|(_, x)| x.text.clone()).collect();
+    let refs: Vec<Vec<String>> = runs.iter().map(|(r, _)| r.item.refs.clone()).collect();
+    vec![Some(metrics::cider_raw(&preds, &refs).0).filter(|v| v.is_finite())]
+}
+
+/// ClothoAQA accuracy (%) on the unanimous yes/no and the non-binary subsets.
+fn aqa_values(runs: &[(&Record, &RunRecord)]) -> Vec<Option<f64>> {
+    ["unanimous", "nonbinary"]
+        .iter()
+        .map(|g| {
+            let right: Vec<bool> = runs
                 .iter()
-                .map(|g| {
-                    let sel: Vec<bool> = runs
-                        .iter()
-                        .filter(|(r, _)| r.item.group.as_deref() == Some(g))
-                        .map(|(r, x)| accuracy::aqa_correct(&x.text, &r.item.refs))
-                        .collect();
-                    percent(&sel)
-                })
-                .collect(),
-            _ => {
-                let mut per: HashMap<String, Vec<bool>> = HashMap::new();
-                let mut all = Vec::new();
-                for (r, x) in &runs {
-                    let chosen = accuracy::choose_option(&x.text, &r.item.choices, scorer);
-                    mcq_answers += 1;
-                    if matches!(chosen, Some((_, MatchKind::Similarity))) {
-                        similarity_matches += 1;
-                    }
-                    let right = chosen
-                        .is_some_and(|(i, _)| r.item.choices[i].trim() == r.item.refs[0].trim());
-                    per.entry(r.item.group.clone().unwrap_or_default())
-                        .or_default()
-                        .push(right);
-                    all.push(right);
-                }
-                let mut v: Vec<Option<f64>> = ["sound", "speech", "music"]
-                    .iter()
-                    .map(|g| per.get(*g).and_then(|x| percent(x)))
-                    .collect();
-                v.push(percent(&all));
-                v
-            }
-        };
-        rows.push(Row {
-            method: first.method.clone(),
-            keep: first.keep,
-            values,
-            k_mean,
-            loops: runs.iter().filter(|(_, x)| x.looped).count(),
-            runs: runs.len(),
-        });
+                .filter(|(r, _)| r.item.group.as_deref() == Some(g))
+                .map(|(r, x)| accuracy::aqa_correct(&x.text, &r.item.refs))
+                .collect();
+            percent(&right)
+        })
+        .collect()
+}
+
+/// How many free-text answers were mapped to an option, and how many of those by similarity.
+#[derive(Default)]
+struct OptionMatches {
+    answers: usize,
+    by_similarity: usize,
+}
+
+/// MMAU accuracy (%) per task (sound, speech, music) and in total; counts the answers mapped
+/// into `mapped`.
+fn mcq_values(
+    runs: &[(&Record, &RunRecord)],
+    scorer: &dyn OptionScorer,
+    mapped: &mut OptionMatches,
+) -> Vec<Option<f64>> {
+    let mut per: HashMap<String, Vec<bool>> = HashMap::new();
+    let mut all = Vec::new();
+    for (r, x) in runs {
+        let chosen = accuracy::choose_option(&x.text, &r.item.choices, scorer);
+        mapped.answers += 1;
+        if matches!(chosen, Some((_, MatchKind::Similarity))) {
+            mapped.by_similarity += 1;
+        }
+        let right = chosen.is_some_and(|(i, _)| r.item.choices[i].trim() == r.item.refs[0].trim());
+        per.entry(r.item.group.clone().unwrap_or_default())
+            .or_default()
+            .push(right);
+        all.push(right);
     }
-    if mcq_answers > 0 {
-        notes.push(format!(
-            "{similarity_matches} of {mcq_answers} answers matched no option text or letter and were mapped by similarity ({})",
-            scorer.name()
-        ));
-    }
-    Table {
-        dataset: dataset.into(),
-        model: results.header.model.clone(),
-        metrics,
-        rows,
-        items: ok.len(),
-        failed,
-        notes,
-    }
+    let mut v: Vec<Option<f64>> = ["sound", "speech", "music"]
+        .iter()
+        .map(|g| per.get(*g).and_then(|x| percent(x)))
+        .collect();
+    v.push(percent(&all));
+    v
 }
 
 fn percent(v: &[bool]) -> Option<f64> {
@@ -411,21 +453,10 @@ pub struct EffRow {
 /// Per setting, over clips: prefill ms (where the model measures it) and decoding ms per
 /// generated token; plus the encoder time per clip, shared by every setting.
 pub fn efficiency(results: &Results) -> (Vec<EffRow>, Option<(f64, f64)>) {
-    let ok: Vec<&Record> = results
-        .records
-        .iter()
-        .filter(|r| r.error.is_none())
-        .collect();
+    let ok = scored_records(results);
     let mut rows = Vec::new();
     for label in &results.header.settings {
-        let runs: Vec<&super::runner::RunRecord> = ok
-            .iter()
-            .filter_map(|r| {
-                r.runs
-                    .iter()
-                    .find(|x| setting_label(&x.method, x.keep) == *label)
-            })
-            .collect();
+        let runs: Vec<&RunRecord> = runs_of(&ok, label).into_iter().map(|(_, x)| x).collect();
         let Some(first) = runs.first() else {
             continue;
         };
