@@ -5,11 +5,12 @@ use std::io::ErrorKind;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
-use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::audio::GenericAudioBufferRef;
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::well_known::FORMAT_ID_ISOMP4;
-use symphonia::core::formats::{FormatOptions, TrackType};
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 
@@ -100,42 +101,10 @@ fn decode_stream(
             MetadataOptions::default(),
         )
         .map_err(|e| fatal(e, path))?;
-
     let is_mp4 = format.format_info().format == FORMAT_ID_ISOMP4;
-    let track = format
-        .default_track(TrackType::Audio)
-        .ok_or_else(|| AudioError::NoAudioTrack {
-            path: path.to_path_buf(),
-        })?;
-    let track_id = track.id;
-    let params = track
-        .codec_params
-        .as_ref()
-        .and_then(|p| p.audio())
-        .ok_or_else(|| AudioError::NoAudioTrack {
-            path: path.to_path_buf(),
-        })?;
-    let codec = params.codec;
-    let declared_rate = params.sample_rate;
-    let mut decoder = symphonia::default::get_codecs()
-        .make_audio_decoder(params, &AudioDecoderOptions::default())
-        .map_err(|e| match e {
-            SymError::Unsupported(what) => AudioError::UnsupportedCodec {
-                path: path.to_path_buf(),
-                detail: format!("codec {codec}: {what}"),
-            },
-            other => fatal(other, path),
-        })?;
-
-    let mut mono: Vec<f32> = Vec::new();
-    let mut planes: Vec<Vec<f32>> = Vec::new();
-    let mut rate: Option<u32> = None;
-    let mut channels = 0usize;
-    let mut packets = 0usize;
-    let mut failed = 0usize;
-    let mut last_failure = String::new();
-    let mut truncated = false;
-
+    let track = AudioTrack::open(format.as_ref(), path)?;
+    let mut decoder = track.decoder;
+    let mut mono = Mono::default();
     loop {
         let packet = match format.next_packet() {
             Ok(Some(packet)) => packet,
@@ -143,46 +112,93 @@ fn decode_stream(
             // A new chained stream (ogg): the first one is the clip.
             Err(SymError::ResetRequired) => break,
             Err(SymError::IoError(e)) if e.kind() == ErrorKind::UnexpectedEof => {
-                truncated = true;
+                mono.truncated = true;
                 break;
             }
-            Err(err) => {
-                if mono.is_empty() {
-                    return Err(fatal(err, path));
-                }
-                return Err(AudioError::Corrupt {
-                    path: path.to_path_buf(),
-                    detail: format!("{err} (after {:.2} s of audio)", seconds(&mono, rate)),
-                });
-            }
+            Err(err) => return Err(mono.broken_at(err, path)),
         };
-        if packet.track_id != track_id {
+        if packet.track_id != track.id {
             continue;
         }
-        packets += 1;
-        let buf = match decoder.decode(&packet) {
-            Ok(buf) => buf,
-            Err(SymError::DecodeError(msg)) => {
-                failed += 1;
-                last_failure = msg.to_string();
-                continue;
-            }
-            Err(SymError::IoError(e)) => {
-                failed += 1;
-                last_failure = e.to_string();
-                continue;
-            }
+        mono.packets += 1;
+        match decoder.decode(&packet) {
+            Ok(buf) => mono.push(&buf, path)?,
+            Err(SymError::DecodeError(msg)) => mono.failed(msg.to_string()),
+            Err(SymError::IoError(e)) => mono.failed(e.to_string()),
             Err(SymError::ResetRequired) => break,
             Err(err) => return Err(fatal(err, path)),
+        }
+    }
+    mono.finish(is_mp4, track.declared_rate, path)
+}
+
+/// The default audio track of a stream: its id, its declared sample rate and its decoder.
+struct AudioTrack {
+    id: u32,
+    declared_rate: Option<u32>,
+    decoder: Box<dyn AudioDecoder>,
+}
+
+impl AudioTrack {
+    fn open(format: &dyn FormatReader, path: &Path) -> Result<AudioTrack, AudioError> {
+        let no_track = || AudioError::NoAudioTrack {
+            path: path.to_path_buf(),
         };
+        let track = format
+            .default_track(TrackType::Audio)
+            .ok_or_else(no_track)?;
+        let params = track
+            .codec_params
+            .as_ref()
+            .and_then(|p| p.audio())
+            .ok_or_else(no_track)?;
+        let codec = params.codec;
+        let decoder = symphonia::default::get_codecs()
+            .make_audio_decoder(params, &AudioDecoderOptions::default())
+            .map_err(|e| match e {
+                SymError::Unsupported(what) => AudioError::UnsupportedCodec {
+                    path: path.to_path_buf(),
+                    detail: format!("codec {codec}: {what}"),
+                },
+                other => fatal(other, path),
+            })?;
+        Ok(AudioTrack {
+            id: track.id,
+            declared_rate: params.sample_rate,
+            decoder,
+        })
+    }
+}
+
+/// The clip as its packets arrive: the mono samples, the stream's rate and channels, and what
+/// went wrong on the way.
+#[derive(Default)]
+struct Mono {
+    samples: Vec<f32>,
+    /// The last buffer's planes, reused.
+    planes: Vec<Vec<f32>>,
+    /// The first decoded buffer's rate and channel count.
+    rate: Option<u32>,
+    channels: usize,
+    /// The packets of the track, those that failed to decode, and the last failure's reason.
+    packets: usize,
+    failed: usize,
+    last_failure: String,
+    /// The stream ended in the middle of a packet.
+    truncated: bool,
+}
+
+impl Mono {
+    /// Appends a decoded buffer, downmixed; a rate that changes mid-stream is corrupt.
+    fn push(&mut self, buf: &GenericAudioBufferRef<'_>, path: &Path) -> Result<(), AudioError> {
         if buf.frames() == 0 || buf.num_planes() == 0 {
-            continue;
+            return Ok(());
         }
         let buf_rate = buf.spec().rate();
-        match rate {
+        match self.rate {
             None => {
-                rate = Some(buf_rate);
-                channels = buf.num_planes();
+                self.rate = Some(buf_rate);
+                self.channels = buf.num_planes();
             }
             Some(r) if r != buf_rate => {
                 return Err(AudioError::Corrupt {
@@ -192,39 +208,69 @@ fn decode_stream(
             }
             Some(_) => {}
         }
-        buf.copy_to_vecs_planar::<f32>(&mut planes);
-        downmix_into(&planes, &mut mono);
+        buf.copy_to_vecs_planar::<f32>(&mut self.planes);
+        downmix_into(&self.planes, &mut self.samples);
+        Ok(())
     }
 
-    if packets > 0 && failed as f64 > MAX_FAILED_PACKET_SHARE * packets as f64 {
-        return Err(AudioError::Corrupt {
-            path: path.to_path_buf(),
-            detail: format!("{failed} of {packets} packets failed to decode ({last_failure})"),
-        });
+    /// A packet that did not decode: counted, not fatal (see [`MAX_FAILED_PACKET_SHARE`]).
+    fn failed(&mut self, why: String) {
+        self.failed += 1;
+        self.last_failure = why;
     }
-    if let (true, Some(rate)) = (is_mp4, rate) {
-        if let Some(edit) = mp4::audio_edit(path) {
-            let keep = edit.range(rate, mono.len());
-            mono.truncate(keep.end);
-            mono.drain(..keep.start);
+
+    /// The error of a stream that cannot be read on: where it broke, once audio came out.
+    fn broken_at(&self, err: SymError, path: &Path) -> AudioError {
+        if self.samples.is_empty() {
+            return fatal(err, path);
+        }
+        AudioError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!(
+                "{err} (after {:.2} s of audio)",
+                seconds(&self.samples, self.rate)
+            ),
         }
     }
-    match rate {
-        Some(rate) if !mono.is_empty() => Ok((mono, rate, channels)),
-        _ if truncated => Err(AudioError::Truncated {
-            path: path.to_path_buf(),
-        }),
-        _ => {
-            // A declared rate of 0 is a broken header rather than an empty clip.
-            if declared_rate == Some(0) {
-                return Err(AudioError::UnsupportedSampleRate {
-                    path: path.to_path_buf(),
-                    rate: 0,
-                });
-            }
-            Err(AudioError::ZeroLength {
+
+    /// The samples, rate and channel count; an error when too many packets failed or nothing
+    /// was decoded. An MP4's edit list trims the priming and padding samples first.
+    fn finish(
+        mut self,
+        is_mp4: bool,
+        declared_rate: Option<u32>,
+        path: &Path,
+    ) -> Result<(Vec<f32>, u32, usize), AudioError> {
+        let (packets, failed) = (self.packets, self.failed);
+        if packets > 0 && failed as f64 > MAX_FAILED_PACKET_SHARE * packets as f64 {
+            return Err(AudioError::Corrupt {
                 path: path.to_path_buf(),
-            })
+                detail: format!(
+                    "{failed} of {packets} packets failed to decode ({})",
+                    self.last_failure
+                ),
+            });
+        }
+        if let (true, Some(rate)) = (is_mp4, self.rate) {
+            if let Some(edit) = mp4::audio_edit(path) {
+                let keep = edit.range(rate, self.samples.len());
+                self.samples.truncate(keep.end);
+                self.samples.drain(..keep.start);
+            }
+        }
+        match self.rate {
+            Some(rate) if !self.samples.is_empty() => Ok((self.samples, rate, self.channels)),
+            _ if self.truncated => Err(AudioError::Truncated {
+                path: path.to_path_buf(),
+            }),
+            // A declared rate of 0 is a broken header rather than an empty clip.
+            _ if declared_rate == Some(0) => Err(AudioError::UnsupportedSampleRate {
+                path: path.to_path_buf(),
+                rate: 0,
+            }),
+            _ => Err(AudioError::ZeroLength {
+                path: path.to_path_buf(),
+            }),
         }
     }
 }
