@@ -1,6 +1,6 @@
 //! Small helpers every layer shares: the median of measurements, the cosine similarity of two
-//! vectors, a self-removing temporary folder, and the error of a name that is not one of a fixed
-//! set.
+//! vectors, a self-removing temporary folder, and the parsing of a name that must be one of a
+//! fixed set (with its error).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +13,46 @@ pub struct UnknownName {
     pub what: &'static str,
     pub got: String,
     pub hint: String,
+}
+
+impl UnknownName {
+    /// The error for `got`, which is none of `names`: the hint reads `expected a, b or c`.
+    pub fn expected(what: &'static str, got: &str, names: &[&str]) -> UnknownName {
+        let hint = match names {
+            [] => "expected nothing".to_string(),
+            [one] => format!("expected {one}"),
+            [rest @ .., last] => format!("expected {} or {last}", rest.join(", ")),
+        };
+        UnknownName {
+            what,
+            got: got.into(),
+            hint,
+        }
+    }
+}
+
+/// The value `s` names in `table` (name, value); ASCII case and surrounding whitespace are
+/// ignored, so `--dtype BF16 ` works. Several names may give one value (aliases): the error lists
+/// only each value's first name.
+pub fn parse_name<T: Copy + PartialEq>(
+    what: &'static str,
+    s: &str,
+    table: &[(&str, T)],
+) -> Result<T, UnknownName> {
+    let wanted = s.trim();
+    if let Some(&(_, value)) = table
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+    {
+        return Ok(value);
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for (i, (name, value)) in table.iter().enumerate() {
+        if !table[..i].iter().any(|(_, v)| v == value) {
+            names.push(name);
+        }
+    }
+    Err(UnknownName::expected(what, wanted, &names))
 }
 
 /// The median (mean of the two middle values for an even count); NaN for no values.
@@ -91,6 +131,43 @@ mod tests {
         assert_eq!(median([3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median([4.0, 1.0, 3.0, 2.0]), 2.5);
         assert!(median([]).is_nan());
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Fruit {
+        Apple,
+        Pear,
+    }
+
+    const FRUITS: [(&str, Fruit); 3] = [
+        ("apple", Fruit::Apple),
+        ("malus", Fruit::Apple),
+        ("pear", Fruit::Pear),
+    ];
+
+    #[test]
+    fn names_parse_ignoring_case_and_space_aliases_included() {
+        assert_eq!(parse_name("fruit", " Apple ", &FRUITS), Ok(Fruit::Apple));
+        assert_eq!(parse_name("fruit", "MALUS", &FRUITS), Ok(Fruit::Apple));
+        assert_eq!(parse_name("fruit", "pear", &FRUITS), Ok(Fruit::Pear));
+    }
+
+    #[test]
+    fn an_unknown_name_lists_each_value_once() {
+        let e = parse_name("fruit", " plum ", &FRUITS).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown fruit `plum` (expected apple or pear)"
+        );
+        let e = UnknownName::expected("device", "tpu", &["cpu", "cuda", "cuda:N"]);
+        assert_eq!(
+            e.to_string(),
+            "unknown device `tpu` (expected cpu, cuda or cuda:N)"
+        );
+        assert_eq!(
+            UnknownName::expected("x", "y", &["z"]).hint,
+            "expected z".to_string()
+        );
     }
 
     #[test]

@@ -1,17 +1,19 @@
 //! `prunescope bench`: the numbers of the README's speed table, measured in one process.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
 
-use prunescope::engine::{self, Plan, RunMethod, RunSpec};
+use prunescope::audio::Audio;
+use prunescope::engine::{self, EncodedClip, Plan, RunMethod, RunSpec};
 use prunescope::mel::MelExtractor;
+use prunescope::scores::Layers;
+use prunescope::model::whisper::Whisper;
 use prunescope::model::AudioLanguageModel;
 use prunescope::prune::{Method, Params};
-use prunescope::scores::Layers;
 use prunescope::util::median;
 
 #[derive(Args)]
@@ -93,56 +95,61 @@ struct Baseline {
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
+    // A bad baseline file fails before the minutes of measuring, not after.
+    let base = a.baseline.as_deref().map(read_baseline).transpose()?;
     let mut audio = prunescope::audio::load(&a.clip)?;
     audio.samples.truncate(prunescope::WINDOW_SAMPLES);
     let mut model = super::load_whisper(&a.model)?;
+    let ours = measure(&mut model, &audio, &a)?;
+    println!(
+        "prunescope bench: {} (first {:.1} s), {}, {} tokens, median of {} runs, {} threads",
+        a.clip.display(),
+        audio.duration_s(),
+        model.info().name,
+        ours.audio_tokens,
+        a.reps,
+        rayon::current_num_threads()
+    );
+    print_table(&ours, base.as_ref());
+    Ok(())
+}
+
+fn read_baseline(path: &Path) -> Result<Baseline> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a bench-baseline.py result", path.display()))
+}
+
+/// Our side of the table: seconds per stage (medians), what was decoded, the memory used.
+struct Measured {
+    mel_s: f64,
+    /// The encoder with the last layer's scores, and with every layer's.
+    enc_s: f64,
+    enc_all_s: f64,
+    /// The ten decodes, plain and with attention and words.
+    dec_s: f64,
+    words_s: f64,
+    /// Mel, encoder and the vanilla decode: what faster-whisper does.
+    transcribe_s: f64,
+    /// The ten decodes one by one, when asked (`--sequential`).
+    sequential_s: Option<f64>,
+    /// The audio tokens of the window, and the tokens the ten decodes generated.
+    audio_tokens: usize,
+    tokens: usize,
+    peak_rss_mb: Option<f64>,
+}
+
+/// Times every stage of the table, in the order they run.
+fn measure(model: &mut Whisper, audio: &Audio, a: &BenchArgs) -> Result<Measured> {
     let info = model.info().clone();
     let mel = MelExtractor::new(info.n_mels);
-    let n = audio.samples.len();
-
     let (mel_s, features) = time(a.reps, || Ok(mel.compute(&audio.samples)))?;
-    // The last layer's scores, then every layer's in the same pass (the explorer's layer lane,
-    // `analyze --layer-scores`), alternating so both see the same machine.
-    let (mut last, mut all) = (Vec::new(), Vec::new());
-    for _ in 0..a.reps {
-        last.push(time(1, || Ok(model.encode_mel(&features, n, Layers::Last)?))?.0);
-        all.push(time(1, || Ok(model.encode_mel(&features, n, Layers::All)?))?.0);
-    }
-    let (enc_s, enc_all_s) = (median(last), median(all));
-    let clip = engine::encode(&model, &audio, Layers::Last, &mut |_| {})?;
-    let plan = Plan {
-        runs: ten_runs(),
-        params: Params::default(),
-        // The 50-token tail scripts/bench-baseline.py gives transformers too.
-        decoding: engine::Decoding {
-            tail: engine::Tail::Tokens(50),
-            ..engine::Decoding::default()
-        },
-    };
+    let (enc_s, enc_all_s) = time_encoder(model, &features, audio.samples.len(), a.reps)?;
+    let clip = engine::encode(&*model, audio, Layers::Last, &mut |_| {})?;
+    let plan = ten_decodes();
     let cancel = AtomicBool::new(false);
-    // The same decodes collecting the alignment heads' attention and placing the words
-    // (`analyze --words`, the explorer), alternating with the plain ones.
-    let mut with_words = plan.clone();
-    with_words.decoding.attention = true;
-    let (mut plain, mut worded, mut results) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..a.reps.max(1) {
-        let (s, r) = time(1, || {
-            Ok(engine::run(&model, &clip, &plan, &cancel, &mut |_| {})?)
-        })?;
-        plain.push(s);
-        results = r;
-        let run = || {
-            Ok(engine::run(
-                &model,
-                &clip,
-                &with_words,
-                &cancel,
-                &mut |_| {},
-            )?)
-        };
-        worded.push(time(1, run)?.0);
-    }
-    let (dec_s, words_s) = (median(plain), median(worded));
+    let decodes = time_decodes(model, &clip, &plan, a.reps)?;
     // A plain transcription, what faster-whisper does: mel, encoder, the vanilla decode.
     let vanilla = Plan {
         runs: vec![RunSpec {
@@ -153,65 +160,117 @@ pub fn run(a: BenchArgs) -> Result<()> {
         decoding: engine::Decoding::default(),
     };
     let (transcribe_s, _) = time(a.reps, || {
-        let clip = engine::encode(&model, &audio, Layers::Last, &mut |_| {})?;
-        Ok(engine::run(&model, &clip, &vanilla, &cancel, &mut |_| {})?)
+        let clip = engine::encode(&*model, audio, Layers::Last, &mut |_| {})?;
+        Ok(engine::run(&*model, &clip, &vanilla, &cancel, &mut |_| {})?)
     })?;
-    let tokens: usize = results.iter().map(|r| r.generated_tokens).sum();
-    let seq = if a.sequential {
+    let sequential_s = if a.sequential {
         model.options.batch = 1;
         let (s, _) = time(a.reps.min(3), || {
-            Ok(engine::run(&model, &clip, &plan, &cancel, &mut |_| {})?)
+            Ok(engine::run(&*model, &clip, &plan, &cancel, &mut |_| {})?)
         })?;
         Some(s)
     } else {
         None
     };
-    let rss = peak_rss_mb();
+    Ok(Measured {
+        mel_s,
+        enc_s,
+        enc_all_s,
+        dec_s: decodes.plain_s,
+        words_s: decodes.words_s,
+        transcribe_s,
+        sequential_s,
+        audio_tokens: clip.n_tokens(),
+        tokens: decodes.tokens,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
 
-    println!(
-        "prunescope bench: {} (first {:.1} s), {}, {} tokens, median of {} runs, {} threads",
-        a.clip.display(),
-        audio.duration_s(),
-        info.name,
-        clip.n_tokens(),
-        a.reps,
-        rayon::current_num_threads()
-    );
-    let base: Option<Baseline> = match &a.baseline {
-        Some(p) => Some(
-            serde_json::from_str(
-                &std::fs::read_to_string(p)
-                    .with_context(|| format!("cannot read {}", p.display()))?,
-            )
-            .with_context(|| format!("{} is not a bench-baseline.py result", p.display()))?,
-        ),
-        None => None,
-    };
-    // Issue 14's targets on this 30 s window: absolute times, or a speed-up over the baseline.
-    #[derive(Clone, Copy)]
-    enum Target {
-        AtMost(f64),
-        SpeedUp(f64),
+/// The last layer's scores, then every layer's in the same pass (the explorer's layer lane,
+/// `analyze --layer-scores`), alternating so both see the same machine: the two medians.
+fn time_encoder(model: &Whisper, features: &[f32], n: usize, reps: usize) -> Result<(f64, f64)> {
+    let (mut last, mut all) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        last.push(time(1, || Ok(model.encode_mel(features, n, Layers::Last)?))?.0);
+        all.push(time(1, || Ok(model.encode_mel(features, n, Layers::All)?))?.0);
     }
-    let row = |what: &str, ours: f64, theirs: Option<f64>, target: Option<Target>| {
-        let theirs_s = theirs.map_or(String::new(), |t| format!("{t:.3} s"));
-        let ratio = theirs.map_or(String::new(), |t| format!("{:.2}x", t / ours));
-        let target_s = match target {
-            Some(Target::AtMost(t)) => {
-                format!("<= {t:.2} s: {}", if ours <= t { "met" } else { "not met" })
-            }
-            Some(Target::SpeedUp(x)) => match theirs {
-                Some(t) => format!(">= {x}x: {}", if t / ours >= x { "met" } else { "not met" }),
-                None => format!(">= {x}x"),
-            },
-            None => String::new(),
-        };
-        println!(
-            "| {what:<36} | {:>10.3} s | {theirs_s:>12} | {ratio:>8} | {target_s:<16} |",
-            ours
-        );
+    Ok((median(last), median(all)))
+}
+
+/// The README grid's ten decodes with the 50-token tail scripts/bench-baseline.py gives
+/// transformers too.
+fn ten_decodes() -> Plan {
+    Plan {
+        runs: ten_runs(),
+        params: Params::default(),
+        decoding: engine::Decoding {
+            tail: engine::Tail::Tokens(50),
+            ..engine::Decoding::default()
+        },
+    }
+}
+
+/// The ten decodes' medians, plain and collecting attention and words, and the tokens the
+/// plain ones generated.
+struct Decodes {
+    plain_s: f64,
+    words_s: f64,
+    tokens: usize,
+}
+
+/// The same decodes collecting the alignment heads' attention and placing the words
+/// (`analyze --words`, the explorer), alternating with the plain ones.
+fn time_decodes(model: &Whisper, clip: &EncodedClip, plan: &Plan, reps: usize) -> Result<Decodes> {
+    let cancel = AtomicBool::new(false);
+    let mut with_words = plan.clone();
+    with_words.decoding.attention = true;
+    let (mut plain, mut worded, mut results) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps.max(1) {
+        let (s, r) = time(1, || {
+            Ok(engine::run(model, clip, plan, &cancel, &mut |_| {})?)
+        })?;
+        plain.push(s);
+        results = r;
+        let run = || Ok(engine::run(model, clip, &with_words, &cancel, &mut |_| {})?);
+        worded.push(time(1, run)?.0);
+    }
+    Ok(Decodes {
+        plain_s: median(plain),
+        words_s: median(worded),
+        tokens: results.iter().map(|r| r.generated_tokens).sum(),
+    })
+}
+
+/// Issue 14's targets on this 30 s window: absolute times, or a speed-up over the baseline.
+#[derive(Clone, Copy)]
+enum Target {
+    AtMost(f64),
+    SpeedUp(f64),
+}
+
+/// One stage: our time, the baseline's, the speed-up and whether the target is met.
+fn row(what: &str, ours: f64, theirs: Option<f64>, target: Option<Target>) {
+    let theirs_s = theirs.map_or(String::new(), |t| format!("{t:.3} s"));
+    let ratio = theirs.map_or(String::new(), |t| format!("{:.2}x", t / ours));
+    let target_s = match target {
+        Some(Target::AtMost(t)) => {
+            format!("<= {t:.2} s: {}", if ours <= t { "met" } else { "not met" })
+        }
+        Some(Target::SpeedUp(x)) => match theirs {
+            Some(t) => format!(">= {x}x: {}", if t / ours >= x { "met" } else { "not met" }),
+            None => format!(">= {x}x"),
+        },
+        None => String::new(),
     };
-    match &base {
+    println!(
+        "| {what:<36} | {:>10.3} s | {theirs_s:>12} | {ratio:>8} | {target_s:<16} |",
+        ours
+    );
+}
+
+/// The baseline's name, the table of stages, the tokens and the memory.
+fn print_table(m: &Measured, base: Option<&Baseline>) {
+    match base {
         Some(b) => {
             println!(
                 "baseline: {}",
@@ -233,59 +292,57 @@ pub fn run(a: BenchArgs) -> Result<()> {
     );
     row(
         "mel (one 30 s window)",
-        mel_s,
-        base.as_ref().map(|b| b.mel_s),
+        m.mel_s,
+        base.map(|b| b.mel_s),
         None,
     );
     row(
         "encoder + scores",
-        enc_s,
-        base.as_ref().map(|b| b.encoder_s),
+        m.enc_s,
+        base.map(|b| b.encoder_s),
         Some(Target::AtMost(0.32)),
     );
     row(
         "encoder + every layer's scores",
-        enc_all_s,
+        m.enc_all_s,
         None,
         Some(Target::AtMost(0.32)),
     );
     row(
         "10 decodes (full + 3 methods x 3)",
-        dec_s,
-        base.as_ref().map(|b| b.decode_s),
+        m.dec_s,
+        base.map(|b| b.decode_s),
         Some(Target::AtMost(1.3)),
     );
-    row("10 decodes + attention and words", words_s, None, None);
+    row("10 decodes + attention and words", m.words_s, None, None);
     row(
         "plain transcription (vanilla)",
-        transcribe_s,
-        base.as_ref().and_then(|b| b.plain_s),
+        m.transcribe_s,
+        base.and_then(|b| b.plain_s),
         Some(Target::SpeedUp(1.3)),
     );
     row(
         "end to end (mel + encoder + decodes)",
-        mel_s + enc_s + dec_s,
-        base.as_ref().map(|b| b.mel_s + b.encoder_s + b.decode_s),
+        m.mel_s + m.enc_s + m.dec_s,
+        base.map(|b| b.mel_s + b.encoder_s + b.decode_s),
         None,
     );
-    if let Some(s) = seq {
+    if let Some(s) = m.sequential_s {
         row("10 decodes one by one (batch 1)", s, None, None);
     }
     println!(
-        "tokens generated: {tokens}{}; {:.2} ms per token (batched)",
-        base.as_ref()
-            .map(|b| format!(" (baseline {})", b.tokens))
+        "tokens generated: {}{}; {:.2} ms per token (batched)",
+        m.tokens,
+        base.map(|b| format!(" (baseline {})", b.tokens))
             .unwrap_or_default(),
-        dec_s * 1e3 / tokens.max(1) as f64
+        m.dec_s * 1e3 / m.tokens.max(1) as f64
     );
-    if let Some(r) = rss {
+    if let Some(r) = m.peak_rss_mb {
         println!(
             "peak RSS: {r:.0} MB{}",
-            base.as_ref()
-                .and_then(|b| b.peak_rss_mb)
+            base.and_then(|b| b.peak_rss_mb)
                 .map(|m| format!(" (baseline {m:.0} MB)"))
                 .unwrap_or_default()
         );
     }
-    Ok(())
 }

@@ -19,6 +19,7 @@ use prunescope::model::whisper::Whisper;
 use prunescope::model::{store, AudioLanguageModel, DeviceChoice, LoadOptions, Precision};
 use prunescope::prune::{Order, Params, SegmentMode};
 use prunescope::scores::{HeadReduce, Layers, ScoreSource};
+use prunescope::util::{parse_name, UnknownName};
 
 #[derive(Parser)]
 #[command(
@@ -255,14 +256,12 @@ pub fn resolve_model_dir(flag: Option<&Path>) -> Result<PathBuf> {
 }
 
 fn fetch(f: FetchArgs) -> Result<()> {
-    let mut wanted = Vec::new();
-    for name in &f.models {
-        let Some(k) = store::find(name) else {
-            let known: Vec<&str> = store::KNOWN.iter().map(|k| k.name).collect();
-            bail!("unknown model `{name}` (known: {})", known.join(", "));
-        };
-        wanted.push(k);
-    }
+    // Every name checked before the first download.
+    let wanted = f
+        .models
+        .iter()
+        .map(|name| store::find(name))
+        .collect::<Result<Vec<_>, _>>()?;
     for k in wanted {
         let dir = k.ensure(&mut |line| eprintln!("{line}"))?;
         println!("{}", dir.display());
@@ -346,15 +345,17 @@ fn parse_keeps(s: &str) -> Result<Vec<f64>> {
     })
 }
 
+/// One `--method` name; the error lists every method, those inside the model included.
+fn parse_method(m: &str) -> Result<RunMethod> {
+    // RunMethod's own error lists only the pruning methods.
+    RunMethod::parse(m).map_err(|_| {
+        let e = UnknownName::expected("method", m, &RunMethod::names());
+        anyhow::anyhow!("--method: {e}")
+    })
+}
+
 pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
-    let methods = parse_list("method", &p.method, |m| {
-        RunMethod::parse(m).map_err(|_| {
-            anyhow::anyhow!(
-                "unknown method `{m}` (expected one of: {})",
-                RunMethod::names().join(", ")
-            )
-        })
-    })?;
+    let methods = parse_list("method", &p.method, parse_method)?;
     let keeps = parse_keeps(&p.keep)?;
     if !(p.window_seconds.is_finite() && p.window_seconds > 0.0) {
         bail!(
@@ -525,12 +526,17 @@ fn print_table(a: &engine::Analysis) {
 }
 
 fn convert(c: ConvertArgs) -> Result<()> {
-    let dtype = match c.dtype.as_str() {
-        "f32" => candle_core::DType::F32,
-        "f16" => candle_core::DType::F16,
-        "bf16" => candle_core::DType::BF16,
-        other => bail!("--dtype must be f32, f16 or bf16, got `{other}`"),
-    };
+    use candle_core::DType;
+    let dtype = parse_name(
+        "dtype",
+        &c.dtype,
+        &[
+            ("f32", DType::F32),
+            ("f16", DType::F16),
+            ("bf16", DType::BF16),
+        ],
+    )
+    .map_err(|e| anyhow::anyhow!("--dtype: {e}"))?;
     prunescope::model::whisper::convert_ct2_to_hf(&c.input, &c.output, dtype)?;
     eprintln!("wrote {}", c.output.display());
     Ok(())

@@ -2,18 +2,21 @@
 //! language model's prefill does pruning save? Times the prefill (and the decoding per token)
 //! at each keep ratio on one 30 s window, median of `--reps`, in one process.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use prunescope::engine::{self, RunMethod, RunSpec};
+use prunescope::audio::Audio;
+use prunescope::engine::{self, EncodedClip, RunMethod, RunSpec};
 use prunescope::model::alm::{random, Alm};
-use prunescope::model::{AudioLanguageModel, DeviceChoice, Precision};
-use prunescope::prune::{Method, Params};
 use prunescope::scores::Layers;
+use prunescope::model::{
+    AudioLanguageModel, DecodeInput, DeviceChoice, FastV, ModelInfo, Precision,
+};
+use prunescope::prune::{Method, Params};
 use prunescope::util::{median, TempDir};
 
 #[derive(Args)]
@@ -54,23 +57,11 @@ pub struct PrefillArgs {
 }
 
 pub fn run(a: PrefillArgs) -> Result<()> {
+    // The cheap checks first, so a typo never waits for weights to be written or loaded.
     let device = DeviceChoice::parse(&a.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
     let precision = Precision::parse(&a.dtype).map_err(|e| anyhow::anyhow!("--dtype: {e}"))?;
     let keeps = super::parse_keeps(&a.keep)?;
-    let asked = a.method.is_some();
-    let mut methods: Vec<RunMethod> = a
-        .method
-        .as_deref()
-        .unwrap_or("segmentwise,atome,fastv")
-        .split(',')
-        .map(|m| match RunMethod::parse(m) {
-            Ok(RunMethod::Vanilla) | Ok(RunMethod::PromptAware) => {
-                bail!("--method {m}: bench-prefill times the methods that change how many tokens the language model reads (a pruning method or fastv)")
-            }
-            Ok(m) => Ok(m),
-            Err(e) => bail!("--method: {e}"),
-        })
-        .collect::<Result<_>>()?;
+    let methods = parse_methods(a.method.as_deref())?;
     if a.reps == 0 {
         bail!("--reps must be at least 1");
     }
@@ -78,66 +69,184 @@ pub fn run(a: PrefillArgs) -> Result<()> {
         Some(p) => prunescope::audio::load(p)?,
         None => prunescope::audio::demo()?,
     };
+    let weights = Weights::find(&a)?;
+    let loaded = Loaded::load(&weights.dir, device, precision)?;
+    let info = loaded.model.info().clone();
+    let audio = one_window(&clip, info.window_samples)?;
+    let encoded = engine::encode(&loaded.model, &audio, Layers::Last, &mut |_| {})?;
+    print_header(&a, &weights, &loaded, &encoded);
+    let methods = without_unavailable_fastv(methods, a.method.is_some(), &info, a.fastv_layer)?;
 
-    let mut _temp = None;
-    let (dir, what) = match &a.model {
-        Some(m) => (super::resolve_model_dir(Some(m))?, m.display().to_string()),
-        None => {
-            let shape =
-                random::Shape::parse(&a.random).map_err(|e| anyhow::anyhow!("--random: {e}"))?;
-            let temp = TempDir::new("random").context("cannot make a temporary folder")?;
-            let dir = temp.path().to_path_buf();
-            let t = Instant::now();
-            random::write(&dir, shape, 0).context("cannot write the random model")?;
-            eprintln!(
-                "wrote random {} weights to {} in {:.1} s",
-                a.random,
-                dir.display(),
-                t.elapsed().as_secs_f64()
-            );
-            _temp = Some(temp);
-            (dir, format!("random weights ({})", a.random))
+    let mut bench = Bench {
+        model: loaded.model,
+        encoded: &encoded,
+        prompt: info.default_prompt.clone().unwrap_or_default(),
+        reps: a.reps,
+        decode_tokens: a.decode_tokens,
+        fastv_layer: a.fastv_layer,
+        cancel: AtomicBool::new(false),
+    };
+    let mut base_ms = None;
+    let mut inputs = Vec::new();
+    for (method, keep) in settings(&keeps, &methods) {
+        let (row, input) = bench.time(method, keep)?;
+        print_row(&row, *base_ms.get_or_insert(row.prefill_ms));
+        inputs.push(input);
+    }
+    if a.decode_tokens > 0 && inputs.len() > 1 {
+        bench.compare_batching(&inputs)?;
+    }
+    Ok(())
+}
+
+/// `--method`: the methods to time (default: segmentwise, atome and fastv), each one that
+/// changes how many audio tokens the language model reads.
+fn parse_methods(asked: Option<&str>) -> Result<Vec<RunMethod>> {
+    super::parse_list("method", asked.unwrap_or("segmentwise,atome,fastv"), |m| {
+        match super::parse_method(m)? {
+            RunMethod::Vanilla | RunMethod::PromptAware => {
+                bail!("--method {m}: bench-prefill times the methods that change how many tokens the language model reads (a pruning method or fastv)")
+            }
+            method => Ok(method),
         }
-    };
-    // The loader's own memory: not the random model's writer before it.
-    let fresh_peak = super::bench::reset_peak_rss();
-    let rss_before = super::bench::peak_rss_mb();
-    let t = Instant::now();
-    let dev = device.device()?;
-    let mut model = Alm::load(&dir, &dev, precision.dtype(&dev))
-        .with_context(|| format!("cannot load model {}", dir.display()))?;
-    let load_s = t.elapsed().as_secs_f64();
-    let load_rss = match (fresh_peak, rss_before, super::bench::peak_rss_mb()) {
-        (true, Some(a), Some(b)) => format!(
-            ", peak RSS while loading +{:.0} MB for {:.0} MB of checkpoint",
-            b - a,
-            checkpoint_mb(&dir)
-        ),
-        _ => String::new(),
-    };
-    let info = model.info().clone();
+    })
+}
 
-    // One full window of audio: the clip repeated.
-    let mut samples = Vec::with_capacity(info.window_samples);
-    while samples.len() < info.window_samples {
-        let need = info.window_samples - samples.len();
+/// `methods` without fastv where the model has no layer `--fastv-layer`: an error where fastv
+/// was asked for by name, else a note.
+fn without_unavailable_fastv(
+    mut methods: Vec<RunMethod>,
+    asked: bool,
+    info: &ModelInfo,
+    fastv_layer: usize,
+) -> Result<Vec<RunMethod>> {
+    if let Some(why) = RunMethod::FastV.unavailable(info.lm_layers, fastv_layer) {
+        if asked && methods.contains(&RunMethod::FastV) {
+            return Err(why.into());
+        }
+        if methods.contains(&RunMethod::FastV) {
+            eprintln!("note: no fastv rows: {}", super::errors::unavailable(&why));
+            methods.retain(|m| *m != RunMethod::FastV);
+        }
+    }
+    Ok(methods)
+}
+
+/// The settings timed, in table order: the unpruned row once, then every method at every ratio
+/// below 1.
+fn settings(keeps: &[f64], methods: &[RunMethod]) -> Vec<(RunMethod, f64)> {
+    let full = keeps
+        .iter()
+        .filter(|k| **k >= 1.0)
+        .map(|&keep| (RunMethod::Prune(Method::Full), keep));
+    let pruned = methods.iter().flat_map(|&m| {
+        keeps
+            .iter()
+            .filter(|k| **k < 1.0)
+            .map(move |&keep| (m, keep))
+    });
+    full.chain(pruned).collect()
+}
+
+/// The model's weights: `--model`'s, or random ones of `--random`'s size written to a
+/// temporary folder that lives as long as this.
+struct Weights {
+    dir: PathBuf,
+    /// What the header calls them.
+    what: String,
+    _temp: Option<TempDir>,
+}
+
+impl Weights {
+    fn find(a: &PrefillArgs) -> Result<Weights> {
+        if let Some(m) = &a.model {
+            return Ok(Weights {
+                dir: super::resolve_model_dir(Some(m))?,
+                what: m.display().to_string(),
+                _temp: None,
+            });
+        }
+        let shape =
+            random::Shape::parse(&a.random).map_err(|e| anyhow::anyhow!("--random: {e}"))?;
+        let temp = TempDir::new("random").context("cannot make a temporary folder")?;
+        let dir = temp.path().to_path_buf();
+        let t = Instant::now();
+        random::write(&dir, shape, 0).context("cannot write the random model")?;
+        eprintln!(
+            "wrote random {} weights to {} in {:.1} s",
+            a.random,
+            dir.display(),
+            t.elapsed().as_secs_f64()
+        );
+        Ok(Weights {
+            dir,
+            what: format!("random weights ({})", a.random),
+            _temp: Some(temp),
+        })
+    }
+}
+
+/// The loaded model and what its loading cost.
+struct Loaded {
+    model: Alm,
+    load_s: f64,
+    /// `, peak RSS while loading +N MB for M MB of checkpoint`, where the peak could be
+    /// measured; else empty.
+    load_rss: String,
+}
+
+impl Loaded {
+    fn load(dir: &Path, device: DeviceChoice, precision: Precision) -> Result<Loaded> {
+        // The loader's own memory: not the random model's writer before it.
+        let fresh_peak = super::bench::reset_peak_rss();
+        let rss_before = super::bench::peak_rss_mb();
+        let t = Instant::now();
+        let dev = device.device()?;
+        let model = Alm::load(dir, &dev, precision.dtype(&dev))
+            .with_context(|| format!("cannot load model {}", dir.display()))?;
+        let load_s = t.elapsed().as_secs_f64();
+        let load_rss = match (fresh_peak, rss_before, super::bench::peak_rss_mb()) {
+            (true, Some(a), Some(b)) => format!(
+                ", peak RSS while loading +{:.0} MB for {:.0} MB of checkpoint",
+                b - a,
+                checkpoint_mb(dir)
+            ),
+            _ => String::new(),
+        };
+        Ok(Loaded {
+            model,
+            load_s,
+            load_rss,
+        })
+    }
+}
+
+/// One full window of audio: the clip repeated.
+fn one_window(clip: &Audio, window_samples: usize) -> Result<Audio> {
+    let mut samples = Vec::with_capacity(window_samples);
+    while samples.len() < window_samples {
+        let need = window_samples - samples.len();
         samples.extend_from_slice(&clip.samples[..need.min(clip.samples.len())]);
     }
-    let audio = prunescope::audio::Audio::from_samples(samples, prunescope::SAMPLE_RATE)?;
-    let encoded = engine::encode(&model, &audio, Layers::Last, &mut |_| {})?;
-    let n = encoded.n_tokens();
-    let prompt = info.default_prompt.clone().unwrap_or_default();
-    let cancel = AtomicBool::new(false);
+    Ok(Audio::from_samples(samples, prunescope::SAMPLE_RATE)?)
+}
 
+/// The line naming the model, the clip and the machine, then the table's head.
+fn print_header(a: &PrefillArgs, weights: &Weights, loaded: &Loaded, encoded: &EncodedClip) {
+    let model = &loaded.model;
     println!(
-        "prunescope bench-prefill: {what}, {}, {} text layers x {} hidden, {n} audio tokens ({}), median of {} (+1 warm-up), loaded in {load_s:.1} s{load_rss}, encoder {:.0} ms, {} threads",
-        info.label(),
+        "prunescope bench-prefill: {}, {}, {} text layers x {} hidden, {} audio tokens ({}), median of {} (+1 warm-up), loaded in {:.1} s{}, encoder {:.0} ms, {} threads",
+        weights.what,
+        model.info().label(),
         model.config.text.layers,
         model.config.text.hidden,
+        encoded.n_tokens(),
         a.clip
             .as_ref()
             .map_or_else(|| "demo clip jfk.wav".into(), |p| p.display().to_string()),
         a.reps,
+        loaded.load_s,
+        loaded.load_rss,
         encoded.encode_ms,
         rayon::current_num_threads()
     );
@@ -155,93 +264,106 @@ pub fn run(a: PrefillArgs) -> Result<()> {
         "|{:-<13}|{:->7}|{:->14}|{:->15}|{:->13}|{:->10}|{:->17}|",
         "", "", "", "", "", "", ""
     );
-    if let Some(why) = RunMethod::FastV.unavailable(info.lm_layers, a.fastv_layer) {
-        if asked && methods.contains(&RunMethod::FastV) {
-            return Err(why.into());
-        }
-        if methods.contains(&RunMethod::FastV) {
-            eprintln!("note: no fastv rows: {}", super::errors::unavailable(&why));
-            methods.retain(|m| *m != RunMethod::FastV);
-        }
-    }
-    // The unpruned row once, then every method at every ratio below 1.
-    let mut specs = Vec::new();
-    for &keep in &keeps {
-        if keep >= 1.0 {
-            specs.push((RunMethod::Prune(Method::Full), keep));
-        }
-    }
-    for &m in &methods {
-        for &keep in keeps.iter().filter(|k| **k < 1.0) {
-            specs.push((m, keep));
-        }
-    }
-    let mut base = None;
-    let mut inputs = Vec::new();
-    for (method, keep) in specs {
+}
+
+/// One row of the table: a setting and its times.
+struct Row {
+    method: RunMethod,
+    keep: f64,
+    /// The audio tokens the later layers read.
+    audio_tokens: usize,
+    prompt_tokens: usize,
+    /// Median of the repetitions.
+    prefill_ms: f64,
+    /// None when not measured (`--decode-tokens 0`, or nothing generated).
+    decode_ms_per_token: Option<f64>,
+}
+
+fn print_row(r: &Row, base_ms: f64) {
+    println!(
+        "| {:<11} | {:>5} | {:>12} | {:>13} | {:>11.1} | {:>7.2}x | {:>15} |",
+        if r.keep >= 1.0 {
+            "full"
+        } else {
+            r.method.name()
+        },
+        format!("{:.0} %", r.keep * 100.0),
+        r.audio_tokens,
+        r.prompt_tokens,
+        r.prefill_ms,
+        r.prefill_ms / base_ms,
+        r.decode_ms_per_token
+            .map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+    );
+}
+
+/// What every setting is timed with: the model, the encoded window and the repetitions.
+struct Bench<'a> {
+    model: Alm,
+    encoded: &'a EncodedClip,
+    prompt: String,
+    reps: usize,
+    decode_tokens: usize,
+    fastv_layer: usize,
+    cancel: AtomicBool,
+}
+
+impl Bench<'_> {
+    /// Times one setting's prefill (median of the repetitions after one warm-up) and its
+    /// decoding per token; also gives the setting's decoder input for the batched comparison.
+    fn time(&mut self, method: RunMethod, keep: f64) -> Result<(Row, DecodeInput)> {
         let spec = RunSpec { method, keep };
-        let sel = engine::select(&encoded, &spec, &Params::default())?;
-        let memory = inputs_of_run(&encoded, sel.as_ref())?;
-        let (ids, embeds) = model.input_embeddings(&memory, &prompt)?;
+        let sel = engine::select(self.encoded, &spec, &Params::default())?;
+        let memory = inputs_of_run(self.encoded, sel.as_ref())?;
+        let (ids, embeds) = self.model.input_embeddings(&memory, &self.prompt)?;
         let audio_at = ids
             .iter()
-            .position(|&t| t == model.config.audio_token_id)
+            .position(|&t| t == self.model.config.audio_token_id)
             .unwrap_or(0);
         let audio = audio_at..audio_at + memory.dim(0)?;
-        let fastv = (method == RunMethod::FastV).then(|| prunescope::model::FastV {
+        let fastv = (method == RunMethod::FastV).then(|| FastV {
             keep: prunescope::prune::budget(keep, audio.len()),
-            layer: a.fastv_layer,
+            layer: self.fastv_layer,
         });
-        // The audio tokens the later layers read.
-        let k = fastv.map_or(audio.len(), |f| f.keep);
-        let mut input = prunescope::model::DecodeInput::new(memory);
+        let mut input = DecodeInput::new(memory);
         input.fastv = fastv;
-        inputs.push(input);
-        let time = || model.prefill_fastv_ms(&embeds, audio.clone(), fastv);
+        let time = || self.model.prefill_fastv_ms(&embeds, audio.clone(), fastv);
         time()?;
-        let times = (0..a.reps)
+        let times = (0..self.reps)
             .map(|_| time())
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let ms = median(times);
-        let per_token = if a.decode_tokens > 0 {
-            model.options.max_new_tokens = a.decode_tokens;
-            model.options.batch = 1;
-            let g = model.generate(
-                std::slice::from_ref(inputs.last().unwrap()),
-                &cancel,
-                &mut |_, _| {},
-            )?;
-            let g = &g[0];
-            (g.steps > 0).then(|| (g.decode_ms - g.prefill_ms.unwrap_or(0.0)) / g.steps as f64)
-        } else {
-            None
+        let row = Row {
+            method,
+            keep,
+            audio_tokens: fastv.map_or(audio.len(), |f| f.keep),
+            prompt_tokens: ids.len(),
+            prefill_ms: median(times),
+            decode_ms_per_token: self.decode_ms_per_token(&input)?,
         };
-        let base_ms = *base.get_or_insert(ms);
-        println!(
-            "| {:<11} | {:>5} | {:>12} | {:>13} | {:>11.1} | {:>7.2}x | {:>15} |",
-            if keep >= 1.0 { "full" } else { method.name() },
-            format!("{:.0} %", keep * 100.0),
-            k,
-            ids.len(),
-            ms,
-            ms / base_ms,
-            per_token.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
-        );
+        Ok((row, input))
     }
-    if a.decode_tokens > 0 && inputs.len() > 1 {
-        // Every setting decoded one by one, then as one batch (the prefills are the same).
-        model.options.max_new_tokens = a.decode_tokens;
-        let mut decode_phase = |batch: usize| -> Result<(f64, usize)> {
-            model.options.batch = batch;
-            let gens = model.generate(&inputs, &cancel, &mut |_, _| {})?;
-            let ms = gens
-                .iter()
-                .map(|g| g.decode_ms - g.prefill_ms.unwrap_or(0.0))
-                .sum::<f64>();
-            Ok((ms, gens.iter().map(|g| g.token_ids.len()).sum()))
-        };
-        let (one, tokens) = decode_phase(1)?;
-        let (all, _) = decode_phase(inputs.len())?;
+
+    /// The decoding time per token after the prefill, of `--decode-tokens` tokens.
+    fn decode_ms_per_token(&mut self, input: &DecodeInput) -> Result<Option<f64>> {
+        if self.decode_tokens == 0 {
+            return Ok(None);
+        }
+        self.model.options.max_new_tokens = self.decode_tokens;
+        self.model.options.batch = 1;
+        let gens =
+            self.model
+                .generate(std::slice::from_ref(input), &self.cancel, &mut |_, _| {})?;
+        Ok(gens.first().and_then(|g| {
+            (g.steps > 0).then(|| (g.decode_ms - g.prefill_ms.unwrap_or(0.0)) / g.steps as f64)
+        }))
+    }
+
+    /// Every setting decoded one by one, then as one batch (the prefills are the same), and
+    /// the line comparing the two.
+    fn compare_batching(&mut self, inputs: &[DecodeInput]) -> Result<()> {
+        self.model.options.max_new_tokens = self.decode_tokens;
+        let (one, tokens) = self.decode_all(inputs, 1)?;
+        let (all, _) = self.decode_all(inputs, inputs.len())?;
         println!(
             "decoding after the prefills, {} settings, {tokens} tokens: one by one {:.2} s, batched {:.2} s ({:.1}x)",
             inputs.len(),
@@ -249,12 +371,23 @@ pub fn run(a: PrefillArgs) -> Result<()> {
             all / 1e3,
             one / all
         );
+        Ok(())
     }
-    Ok(())
+
+    /// Decodes `inputs` `batch` at a time: the ms after the prefills and the tokens generated.
+    fn decode_all(&mut self, inputs: &[DecodeInput], batch: usize) -> Result<(f64, usize)> {
+        self.model.options.batch = batch;
+        let gens = self.model.generate(inputs, &self.cancel, &mut |_, _| {})?;
+        let ms = gens
+            .iter()
+            .map(|g| g.decode_ms - g.prefill_ms.unwrap_or(0.0))
+            .sum::<f64>();
+        Ok((ms, gens.iter().map(|g| g.token_ids.len()).sum()))
+    }
 }
 
 /// Size of a directory's safetensors files in MB (2^20 bytes, as the RSS figures).
-fn checkpoint_mb(dir: &std::path::Path) -> f64 {
+fn checkpoint_mb(dir: &Path) -> f64 {
     let bytes: u64 = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -268,7 +401,7 @@ fn checkpoint_mb(dir: &std::path::Path) -> f64 {
 
 /// The audio rows a prefix model gets for one run.
 fn inputs_of_run(
-    encoded: &engine::EncodedClip,
+    encoded: &EncodedClip,
     sel: Option<&prunescope::prune::Selection>,
 ) -> Result<candle_core::Tensor> {
     let mut v = engine::decoder_inputs(

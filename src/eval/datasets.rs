@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::metrics::accuracy::normalize;
-use crate::util::UnknownName;
+use crate::util::{parse_name, UnknownName};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
@@ -67,17 +67,7 @@ impl DatasetKind {
 
     /// By name (case-insensitive); the error lists the known names.
     pub fn parse(s: &str) -> std::result::Result<DatasetKind, UnknownName> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::ALL.iter().map(DatasetKind::name).collect();
-                UnknownName {
-                    what: "dataset",
-                    got: s.into(),
-                    hint: format!("known: {}", names.join(", ")),
-                }
-            })
+        parse_name("dataset", s, &Self::ALL.map(|k| (k.name(), k)))
     }
 
     pub fn name(&self) -> &'static str {

@@ -24,6 +24,7 @@ use std::sync::atomic::AtomicBool;
 use candle_core::Tensor;
 
 use crate::scores::{LayerScores, Layers};
+use crate::util::{parse_name, UnknownName};
 
 /// Everything that can go wrong while loading or running a model, one readable line each.
 #[derive(Debug, thiserror::Error)]
@@ -389,21 +390,19 @@ pub enum DeviceChoice {
 }
 
 impl DeviceChoice {
-    pub fn parse(s: &str) -> std::result::Result<DeviceChoice, crate::util::UnknownName> {
-        let s = s.trim().to_ascii_lowercase();
-        match s.as_str() {
-            "cpu" => Ok(DeviceChoice::Cpu),
-            "cuda" | "gpu" => Ok(DeviceChoice::Cuda(0)),
-            _ => s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(DeviceChoice::Cuda)
-                .ok_or_else(|| crate::util::UnknownName {
-                    what: "device",
-                    got: s.clone(),
-                    hint: "expected cpu, cuda or cuda:N".into(),
-                }),
+    pub fn parse(s: &str) -> std::result::Result<DeviceChoice, UnknownName> {
+        const NAMES: [(&str, DeviceChoice); 3] = [
+            ("cpu", DeviceChoice::Cpu),
+            ("cuda", DeviceChoice::Cuda(0)),
+            ("gpu", DeviceChoice::Cuda(0)),
+        ];
+        let gpu = s.trim().to_ascii_lowercase();
+        if let Some(n) = gpu.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+            return Ok(DeviceChoice::Cuda(n));
         }
+        // The table cannot list `cuda:N`, so the hint is written out.
+        parse_name("device", s, &NAMES)
+            .map_err(|e| UnknownName::expected(e.what, &e.got, &["cpu", "cuda", "cuda:N"]))
     }
 
     /// The candle device, with a clear error when this build has no CUDA or the GPU is absent.
@@ -450,18 +449,21 @@ impl Precision {
         Precision::F16,
     ];
 
-    pub fn parse(s: &str) -> std::result::Result<Precision, crate::util::UnknownName> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(Precision::Auto),
-            "f32" | "float32" => Ok(Precision::F32),
-            "bf16" | "bfloat16" => Ok(Precision::Bf16),
-            "f16" | "float16" => Ok(Precision::F16),
-            other => Err(crate::util::UnknownName {
-                what: "dtype",
-                got: other.into(),
-                hint: "expected auto, f32, bf16 or f16".into(),
-            }),
-        }
+    /// By name or its long form (`bfloat16`); the error lists the short names.
+    pub fn parse(s: &str) -> std::result::Result<Precision, UnknownName> {
+        parse_name(
+            "dtype",
+            s,
+            &[
+                ("auto", Precision::Auto),
+                ("f32", Precision::F32),
+                ("float32", Precision::F32),
+                ("bf16", Precision::Bf16),
+                ("bfloat16", Precision::Bf16),
+                ("f16", Precision::F16),
+                ("float16", Precision::F16),
+            ],
+        )
     }
 
     pub fn name(self) -> &'static str {

@@ -11,6 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::util::{parse_name, UnknownName};
+
 /// Why a default model could not be fetched, one readable line each (with what to do).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -104,14 +106,19 @@ pub fn cache_dir() -> Option<PathBuf> {
     base.map(|b| b.join("prunescope"))
 }
 
-/// Looks a known model up by its name (or a short alias: `tiny.en`, `minilm`).
-pub fn find(name: &str) -> Option<Known> {
-    let n = name.trim().to_ascii_lowercase();
-    KNOWN.into_iter().find(|k| {
-        k.name.eq_ignore_ascii_case(&n)
-            || (n == "tiny.en" && *k == WHISPER_TINY_EN)
-            || (n == "minilm" && *k == MINILM)
-    })
+/// Looks a known model up by its name (or a short alias: `tiny.en`, `minilm`); the error lists
+/// the names of [`KNOWN`].
+pub fn find(name: &str) -> Result<Known, UnknownName> {
+    parse_name(
+        "model",
+        name,
+        &[
+            (WHISPER_TINY_EN.name, WHISPER_TINY_EN),
+            ("tiny.en", WHISPER_TINY_EN),
+            (MINILM.name, MINILM),
+            ("minilm", MINILM),
+        ],
+    )
 }
 
 impl Known {
@@ -288,11 +295,15 @@ mod tests {
 
     #[test]
     fn names_and_aliases_resolve() {
-        assert_eq!(find("whisper-tiny.en"), Some(WHISPER_TINY_EN));
-        assert_eq!(find("tiny.en"), Some(WHISPER_TINY_EN));
-        assert_eq!(find("MiniLM"), Some(MINILM));
-        assert_eq!(find("all-MiniLM-L6-v2"), Some(MINILM));
-        assert_eq!(find("whisper-large"), None);
+        assert_eq!(find("whisper-tiny.en"), Ok(WHISPER_TINY_EN));
+        assert_eq!(find("tiny.en"), Ok(WHISPER_TINY_EN));
+        assert_eq!(find("MiniLM"), Ok(MINILM));
+        assert_eq!(find("all-MiniLM-L6-v2"), Ok(MINILM));
+        assert!(find("whisper-large").is_err());
+        // Every known model is found by its own name.
+        for k in KNOWN {
+            assert_eq!(find(k.name), Ok(k));
+        }
     }
 
     #[test]

@@ -240,7 +240,7 @@ fn missing_default_model_without_pip_says_what_to_run() {
     let out = prunescope(&["fetch", "whisper-large-v9"]);
     assert_one_line_error(
         &out,
-        "unknown model `whisper-large-v9` (known: whisper-tiny.en",
+        "unknown model `whisper-large-v9` (expected whisper-tiny.en or all-MiniLM-L6-v2)",
     );
 }
 

@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use crate::model::{ModelError, Result};
-use crate::util::UnknownName;
+use crate::util::{parse_name, UnknownName};
 
 /// A toy byte-level tokenizer with the Qwen2-Audio special tokens (`<|AUDIO|>` is id 3), the one
 /// the golden tests' tiny model uses.
@@ -26,15 +26,7 @@ pub enum Shape {
 
 impl Shape {
     pub fn parse(s: &str) -> std::result::Result<Shape, UnknownName> {
-        match s {
-            "tiny" => Ok(Shape::Tiny),
-            "mid" => Ok(Shape::Mid),
-            _ => Err(UnknownName {
-                what: "shape",
-                got: s.into(),
-                hint: "expected tiny or mid".into(),
-            }),
-        }
+        parse_name("shape", s, &[("tiny", Shape::Tiny), ("mid", Shape::Mid)])
     }
 
     fn config(self) -> serde_json::Value {
