@@ -9,6 +9,7 @@
 //! drive the pruning: plain values `model` fills and `prune` is parameterised by, so `prune`
 //! knows nothing of models), `eval` (datasets, metrics, reports), `util` (median, temporary
 //! folders).
+#![cfg_attr(test, allow(clippy::too_many_lines))]
 
 pub mod audio;
 pub mod engine;

@@ -1,6 +1,7 @@
 //! The `prunescope` binary: the explorer (no subcommand), and `analyze`, `bench`,
 //! `bench-prefill`, `convert`, `eval`, `metric` and `fetch` (see `cli`). The command-line layer
 //! (clap, progress bars, anyhow) lives here, outside the library.
+#![cfg_attr(test, allow(clippy::too_many_lines))]
 
 mod cli;
 

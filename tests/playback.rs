@@ -2,6 +2,7 @@
 //! the stream opens, the callback consumes the clip from the requested position and stops at
 //! the requested end. Its own test binary because HOME must point at the `.asoundrc` before
 //! ALSA is first touched.
+#![allow(clippy::too_many_lines)]
 #![cfg(all(feature = "gui", target_os = "linux"))]
 
 mod common;

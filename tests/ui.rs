@@ -1,6 +1,7 @@
 //! Whole-app tests of the explorer with the fake model (no weights needed), plus one frame-time
 //! measurement with the real model when it is on disk. Widgets are found by role and label.
 //! Image snapshots (tests/snapshots) need a wgpu adapter; lavapipe (mesa-vulkan-drivers) works.
+#![allow(clippy::too_many_lines)]
 #![cfg(feature = "gui")]
 
 mod common;

@@ -10,10 +10,10 @@ use clap::Args;
 use prunescope::audio::Audio;
 use prunescope::engine::{self, EncodedClip, Plan, RunMethod, RunSpec};
 use prunescope::mel::MelExtractor;
-use prunescope::scores::Layers;
 use prunescope::model::whisper::Whisper;
 use prunescope::model::AudioLanguageModel;
 use prunescope::prune::{Method, Params};
+use prunescope::scores::Layers;
 use prunescope::util::median;
 
 #[derive(Args)]

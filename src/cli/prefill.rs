@@ -12,11 +12,11 @@ use clap::Args;
 use prunescope::audio::Audio;
 use prunescope::engine::{self, EncodedClip, RunMethod, RunSpec};
 use prunescope::model::alm::{random, Alm};
-use prunescope::scores::Layers;
 use prunescope::model::{
     AudioLanguageModel, DecodeInput, DeviceChoice, FastV, ModelInfo, Precision,
 };
 use prunescope::prune::{Method, Params};
+use prunescope::scores::Layers;
 use prunescope::util::{median, TempDir};
 
 #[derive(Args)]

@@ -4,8 +4,8 @@
 //! comes back with it (never matched by position).
 
 use super::{Decoding, RunMethod, RunSpec, Tail};
-use crate::scores::ScoreSource;
 use crate::prune::{Method, Order, Params, SegmentMode};
+use crate::scores::ScoreSource;
 
 /// The parameters a method reads besides the keep ratio (the rest cannot change its output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

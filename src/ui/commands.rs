@@ -11,9 +11,9 @@ use egui::{Key, KeyboardShortcut, Modifiers};
 use super::logic::timeline::View;
 use super::state::{GridHover, LanesHover, PathTarget};
 use crate::engine::{RunMethod, Tail};
-use crate::scores::ScoreSource;
 use crate::model::Precision;
 use crate::prune::{Method, SegmentMode};
+use crate::scores::ScoreSource;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Decoding, RunMethod, RunSpec, Tail};
-use crate::scores::ScoreSource;
 use crate::model::Precision;
 use crate::prune::{self, Method, Params, SegmentMode};
+use crate::scores::ScoreSource;
 
 /// Everything remembered between runs (eframe storage).
 #[derive(Debug, Clone, Serialize, Deserialize)]

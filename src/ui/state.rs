@@ -18,9 +18,9 @@ use super::logic::words::WordRef;
 use super::settings::Settings;
 use super::textures::LaneTextures;
 use crate::engine::{ClipReport, RunKey, RunMethod, RunResult, Unavailable};
-use crate::scores::{LayerScores, ScoreSource};
 use crate::model::AudioLanguageModel;
 use crate::prune::{self, Method, Params, PruneError, Selection};
+use crate::scores::{LayerScores, ScoreSource};
 
 /// Where the model comes from at start.
 pub enum ModelSource {

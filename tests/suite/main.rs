@@ -1,6 +1,7 @@
 //! The integration tests, one binary (candle and the rest link once): the library through its
 //! API and the `prunescope` binary through its command line. The GUI (`tests/ui.rs`) and
 //! playback (`tests/playback.rs`) tests run in processes of their own.
+#![allow(clippy::too_many_lines)]
 
 #[path = "../common/mod.rs"]
 mod common;

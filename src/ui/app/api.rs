@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use super::ExplorerApp;
-use crate::scores::ScoreSource;
 use crate::model::Precision;
+use crate::scores::ScoreSource;
 use crate::ui::commands::Command;
 use crate::ui::settings::Settings;
 

@@ -137,11 +137,7 @@ impl ExplorerApp {
 
     /// Ranks by another layer's scores, reduced over heads another way: the lanes show them at
     /// once (the clip's encoding holds every layer).
-    fn apply_score_source(
-        &mut self,
-        s: crate::scores::ScoreSource,
-        ctx: Option<&egui::Context>,
-    ) {
+    fn apply_score_source(&mut self, s: crate::scores::ScoreSource, ctx: Option<&egui::Context>) {
         if s == self.state.settings.source {
             return;
         }

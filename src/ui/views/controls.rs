@@ -6,8 +6,8 @@
 use egui::RichText;
 
 use crate::engine::{RunMethod, Tail, Unavailable};
-use crate::scores::HeadReduce;
 use crate::prune::{Method, SegmentMode};
+use crate::scores::HeadReduce;
 use crate::ui::commands::Command;
 use crate::ui::logic::compare;
 use crate::ui::state::AppState;
