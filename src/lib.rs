@@ -4,8 +4,9 @@
 //! The pipeline, one module per stage:
 //! `audio` (decode, resample, 30 s windows) -> `mel` (log-mel features) -> `model` (encoder with
 //! received-attention scores, decoder over kept tokens) -> `prune` (selection rules, pure) ->
-//! `engine` (runs every pruning setting of a clip) -> `ui` (the explorer) and, in the binary,
-//! the command line. Beside them: `scores` (which encoder layer's scores, reduced over heads how,
+//! `engine` (runs every pruning setting of a clip; its worker is the model host the front ends
+//! talk to) -> `remote` (the same host over a pipe: `prunescope serve --stdio` and its client)
+//! -> `ui` (the explorer) and, in the binary, the command line. Beside them: `scores` (which encoder layer's scores, reduced over heads how,
 //! drive the pruning: plain values `model` fills and `prune` is parameterised by, so `prune`
 //! knows nothing of models), `eval` (datasets, metrics, reports), `util` (median, temporary
 //! folders).
@@ -17,6 +18,7 @@ pub mod eval;
 pub mod mel;
 pub mod model;
 pub mod prune;
+pub mod remote;
 pub mod scores;
 #[cfg(feature = "gui")]
 pub mod ui;

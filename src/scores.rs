@@ -77,7 +77,7 @@ impl ScoreSource {
 }
 
 /// Which encoder layers' scores an encoder pass collects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Layers {
     /// The last layer's (what the paper scores with): no cost in the other layers.
     #[default]
@@ -87,7 +87,7 @@ pub enum Layers {
 }
 
 /// One encoder layer's received attention over the valid tokens, both reductions over heads.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LayerScores {
     /// Encoder layer, 0 for the first.
     pub layer: usize,

@@ -215,8 +215,13 @@ pub const DEMO_CLIP: &[u8] = include_bytes!("../../assets/jfk.wav");
 
 /// [`load`] of the bundled demo clip.
 pub fn demo() -> Result<Audio, AudioError> {
-    let name = Path::new("jfk.wav");
-    finish(decode_bytes(DEMO_CLIP.to_vec(), name)?, name)
+    load_bytes(DEMO_CLIP.to_vec(), Path::new("jfk.wav"))
+}
+
+/// [`load`] of a file's bytes held in memory (a remote client's clip); `name` is the file's
+/// path where it came from: the clip's `path`, the format hint and what errors name.
+pub fn load_bytes(bytes: Vec<u8>, name: &Path) -> Result<Audio, AudioError> {
+    finish(decode_bytes(bytes, name)?, name)
 }
 
 fn finish(

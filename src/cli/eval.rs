@@ -7,14 +7,15 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::{build_plan, load_model, ModelArgs, PlanArgs};
+use super::{build_plan, open_host, ModelArgs, PlanArgs, RemoteArgs};
+use prunescope::engine::Session;
 use prunescope::eval::datasets::{self, DatasetKind};
 use prunescope::eval::embed::{self, SentenceScorer};
 use prunescope::eval::metrics::accuracy::{self, LexicalScorer, OptionScorer};
 use prunescope::eval::metrics::{self, wer};
 use prunescope::eval::runner::{self, RunEvent, RunOptions, Shard};
 use prunescope::eval::{plot, report};
-use prunescope::model::{store, AudioLanguageModel};
+use prunescope::model::store;
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -57,6 +58,8 @@ struct RunArgs {
     scorer: ScorerArgs,
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    remote: RemoteArgs,
     #[command(flatten)]
     plan: PlanArgs,
 }
@@ -193,10 +196,11 @@ fn run_dataset(a: RunArgs) -> Result<()> {
             dataset.missing_audio[0].display()
         );
     }
-    let model = load_model(&a.model)?;
-    let plan = build_plan(&a.plan, model.info().seconds_per_token)?;
-    let out_file = a.out.join(shard.file_name());
+    let host = open_host(&a.model, &a.remote)?;
     let cancel = AtomicBool::new(false);
+    let mut session = Session::open(host.as_ref(), &cancel)?;
+    let plan = build_plan(&a.plan, session.info.seconds_per_token)?;
+    let out_file = a.out.join(shard.file_name());
     let opts = RunOptions {
         out: &out_file,
         shard,
@@ -217,7 +221,15 @@ fn run_dataset(a: RunArgs) -> Result<()> {
         RunEvent::Written => bar.inc(1),
         RunEvent::Finished => bar.finish_and_clear(),
     };
-    let s = runner::run(&model, &dataset, data, &plan, &opts, &cancel, &mut progress)?;
+    let s = runner::run(
+        &mut session,
+        &dataset,
+        data,
+        &plan,
+        &opts,
+        &cancel,
+        &mut progress,
+    )?;
     eprintln!(
         "{}: {} clip(s) run now, {} already done{}{}",
         out_file.display(),

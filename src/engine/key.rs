@@ -8,7 +8,7 @@ use crate::prune::{Method, Order, Params, SegmentMode};
 use crate::scores::ScoreSource;
 
 /// The parameters a method reads besides the keep ratio (the rest cannot change its output).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Reads {
     /// Vanilla and prompt-aware read none.
     Nothing,
@@ -27,7 +27,7 @@ pub enum Reads {
 /// A run's key within one scope (model, clip, prompt: the explorer's `Scope`): it changes
 /// exactly when the run's output can (the method, its keep ratio, the parameters that method
 /// reads, the score source where the method ranks by it, the silence tail and the loop guard).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct RunKey {
     pub method: RunMethod,
     /// Keep ratio in millionths (runs that ignore it: 1.0).

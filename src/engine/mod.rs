@@ -14,6 +14,7 @@ use crate::model::{AudioLanguageModel, DecodeInput, ModelError, ModelInfo};
 use crate::prune::{self, Method, Params, PruneError, Selection};
 use crate::scores::{LayerScores, Layers, ScoreSource};
 
+pub mod host;
 pub mod key;
 mod report;
 mod run;
@@ -21,6 +22,7 @@ pub mod words;
 pub mod worker;
 
 pub use crate::model::align::TimedWord;
+pub use host::{HostError, LinkError, ModelHost, Session};
 pub use key::RunKey;
 pub use report::{describe, Analysis, ClipInfo, ClipReport, ScoreSourceReport, TokenInfo};
 pub use run::{run, run_with, RunResult};
@@ -155,7 +157,7 @@ impl std::fmt::Display for RunMethod {
 }
 
 /// One pruning setting to run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
     pub method: RunMethod,
     pub keep: f64,
@@ -261,7 +263,7 @@ impl From<Tail> for TailRepr {
 }
 
 /// How every run of a plan is decoded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decoding {
     /// Silence context after each window's kept tokens (cross-attention models only).
     pub tail: Tail,

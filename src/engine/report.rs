@@ -1,14 +1,14 @@
 //! The `analyze` document of docs/SPEC.md section 7 apart from its runs: the clip, its tokens,
 //! the scores of the score source (and every layer's when asked), where the model ran.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{EncodedClip, Result, RunResult};
 use crate::audio::Audio;
 use crate::model::ModelInfo;
 use crate::scores::{HeadReduce, ScoreSource};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClipInfo {
     pub path: String,
     pub duration_s: f64,
@@ -18,7 +18,7 @@ pub struct ClipInfo {
     pub analyzed_s: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenInfo {
     pub count: usize,
     pub seconds_per_token: f64,
@@ -26,7 +26,7 @@ pub struct TokenInfo {
 
 /// The clip-level part of the `analyze` document: what encoding a clip gives, before any run.
 /// Built by [`describe`] (the CLI's document and the explorer's export share it).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClipReport {
     pub model: String,
     /// Where the model ran and in which dtype (`runtime.dtype`).
@@ -43,7 +43,7 @@ pub struct ClipReport {
 }
 
 /// The `score_source` object of the JSON.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScoreSourceReport {
     /// Encoder layer, 0 for the first.
     pub layer: usize,
@@ -53,7 +53,7 @@ pub struct ScoreSourceReport {
 }
 
 /// The `analyze --json` document (SPEC.md section 7): the clip-level part and every run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Analysis {
     #[serde(flatten)]
     pub report: ClipReport,

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::words::{self, RunAttention};
 use super::{
@@ -17,10 +17,10 @@ use crate::model::{AudioLanguageModel, DecodeInput, FastV, Generation, ModelErro
 use crate::prune::{self, Method, Params, Selection};
 
 /// One run of the `analyze` document.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
     /// Written as its name.
-    #[serde(serialize_with = "method_name")]
+    #[serde(serialize_with = "method_name", deserialize_with = "method_of_name")]
     pub method: RunMethod,
     pub keep: f64,
     pub segments: Option<usize>,
@@ -40,7 +40,7 @@ pub struct RunResult {
     /// compressed too well: `model::repetition`).
     pub looped: bool,
     /// Byte ranges of `text` that repeat what precedes them (the explorer dims them).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub loop_spans: Vec<[usize; 2]>,
     /// The `--stop-on-loop` guard cut at least one window's decode.
     pub stopped_on_loop: bool,
@@ -51,17 +51,29 @@ pub struct RunResult {
     /// (`analyze --attention`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention: Option<RunAttention>,
-    /// The selection's merged tokens (their groups place attention on every member).
-    #[serde(skip)]
+    /// The selection's merged tokens, each with its group's members and weights (their
+    /// attention is placed on every member); left out when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged: Vec<prune::Combination>,
     /// Time spent choosing the tokens with the model before the decode (`promptaware`'s
-    /// scoring pass, ms): part of `prefill_ms` and `decode_ms`.
-    #[serde(skip)]
+    /// scoring pass, ms): part of `prefill_ms` and `decode_ms`; left out when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub scoring_ms: f64,
 }
 
 fn method_name<S: serde::Serializer>(m: &RunMethod, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_str(m.name())
+}
+
+fn method_of_name<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<RunMethod, D::Error> {
+    let name = String::deserialize(d)?;
+    RunMethod::parse(&name).map_err(serde::de::Error::custom)
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl RunResult {
@@ -486,7 +498,7 @@ pub(super) fn fill_text(res: &mut RunResult, mut gens: Vec<(usize, Generation)>,
         res.kept = kept;
     }
     if gens.iter().any(|(_, g)| g.attention.is_some()) {
-        let (attention, words) = words::assemble(&cols, &res.merged, layout.seconds_per_token);
+        let (attention, words) = words::assemble(&cols, layout.seconds_per_token);
         res.attention = Some(attention);
         res.words = Some(words);
     }

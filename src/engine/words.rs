@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::align::{self, TimedWord, TokenAttention, WordSpan};
 use crate::model::Generation;
@@ -14,7 +14,7 @@ use crate::prune::Combination;
 /// One decoder input's map: rows are the tokens it chose (from `first_token` of the run's
 /// `token_ids` on; a last row chose the end token when it ended with one), columns the clip
 /// tokens it read, in input order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttentionBlock {
     /// Window of the clip (0 for prefix models, which read the whole clip at once).
     pub window: usize,
@@ -27,19 +27,25 @@ pub struct AttentionBlock {
 }
 
 /// A run's attention from its output tokens to the audio, one block per decoder input.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunAttention {
     pub blocks: Vec<AttentionBlock>,
-    /// Members of each merged column's group, by target (not in the JSON: `merged` is).
-    #[serde(skip)]
-    pub groups: HashMap<usize, Vec<usize>>,
 }
 
 impl RunAttention {
     /// The attention of the output tokens `tokens` (indices in the run's `token_ids`) over the
-    /// clip's `n` tokens: the mean of their rows, each column's weight on every member of its
-    /// group. None when no row covers them.
-    pub fn over_clip(&self, tokens: Range<usize>, n: usize) -> Option<Vec<f32>> {
+    /// clip's `n` tokens: the mean of their rows, a merged column's weight (`merged`: the run's
+    /// merged tokens) on every member of its group. None when no row covers them.
+    pub fn over_clip(
+        &self,
+        tokens: Range<usize>,
+        n: usize,
+        merged: &[Combination],
+    ) -> Option<Vec<f32>> {
+        let groups: HashMap<usize, Vec<usize>> = merged
+            .iter()
+            .map(|c| (c.target, c.parts.iter().map(|&(t, _)| t).collect()))
+            .collect();
         let mut out = vec![0f32; n];
         let mut count = 0usize;
         for b in &self.blocks {
@@ -49,7 +55,7 @@ impl RunAttention {
             for r in lo..hi {
                 count += 1;
                 for (&t, &w) in b.tokens.iter().zip(&b.rows[r - b.first_token]) {
-                    match self.groups.get(&t) {
+                    match groups.get(&t) {
                         Some(members) => members.iter().for_each(|&m| {
                             if let Some(o) = out.get_mut(m) {
                                 *o += w;
@@ -86,16 +92,9 @@ pub fn columns(kept: &[usize], window: Option<Range<usize>>) -> Vec<usize> {
 /// in time (token `t` starts at `t * seconds_per_token`).
 pub fn assemble(
     gens: &[(usize, Vec<usize>, &Generation)],
-    merged: &[Combination],
     seconds_per_token: f64,
 ) -> (RunAttention, Vec<TimedWord>) {
-    let mut att = RunAttention {
-        blocks: Vec::new(),
-        groups: merged
-            .iter()
-            .map(|c| (c.target, c.parts.iter().map(|&(t, _)| t).collect()))
-            .collect(),
-    };
+    let mut att = RunAttention { blocks: Vec::new() };
     let mut words = Vec::new();
     let mut first_token = 0;
     let mut last_speech = 0.0;
@@ -219,7 +218,7 @@ mod tests {
             },
         ];
         let g = generation(2, map, words);
-        let (att, words) = assemble(&[(0, vec![10, 20, 30, 40], &g)], &[], 0.02);
+        let (att, words) = assemble(&[(0, vec![10, 20, 30, 40], &g)], 0.02);
         assert_eq!(att.blocks.len(), 1);
         let t: Vec<(f64, f64)> = words.iter().map(|w| (w.start, w.end)).collect();
         assert!(
@@ -250,14 +249,14 @@ mod tests {
             target: 4,
             parts: vec![(4, 0.5), (5, 0.5)],
         }];
-        let (att, words) = assemble(&[(0, vec![0, 4], &g)], &merged, 0.04);
+        let (att, words) = assemble(&[(0, vec![0, 4], &g)], 0.04);
         assert!(
             (words[0].start - (0.02 + 0.18) / 2.0).abs() < 1e-9,
             "{words:?}"
         );
         assert_eq!(words[0].start, words[0].end);
-        let over = att.over_clip(0..2, 6).unwrap();
+        let over = att.over_clip(0..2, 6, &merged).unwrap();
         assert_eq!(over, vec![0.5, 0.0, 0.0, 0.0, 0.5, 0.5]);
-        assert!(att.over_clip(5..9, 6).is_none());
+        assert!(att.over_clip(5..9, 6, &merged).is_none());
     }
 }

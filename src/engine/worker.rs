@@ -12,19 +12,23 @@
 //! a burst of them costs the GUI one frame, not one each: on a machine that draws in software,
 //! every frame is CPU time the decode does not get.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use serde::{Deserialize, Serialize};
 
+use super::host::{LinkError, ModelHost};
 use super::{ClipReport, Decoding, EncodedClip, Plan, Progress, RunKey, RunResult, RunSpec};
-use crate::audio::{self, Audio};
+use crate::audio::{self, Audio, AudioError};
 use crate::mel::MelExtractor;
-use crate::model::{AudioLanguageModel, LoadOptions, ModelError, Precision};
+use crate::model::Precision;
+use crate::model::{AudioLanguageModel, DeviceChoice, LoadOptions, ModelError, ModelInfo};
 use crate::prune::Params;
+use crate::scores::{Layers, ScoreSource};
 
 /// How soon the caller needs to look after an event nobody waits on: a progress tick, a cell of
 /// the grid after the ones decoded first.
@@ -33,12 +37,17 @@ pub const LATER: Duration = Duration::from_millis(250);
 /// What the worker is asked to do.
 pub enum Request {
     /// Load a model directory (Whisper in CTranslate2 or Hugging Face format, Qwen2-Audio, Audio
-    /// Flamingo 3), on the CPU, Qwen2-Audio / AF3 in `precision`.
-    LoadModel { dir: PathBuf, precision: Precision },
+    /// Flamingo 3) with these options; Whisper takes the CPU and f32 whatever they say.
+    LoadModel { dir: PathBuf, options: LoadOptions },
     /// Use an already built model (tests use the fake).
     UseModel(Box<dyn AudioLanguageModel>),
-    /// Decode a clip from disk, compute its spectrogram, and encode it once a model is there.
-    OpenClip { job: u64, path: PathBuf },
+    /// Decode a clip, compute its spectrogram, and encode it once a model is there, collecting
+    /// the scores `scoring` names.
+    OpenClip {
+        job: u64,
+        clip: ClipSource,
+        scoring: Scoring,
+    },
     /// Decode these runs of the current clip, in this order (the caller puts what the user
     /// looks at first); each result comes back with its run's key.
     Decode {
@@ -52,15 +61,74 @@ pub enum Request {
     },
 }
 
+/// Where a clip comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClipSource {
+    /// A file on this machine.
+    Path(PathBuf),
+    /// A file's bytes: a remote client's clip. `name` is its path on the client (the clip's
+    /// `path` in the document, the format hint, what errors name).
+    Bytes {
+        name: PathBuf,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+}
+
+impl ClipSource {
+    /// The path it names.
+    pub fn name(&self) -> &Path {
+        match self {
+            ClipSource::Path(p) => p,
+            ClipSource::Bytes { name, .. } => name,
+        }
+    }
+
+    /// A file's bytes, read here to send elsewhere.
+    pub fn read(path: PathBuf) -> Result<ClipSource, AudioError> {
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(ClipSource::Bytes { name: path, bytes }),
+            // The audio loader words a missing or unreadable file.
+            Err(_) => audio::load(&path).map(|_| ClipSource::Path(path)),
+        }
+    }
+
+    /// Decodes it to a clip ready for the model.
+    pub fn load(self) -> Result<Audio, AudioError> {
+        match self {
+            ClipSource::Path(p) => audio::load(&p),
+            ClipSource::Bytes { name, bytes } => audio::load_bytes(bytes, &name),
+        }
+    }
+}
+
+/// Which encoder layers' scores an encoding collects, and which source the report's `scores`
+/// are (a source other than the last layer collects every layer in any case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Scoring {
+    pub layers: Layers,
+    pub source: ScoreSource,
+}
+
+impl Scoring {
+    /// The explorer's: every layer (its layer lane and score source), the paper's scores.
+    pub fn every_layer() -> Scoring {
+        Scoring {
+            layers: Layers::All,
+            source: ScoreSource::default(),
+        }
+    }
+}
+
 /// A run to decode and the key its result comes back with.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyedRun {
     pub key: RunKey,
     pub spec: RunSpec,
 }
 
 /// Log-mel spectrogram of a whole clip, row-major `[n_mels][frames]`, 10 ms per frame.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Spectrogram {
     pub n_mels: usize,
     pub frames: usize,
@@ -68,17 +136,14 @@ pub struct Spectrogram {
 }
 
 /// What the worker reports.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Event {
     ModelLoaded {
-        /// Its name, device and dtype ([`crate::model::ModelInfo::label`]).
-        name: String,
-        /// `None` for a model handed over with [`Request::UseModel`].
+        /// What the engine knows of it: its name and runtime ([`ModelInfo::label`]), whether it
+        /// takes a prompt (`prefix_lm`), its encoder's and language model's layers.
+        info: ModelInfo,
+        /// `None` for a model handed over with [`Request::UseModel`] or served remotely.
         dir: Option<PathBuf>,
-        /// A prompted LLM-prefix model (Qwen2-Audio, AF3): takes a prompt, no silence tail.
-        prompted: bool,
-        /// Its language model's layers (prefix models): which `fastv` layers exist.
-        lm_layers: Option<usize>,
     },
     ModelFailed {
         dir: PathBuf,
@@ -97,19 +162,7 @@ pub enum Event {
         message: String,
     },
     /// The clip went through the encoder (again after a model change).
-    ClipEncoded {
-        job: u64,
-        /// Model name, clip (`analyzed_s`: seconds the model read; Qwen2-Audio stops at 30 s),
-        /// token count and duration, scores, encode time: the `analyze` document without its
-        /// runs ([`super::Analysis`] is this plus the runs).
-        report: ClipReport,
-        keys: Vec<f32>,
-        key_dim: usize,
-        /// `(first token, valid tokens)` of each 30 s window.
-        windows: Vec<(usize, usize)>,
-        /// Every encoder layer's scores (the explorer's layer lane and score source).
-        layers: Vec<crate::scores::LayerScores>,
-    },
+    ClipEncoded(Encoding),
     Progress {
         job: u64,
         done: usize,
@@ -130,6 +183,26 @@ pub enum Event {
         job: u64,
         message: String,
     },
+    /// The host stopped answering: a remote model's link failed (never in this process).
+    Lost(LinkError),
+}
+
+/// A clip's encoding as the explorer needs it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Encoding {
+    pub job: u64,
+    /// Model name, clip (`analyzed_s`: seconds the model read; Qwen2-Audio stops at 30 s),
+    /// token count and duration, scores, encode time: the `analyze` document without its runs
+    /// ([`super::Analysis`] is this plus the runs).
+    pub report: ClipReport,
+    /// Every token's key (last layer, mean over heads), `key_dim` values each.
+    #[serde(with = "crate::util::f32_bytes")]
+    pub keys: Vec<f32>,
+    pub key_dim: usize,
+    /// `(first token, valid tokens)` of each 30 s window.
+    pub windows: Vec<(usize, usize)>,
+    /// The layers' scores collected (the explorer's layer lane and score source).
+    pub layers: Vec<crate::scores::LayerScores>,
 }
 
 /// Handle to the worker thread. Dropping it cancels the current work and joins the thread.
@@ -165,25 +238,31 @@ impl Worker {
         })
     }
 
-    pub fn send(&self, request: Request) {
+    /// A worker holding `model` (the command line's, a server's, a test's fake).
+    pub fn with_model(model: Box<dyn AudioLanguageModel>) -> std::io::Result<Worker> {
+        let w = Worker::spawn(|_| {})?;
+        w.send(Request::UseModel(model));
+        Ok(w)
+    }
+}
+
+impl ModelHost for Worker {
+    fn send(&self, request: Request) {
         if let Some(tx) = &self.tx {
             // The worker only stops when this handle drops, so a send cannot fail before.
             let _ = tx.send(request);
         }
     }
 
-    /// Asks the running decode (if any) to stop at its next step.
-    pub fn cancel(&self) {
+    fn cancel(&self) {
         self.cancel.store(true, Ordering::SeqCst);
     }
 
-    /// The next event, without waiting.
-    pub fn try_recv(&self) -> Option<Event> {
+    fn try_recv(&self) -> Option<Event> {
         self.rx.try_recv().ok()
     }
 
-    /// The next event, waiting at most `timeout` (for tests and scripts).
-    pub fn recv_timeout(&self, timeout: std::time::Duration) -> Option<Event> {
+    fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
         self.rx.recv_timeout(timeout).ok()
     }
 }
@@ -201,6 +280,7 @@ impl Drop for Worker {
 struct LoadedClip {
     job: u64,
     audio: Audio,
+    scoring: Scoring,
     encoded: Option<EncodedClip>,
 }
 
@@ -237,70 +317,53 @@ impl State {
 
     fn handle(&mut self, r: Request) {
         match r {
-            Request::LoadModel { dir, precision } => match crate::model::load(
-                &dir,
-                &LoadOptions {
-                    // The explorer's dtype is a standing choice for the prompted models;
-                    // Whisper takes its f32 without an error.
-                    precision: if crate::model::alm::is_alm_dir(&dir) {
-                        precision
-                    } else {
-                        Precision::Auto
-                    },
-                    ..LoadOptions::default()
-                },
-            ) {
-                Ok(m) => {
-                    let name = m.info().label();
-                    let (prompted, lm_layers) = (m.info().prefix_lm, m.info().lm_layers);
-                    self.model = Some(m);
-                    self.emit(Event::ModelLoaded {
-                        name,
-                        dir: Some(dir),
-                        prompted,
-                        lm_layers,
-                    });
-                    self.encode_clip();
+            Request::LoadModel { dir, options } => {
+                // The explorer's device and dtype are standing choices for the prompted
+                // models; Whisper takes the CPU and f32 without an error.
+                let options = if crate::model::alm::is_alm_dir(&dir) {
+                    options
+                } else {
+                    LoadOptions {
+                        device: DeviceChoice::Cpu,
+                        precision: Precision::Auto,
+                        ..options
+                    }
+                };
+                match crate::model::load(&dir, &options) {
+                    Ok(m) => self.use_model(m, Some(dir)),
+                    Err(e) => self.emit(Event::ModelFailed {
+                        message: format!("cannot load model {}: {e}", dir.display()),
+                        dir,
+                    }),
                 }
-                Err(e) => self.emit(Event::ModelFailed {
-                    message: format!("cannot load model {}: {e}", dir.display()),
-                    dir,
-                }),
-            },
-            Request::UseModel(m) => {
-                let name = m.info().label();
-                let (prompted, lm_layers) = (m.info().prefix_lm, m.info().lm_layers);
-                self.model = Some(m);
-                self.emit(Event::ModelLoaded {
-                    name,
-                    dir: None,
-                    prompted,
-                    lm_layers,
-                });
-                self.encode_clip();
             }
-            Request::OpenClip { job, path } => match audio::load(&path) {
-                Ok(audio) => {
-                    let spectrogram = spectrogram(&audio);
-                    self.emit(Event::ClipLoaded {
+            Request::UseModel(m) => self.use_model(m, None),
+            Request::OpenClip { job, clip, scoring } => {
+                let path = clip.name().to_path_buf();
+                match clip.load() {
+                    Ok(audio) => {
+                        let spectrogram = spectrogram(&audio);
+                        self.emit(Event::ClipLoaded {
+                            job,
+                            path,
+                            samples: Arc::new(audio.samples.clone()),
+                            spectrogram: Arc::new(spectrogram),
+                        });
+                        self.clip = Some(LoadedClip {
+                            job,
+                            audio,
+                            scoring,
+                            encoded: None,
+                        });
+                        self.encode_clip();
+                    }
+                    Err(e) => self.emit(Event::ClipFailed {
                         job,
                         path,
-                        samples: Arc::new(audio.samples.clone()),
-                        spectrogram: Arc::new(spectrogram),
-                    });
-                    self.clip = Some(LoadedClip {
-                        job,
-                        audio,
-                        encoded: None,
-                    });
-                    self.encode_clip();
+                        message: e.to_string(),
+                    }),
                 }
-                Err(e) => self.emit(Event::ClipFailed {
-                    job,
-                    path,
-                    message: e.to_string(),
-                }),
-            },
+            }
             Request::Decode {
                 job,
                 runs,
@@ -311,12 +374,29 @@ impl State {
         }
     }
 
+    fn use_model(&mut self, model: Box<dyn AudioLanguageModel>, dir: Option<PathBuf>) {
+        let info = model.info().clone();
+        self.model = Some(model);
+        self.emit(Event::ModelLoaded { info, dir });
+        self.encode_clip();
+    }
+
     /// Encodes the current clip with the current model, when both are there.
     fn encode_clip(&mut self) {
         let (Some(model), Some(clip)) = (&self.model, &mut self.clip) else {
             return;
         };
         let job = clip.job;
+        let scoring = clip.scoring;
+        if let Err(e) = super::check_source(model.info(), &scoring.source) {
+            let path = clip.audio.path.clone().unwrap_or_default();
+            self.emit(Event::ClipFailed {
+                job,
+                path,
+                message: e.to_string(),
+            });
+            return;
+        }
         let events = self.events.clone();
         let wake = &self.wake;
         let mut progress = |p: Progress| {
@@ -329,17 +409,17 @@ impl State {
                 send(&events, wake, e, LATER);
             }
         };
-        // Every layer's scores, in the same pass: the layer lane shows them and a click makes
-        // one the score source without encoding again.
-        let layers = crate::scores::Layers::All;
+        // The explorer asks for every layer's scores, in the same pass: the layer lane shows
+        // them and a click makes one the score source without encoding again.
+        let layers = scoring.source.layers(scoring.layers);
         let encoded =
             super::encode(model.as_ref(), &clip.audio, layers, &mut progress).and_then(|enc| {
-                let report = super::describe(model.info(), &clip.audio, &enc, &Default::default())?;
+                let report = super::describe(model.info(), &clip.audio, &enc, &scoring.source)?;
                 Ok((enc, report))
             });
         match encoded {
             Ok((enc, report)) => {
-                let event = Event::ClipEncoded {
+                let event = Event::ClipEncoded(Encoding {
                     job,
                     report,
                     layers: enc.layers.clone(),
@@ -350,7 +430,7 @@ impl State {
                         .iter()
                         .map(|w| (w.first_token, w.n_valid))
                         .collect(),
-                };
+                });
                 clip.encoded = Some(enc);
                 self.emit(event);
             }
@@ -466,7 +546,7 @@ fn send(
 }
 
 /// The clip's log-mel, window by window, valid frames only.
-fn spectrogram(audio: &Audio) -> Spectrogram {
+pub fn spectrogram(audio: &Audio) -> Spectrogram {
     let n_mels = 80;
     let mel = MelExtractor::new(n_mels);
     let ranges = audio.windows();
@@ -525,11 +605,15 @@ mod tests {
         ))));
         assert!(matches!(next(&w), Event::ModelLoaded { .. }));
         let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/jfk.wav");
-        w.send(Request::OpenClip { job: 1, path: clip });
+        w.send(Request::OpenClip {
+            job: 1,
+            clip: ClipSource::Path(clip),
+            scoring: Scoring::every_layer(),
+        });
         assert!(matches!(next(&w), Event::ClipLoaded { job: 1, .. }));
         let n = loop {
-            if let Event::ClipEncoded { report, .. } = next(&w) {
-                break report.scores.len();
+            if let Event::ClipEncoded(e) = next(&w) {
+                break e.report.scores.len();
             }
         };
         assert_eq!(n, 550);
@@ -581,7 +665,11 @@ mod tests {
             Duration::from_millis(1),
         ))));
         let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/jfk.wav");
-        w.send(Request::OpenClip { job: 1, path: clip });
+        w.send(Request::OpenClip {
+            job: 1,
+            clip: ClipSource::Path(clip),
+            scoring: Scoring::every_layer(),
+        });
         let spec = |m, keep| keyed(m, keep);
         w.send(Request::Decode {
             job: 2,
@@ -634,12 +722,13 @@ mod tests {
         let w = Worker::spawn(|_| {}).unwrap();
         w.send(Request::OpenClip {
             job: 7,
-            path: PathBuf::from("/nonexistent/clip.wav"),
+            clip: ClipSource::Path(PathBuf::from("/nonexistent/clip.wav")),
+            scoring: Scoring::default(),
         });
         assert!(matches!(next(&w), Event::ClipFailed { job: 7, .. }));
         w.send(Request::LoadModel {
             dir: PathBuf::from("/nonexistent/model"),
-            precision: Precision::Auto,
+            options: LoadOptions::default(),
         });
         assert!(matches!(next(&w), Event::ModelFailed { .. }));
     }

@@ -1,6 +1,6 @@
 //! Runs a dataset through a model under every pruning setting of a plan: each clip is encoded
-//! once and every setting reuses the encoding (`engine::encode` + `engine::run`, one batch per
-//! clip). Results go to a JSONL file: a header line (what was run), then one line per clip with
+//! once and every setting reuses the encoding (one batch per clip), through a model host's
+//! [`Session`], so the model may be here or remote (`eval --remote`). Results go to a JSONL file: a header line (what was run), then one line per clip with
 //! every setting's output. The file is the checkpoint: a restart skips the clips already in it,
 //! a torn last line (a killed process) is dropped, and `--shard i/n` splits a dataset
 //! round-robin so several processes write several files that [`merge`] joins.
@@ -13,8 +13,8 @@ use std::sync::atomic::AtomicBool;
 use serde::{Deserialize, Serialize};
 
 use super::datasets::{Dataset, Item};
-use crate::engine::{self, Plan, Progress};
-use crate::model::AudioLanguageModel;
+use crate::engine::worker::ClipSource;
+use crate::engine::{self, HostError, Plan, Session};
 use crate::scores::Layers;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,9 @@ pub enum RunnerError {
     Engine(#[from] engine::EngineError),
     #[error(transparent)]
     Audio(#[from] crate::audio::AudioError),
+    /// The model's host failed in a way no later clip escapes (its link lost).
+    #[error(transparent)]
+    Host(#[from] HostError),
 }
 
 pub type Result<T> = std::result::Result<T, RunnerError>;
@@ -313,7 +316,7 @@ pub struct RunSummary {
 
 /// Runs (or resumes) a shard of `dataset`, appending to `opts.out`.
 pub fn run(
-    model: &dyn AudioLanguageModel,
+    session: &mut Session<'_>,
     dataset: &Dataset,
     data_path: &Path,
     plan: &Plan,
@@ -322,8 +325,9 @@ pub fn run(
     progress: &mut dyn FnMut(RunEvent<'_>),
 ) -> Result<RunSummary> {
     plan.validate()?;
-    engine::check_source(model.info(), &plan.params.source)?;
-    let header = Header::new(dataset, data_path, &model.info().label(), plan, opts.shard);
+    engine::check_source(&session.info, &plan.params.source)?;
+    let label = session.info.label();
+    let header = Header::new(dataset, data_path, &label, plan, opts.shard);
     let mut done: HashSet<String> = HashSet::new();
     if let Some(parent) = opts.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
@@ -391,8 +395,15 @@ pub fn run(
             continue;
         }
         progress(RunEvent::Clip { id: &item.id });
-        let record = match run_item(model, plan, index, item, cancel) {
+        let record = match run_item(session, plan, index, item, cancel) {
             Ok(r) => r,
+            // Stopped: the clip is left for the next call.
+            Err(HostError::Cancelled) => {
+                summary.remaining += 1;
+                continue;
+            }
+            // The model is gone: every later clip would fail the same way.
+            Err(e @ HostError::Link(_)) => return Err(e.into()),
             Err(e) => {
                 let e = e.to_string();
                 summary.failed += 1;
@@ -443,16 +454,12 @@ pub fn question_prompt(question: &str, choices: &[String]) -> String {
 
 /// Encodes one clip and decodes every setting (an error becomes the record's readable line).
 fn run_item(
-    model: &dyn AudioLanguageModel,
+    session: &mut Session<'_>,
     plan: &Plan,
     index: usize,
     item: &Item,
     cancel: &AtomicBool,
-) -> Result<Record> {
-    let audio = crate::audio::load(&item.audio)?;
-    let mut progress = |_: Progress| {};
-    let layers = plan.params.source.layers(Layers::Last);
-    let clip = engine::encode(model, &audio, layers, &mut progress)?;
+) -> std::result::Result<Record, HostError> {
     // Questions go to the model as its prompt (prompted models; Whisper ignores it).
     let item_plan;
     let plan = match &item.question {
@@ -468,13 +475,14 @@ fn run_item(
         }
         None => plan,
     };
-    let runs = engine::run(model, &clip, plan, cancel, &mut progress)?;
+    let clip = ClipSource::Path(item.audio.clone());
+    let a = session.analyze(clip, plan, Layers::Last, cancel, &mut |_| {})?;
     Ok(Record {
         index,
         item: item.clone(),
-        duration_s: audio.duration_s(),
-        encode_ms: clip.encode_ms,
-        runs: runs.into_iter().map(RunRecord::from).collect(),
+        duration_s: a.report.clip.duration_s,
+        encode_ms: a.report.encode_ms,
+        runs: a.runs.into_iter().map(RunRecord::from).collect(),
         error: None,
     })
 }

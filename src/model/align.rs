@@ -342,13 +342,35 @@ pub fn align_words(
 }
 
 /// A word placed in clip time (seconds), with its tokens in the run's generated ids.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TimedWord {
     pub word: String,
     pub start: f64,
     pub end: f64,
-    #[serde(skip)]
+    /// Its tokens: indices in the run's `token_ids`, `[first, end)`.
+    #[serde(with = "token_range")]
     pub tokens: Range<usize>,
+}
+
+/// A word's token range as the pair `[first, end)` in the JSON.
+mod token_range {
+    use std::ops::Range;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(r: &Range<usize>, s: S) -> Result<S::Ok, S::Error> {
+        [r.start, r.end].serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Range<usize>, D::Error> {
+        let [start, end] = <[usize; 2]>::deserialize(d)?;
+        if end < start {
+            return Err(serde::de::Error::custom(format!(
+                "a word's tokens end before they start: [{start}, {end}]"
+            )));
+        }
+        Ok(start..end)
+    }
 }
 
 /// faster-whisper's clean-up of one window's DTW word times (before punctuation is merged): a

@@ -104,7 +104,7 @@ impl ModelError {
 pub type Result<T> = std::result::Result<T, ModelError>;
 
 /// What the engine needs to know about a model to cut, score and prune a clip.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ModelInfo {
     /// Short name for reports, e.g. "whisper-tiny.en (ctranslate2)".
     pub name: String,
@@ -135,7 +135,7 @@ pub struct ModelInfo {
 
 /// Where a model runs and in which floating-point type its weights and activations are: the
 /// `runtime` object of the `analyze` JSON, and the explorer's title bar.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Runtime {
     /// `cpu` or `cuda:N`.
     pub device: String,

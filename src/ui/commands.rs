@@ -26,6 +26,16 @@ pub enum Command {
     PickExportDir,
     OpenClip(PathBuf),
     LoadModel(PathBuf),
+    /// The remote-model window, its command line filled in with the last one.
+    TypeRemote,
+    EditRemote(String),
+    CloseRemoteWindow,
+    /// Use the model served at the other end of this command line.
+    ConnectRemote(String),
+    /// Connect again to the remote model whose link was lost.
+    Reconnect,
+    /// Back to a model in this process: the last local model directory, or the default.
+    UseLocalModel,
     /// Qwen2-Audio / AF3's dtype; reloads the current model in it.
     SetPrecision(Precision),
     /// Which layer's scores, reduced over heads how, every method ranks by.
@@ -164,6 +174,18 @@ pub const COMMANDS: &[CommandInfo] = &[
         name: "Open path…",
         menu: Menu::File,
         shortcut: cmd(Key::L),
+    },
+    CommandInfo {
+        command: Command::TypeRemote,
+        name: "Connect to a remote model…",
+        menu: Menu::File,
+        shortcut: cmd(Key::R),
+    },
+    CommandInfo {
+        command: Command::UseLocalModel,
+        name: "Use the local model",
+        menu: Menu::File,
+        shortcut: None,
     },
     CommandInfo {
         command: Command::PickExportDir,

@@ -39,8 +39,14 @@ pub fn default_model_dir() -> Option<PathBuf> {
     crate::model::default_dir()
 }
 
-/// Opens the explorer window, optionally with a clip; returns when the window closes.
-pub fn run(clip: Option<PathBuf>) -> eframe::Result {
+/// Opens the explorer window, optionally with a clip, on `model` (None: the last model
+/// directory used, else the default), local directories loaded with `load`; returns when the
+/// window closes.
+pub fn run(
+    clip: Option<PathBuf>,
+    model: Option<ModelSource>,
+    load: crate::model::LoadOptions,
+) -> eframe::Result {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("prunescope")
@@ -57,12 +63,14 @@ pub fn run(clip: Option<PathBuf>) -> eframe::Result {
                 .storage
                 .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
                 .unwrap_or_default();
-            let model = settings
-                .last_model
-                .clone()
-                .filter(|d| d.is_dir())
-                .or_else(default_model_dir)
-                .map_or(ModelSource::None, ModelSource::Dir);
+            let model = model.unwrap_or_else(|| {
+                settings
+                    .last_model
+                    .clone()
+                    .filter(|d| d.is_dir())
+                    .or_else(default_model_dir)
+                    .map_or(ModelSource::None, ModelSource::Dir)
+            });
             let clip = clip.or_else(|| {
                 settings
                     .recent_clips
@@ -75,6 +83,7 @@ pub fn run(clip: Option<PathBuf>) -> eframe::Result {
                 Startup {
                     clip,
                     model,
+                    load,
                     audio: true,
                 },
             );

@@ -37,6 +37,8 @@ pub struct Settings {
     pub recent_clips: Vec<PathBuf>,
     pub recent_models: Vec<PathBuf>,
     pub last_model: Option<PathBuf>,
+    /// The command lines of remote models connected to, newest first.
+    pub recent_remotes: Vec<String>,
     /// Arithmetic of Qwen2-Audio / AF3 (`--dtype`); Whisper runs in f32 whatever it says.
     pub precision: Precision,
     /// Which encoder layer's scores, reduced over heads how, drive every method.
@@ -68,6 +70,7 @@ impl Default for Settings {
             recent_clips: Vec::new(),
             recent_models: Vec::new(),
             last_model: None,
+            recent_remotes: Vec::new(),
             precision: Precision::Auto,
             source: ScoreSource::default(),
             reference: String::new(),
@@ -140,6 +143,12 @@ impl Settings {
     pub fn remember_model(&mut self, p: &Path) {
         push_recent(&mut self.recent_models, p);
         self.last_model = Some(p.to_path_buf());
+    }
+
+    pub fn remember_remote(&mut self, command: &str) {
+        self.recent_remotes.retain(|c| c != command);
+        self.recent_remotes.insert(0, command.to_string());
+        self.recent_remotes.truncate(RECENT);
     }
 }
 

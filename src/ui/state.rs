@@ -26,6 +26,8 @@ use crate::scores::{LayerScores, ScoreSource};
 pub enum ModelSource {
     Dir(PathBuf),
     Given(Box<dyn AudioLanguageModel>),
+    /// A model served at the other end of this command (`prunescope serve --stdio`).
+    Remote(String),
     None,
 }
 
@@ -33,6 +35,9 @@ pub enum ModelSource {
 pub struct Startup {
     pub clip: Option<PathBuf>,
     pub model: ModelSource,
+    /// How local model directories are loaded (the command line's `--device`, `--batch`,
+    /// ...); the dtype is the settings' standing choice.
+    pub load: crate::model::LoadOptions,
     /// Try to open the sound device (tests may turn it off).
     pub audio: bool,
 }
@@ -49,6 +54,20 @@ pub struct ModelState {
     /// Its language model's layers (Qwen2-Audio, AF3).
     pub lm_layers: Option<usize>,
     pub loading: bool,
+    /// The command line of the remote model's host; None for the model in this process.
+    pub remote: Option<String>,
+    /// The link to the remote model failed: why (the cells shown stay; Reconnect is offered).
+    pub lost: Option<String>,
+}
+
+impl ModelState {
+    /// Where the model runs, for the title and the status bar: `here`, or `on COMMAND`.
+    pub fn place(&self) -> String {
+        match &self.remote {
+            Some(c) => format!("on `{c}`"),
+            None => "here".into(),
+        }
+    }
 }
 
 /// The clip's scores once encoded (the engine's report: model, clip, tokens, scores, encode
@@ -250,6 +269,8 @@ pub struct Windows {
     pub path: Option<PathWindow>,
     /// The export window's folder.
     pub export_dir: Option<String>,
+    /// The remote-model window's command line.
+    pub remote: Option<String>,
 }
 
 /// The status line.
@@ -412,6 +433,26 @@ impl AppState {
     /// Whether the worker is still loading or decoding.
     pub fn busy(&self) -> bool {
         self.model.loading || self.decoding.as_ref().is_some_and(|d| d.running)
+    }
+
+    /// The window's title: the clip, the model (name, device, dtype) and where it runs.
+    pub fn title(&self) -> String {
+        let mut t = String::from("prunescope");
+        if let Some(name) = self.clip.as_ref().and_then(|c| c.path.file_name()) {
+            t.push_str(&format!(" — {}", name.to_string_lossy()));
+        }
+        match (&self.model.label, self.model.loading) {
+            (_, true) => t.push_str(" — loading model"),
+            (Some(label), false) => t.push_str(&format!(" — {label}")),
+            (None, false) => {}
+        }
+        if let Some(c) = &self.model.remote {
+            t.push_str(&format!(" — on `{c}`"));
+            if self.model.lost.is_some() {
+                t.push_str(" (lost)");
+            }
+        }
+        t
     }
 }
 

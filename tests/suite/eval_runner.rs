@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use prunescope::engine::worker::Worker;
+use prunescope::engine::Session;
 use prunescope::engine::{Decoding, Plan, RunMethod};
 use prunescope::eval::datasets::{load, Dataset, DatasetKind};
 use prunescope::eval::metrics::accuracy::LexicalScorer;
@@ -46,8 +48,11 @@ fn run(
     limit: Option<usize>,
 ) -> runner::Result<runner::RunSummary> {
     let opts = RunOptions { out, shard, limit };
+    let host = Worker::with_model(Box::new(fake())).unwrap();
+    let cancel = AtomicBool::new(false);
+    let mut session = Session::open(&host, &cancel).unwrap();
     runner::run(
-        &fake(),
+        &mut session,
         d,
         Path::new("fixture"),
         p,

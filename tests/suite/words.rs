@@ -309,7 +309,7 @@ fn every_window_of_a_long_clip_has_its_words() {
     // The attention of a word's tokens lies in its window.
     let last = words.last().unwrap();
     let over = att
-        .over_clip(last.tokens.clone(), r.kept.len().max(2000))
+        .over_clip(last.tokens.clone(), r.kept.len().max(2000), &r.merged)
         .unwrap();
     let mass_before_30s: f32 = over[..1500].iter().sum();
     assert!(mass_before_30s == 0.0, "{mass_before_30s}");

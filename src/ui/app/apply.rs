@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::ExplorerApp;
-use crate::engine::worker::Request;
+use crate::engine::worker::{ClipSource, Request, Scoring};
 use crate::ui::commands::Command;
 use crate::ui::logic::timeline::View;
 use crate::ui::state::{OpenTiming, PathTarget, PathWindow};
@@ -24,6 +24,9 @@ impl ExplorerApp {
             | Command::PickExportDir
             | Command::OpenClip(_)
             | Command::LoadModel(_)
+            | Command::ConnectRemote(_)
+            | Command::Reconnect
+            | Command::UseLocalModel
             | Command::SetPrecision(_)
             | Command::Export(_)
             | Command::CancelDecode
@@ -48,6 +51,12 @@ impl ExplorerApp {
                 }
             }
             Command::ClosePathWindow => self.state.windows.path = None,
+            Command::TypeRemote => {
+                let last = self.state.settings.recent_remotes.first().cloned();
+                self.state.windows.remote = Some(last.unwrap_or_default());
+            }
+            Command::EditRemote(text) => self.state.windows.remote = Some(text),
+            Command::CloseRemoteWindow => self.state.windows.remote = None,
             Command::EditExportDir(dir) => self.state.windows.export_dir = Some(dir),
             Command::CloseExportWindow => self.state.windows.export_dir = None,
             Command::SetScoreSource(s) => self.apply_score_source(s, ctx),
@@ -58,7 +67,7 @@ impl ExplorerApp {
         }
     }
 
-    /// Files, the model, exports and the worker.
+    /// Files, the model and where it runs, exports, cancelling.
     fn apply_file(&mut self, c: Command) {
         match c {
             Command::PickClip => self.pick(PathTarget::Clip),
@@ -83,25 +92,62 @@ impl ExplorerApp {
             Command::OpenClip(path) => {
                 self.state.windows.path = None;
                 let job = self.new_job();
-                self.worker.cancel();
+                self.host.cancel();
                 self.state.decoding = None;
                 self.info(format!("opening {}…", path.display()));
                 self.state.open_timing = OpenTiming {
                     started: Some(Instant::now()),
                     ..OpenTiming::default()
                 };
-                self.worker.send(Request::OpenClip { job, path });
+                self.host.send(Request::OpenClip {
+                    job,
+                    clip: ClipSource::Path(path),
+                    scoring: Scoring::every_layer(),
+                });
                 // The old clip stays on screen until the new one loads; answers for `job` count.
                 self.state.pending_clip_job = Some(job);
             }
             Command::LoadModel(dir) => {
                 self.state.windows.path = None;
+                // A model directory is loaded here: leave a remote model first.
+                if !self.attach_local() {
+                    return;
+                }
                 self.state.model.loading = true;
                 self.info(format!("loading model {}…", dir.display()));
-                self.worker.send(Request::LoadModel {
-                    dir,
+                let options = crate::model::LoadOptions {
                     precision: self.state.settings.precision,
-                });
+                    ..self.load.clone()
+                };
+                self.host.send(Request::LoadModel { dir, options });
+            }
+            Command::ConnectRemote(command) => {
+                let command = command.trim().to_string();
+                self.state.windows.remote = None;
+                if command.is_empty() {
+                    return;
+                }
+                self.state.settings.remember_remote(&command);
+                self.attach_remote(&command);
+                self.info(format!("connecting to `{command}`…"));
+            }
+            Command::Reconnect => match self.state.model.remote.clone() {
+                Some(command) => self.apply_file(Command::ConnectRemote(command)),
+                None => self.info("the model runs here: nothing to reconnect"),
+            },
+            Command::UseLocalModel => {
+                let dir = (self.state.settings.last_model.clone())
+                    .filter(|d| d.is_dir())
+                    .or_else(crate::model::default_dir);
+                match dir {
+                    Some(d) if self.host.remote().is_some() => {
+                        self.apply_file(Command::LoadModel(d))
+                    }
+                    Some(_) => self.info("the model already runs here"),
+                    None => self.error(
+                        "no local model: File > Open model directory… (or drop one on the window)",
+                    ),
+                }
             }
             Command::SetPrecision(p) => self.apply_precision(p),
             Command::Export(dir) => {
@@ -114,7 +160,7 @@ impl ExplorerApp {
                 }
             }
             Command::CancelDecode if self.state.decoding.as_ref().is_some_and(|d| d.running) => {
-                self.worker.cancel()
+                self.host.cancel()
             }
             Command::Quit => self.quit = true,
             _ => {}
@@ -127,6 +173,12 @@ impl ExplorerApp {
             return;
         }
         self.state.settings.precision = p;
+        if self.host.remote().is_some() {
+            self.info(format!(
+                "dtype {p}: for a model here; the remote model's dtype is its server's --dtype"
+            ));
+            return;
+        }
         match (self.state.model.dir.clone(), self.state.model.prompted) {
             (Some(dir), true) => self.apply_file(Command::LoadModel(dir)),
             _ => self.info(format!(

@@ -1,38 +1,23 @@
-//! The worker's events: a model loaded or failed, a clip decoded, encoded or failed, cells
-//! decoded. Answers to stale jobs (an older clip, a superseded request) are dropped here; a
-//! cell's result lands by the key it came back with.
+//! The model host's events: a model loaded or failed, a clip decoded, encoded or failed, cells
+//! decoded, a remote link lost. Answers to stale jobs (an older clip, a superseded request) are
+//! dropped here; a cell's result lands by the key it came back with.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::ExplorerApp;
-use crate::engine::worker::{Event, Spectrogram};
-use crate::engine::{ClipReport, RunKey, RunResult};
-use crate::scores::LayerScores;
+use crate::engine::worker::{Encoding, Event, Spectrogram};
+use crate::engine::{LinkError, RunKey, RunResult};
+use crate::model::ModelInfo;
 use crate::ui::logic::pool;
 use crate::ui::logic::timeline::{Playback, View};
 use crate::ui::state::{Clip, Scores};
 use crate::ui::textures::LaneTextures;
 
-/// A clip's encoding as the worker sends it.
-struct Encoding {
-    job: u64,
-    report: ClipReport,
-    keys: Vec<f32>,
-    key_dim: usize,
-    windows: Vec<(usize, usize)>,
-    layers: Vec<LayerScores>,
-}
-
 impl ExplorerApp {
     pub(super) fn on(&mut self, e: Event, ctx: &egui::Context) {
         match e {
-            Event::ModelLoaded {
-                name,
-                dir,
-                prompted,
-                lm_layers,
-            } => self.model_loaded(name, dir, prompted, lm_layers),
+            Event::ModelLoaded { info, dir } => self.model_loaded(&info, dir),
             Event::ModelFailed { message, .. } => {
                 self.state.model.loading = false;
                 self.error(message);
@@ -49,24 +34,7 @@ impl ExplorerApp {
                     self.error(message);
                 }
             }
-            Event::ClipEncoded {
-                job,
-                report,
-                keys,
-                key_dim,
-                windows,
-                layers,
-            } => self.clip_encoded(
-                Encoding {
-                    job,
-                    report,
-                    keys,
-                    key_dim,
-                    windows,
-                    layers,
-                },
-                ctx,
-            ),
+            Event::ClipEncoded(e) => self.clip_encoded(e, ctx),
             Event::Progress { job, done, of } => {
                 if let Some(d) = self.in_flight(job) {
                     d.done = done;
@@ -94,7 +62,20 @@ impl ExplorerApp {
                     self.error(message);
                 }
             }
+            Event::Lost(e) => self.link_lost(&e),
         }
+    }
+
+    /// The remote model is gone: every cell shown stays, nothing more is asked, and the status
+    /// line says why and offers Reconnect.
+    fn link_lost(&mut self, e: &LinkError) {
+        self.state.model.loading = false;
+        self.state.model.lost = Some(e.to_string());
+        if let Some(d) = &mut self.state.decoding {
+            d.running = false;
+        }
+        self.state.pending_clip_job = None;
+        self.error(format!("remote model lost: {e}"));
     }
 
     /// The request in flight, if `job` is it (answers to any other are stale).
@@ -102,18 +83,14 @@ impl ExplorerApp {
         self.state.decoding.as_mut().filter(|d| d.job == job)
     }
 
-    fn model_loaded(
-        &mut self,
-        label: String,
-        dir: Option<PathBuf>,
-        prompted: bool,
-        lm_layers: Option<usize>,
-    ) {
+    fn model_loaded(&mut self, info: &ModelInfo, dir: Option<PathBuf>) {
+        let label = info.label();
         let m = &mut self.state.model;
         m.loading = false;
+        m.lost = None;
         m.label = Some(label.clone());
-        m.prompted = prompted;
-        m.lm_layers = lm_layers;
+        m.prompted = info.prefix_lm;
+        m.lm_layers = info.lm_layers;
         if let Some(d) = &dir {
             self.state.settings.remember_model(d);
         }
@@ -122,7 +99,7 @@ impl ExplorerApp {
         // until this model has encoded the clip.
         self.drop_request();
         self.grid_dirty = true;
-        self.info(format!("model: {label}"));
+        self.info(format!("model: {label}, {}", self.state.model.place()));
     }
 
     fn clip_loaded(
@@ -134,6 +111,10 @@ impl ExplorerApp {
         ctx: &egui::Context,
     ) {
         if !self.is_clip_job(job) {
+            return;
+        }
+        if self.state.clip.as_ref().is_some_and(|c| c.job == job) {
+            // The clip on screen, sent again to a new host: it stays as it is.
             return;
         }
         self.state.pending_clip_job = None;

@@ -1,5 +1,6 @@
-//! The explorer app: owns the worker, the sound device and the file dialogs around the
-//! [`AppState`]. A frame takes the worker's events ([`events`]), draws the views (which push
+//! The explorer app: owns the model host (the worker in this process, or a remote model: the
+//! app does not tell them apart beyond saying where the model runs), the sound device and the
+//! file dialogs around the [`AppState`]. A frame takes the worker's events ([`events`]), draws the views (which push
 //! [`Command`]s), then applies the commands once ([`apply`]) and brings what derives from the
 //! state up to date: the grid's next request (only when something it depends on changed), the
 //! attention lane's highlight, the hovered word's attention, what each cell shows.
@@ -24,8 +25,9 @@ use super::settings::Settings;
 use super::state::{AppState, Highlight, HighlightFor, ModelSource, PathTarget, PathWindow};
 use super::state::{Startup, Status};
 use super::{background, theme, views};
-use crate::engine::worker::{Request, Worker};
-use crate::engine::{Analysis, RunKey, RunResult};
+use crate::engine::worker::{ClipSource, Request, Scoring, Worker};
+use crate::engine::{Analysis, ModelHost, RunKey, RunResult};
+use crate::model::LoadOptions;
 use crate::prune;
 
 /// Commands kept in the log tests and scripts read.
@@ -33,7 +35,12 @@ const LOG: usize = 64;
 
 pub struct ExplorerApp {
     state: AppState,
-    worker: Worker,
+    /// Where the model runs: a [`Worker`] here, or a [`crate::remote::Remote`].
+    host: Box<dyn ModelHost>,
+    /// How local model directories load (the command line's model options).
+    load: LoadOptions,
+    /// The window title last set.
+    title: String,
     ctx_cell: Arc<OnceLock<egui::Context>>,
     next_job: u64,
     sound: Sound,
@@ -57,13 +64,7 @@ pub struct ExplorerApp {
 impl ExplorerApp {
     pub fn new(settings: Settings, startup: Startup) -> ExplorerApp {
         let ctx_cell: Arc<OnceLock<egui::Context>> = Arc::new(OnceLock::new());
-        let wake_cell = ctx_cell.clone();
-        let wake = move |within| {
-            if let Some(c) = wake_cell.get() {
-                c.request_repaint_after(within);
-            }
-        };
-        let (worker, spawn_error) = match Worker::spawn(wake) {
+        let (worker, spawn_error) = match Worker::spawn(wake(&ctx_cell)) {
             Ok(w) => (w, None),
             // Without a thread nothing works; keep the window up with the reason.
             Err(e) => match Worker::spawn(|_| {}) {
@@ -73,7 +74,9 @@ impl ExplorerApp {
         };
         let mut app = ExplorerApp {
             state: AppState::new(settings),
-            worker,
+            host: Box::new(worker),
+            load: startup.load,
+            title: String::new(),
             ctx_cell,
             next_job: 1,
             sound: Sound::new(startup.audio),
@@ -94,8 +97,9 @@ impl ExplorerApp {
             ModelSource::Dir(d) => app.run(Command::LoadModel(d)),
             ModelSource::Given(m) => {
                 app.state.model.loading = true;
-                app.worker.send(Request::UseModel(m));
+                app.host.send(Request::UseModel(m));
             }
+            ModelSource::Remote(command) => app.run(Command::ConnectRemote(command)),
             ModelSource::None => {
                 app.error("no model: File > Open model directory… (or drop one on the window)")
             }
@@ -174,7 +178,7 @@ impl ExplorerApp {
         if let Some(e) = self.sound.open_once(samples) {
             self.error(e);
         }
-        while let Some(e) = self.worker.try_recv() {
+        while let Some(e) = self.host.try_recv() {
             self.on(e, ctx);
         }
         self.poll_dialog();
@@ -191,6 +195,58 @@ impl ExplorerApp {
             self.apply(c, Some(ctx));
         }
         self.settle();
+        let title = self.state.title();
+        if title != self.title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
+    }
+
+    /// Makes `host` the model's host (the old one goes: a local worker stops, a remote server's
+    /// input closes). The clip on screen goes to it under its own job, so when the new host's
+    /// model is the same (a reconnect) every cell shown stays.
+    fn attach(&mut self, host: Box<dyn ModelHost>) {
+        self.host = host;
+        self.state.decoding = None;
+        let m = &mut self.state.model;
+        m.remote = self.host.remote().map(str::to_string);
+        m.lost = None;
+        m.label = None;
+        m.loading = true;
+        if let Some(c) = &self.state.clip {
+            self.host.send(Request::OpenClip {
+                job: c.job,
+                clip: ClipSource::Path(c.path.clone()),
+                scoring: Scoring::every_layer(),
+            });
+        }
+    }
+
+    /// A worker in this process, unless one is there already.
+    fn attach_local(&mut self) -> bool {
+        if self.host.remote().is_none() {
+            return true;
+        }
+        match Worker::spawn(wake(&self.ctx_cell)) {
+            Ok(w) => {
+                self.attach(Box::new(w));
+                true
+            }
+            Err(e) => {
+                self.error(format!("cannot start the worker thread: {e}"));
+                false
+            }
+        }
+    }
+
+    /// The model served at the other end of `command`.
+    fn attach_remote(&mut self, command: &str) {
+        let options = crate::remote::RemoteOptions {
+            preview: true,
+            echo_stderr: false,
+        };
+        let remote = crate::remote::Remote::spawn(command, options, wake(&self.ctx_cell));
+        self.attach(Box::new(remote));
     }
 
     fn poll_dialog(&mut self) {
@@ -241,6 +297,10 @@ impl ExplorerApp {
         let (Some(_), Some(scope)) = (self.state.fresh_scores(), self.state.scope()) else {
             return;
         };
+        if self.state.model.lost.is_some() {
+            // Nobody to ask: the cells shown stay until a reconnect.
+            return;
+        }
         if self.state.cells.enter(scope) {
             // Another model, clip or prompt: every cell is stale, and so is what is asked.
             self.drop_request();
@@ -261,7 +321,7 @@ impl ExplorerApp {
             Ask::Drop => self.drop_request(),
             Ask::Decode { runs, first } => {
                 let job = self.new_job();
-                self.worker.cancel();
+                self.host.cancel();
                 self.state.decoding = Some(InFlight {
                     job,
                     of: runs.len(),
@@ -270,7 +330,7 @@ impl ExplorerApp {
                     running: true,
                 });
                 self.decode_requests += 1;
-                self.worker.send(Request::Decode {
+                self.host.send(Request::Decode {
                     job,
                     runs,
                     first,
@@ -284,7 +344,7 @@ impl ExplorerApp {
     /// Forgets the request in flight, cancelling it if it still runs.
     fn drop_request(&mut self) {
         if self.state.decoding.as_ref().is_some_and(|d| d.running) {
-            self.worker.cancel();
+            self.host.cancel();
         }
         self.state.decoding = None;
     }
@@ -363,7 +423,10 @@ impl ExplorerApp {
         let r = self.state.result(&w.cell)?;
         let word = r.words.as_ref()?.get(w.word)?;
         let n = self.state.scores()?.ranked().len();
-        let over = r.attention.as_ref()?.over_clip(word.tokens.clone(), n)?;
+        let over = r
+            .attention
+            .as_ref()?
+            .over_clip(word.tokens.clone(), n, &r.merged)?;
         Some(pool::over_max(&over))
     }
 
@@ -474,6 +537,16 @@ impl ExplorerApp {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "clip".into());
         export::write_all(dir, &stem, &lane, &scores, &outputs, &analysis)
+    }
+}
+
+/// What a host calls after each event: repaint the window within that time, once it exists.
+fn wake(ctx_cell: &Arc<OnceLock<egui::Context>>) -> impl Fn(Duration) + Send + Sync + 'static {
+    let cell = ctx_cell.clone();
+    move |within| {
+        if let Some(c) = cell.get() {
+            c.request_repaint_after(within);
+        }
     }
 }
 

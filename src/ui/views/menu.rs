@@ -25,6 +25,7 @@ pub fn bar(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
                     recent(ui, "Recent models", &s.settings.recent_models, out, |p| {
                         Command::LoadModel(p)
                     });
+                    recent_remotes(ui, s, out);
                     precision(ui, s, out);
                 }
             });
@@ -37,14 +38,40 @@ pub fn bar(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "no clip".into());
         ui.label(RichText::new(title).strong().color(theme::TEXT));
-        ui.label(
-            RichText::new(match (&s.model.label, s.model.loading) {
-                (_, true) => "loading model…".to_string(),
-                (Some(m), false) => m.clone(),
-                (None, false) => "no model".into(),
-            })
-            .color(theme::TEXT_DIM),
-        );
+        let model = match (&s.model.label, s.model.loading) {
+            (_, true) => "loading model…".to_string(),
+            (Some(m), false) => m.clone(),
+            (None, false) => "no model".into(),
+        };
+        ui.label(RichText::new(model).color(theme::TEXT_DIM));
+        if let Some(c) = &s.model.remote {
+            let colour = if s.model.lost.is_some() {
+                theme::ERROR
+            } else {
+                theme::SEGMENT
+            };
+            ui.label(RichText::new(format!("on `{c}`")).color(colour))
+                .on_hover_text("The model runs at the other end of this command (prunescope serve --stdio); File > Use the local model comes back");
+        }
+    });
+}
+
+/// The remote models connected to, and Reconnect when the link was lost.
+fn recent_remotes(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
+    if s.model.lost.is_some() && ui.button("Reconnect").clicked() {
+        out.push(Command::Reconnect);
+        ui.close();
+    }
+    ui.menu_button("Recent remote models", |ui| {
+        if s.settings.recent_remotes.is_empty() {
+            ui.label("none yet");
+        }
+        for c in &s.settings.recent_remotes {
+            if ui.button(c).clicked() {
+                out.push(Command::ConnectRemote(c.clone()));
+                ui.close();
+            }
+        }
     });
 }
 

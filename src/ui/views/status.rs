@@ -21,6 +21,9 @@ pub fn bar(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
             };
             ui.label(RichText::new(&st.text).color(colour));
         }
+        if s.model.lost.is_some() && ui.button("Reconnect").clicked() {
+            out.push(Command::Reconnect);
+        }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             timings(ui, s);
         });

@@ -17,6 +17,48 @@ pub fn windows(ctx: &egui::Context, s: &AppState, out: &mut Vec<Command>) {
     if let Some(dir) = &s.windows.export_dir {
         export(ctx, dir, out);
     }
+    if let Some(command) = &s.windows.remote {
+        remote(ctx, command, out);
+    }
+}
+
+/// The command line of a remote model: run by the shell, spoken to over its stdin and stdout.
+fn remote(ctx: &egui::Context, command: &str, out: &mut Vec<Command>) {
+    let mut open = true;
+    let mut text = command.to_string();
+    let mut go = false;
+    egui::Window::new("Connect to a remote model")
+        .open(&mut open)
+        .collapsible(false)
+        .show(ctx, |ui| {
+            ui.label(
+                RichText::new(
+                    "A command that runs `prunescope serve --stdio` with the model's options, e.g.\n\
+                     ssh gpu-host prunescope serve --stdio --model Qwen/Qwen2-Audio-7B-Instruct --device cuda",
+                )
+                .color(theme::TEXT_DIM),
+            );
+            let r = ui.add(
+                egui::TextEdit::singleline(&mut text)
+                    .desired_width(560.0)
+                    .hint_text("ssh HOST prunescope serve --stdio --model DIR --device cuda"),
+            );
+            if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                go = true;
+            } else if ui.memory(|m| m.focused().is_none()) {
+                r.request_focus();
+            }
+            if ui.button("Connect").clicked() {
+                go = true;
+            }
+        });
+    if go && !text.trim().is_empty() {
+        out.push(Command::ConnectRemote(text.trim().to_string()));
+    } else if !open {
+        out.push(Command::CloseRemoteWindow);
+    } else if text != command {
+        out.push(Command::EditRemote(text));
+    }
 }
 
 fn help(ctx: &egui::Context, out: &mut Vec<Command>) {
