@@ -28,6 +28,7 @@ fn model_app(clip: Option<PathBuf>, model: Box<dyn AudioLanguageModel>) -> Explo
             clip,
             model: ModelSource::Given(model),
             audio: false,
+            load: Default::default(),
         },
     )
 }
@@ -237,6 +238,7 @@ fn lanes_harness(settings: Settings) -> Harness<'static, ExplorerApp> {
             clip: Some(jfk()),
             model: ModelSource::Given(Box::new(FakeModel::new(Duration::ZERO))),
             audio: false,
+            load: Default::default(),
         },
     );
     let mut h = Harness::builder()
@@ -343,6 +345,7 @@ fn frame_time_stays_under_16_ms_while_decoding_whisper() {
             clip: Some(jfk()),
             model: ModelSource::Dir(dir),
             audio: false,
+            load: Default::default(),
         },
     );
     let (p50, _, _) = measure_while_decoding(app, "whisper-tiny.en");
@@ -404,6 +407,7 @@ fn model_dtype_reloads_a_prompted_model_and_shows_in_the_title_bar() {
             clip: Some(jfk()),
             model: ModelSource::Dir(dir),
             audio: false,
+            load: Default::default(),
         },
     );
     let mut h = random_weights_harness(app);

@@ -277,7 +277,7 @@ pub fn open_host(model: &ModelArgs, remote: &RemoteArgs) -> Result<Box<dyn Model
         Some(command) => {
             let options = prunescope::remote::RemoteOptions {
                 preview: false,
-                echo_stderr: true,
+                echo_stderr: false,
             };
             Ok(Box::new(prunescope::remote::Remote::spawn(
                 command,

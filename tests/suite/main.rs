@@ -22,4 +22,5 @@ mod golden;
 mod layers;
 mod mel;
 mod peers;
+mod remote;
 mod words;

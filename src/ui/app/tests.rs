@@ -31,6 +31,7 @@ fn a_result_of_a_superseded_request_lands_in_no_cell() {
             clip: Some(clip),
             model: ModelSource::Given(Box::new(FakeModel::new(Duration::from_millis(1)))),
             audio: false,
+            load: Default::default(),
         },
     );
     let mut h = Harness::builder()
