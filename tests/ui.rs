@@ -730,3 +730,99 @@ fn open_path_takes_typing_and_enter_opens_the_clip() {
         h.state().encoded()
     });
 }
+
+/// `prunescope serve --stdio` with the fake model (each decoding step `step_ms`).
+fn served_fake(step_ms: u64) -> String {
+    format!(
+        "'{}' serve --stdio --fake-model {step_ms}",
+        env!("CARGO_BIN_EXE_prunescope")
+    )
+}
+
+fn remote_app(command: String) -> ExplorerApp {
+    ExplorerApp::new(
+        Settings::default(),
+        Startup {
+            clip: Some(jfk()),
+            model: ModelSource::Remote(command),
+            load: Default::default(),
+            audio: false,
+        },
+    )
+}
+
+fn full_grid(h: &mut Harness<'_, ExplorerApp>, what: &str) {
+    step_until(h, what, Duration::from_secs(90), |h| {
+        h.state().encoded() && !h.state().busy() && h.state().result_count() == 17
+    });
+    h.step();
+}
+
+#[test]
+fn a_served_fake_model_fills_the_same_grid_as_in_process() {
+    let mut local = harness(fake_app(Some(jfk()), Duration::from_millis(1)));
+    full_grid(&mut local, "the in-process grid");
+    let command = served_fake(1);
+    let mut remote = harness(remote_app(command.clone()));
+    full_grid(&mut remote, "the remote grid");
+    let texts = remote.state().grid_texts();
+    assert_eq!(texts.len(), 17);
+    assert_eq!(texts, local.state().grid_texts());
+    // Where the model runs: the title and the menu bar say so.
+    let title = remote.state().title();
+    assert!(
+        title.contains("fake") && title.ends_with(&format!("on `{command}`")),
+        "{title}"
+    );
+    assert!(has_label(&remote, &format!("on `{command}`")));
+    assert!(!local.state().title().contains(" on `"));
+}
+
+#[test]
+fn a_server_killed_mid_decode_keeps_the_cells_and_reconnects() {
+    let t = common::TempDir::new();
+    let pid_file = t.0.join("server.pid");
+    // A background job's stdin is /dev/null unless it is given another.
+    let command = format!(
+        "exec 3<&0; '{}' serve --stdio --fake-model 25 <&3 & echo $! > '{}'; wait $!",
+        env!("CARGO_BIN_EXE_prunescope"),
+        pid_file.display()
+    );
+    let mut h = harness(remote_app(command));
+    step_until(&mut h, "some cells", Duration::from_secs(60), |h| {
+        h.state().result_count() >= 2
+    });
+    assert!(h.state().busy(), "still decoding when the server dies");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    step_until(&mut h, "the lost link", Duration::from_secs(20), |h| {
+        h.state().lost_link().is_some()
+    });
+    h.step();
+    let kept = h.state().result_count();
+    assert!(kept >= 2, "the cells shown stay: {kept}");
+    let status = h.state().status_text().unwrap_or_default().to_string();
+    assert!(
+        status.starts_with("remote model lost: the remote model ended (exit status 137)"),
+        "{status}"
+    );
+    assert!(!h.state().busy());
+    assert!(h.state().title().ends_with("(lost)"));
+    // Nothing is asked of a lost link, and nothing panics while it is lost.
+    let asked = h.state().decode_requests();
+    h.state_mut().command(Command::SetKeep(40.0));
+    for _ in 0..5 {
+        h.step();
+    }
+    assert_eq!(h.state().decode_requests(), asked);
+    h.state_mut().command(Command::SetKeep(25.0));
+    h.step();
+    h.get_by_role_and_label(Role::Button, "Reconnect").click();
+    full_grid(&mut h, "the grid after reconnecting");
+    assert!(h.state().lost_link().is_none());
+    assert!(h.state().decode_requests() > asked);
+}

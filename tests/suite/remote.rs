@@ -319,3 +319,85 @@ fn a_clip_that_cannot_be_read_or_decoded_is_an_error_naming_it() {
         assert!(e.to_string().contains(clip.to_str().unwrap()), "{e}");
     }
 }
+
+/// An OpenSSH server of its own on 127.0.0.1 (scripts/local-sshd), stopped when dropped.
+struct LocalSshd {
+    child: std::process::Child,
+    _dir: TempDir,
+    /// The ssh command line that reaches it, without a remote command.
+    ssh: String,
+}
+
+impl LocalSshd {
+    fn start() -> LocalSshd {
+        let dir = TempDir::new();
+        let child = std::process::Command::new(common::root().join("scripts/local-sshd"))
+            .arg(&dir.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("scripts/local-sshd runs");
+        let file = dir.0.join("ssh");
+        let t0 = std::time::Instant::now();
+        let ssh = loop {
+            if let Ok(s) = std::fs::read_to_string(&file) {
+                break s.trim().to_string();
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "scripts/local-sshd wrote no ssh command: is openssh-server installed (scripts/setup-system --test)?"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let sshd = LocalSshd {
+            child,
+            _dir: dir,
+            ssh,
+        };
+        // Until it listens.
+        loop {
+            let ok = std::process::Command::new("sh")
+                .args(["-c", &format!("{} true", sshd.ssh)])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return sshd;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "sshd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for LocalSshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn remote_analyze_over_ssh_to_localhost_gives_the_local_document() {
+    let sshd = LocalSshd::start();
+    // ssh hands the server none of our environment: the model's folder goes on its command line.
+    let server = format!(
+        "{} 'PRUNESCOPE_MODEL={} {} serve --stdio'",
+        sshd.ssh,
+        common::model_dir().display(),
+        bin()
+    );
+    let clip = jfk();
+    let mut args = vec!["analyze", clip.to_str().unwrap(), "--json", "--words"];
+    let local = common::json_doc(&args);
+    args.extend_from_slice(&["--remote", &server]);
+    let remote = common::json_doc(&args);
+    assert_eq!(untimed(local), untimed(remote));
+    // A host that is not there: one line, with what ssh said.
+    let refused =
+        "ssh -o BatchMode=yes -o ConnectTimeout=5 -p 1 127.0.0.1 prunescope serve --stdio";
+    assert_one_line_error(
+        &analyze_remote(refused),
+        "the remote model ended (exit status 255); it said: ssh: connect to host 127.0.0.1 port 1: Connection refused",
+    );
+}

@@ -134,6 +134,24 @@ impl ExplorerApp {
         self.state.shown_cells().map_or(0, |c| c.results.len())
     }
 
+    /// The grid's outputs that are in, in grid order: method, keep ratio, text.
+    pub fn grid_texts(&self) -> Vec<(String, f64, String)> {
+        self.grid_results()
+            .into_iter()
+            .map(|r| (r.method.name().to_string(), r.keep, r.text))
+            .collect()
+    }
+
+    /// The window's title: clip, model and where it runs.
+    pub fn title(&self) -> String {
+        self.state.title()
+    }
+
+    /// Why the remote model's link was lost, while it is.
+    pub fn lost_link(&self) -> Option<&str> {
+        self.state.model.lost.as_deref()
+    }
+
     /// The last commands applied, oldest first (at most 64).
     pub fn command_log(&self) -> &[Command] {
         &self.log
