@@ -7,6 +7,7 @@
 //! command.
 
 mod bench;
+mod bench_remote;
 pub mod errors;
 mod eval;
 mod prefill;
@@ -51,6 +52,9 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// Time mel, encoder+scores and the batched decodes on the first 30 s of a clip.
     Bench(bench::BenchArgs),
+    /// Time a clip's whole grid through the model here and through `--remote` commands (a
+    /// pipe, ssh), with the bytes each way.
+    BenchRemote(bench_remote::BenchRemoteArgs),
     /// Time the language model's prefill of a prompted model (Qwen2-Audio / AF3, or random
     /// weights of a chosen size) at 100/50/25/10 % of the audio tokens kept.
     BenchPrefill(prefill::PrefillArgs),
@@ -237,6 +241,7 @@ pub fn main() -> Result<()> {
         Some(Command::Analyze(a)) => analyze(a),
         Some(Command::Bench(b)) => bench::run(b),
         Some(Command::BenchPrefill(p)) => prefill::run(p),
+        Some(Command::BenchRemote(b)) => bench_remote::run(b),
         Some(Command::Convert(c)) => convert(c),
         Some(Command::Eval(e)) => eval::run(e),
         Some(Command::Metric(m)) => eval::metric(m),
