@@ -826,3 +826,35 @@ fn a_server_killed_mid_decode_keeps_the_cells_and_reconnects() {
     assert!(h.state().lost_link().is_none());
     assert!(h.state().decode_requests() > asked);
 }
+
+#[test]
+fn ctrl_r_connects_to_a_typed_server_and_the_local_model_comes_back() {
+    let mut h = harness(fake_app(Some(jfk()), Duration::from_millis(1)));
+    full_grid(&mut h, "the in-process grid");
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::R);
+    h.step();
+    h.step();
+    assert!(has_label(&h, "Connect to a remote model"));
+    let command = served_fake(1);
+    h.event(egui::Event::Text(command.clone()));
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+    step_until(&mut h, "the remote model", Duration::from_secs(30), |h| {
+        h.state().title().contains(" on `") && h.state().model_label().is_some()
+    });
+    // The same model served: the cells stay, nothing is decoded again.
+    full_grid(&mut h, "the remote grid");
+    assert_eq!(h.state().settings().recent_remotes, vec![command.clone()]);
+    assert!(h.query_all_by_label_contains("model on `…").count() == 1);
+    // Back to a model here: the fake has no directory, so the default model loads (when it
+    // is on disk) or the error says how to choose one; either way the remote one is gone.
+    h.state_mut().command(Command::UseLocalModel);
+    h.step();
+    assert!(
+        !h.state().title().contains(" on `"),
+        "{}",
+        h.state().title()
+    );
+    assert!(has_label(&h, "model here"));
+}

@@ -81,6 +81,7 @@ pub fn run(a: BenchRemoteArgs) -> Result<()> {
         })
         .collect();
     let mut plan = super::build_plan(&a.plan, sessions[0].info.seconds_per_token)?;
+    plan.check_for(&sessions[0].info)?;
     plan.decoding.attention = true;
     let mut texts: Option<Vec<String>> = None;
     for _ in 0..a.rounds.max(1) {

@@ -483,7 +483,7 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
     let cancel = AtomicBool::new(false);
     let mut session = Session::open(host.as_ref(), &cancel)?;
     let mut plan = build_plan(&a.plan, session.info.seconds_per_token)?;
-    engine::check_source(&session.info, &plan.params.source)?;
+    plan.check_for(&session.info)?;
     plan.decoding.attention = a.words || a.attention;
     let bar = (audio.duration_s() > 30.0).then(|| {
         let b = indicatif::ProgressBar::new(0);

@@ -331,6 +331,28 @@ impl Plan {
         }
     }
 
+    /// Whether a model described by `info` can run every run of the plan (`fastv`'s layer,
+    /// `promptaware`'s prompt).
+    pub fn check_runs(&self, info: &ModelInfo) -> Result<()> {
+        for spec in &self.runs {
+            if let Some(why) = spec
+                .method
+                .unavailable(info.lm_layers, self.decoding.fastv_layer)
+            {
+                return Err(why.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Plan::validate`], [`Plan::check_runs`] and the score source's layer: everything
+    /// about a plan that can be refused before a clip is encoded.
+    pub fn check_for(&self, info: &ModelInfo) -> Result<()> {
+        self.validate()?;
+        self.check_runs(info)?;
+        check_source(info, &self.params.source)
+    }
+
     pub fn validate(&self) -> Result<()> {
         for r in &self.runs {
             Params {

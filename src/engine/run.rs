@@ -154,14 +154,7 @@ pub fn run_with(
 ) -> Result<Vec<RunResult>> {
     plan.validate()?;
     let info = model.info();
-    for spec in &plan.runs {
-        if let Some(why) = spec
-            .method
-            .unavailable(info.lm_layers, plan.decoding.fastv_layer)
-        {
-            return Err(why.into());
-        }
-    }
+    plan.check_runs(info)?;
     // Every run's selection first (cheap); its decoder inputs are built when its turn comes.
     let mut runs = plan
         .runs

@@ -324,8 +324,7 @@ pub fn run(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(RunEvent<'_>),
 ) -> Result<RunSummary> {
-    plan.validate()?;
-    engine::check_source(&session.info, &plan.params.source)?;
+    plan.check_for(&session.info)?;
     let label = session.info.label();
     let header = Header::new(dataset, data_path, &label, plan, opts.shard);
     let mut done: HashSet<String> = HashSet::new();

@@ -60,16 +60,6 @@ pub struct ModelState {
     pub lost: Option<String>,
 }
 
-impl ModelState {
-    /// Where the model runs, for the title and the status bar: `here`, or `on COMMAND`.
-    pub fn place(&self) -> String {
-        match &self.remote {
-            Some(c) => format!("on `{c}`"),
-            None => "here".into(),
-        }
-    }
-}
-
 /// The clip's scores once encoded (the engine's report: model, clip, tokens, scores, encode
 /// time), with what the lanes derive from them.
 pub struct Scores {

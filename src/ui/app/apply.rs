@@ -144,9 +144,15 @@ impl ExplorerApp {
                         self.apply_file(Command::LoadModel(d))
                     }
                     Some(_) => self.info("the model already runs here"),
-                    None => self.error(
-                        "no local model: File > Open model directory… (or drop one on the window)",
-                    ),
+                    None => {
+                        // Here, with no model until one is chosen.
+                        if self.attach_local() {
+                            self.state.model.loading = false;
+                        }
+                        self.error(
+                            "no local model: File > Open model directory… (or drop one on the window)",
+                        )
+                    }
                 }
             }
             Command::SetPrecision(p) => self.apply_precision(p),

@@ -99,7 +99,10 @@ impl ExplorerApp {
         // until this model has encoded the clip.
         self.drop_request();
         self.grid_dirty = true;
-        self.info(format!("model: {label}, {}", self.state.model.place()));
+        match &self.state.model.remote {
+            Some(c) => self.info(format!("model: {label}, on `{c}`")),
+            None => self.info(format!("model: {label}")),
+        }
     }
 
     fn clip_loaded(

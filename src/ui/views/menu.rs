@@ -50,7 +50,8 @@ pub fn bar(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
             } else {
                 theme::SEGMENT
             };
-            ui.label(RichText::new(format!("on `{c}`")).color(colour))
+            let short = super::status::shorten(c, 72);
+            ui.label(RichText::new(format!("on `{short}`")).color(colour))
                 .on_hover_text("The model runs at the other end of this command (prunescope serve --stdio); File > Use the local model comes back");
         }
     });

@@ -1,5 +1,6 @@
-//! The status bar: decoding progress with its cancel button, the status line, the frame time
-//! and how long the last clip took to show its outputs.
+//! The status bar: decoding progress with its cancel button, the status line (and Reconnect
+//! when a remote model's link was lost), where the model runs, the frame time and how long the
+//! last clip took to show its outputs.
 
 use egui::RichText;
 
@@ -26,6 +27,7 @@ pub fn bar(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
         }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             timings(ui, s);
+            place(ui, s);
         });
     });
 }
@@ -49,6 +51,33 @@ fn progress(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
     if ui.button("Cancel").clicked() {
         out.push(Command::CancelDecode);
     }
+}
+
+/// Where the model runs: here, or at the other end of a command (in the error colour once its
+/// link is lost).
+fn place(ui: &mut egui::Ui, s: &AppState) {
+    let Some(command) = &s.model.remote else {
+        ui.label(RichText::new("model here").small().color(theme::TEXT_DIM));
+        return;
+    };
+    let short = shorten(command, 48);
+    let (text, colour) = match &s.model.lost {
+        None => (format!("model on `{short}`"), theme::SEGMENT),
+        Some(_) => (format!("model on `{short}`: link lost"), theme::ERROR),
+    };
+    ui.label(RichText::new(text).small().color(colour))
+        .on_hover_text(command);
+}
+
+/// At most `n` characters: the end of a longer text after an ellipsis (a command's end names
+/// the server and its model).
+pub fn shorten(text: &str, n: usize) -> String {
+    let len = text.chars().count();
+    if len <= n {
+        return text.to_string();
+    }
+    let tail: String = text.chars().skip(len - (n - 1)).collect();
+    format!("…{tail}")
 }
 
 /// The UI's frame time and the last clip's time to its outputs.
