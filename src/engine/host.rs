@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::worker::{ClipSource, Event, KeyedRun, Request, Scoring};
+use super::worker::{ClipSource, Decode, Event, KeyedRun, OpenClip, Request, Scoring};
 use super::{Analysis, Plan, Progress, RunKey, RunResult};
 use crate::model::ModelInfo;
 use crate::scores::Layers;
@@ -187,7 +187,8 @@ impl<'a> Session<'a> {
             layers,
             source: plan.params.source,
         };
-        self.host.send(Request::OpenClip { job, clip, scoring });
+        self.host
+            .send(Request::OpenClip(OpenClip { job, clip, scoring }));
         let report = loop {
             match next(self.host, cancel)? {
                 Event::ClipEncoded(e) if e.job == job => break e.report,
@@ -223,13 +224,13 @@ impl<'a> Session<'a> {
             .collect();
         let keys: Vec<RunKey> = runs.iter().map(|r| r.key).collect();
         let want = runs.len();
-        self.host.send(Request::Decode {
+        self.host.send(Request::Decode(Decode {
             job,
             first: want,
             runs,
             params: plan.params.clone(),
             decoding: plan.decoding.clone(),
-        });
+        }));
         let mut results: Vec<Option<RunResult>> = vec![None; want];
         loop {
             let event = match next(self.host, cancel) {

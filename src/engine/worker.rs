@@ -1,5 +1,6 @@
-//! The background worker of the GUI: one thread owns the model, the decoded clip and its
-//! encoder output, and answers [`Request`]s with [`Event`]s over crossbeam channels.
+//! The model's thread (the explorer's, the command line's, a server's): one thread owns the
+//! model, the decoded clip and its encoder output, and answers [`Request`]s with [`Event`]s
+//! over crossbeam channels. It is the in-process [`ModelHost`]; `crate::remote` is the other.
 //!
 //! Every clip and decode request carries a job id chosen by the caller; the events it causes
 //! carry the same id, so a caller that has moved on (a new clip, a slider moved) drops stale
@@ -38,27 +39,36 @@ pub const LATER: Duration = Duration::from_millis(250);
 pub enum Request {
     /// Load a model directory (Whisper in CTranslate2 or Hugging Face format, Qwen2-Audio, Audio
     /// Flamingo 3) with these options; Whisper takes the CPU and f32 whatever they say.
-    LoadModel { dir: PathBuf, options: LoadOptions },
+    LoadModel {
+        dir: PathBuf,
+        options: LoadOptions,
+    },
     /// Use an already built model (tests use the fake).
     UseModel(Box<dyn AudioLanguageModel>),
-    /// Decode a clip, compute its spectrogram, and encode it once a model is there, collecting
-    /// the scores `scoring` names.
-    OpenClip {
-        job: u64,
-        clip: ClipSource,
-        scoring: Scoring,
-    },
-    /// Decode these runs of the current clip, in this order (the caller puts what the user
-    /// looks at first); each result comes back with its run's key.
-    Decode {
-        job: u64,
-        runs: Vec<KeyedRun>,
-        /// How many leading runs decode as a batch of their own before the rest (what the
-        /// user looks at arrives sooner than the whole batch).
-        first: usize,
-        params: Params,
-        decoding: Decoding,
-    },
+    OpenClip(OpenClip),
+    Decode(Decode),
+}
+
+/// Decode a clip, compute its spectrogram (for the explorer), and encode it once a model is
+/// there, collecting the scores `scoring` names. The remote protocol's `Open`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenClip {
+    pub job: u64,
+    pub clip: ClipSource,
+    pub scoring: Scoring,
+}
+
+/// Decode these runs of the current clip, in this order (the caller puts what the user looks
+/// at first); each result comes back with its run's key. The remote protocol's `Decode`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decode {
+    pub job: u64,
+    pub runs: Vec<KeyedRun>,
+    /// How many leading runs decode as a batch of their own before the rest (what the user
+    /// looks at arrives sooner than the whole batch).
+    pub first: usize,
+    pub params: Params,
+    pub decoding: Decoding,
 }
 
 /// Where a clip comes from.
@@ -217,6 +227,19 @@ impl Worker {
     /// Starts the worker thread; `wake(within)` is called after each event is sent: the caller
     /// should look within that time (see the module's note).
     pub fn spawn(wake: impl Fn(Duration) + Send + Sync + 'static) -> std::io::Result<Worker> {
+        Worker::start(true, Box::new(wake))
+    }
+
+    /// A worker holding `model` for the command line or a server: it answers
+    /// [`Request::OpenClip`] without a [`Event::ClipLoaded`] (no samples copied, no
+    /// spectrogram: nobody draws them).
+    pub fn with_model(model: Box<dyn AudioLanguageModel>) -> std::io::Result<Worker> {
+        let w = Worker::start(false, Box::new(|_| {}))?;
+        w.send(Request::UseModel(model));
+        Ok(w)
+    }
+
+    fn start(preview: bool, wake: Box<dyn Fn(Duration) + Send + Sync>) -> std::io::Result<Worker> {
         let (tx, requests) = crossbeam_channel::unbounded();
         let (events, rx) = crossbeam_channel::unbounded();
         let cancel = Arc::new(AtomicBool::new(false));
@@ -225,7 +248,8 @@ impl Worker {
             clip: None,
             cancel: cancel.clone(),
             events,
-            wake: Box::new(wake),
+            wake,
+            preview,
         };
         let thread = std::thread::Builder::new()
             .name("prunescope-worker".into())
@@ -236,13 +260,6 @@ impl Worker {
             cancel,
             thread: Some(thread),
         })
-    }
-
-    /// A worker holding `model` (the command line's, a server's, a test's fake).
-    pub fn with_model(model: Box<dyn AudioLanguageModel>) -> std::io::Result<Worker> {
-        let w = Worker::spawn(|_| {})?;
-        w.send(Request::UseModel(model));
-        Ok(w)
     }
 }
 
@@ -285,6 +302,8 @@ struct LoadedClip {
 }
 
 struct State {
+    /// Send each clip's samples and spectrogram ([`Event::ClipLoaded`]): the explorer's.
+    preview: bool,
     model: Option<Box<dyn AudioLanguageModel>>,
     clip: Option<LoadedClip>,
     cancel: Arc<AtomicBool>,
@@ -302,11 +321,9 @@ impl State {
             let mut batch = vec![first];
             batch.extend(requests.try_iter());
             // Only the newest decode request is worth running.
-            let last_decode = batch
-                .iter()
-                .rposition(|r| matches!(r, Request::Decode { .. }));
+            let last_decode = batch.iter().rposition(|r| matches!(r, Request::Decode(_)));
             for (i, r) in batch.into_iter().enumerate() {
-                if matches!(r, Request::Decode { .. }) && Some(i) != last_decode {
+                if matches!(r, Request::Decode(_)) && Some(i) != last_decode {
                     continue;
                 }
                 self.cancel.store(false, Ordering::SeqCst);
@@ -338,17 +355,18 @@ impl State {
                 }
             }
             Request::UseModel(m) => self.use_model(m, None),
-            Request::OpenClip { job, clip, scoring } => {
+            Request::OpenClip(OpenClip { job, clip, scoring }) => {
                 let path = clip.name().to_path_buf();
                 match clip.load() {
                     Ok(audio) => {
-                        let spectrogram = spectrogram(&audio);
-                        self.emit(Event::ClipLoaded {
-                            job,
-                            path,
-                            samples: Arc::new(audio.samples.clone()),
-                            spectrogram: Arc::new(spectrogram),
-                        });
+                        if self.preview {
+                            self.emit(Event::ClipLoaded {
+                                job,
+                                path,
+                                samples: Arc::new(audio.samples.clone()),
+                                spectrogram: Arc::new(spectrogram(&audio)),
+                            });
+                        }
                         self.clip = Some(LoadedClip {
                             job,
                             audio,
@@ -364,13 +382,7 @@ impl State {
                     }),
                 }
             }
-            Request::Decode {
-                job,
-                runs,
-                first,
-                params,
-                decoding,
-            } => self.decode(job, runs, first, params, decoding),
+            Request::Decode(d) => self.decode(d),
         }
     }
 
@@ -445,14 +457,14 @@ impl State {
         }
     }
 
-    fn decode(
-        &mut self,
-        job: u64,
-        runs: Vec<KeyedRun>,
-        first: usize,
-        params: Params,
-        decoding: Decoding,
-    ) {
+    fn decode(&mut self, d: Decode) {
+        let Decode {
+            job,
+            runs,
+            first,
+            params,
+            decoding,
+        } = d;
         let t0 = Instant::now();
         let (
             Some(model),
@@ -605,11 +617,11 @@ mod tests {
         ))));
         assert!(matches!(next(&w), Event::ModelLoaded { .. }));
         let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/jfk.wav");
-        w.send(Request::OpenClip {
+        w.send(Request::OpenClip(OpenClip {
             job: 1,
             clip: ClipSource::Path(clip),
             scoring: Scoring::every_layer(),
-        });
+        }));
         assert!(matches!(next(&w), Event::ClipLoaded { job: 1, .. }));
         let n = loop {
             if let Event::ClipEncoded(e) = next(&w) {
@@ -619,7 +631,7 @@ mod tests {
         assert_eq!(n, 550);
         let spec = |m, keep| keyed(m, keep);
         let params = Params::default();
-        w.send(Request::Decode {
+        w.send(Request::Decode(Decode {
             job: 2,
             runs: vec![spec(Method::Full, 1.0), spec(Method::TopK, 0.5)],
             first: 1,
@@ -628,10 +640,10 @@ mod tests {
                 tail: Tail::Tokens(0),
                 ..Decoding::default()
             },
-        });
+        }));
         std::thread::sleep(Duration::from_millis(30));
         w.cancel();
-        w.send(Request::Decode {
+        w.send(Request::Decode(Decode {
             job: 3,
             runs: vec![spec(Method::Segmentwise, 0.25)],
             first: 0,
@@ -640,7 +652,7 @@ mod tests {
                 tail: Tail::Tokens(0),
                 ..Decoding::default()
             },
-        });
+        }));
         let mut finished = Vec::new();
         let mut cells = Vec::new();
         while finished.len() < 2 {
@@ -665,13 +677,13 @@ mod tests {
             Duration::from_millis(1),
         ))));
         let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/jfk.wav");
-        w.send(Request::OpenClip {
+        w.send(Request::OpenClip(OpenClip {
             job: 1,
             clip: ClipSource::Path(clip),
             scoring: Scoring::every_layer(),
-        });
+        }));
         let spec = |m, keep| keyed(m, keep);
-        w.send(Request::Decode {
+        w.send(Request::Decode(Decode {
             job: 2,
             runs: vec![
                 spec(Method::Segmentwise, 0.25),
@@ -681,7 +693,7 @@ mod tests {
             first: 1,
             params: Params::default(),
             decoding: Decoding::default(),
-        });
+        }));
         let mut events = Vec::new();
         loop {
             let e = next(&w);
@@ -720,11 +732,11 @@ mod tests {
     #[test]
     fn bad_clip_and_bad_model_are_events() {
         let w = Worker::spawn(|_| {}).unwrap();
-        w.send(Request::OpenClip {
+        w.send(Request::OpenClip(OpenClip {
             job: 7,
             clip: ClipSource::Path(PathBuf::from("/nonexistent/clip.wav")),
             scoring: Scoring::default(),
-        });
+        }));
         assert!(matches!(next(&w), Event::ClipFailed { job: 7, .. }));
         w.send(Request::LoadModel {
             dir: PathBuf::from("/nonexistent/model"),

@@ -22,7 +22,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::frame::{self, FrameError};
 use super::protocol::{Hello, ToClient, ToServer};
-use crate::engine::worker::{self, ClipSource, Event, Request, LATER};
+use crate::engine::worker::{self, ClipSource, Event, OpenClip, Request, LATER};
 use crate::engine::{LinkError, ModelHost};
 
 /// How a remote model is used.
@@ -416,7 +416,7 @@ fn write_loop(
             continue;
         };
         let open = match &msg {
-            ToServer::Open { job, clip, .. } => Some((*job, clip.name().to_path_buf())),
+            ToServer::Open(o) => Some((o.job, o.clip.name().to_path_buf())),
             _ => None,
         };
         match frame::write_frame(&mut w, &msg) {
@@ -449,7 +449,7 @@ fn message(o: Outgoing, emit: &Emit, options: RemoteOptions) -> Option<ToServer>
         Outgoing::Request(r) => r,
     };
     match request {
-        Request::OpenClip { job, clip, scoring } => {
+        Request::OpenClip(OpenClip { job, clip, scoring }) => {
             let path = clip.name().to_path_buf();
             let failed = |message: String| Event::ClipFailed {
                 job,
@@ -480,21 +480,9 @@ fn message(o: Outgoing, emit: &Emit, options: RemoteOptions) -> Option<ToServer>
                     }
                 }
             }
-            Some(ToServer::Open { job, clip, scoring })
+            Some(ToServer::Open(OpenClip { job, clip, scoring }))
         }
-        Request::Decode {
-            job,
-            runs,
-            first,
-            params,
-            decoding,
-        } => Some(ToServer::Decode {
-            job,
-            runs,
-            first,
-            params,
-            decoding,
-        }),
+        Request::Decode(d) => Some(ToServer::Decode(d)),
         Request::LoadModel { dir, .. } => {
             emit.send(not_here(dir));
             None

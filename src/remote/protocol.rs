@@ -7,10 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::worker::{ClipSource, Event, KeyedRun, Scoring};
-use crate::engine::{Decoding, LinkError};
+use crate::engine::worker::{Decode, Event, OpenClip};
+use crate::engine::LinkError;
 use crate::model::ModelInfo;
-use crate::prune::Params;
 
 /// The protocol's version: both sides must speak the same one.
 pub const PROTOCOL: u32 = 1;
@@ -74,20 +73,10 @@ impl Capabilities {
 /// The client's messages after its hello.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ToServer {
-    /// Decode and encode a clip (its file's bytes: [`ClipSource::Bytes`]).
-    Open {
-        job: u64,
-        clip: ClipSource,
-        scoring: Scoring,
-    },
+    /// Decode and encode a clip (its file's bytes: `ClipSource::Bytes`).
+    Open(OpenClip),
     /// Decode these runs of the clip last opened; results come back as each finishes.
-    Decode {
-        job: u64,
-        runs: Vec<KeyedRun>,
-        first: usize,
-        params: Params,
-        decoding: Decoding,
-    },
+    Decode(Decode),
     /// Stop the running decode at its next step.
     Cancel,
 }

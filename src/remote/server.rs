@@ -11,7 +11,7 @@ use crossbeam_channel::Sender;
 
 use super::frame::{self, FrameError};
 use super::protocol::{Capabilities, Hello, ToClient, ToServer};
-use crate::engine::worker::{ClipSource, Event, Request, Worker};
+use crate::engine::worker::{ClipSource, Event, OpenClip, Request, Worker};
 use crate::engine::{LinkError, ModelHost};
 use crate::model::AudioLanguageModel;
 
@@ -120,11 +120,11 @@ fn read_requests(
             }
         };
         match msg {
-            ToServer::Open {
+            ToServer::Open(OpenClip {
                 job,
                 clip: ClipSource::Path(path),
                 ..
-            } => {
+            }) => {
                 let _ = extra.send(Event::ClipFailed {
                     job,
                     message: format!(
@@ -134,22 +134,8 @@ fn read_requests(
                     path,
                 });
             }
-            ToServer::Open { job, clip, scoring } => {
-                worker.send(Request::OpenClip { job, clip, scoring })
-            }
-            ToServer::Decode {
-                job,
-                runs,
-                first,
-                params,
-                decoding,
-            } => worker.send(Request::Decode {
-                job,
-                runs,
-                first,
-                params,
-                decoding,
-            }),
+            ToServer::Open(open) => worker.send(Request::OpenClip(open)),
+            ToServer::Decode(d) => worker.send(Request::Decode(d)),
             ToServer::Cancel => worker.cancel(),
         }
     }

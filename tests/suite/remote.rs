@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::common::{self, assert_one_line_error, TempDir};
-use prunescope::engine::worker::{ClipSource, Event, KeyedRun, Request};
+use prunescope::engine::worker::{ClipSource, Decode, Event, KeyedRun, Request};
 use prunescope::engine::{Decoding, ModelHost, Plan, RunKey, RunMethod, RunSpec, Session};
 use prunescope::model::fake::FakeModel;
 use prunescope::prune::{Method, Params};
@@ -258,22 +258,22 @@ fn cancel_stops_a_remote_decode_midway_and_the_next_request_runs() {
         keyed(Method::TopK, 0.5),
         keyed(Method::Random, 0.5),
     ];
-    remote.send(Request::Decode {
+    remote.send(Request::Decode(Decode {
         job: 100,
         runs,
         first: 1,
         params: Params::default(),
         decoding: Decoding::default(),
-    });
+    }));
     std::thread::sleep(Duration::from_millis(100));
     remote.cancel();
-    remote.send(Request::Decode {
+    remote.send(Request::Decode(Decode {
         job: 101,
         runs: vec![keyed(Method::Segmentwise, 0.25)],
         first: 0,
         params: Params::default(),
         decoding: Decoding::default(),
-    });
+    }));
     let mut finished = Vec::new();
     let mut cells = Vec::new();
     let t0 = std::time::Instant::now();

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::ExplorerApp;
-use crate::engine::worker::{ClipSource, Request, Scoring};
+use crate::engine::worker::{ClipSource, OpenClip, Request, Scoring};
 use crate::ui::commands::Command;
 use crate::ui::logic::timeline::View;
 use crate::ui::state::{OpenTiming, PathTarget, PathWindow};
@@ -99,11 +99,11 @@ impl ExplorerApp {
                     started: Some(Instant::now()),
                     ..OpenTiming::default()
                 };
-                self.host.send(Request::OpenClip {
+                self.host.send(Request::OpenClip(OpenClip {
                     job,
                     clip: ClipSource::Path(path),
                     scoring: Scoring::every_layer(),
-                });
+                }));
                 // The old clip stays on screen until the new one loads; answers for `job` count.
                 self.state.pending_clip_job = Some(job);
             }

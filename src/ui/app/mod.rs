@@ -25,7 +25,7 @@ use super::settings::Settings;
 use super::state::{AppState, Highlight, HighlightFor, ModelSource, PathTarget, PathWindow};
 use super::state::{Startup, Status};
 use super::{background, theme, views};
-use crate::engine::worker::{ClipSource, Request, Scoring, Worker};
+use crate::engine::worker::{ClipSource, Decode, OpenClip, Request, Scoring, Worker};
 use crate::engine::{Analysis, ModelHost, RunKey, RunResult};
 use crate::model::LoadOptions;
 use crate::prune;
@@ -214,11 +214,11 @@ impl ExplorerApp {
         m.label = None;
         m.loading = true;
         if let Some(c) = &self.state.clip {
-            self.host.send(Request::OpenClip {
+            self.host.send(Request::OpenClip(OpenClip {
                 job: c.job,
                 clip: ClipSource::Path(c.path.clone()),
                 scoring: Scoring::every_layer(),
-            });
+            }));
         }
     }
 
@@ -330,13 +330,13 @@ impl ExplorerApp {
                     running: true,
                 });
                 self.decode_requests += 1;
-                self.host.send(Request::Decode {
+                self.host.send(Request::Decode(Decode {
                     job,
                     runs,
                     first,
                     params,
                     decoding,
-                });
+                }));
             }
         }
     }

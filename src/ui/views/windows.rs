@@ -24,40 +24,78 @@ pub fn windows(ctx: &egui::Context, s: &AppState, out: &mut Vec<Command>) {
 
 /// The command line of a remote model: run by the shell, spoken to over its stdin and stdout.
 fn remote(ctx: &egui::Context, command: &str, out: &mut Vec<Command>) {
-    let mut open = true;
-    let mut text = command.to_string();
-    let mut go = false;
-    egui::Window::new("Connect to a remote model")
-        .open(&mut open)
-        .collapsible(false)
-        .show(ctx, |ui| {
-            ui.label(
-                RichText::new(
-                    "A command that runs `prunescope serve --stdio` with the model's options, e.g.\n\
-                     ssh gpu-host prunescope serve --stdio --model Qwen/Qwen2-Audio-7B-Instruct --device cuda",
-                )
-                .color(theme::TEXT_DIM),
-            );
-            let r = ui.add(
-                egui::TextEdit::singleline(&mut text)
-                    .desired_width(560.0)
-                    .hint_text("ssh HOST prunescope serve --stdio --model DIR --device cuda"),
-            );
-            if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
-                go = true;
-            } else if ui.memory(|m| m.focused().is_none()) {
-                r.request_focus();
-            }
-            if ui.button("Connect").clicked() {
-                go = true;
-            }
-        });
-    if go && !text.trim().is_empty() {
-        out.push(Command::ConnectRemote(text.trim().to_string()));
-    } else if !open {
-        out.push(Command::CloseRemoteWindow);
-    } else if text != command {
-        out.push(Command::EditRemote(text));
+    let w = TextWindow {
+        title: "Connect to a remote model",
+        note: Some(
+            "A command that runs `prunescope serve --stdio` with the model's options, e.g.\n\
+             ssh gpu-host prunescope serve --stdio --model Qwen/Qwen2-Audio-7B-Instruct --device cuda",
+        ),
+        hint: "ssh HOST prunescope serve --stdio --model DIR --device cuda",
+        button: "Connect",
+        width: 560.0,
+    };
+    match w.show(ctx, command) {
+        Typed::Submit(c) => out.push(Command::ConnectRemote(c)),
+        Typed::Close => out.push(Command::CloseRemoteWindow),
+        Typed::Edit(c) => out.push(Command::EditRemote(c)),
+        Typed::Nothing => {}
+    }
+}
+
+/// A window with one line of text to type (a path, a command line) and a button.
+struct TextWindow<'a> {
+    title: &'a str,
+    note: Option<&'a str>,
+    hint: &'a str,
+    button: &'a str,
+    width: f32,
+}
+
+/// What the user did in a [`TextWindow`] this frame.
+enum Typed {
+    /// Enter or the button, with the trimmed text (never empty).
+    Submit(String),
+    Close,
+    Edit(String),
+    Nothing,
+}
+
+impl TextWindow<'_> {
+    fn show(&self, ctx: &egui::Context, text: &str) -> Typed {
+        let mut open = true;
+        let mut edited = text.to_string();
+        let mut submit = false;
+        egui::Window::new(self.title)
+            .open(&mut open)
+            .collapsible(false)
+            .show(ctx, |ui| {
+                if let Some(n) = self.note {
+                    ui.label(RichText::new(n).color(theme::TEXT_DIM));
+                }
+                let r = ui.add(
+                    egui::TextEdit::singleline(&mut edited)
+                        .desired_width(self.width)
+                        .hint_text(self.hint),
+                );
+                if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                    submit = true;
+                } else if ui.memory(|m| m.focused().is_none()) {
+                    // Typing goes to the field at once (when nothing else has the keyboard).
+                    r.request_focus();
+                }
+                if ui.button(self.button).clicked() {
+                    submit = true;
+                }
+            });
+        if submit && !edited.trim().is_empty() {
+            Typed::Submit(edited.trim().to_string())
+        } else if !open {
+            Typed::Close
+        } else if edited != text {
+            Typed::Edit(edited)
+        } else {
+            Typed::Nothing
+        }
     }
 }
 
@@ -102,37 +140,18 @@ fn title(target: PathTarget) -> &'static str {
 }
 
 fn path(ctx: &egui::Context, w: &PathWindow, out: &mut Vec<Command>) {
-    let mut open = true;
-    let mut text = w.text.clone();
-    let mut submit = false;
-    egui::Window::new(title(w.target))
-        .open(&mut open)
-        .collapsible(false)
-        .show(ctx, |ui| {
-            if let Some(n) = &w.note {
-                ui.label(RichText::new(n).color(theme::TEXT_DIM));
-            }
-            let r = ui.add(
-                egui::TextEdit::singleline(&mut text)
-                    .desired_width(420.0)
-                    .hint_text("/path/to/file"),
-            );
-            if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
-                submit = true;
-            } else if ui.memory(|m| m.focused().is_none()) {
-                // Typing goes to the path at once (when nothing else has the keyboard).
-                r.request_focus();
-            }
-            if ui.button("Open").clicked() {
-                submit = true;
-            }
-        });
-    if submit && !text.trim().is_empty() {
-        out.push(Command::open(w.target, text.trim().into()));
-    } else if !open {
-        out.push(Command::ClosePathWindow);
-    } else if text != w.text {
-        out.push(Command::EditPath(text));
+    let window = TextWindow {
+        title: title(w.target),
+        note: w.note.as_deref(),
+        hint: "/path/to/file",
+        button: "Open",
+        width: 420.0,
+    };
+    match window.show(ctx, &w.text) {
+        Typed::Submit(p) => out.push(Command::open(w.target, p.into())),
+        Typed::Close => out.push(Command::ClosePathWindow),
+        Typed::Edit(p) => out.push(Command::EditPath(p)),
+        Typed::Nothing => {}
     }
 }
 
