@@ -217,10 +217,7 @@ impl<'a> Session<'a> {
         let runs: Vec<KeyedRun> = plan
             .runs
             .iter()
-            .map(|spec| KeyedRun {
-                key: RunKey::of(spec, &plan.params, &plan.decoding),
-                spec: spec.clone(),
-            })
+            .map(|spec| KeyedRun::new(spec.clone(), &plan.params, &plan.decoding))
             .collect();
         let keys: Vec<RunKey> = runs.iter().map(|r| r.key).collect();
         let want = runs.len();

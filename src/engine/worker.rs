@@ -137,6 +137,16 @@ pub struct KeyedRun {
     pub spec: RunSpec,
 }
 
+impl KeyedRun {
+    /// `spec` with its key under `params` and `decoding`.
+    pub fn new(spec: RunSpec, params: &Params, decoding: &Decoding) -> KeyedRun {
+        KeyedRun {
+            key: RunKey::of(&spec, params, decoding),
+            spec,
+        }
+    }
+}
+
 /// Log-mel spectrogram of a whole clip, row-major `[n_mels][frames]`, 10 ms per frame.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Spectrogram {
@@ -598,10 +608,7 @@ mod tests {
             method: RunMethod::Prune(m),
             keep,
         };
-        KeyedRun {
-            key: RunKey::of(&spec, &Params::default(), &Decoding::default()),
-            spec,
-        }
+        KeyedRun::new(spec, &Params::default(), &Decoding::default())
     }
 
     fn next(w: &Worker) -> Event {

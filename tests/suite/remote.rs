@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::common::{self, assert_one_line_error, TempDir};
 use prunescope::engine::worker::{ClipSource, Decode, Event, KeyedRun, Request};
-use prunescope::engine::{Decoding, ModelHost, Plan, RunKey, RunMethod, RunSpec, Session};
+use prunescope::engine::{Decoding, ModelHost, Plan, RunMethod, RunSpec, Session};
 use prunescope::model::fake::FakeModel;
 use prunescope::prune::{Method, Params};
 use prunescope::remote::frame::{self, MAGIC};
@@ -225,10 +225,7 @@ fn keyed(m: Method, keep: f64) -> KeyedRun {
         method: RunMethod::Prune(m),
         keep,
     };
-    KeyedRun {
-        key: RunKey::of(&spec, &Params::default(), &Decoding::default()),
-        spec,
-    }
+    KeyedRun::new(spec, &Params::default(), &Decoding::default())
 }
 
 #[test]

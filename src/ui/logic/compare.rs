@@ -130,10 +130,7 @@ pub fn next_request(
     }
     let missing: Vec<KeyedRun> = prioritise(specs, Some(current))
         .into_iter()
-        .map(|spec| KeyedRun {
-            key: RunKey::of(&spec, params, decoding),
-            spec,
-        })
+        .map(|spec| KeyedRun::new(spec, params, decoding))
         .filter(|r| !have(&r.key))
         .collect();
     if in_flight.is_some_and(|d| missing.iter().all(|r| d.keys.contains(&r.key))) {
