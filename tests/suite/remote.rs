@@ -398,3 +398,72 @@ fn remote_analyze_over_ssh_to_localhost_gives_the_local_document() {
         "the remote model ended (exit status 255); it said: ssh: connect to host 127.0.0.1 port 1: Connection refused",
     );
 }
+
+/// A results file's records without what is measured: one line per clip.
+fn untimed_records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| untimed(serde_json::from_str(l).unwrap()))
+        .collect()
+}
+
+#[test]
+fn remote_eval_writes_the_local_results() {
+    let t = TempDir::new();
+    let data = common::root().join("tests/data/eval/mmau");
+    let server = format!("'{}' serve --stdio", bin());
+    let mut files = Vec::new();
+    for (name, remote) in [("local", None), ("remote", Some(server.as_str()))] {
+        let out = t.0.join(name);
+        let mut args = vec![
+            "eval",
+            "--dataset",
+            "mmau",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--method",
+            "full,segmentwise",
+            "--keep",
+            "0.25",
+            "--no-report",
+        ];
+        if let Some(r) = remote {
+            args.extend(["--remote", r]);
+        }
+        let (_, stderr) = common::ok(&args);
+        assert!(stderr.contains("3 clip(s) run now"), "{stderr}");
+        files.push(out.join("results.jsonl"));
+    }
+    let (local, remote) = (untimed_records(&files[0]), untimed_records(&files[1]));
+    assert_eq!(local.len(), 3);
+    assert_eq!(local, remote);
+    // --remote and the model's options do not go together.
+    let out = common::prunescope(&[
+        "eval",
+        "--dataset",
+        "mmau",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        t.0.join("x").to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--remote",
+        &server,
+    ]);
+    // A usage error: clap's first line says it, then the usage.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .contains("the argument '--device <DEVICE>' cannot be used with '--remote <COMMAND>'"),
+        "{stderr}"
+    );
+}
