@@ -192,6 +192,28 @@ mod tests {
     }
 }
 
+/// SplitMix64 (Steele, Lea and Flood 2014; the constants of Vigna's reference code): a 64-bit
+/// counter stepped by the golden-ratio increment and passed through a fixed mixer. Our own, so
+/// a seed names the same stream on every platform and crate version (the random pruning
+/// baseline, the bootstrap intervals).
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform index in `0..n` (Lemire's multiply-shift: biased below `n / 2^64`).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+}
+
 /// A `Vec<f32>` as the little-endian bytes of its values (`#[serde(with = "f32_bytes")]`): a
 /// binary codec writes 4 bytes a value instead of 5 (the remote model's encoder keys).
 pub mod f32_bytes {

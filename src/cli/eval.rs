@@ -86,6 +86,17 @@ struct ReportArgs {
     /// Folder for the report files (default: the results file's folder).
     #[arg(long, short)]
     out: Option<PathBuf>,
+    /// Compare two settings clip by clip instead, each written `method@keep` (e.g. topk@0.25
+    /// segmentwise@0.25): the clips ranked by the difference of the quality table's first
+    /// metric, the corpus values and a paired bootstrap 95 % interval of the difference.
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    by_clip: Option<Vec<String>>,
+    /// With --by-clip: print one JSON object instead of the table.
+    #[arg(long, requires = "by_clip")]
+    json: bool,
+    /// With --by-clip: bootstrap resamples (seeded, so the interval is the same every run).
+    #[arg(long, default_value_t = 1000, requires = "by_clip")]
+    bootstrap: usize,
     #[command(flatten)]
     scorer: ScorerArgs,
 }
@@ -149,6 +160,7 @@ fn option_scorer(kind: ScorerKind) -> Result<Box<dyn OptionScorer>> {
 pub fn run(a: EvalArgs) -> Result<()> {
     match a.sub {
         Some(EvalSub::Merge(m)) => merge(m),
+        Some(EvalSub::Report(r)) if r.by_clip.is_some() => by_clip(&r),
         Some(EvalSub::Report(r)) => {
             let dir = r
                 .out
@@ -281,6 +293,30 @@ fn merge(m: MergeArgs) -> Result<()> {
     );
     if m.report {
         write_reports(&out, parent_dir(&out), m.scorer.scorer, true)?;
+    }
+    Ok(())
+}
+
+/// `eval report RESULTS --by-clip A B`.
+fn by_clip(r: &ReportArgs) -> Result<()> {
+    let Some([a, b]) = r.by_clip.as_deref() else {
+        bail!("--by-clip takes two settings, e.g. --by-clip topk@0.25 segmentwise@0.25");
+    };
+    if r.bootstrap == 0 {
+        bail!("--bootstrap must be at least 1");
+    }
+    let (results, _) = runner::read_results(&r.results)?;
+    let scorer = if report::maps_options(&results.header.dataset) {
+        option_scorer(r.scorer.scorer)?
+    } else {
+        Box::new(LexicalScorer)
+    };
+    let c = prunescope::eval::by_clip::compare(&results, a, b, scorer.as_ref(), r.bootstrap, 0)
+        .map_err(|e| anyhow!("--by-clip: {e}"))?;
+    if r.json {
+        println!("{}", serde_json::to_string(&c)?);
+    } else {
+        print!("{}", prunescope::eval::by_clip::text(&c));
     }
     Ok(())
 }

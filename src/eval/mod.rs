@@ -4,6 +4,7 @@
 //! pure and checked against pycocoevalcap and jiwer; MMAU answers that name no option are matched
 //! by sentence embeddings, `embed`) and laid out like the paper (`report`).
 
+pub mod by_clip;
 pub mod datasets;
 pub mod embed;
 pub mod metrics;

@@ -1,19 +1,7 @@
 //! The random baseline with its own generator, so that a seed names the same token set on
 //! every platform and every crate version (a `rand` upgrade may change its streams).
 
-/// SplitMix64 (Steele, Lea and Flood 2014; the constants of Vigna's reference code): a 64-bit
-/// counter stepped by the golden-ratio increment and passed through a fixed mixer.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
+use crate::util::SplitMix64;
 
 /// `k` distinct indices of `0..n`, uniformly at random, unordered.
 ///
@@ -27,8 +15,7 @@ pub(crate) fn draw(n: usize, k: usize, seed: u64) -> Vec<usize> {
     let mut rng = SplitMix64(seed);
     let mut perm: Vec<usize> = (0..n).collect();
     for i in 0..k {
-        let span = (n - i) as u128;
-        let j = i + ((u128::from(rng.next_u64()) * span) >> 64) as usize;
+        let j = i + rng.below(n - i);
         perm.swap(i, j);
     }
     perm.truncate(k);

@@ -164,3 +164,137 @@ fn efficiency_is_ms_per_generated_token_over_clips() {
     assert!((s - 0.5f64.sqrt()).abs() < 1e-12);
     assert_eq!(report::mean_std(&[]), None);
 }
+
+/// An ASR run of `n` clips where `topk@0.25` drops more words than `segmentwise@0.25` on most
+/// clips (and fewer on some).
+fn asr_run(n: usize) -> Results {
+    let words: Vec<String> = (0..10).map(|i| format!("w{i}")).collect();
+    let records = (0..n)
+        .map(|i| {
+            let say = |drop: usize| words[drop.min(10)..].join(" ");
+            Record {
+                index: i,
+                item: Item {
+                    id: format!("clip{i:02}"),
+                    audio: "x.wav".into(),
+                    refs: vec![words.join(" ")],
+                    question: None,
+                    choices: Vec::new(),
+                    group: None,
+                },
+                duration_s: 1.0,
+                encode_ms: 1.0,
+                runs: vec![
+                    rr("full", 1.0, &say(0), 1.0, 10),
+                    rr("topk", 0.25, &say(i % 5), 1.0, 10),
+                    rr("segmentwise", 0.25, &say((i + 2) % 3), 1.0, 10),
+                ],
+                error: None,
+            }
+        })
+        .collect();
+    Results {
+        header: Header {
+            prunescope_eval: 1,
+            dataset: "asr".into(),
+            data: "x".into(),
+            model: "m".into(),
+            settings: vec![
+                "full@1".into(),
+                "topk@0.25".into(),
+                "segmentwise@0.25".into(),
+            ],
+            params: String::new(),
+            tail: prunescope::engine::Tail::Tokens(50),
+            items: n,
+            shard: None,
+        },
+        records,
+    }
+}
+
+#[test]
+fn by_clip_ranks_clips_by_the_difference_with_the_table_s_corpus_values() {
+    use prunescope::eval::by_clip;
+    let r = asr_run(24);
+    let c = by_clip::compare(&r, "topk@0.25", "segmentwise@0.25", &LexicalScorer, 1000, 0).unwrap();
+    assert_eq!(c.metric, "WER %");
+    assert_eq!(c.clips.len(), 24);
+    for x in &c.clips {
+        let i: usize = x.id[4..].parse().unwrap();
+        // Each dropped word is one deletion of ten.
+        assert!((x.a - 10.0 * (i % 5) as f64).abs() < 1e-9, "{x:?}");
+        assert!((x.b - 10.0 * ((i + 2) % 3) as f64).abs() < 1e-9, "{x:?}");
+        assert_eq!(x.delta, x.a - x.b);
+    }
+    assert!(c.clips.windows(2).all(|w| w[0].delta >= w[1].delta));
+    // The corpus values are the quality table's.
+    let t = report::score(&r, &LexicalScorer);
+    let table = |label: &str| {
+        t.rows
+            .iter()
+            .find(|row| format!("{}@{}", row.method, row.keep) == label)
+            .and_then(|row| row.values[0])
+            .unwrap()
+    };
+    assert!((c.mean.a - table("topk@0.25")).abs() < 1e-9);
+    assert!((c.mean.b - table("segmentwise@0.25")).abs() < 1e-9);
+    assert!((c.mean.delta - (c.mean.a - c.mean.b)).abs() < 1e-12);
+    // The interval holds the corpus difference and has a width.
+    let [lo, hi] = c.delta_ci95;
+    assert!(
+        lo < c.mean.delta && c.mean.delta < hi,
+        "{lo} {} {hi}",
+        c.mean.delta
+    );
+    // Seeded: the same interval every time.
+    let again = by_clip::compare(&r, "topk@0.25", "segmentwise@0.25", &LexicalScorer, 1000, 0);
+    assert_eq!(again.unwrap().delta_ci95, c.delta_ci95);
+    assert!(matches!(
+        by_clip::compare(&r, "topk@0.5", "full@1", &LexicalScorer, 10, 0),
+        Err(by_clip::ByClipError::NoSetting(..))
+    ));
+}
+
+#[test]
+fn eval_report_by_clip_prints_the_ranking_and_its_json() {
+    use crate::common::{assert_one_line_error, ok, prunescope, TempDir};
+    let t = TempDir::new();
+    let r = asr_run(12);
+    let mut text = serde_json::to_string(&r.header).unwrap();
+    for rec in &r.records {
+        text.push('\n');
+        text.push_str(&serde_json::to_string(rec).unwrap());
+    }
+    text.push('\n');
+    let file = t.file("results.jsonl", text.as_bytes());
+    let file = file.to_str().unwrap();
+    let args = [
+        "eval",
+        "report",
+        file,
+        "--by-clip",
+        "topk@0.25",
+        "segmentwise@0.25",
+    ];
+    let (json, _) = ok(&[&args[..], &["--json", "--bootstrap", "200"]].concat());
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let want = prunescope::eval::by_clip::compare(
+        &r,
+        "topk@0.25",
+        "segmentwise@0.25",
+        &LexicalScorer,
+        200,
+        0,
+    )
+    .unwrap();
+    // The same object as the library's, to the last digit printed.
+    assert_eq!(json.trim(), serde_json::to_string(&want).unwrap());
+    assert_eq!(v["clips"].as_array().unwrap().len(), 12);
+    assert_eq!(v["a"], "topk@0.25");
+    let (table, _) = ok(&args);
+    assert!(table.starts_with("WER %: topk@0.25 "), "{table}");
+    assert_eq!(table.lines().count(), 2 + 12);
+    let out = prunescope(&["eval", "report", file, "--by-clip", "topk@0.3", "full@1"]);
+    assert_one_line_error(&out, "--by-clip: no setting `topk@0.3` in the results");
+}

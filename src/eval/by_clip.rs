@@ -1,0 +1,249 @@
+//! Two settings of a results file compared clip by clip (`eval report --by-clip A B`): each
+//! clip's value of the quality table's first metric under A and under B, the clips ranked by
+//! the difference, the corpus values exactly as the table computes them, and a paired bootstrap
+//! interval for the corpus difference (clips resampled with replacement, both settings of a
+//! clip kept together).
+
+use serde::Serialize;
+
+use super::metrics::accuracy::{self, OptionScorer};
+use super::metrics::{self, wer};
+use super::runner::{setting_label, Record, Results, RunRecord};
+use crate::util::SplitMix64;
+
+/// Why two settings cannot be compared.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ByClipError {
+    #[error("no setting `{0}` in the results (they hold {1})")]
+    NoSetting(String, String),
+    #[error("no clip has both `{0}` and `{1}` (and is scored by the first metric)")]
+    NoCommonClip(String, String),
+}
+
+/// One clip's values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClipDelta {
+    pub id: String,
+    pub a: f64,
+    pub b: f64,
+    /// `a - b`.
+    pub delta: f64,
+}
+
+/// The corpus values of A, B and their difference.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Means {
+    pub a: f64,
+    pub b: f64,
+    pub delta: f64,
+}
+
+/// The comparison (`--json` prints it as it is).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ByClip {
+    /// The quality table's first column (e.g. `WER %`, `CIDEr-D`, `Total %`).
+    pub metric: String,
+    pub higher_is_better: bool,
+    pub a: String,
+    pub b: String,
+    /// Largest `delta` first.
+    pub clips: Vec<ClipDelta>,
+    pub mean: Means,
+    /// The paired bootstrap's 2.5 and 97.5 percentiles of the corpus `delta`.
+    pub delta_ci95: [f64; 2],
+    pub resamples: usize,
+}
+
+/// A clip's share of a corpus metric: the corpus value of any set of clips is
+/// `100 * sum(num) / sum(den)` (WER: errors over reference words; accuracy and CIDEr-D: the
+/// clip's score over 1).
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    num: f64,
+    den: f64,
+}
+
+fn corpus(parts: impl Iterator<Item = Part>, scale: f64) -> f64 {
+    let (n, d) = parts.fold((0.0, 0.0), |(n, d), p| (n + p.num, d + p.den));
+    scale * n / d
+}
+
+/// Compares settings `a` and `b` (labels `method@keep`).
+pub fn compare(
+    results: &Results,
+    a: &str,
+    b: &str,
+    scorer: &dyn OptionScorer,
+    resamples: usize,
+    seed: u64,
+) -> Result<ByClip, ByClipError> {
+    for s in [a, b] {
+        if !results.header.settings.iter().any(|x| x == s) {
+            return Err(ByClipError::NoSetting(
+                s.into(),
+                results.header.settings.join(", "),
+            ));
+        }
+    }
+    let dataset = results.header.dataset.as_str();
+    let ok: Vec<&Record> = results
+        .records
+        .iter()
+        .filter(|r| r.error.is_none())
+        .collect();
+    let (metric, higher_is_better, scale) = match dataset {
+        "asr" => ("WER %", false, 100.0),
+        "clotho" | "audiocaps" => ("CIDEr-D", true, 1.0),
+        "clothoaqa" => ("Acc. unanimous yes/no %", true, 100.0),
+        _ => ("Total %", true, 100.0),
+    };
+    let pa = parts(dataset, &ok, a, scorer);
+    let pb = parts(dataset, &ok, b, scorer);
+    // Paired: the clips both settings scored.
+    let mut pairs: Vec<(&str, Part, Part)> = Vec::new();
+    for (id, x) in &pa {
+        if let Some((_, y)) = pb.iter().find(|(j, _)| j == id) {
+            pairs.push((id, *x, *y));
+        }
+    }
+    if pairs.is_empty() {
+        return Err(ByClipError::NoCommonClip(a.into(), b.into()));
+    }
+    let value = |p: Part| scale * p.num / p.den;
+    let mut clips: Vec<ClipDelta> = pairs
+        .iter()
+        .map(|(id, x, y)| ClipDelta {
+            id: (*id).to_string(),
+            a: value(*x),
+            b: value(*y),
+            delta: value(*x) - value(*y),
+        })
+        .collect();
+    clips.sort_by(|p, q| q.delta.total_cmp(&p.delta).then(p.id.cmp(&q.id)));
+    let ma = corpus(pairs.iter().map(|p| p.1), scale);
+    let mb = corpus(pairs.iter().map(|p| p.2), scale);
+    let mut rng = SplitMix64(seed);
+    let n = pairs.len();
+    let mut deltas: Vec<f64> = (0..resamples.max(1))
+        .map(|_| {
+            let pick: Vec<usize> = (0..n).map(|_| rng.below(n)).collect();
+            corpus(pick.iter().map(|&i| pairs[i].1), scale)
+                - corpus(pick.iter().map(|&i| pairs[i].2), scale)
+        })
+        .filter(|d| d.is_finite())
+        .collect();
+    deltas.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        let i = ((deltas.len() as f64 - 1.0) * q).round() as usize;
+        deltas.get(i).copied().unwrap_or(f64::NAN)
+    };
+    Ok(ByClip {
+        metric: metric.into(),
+        higher_is_better,
+        a: a.into(),
+        b: b.into(),
+        clips,
+        mean: Means {
+            a: ma,
+            b: mb,
+            delta: ma - mb,
+        },
+        delta_ci95: [at(0.025), at(0.975)],
+        resamples: resamples.max(1),
+    })
+}
+
+/// Each clip's share of the first metric under `setting`, by clip id.
+fn parts<'a>(
+    dataset: &str,
+    ok: &[&'a Record],
+    setting: &str,
+    scorer: &dyn OptionScorer,
+) -> Vec<(&'a str, Part)> {
+    let runs: Vec<(&Record, &RunRecord)> = ok
+        .iter()
+        .filter_map(|r| {
+            r.runs
+                .iter()
+                .find(|x| setting_label(&x.method, x.keep) == setting)
+                .map(|x| (*r, x))
+        })
+        .collect();
+    let score = |right: bool| Part {
+        num: f64::from(u8::from(right)),
+        den: 1.0,
+    };
+    match dataset {
+        "asr" => runs
+            .iter()
+            .map(|(r, x)| {
+                let c = wer::counts(&r.item.refs[0], &x.text, wer::Normalization::Default);
+                let part = Part {
+                    num: c.errors() as f64,
+                    den: c.reference_words() as f64,
+                };
+                (r.item.id.as_str(), part)
+            })
+            .filter(|(_, p)| p.den > 0.0)
+            .collect(),
+        "clotho" | "audiocaps" => {
+            let preds: Vec<String> = runs.iter().map(|(_, x)| x.text.clone()).collect();
+            let refs: Vec<Vec<String>> = runs.iter().map(|(r, _)| r.item.refs.clone()).collect();
+            let (_, per_clip) = metrics::cider_raw(&preds, &refs);
+            runs.iter()
+                .zip(per_clip)
+                .map(|((r, _), s)| (r.item.id.as_str(), Part { num: s, den: 1.0 }))
+                .collect()
+        }
+        "clothoaqa" => runs
+            .iter()
+            .filter(|(r, _)| r.item.group.as_deref() == Some("unanimous"))
+            .map(|(r, x)| {
+                let right = accuracy::aqa_correct(&x.text, &r.item.refs);
+                (r.item.id.as_str(), score(right))
+            })
+            .collect(),
+        _ => runs
+            .iter()
+            .map(|(r, x)| {
+                let chosen = accuracy::choose_option(&x.text, &r.item.choices, scorer);
+                let right =
+                    chosen.is_some_and(|(i, _)| r.item.choices[i].trim() == r.item.refs[0].trim());
+                (r.item.id.as_str(), score(right))
+            })
+            .collect(),
+    }
+}
+
+/// The comparison as a terminal table: the corpus line with the interval, then each clip.
+pub fn text(c: &ByClip) -> String {
+    let better = if c.higher_is_better {
+        "higher is better"
+    } else {
+        "lower is better"
+    };
+    let mut s = format!(
+        "{}: {} {:.3} vs {} {:.3}, delta {:+.3} (95 % paired bootstrap interval {:+.3} to {:+.3}, {} resamples; {better})\n",
+        c.metric,
+        c.a,
+        c.mean.a,
+        c.b,
+        c.mean.b,
+        c.mean.delta,
+        c.delta_ci95[0],
+        c.delta_ci95[1],
+        c.resamples
+    );
+    let id_width = c.clips.iter().map(|x| x.id.len()).max().unwrap_or(4).max(4);
+    s.push_str(&format!(
+        "{:<id_width$}  {:>10}  {:>10}  {:>10}\n",
+        "clip", c.a, c.b, "delta"
+    ));
+    for x in &c.clips {
+        s.push_str(&format!(
+            "{:<id_width$}  {:>10.3}  {:>10.3}  {:>+10.3}\n",
+            x.id, x.a, x.b, x.delta
+        ));
+    }
+    s
+}
