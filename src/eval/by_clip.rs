@@ -1,8 +1,12 @@
 //! Two settings of a results file compared clip by clip (`eval report --by-clip A B`): each
-//! clip's value of the quality table's first metric under A and under B, the clips ranked by
-//! the difference, the corpus values exactly as the table computes them, and a paired bootstrap
-//! interval for the corpus difference (clips resampled with replacement, both settings of a
-//! clip kept together).
+//! clip's value of the dataset's main metric under A and under B, the clips ranked by the
+//! difference, the corpus values exactly as the quality table computes them, and a paired
+//! bootstrap interval for the corpus difference (clips resampled with replacement, both
+//! settings of a clip kept together). [`interval`] is the same bootstrap for one setting (the
+//! quality table's interval column).
+//!
+//! The main metric is the table's WER % (jiwer's default), CIDEr-D, ClothoAQA's unanimous
+//! yes/no accuracy, or MMAU's total accuracy.
 
 use serde::Serialize;
 
@@ -91,12 +95,7 @@ pub fn compare(
         .iter()
         .filter(|r| r.error.is_none())
         .collect();
-    let (metric, higher_is_better, scale) = match dataset {
-        "asr" => ("WER %", false, 100.0),
-        "clotho" | "audiocaps" => ("CIDEr-D", true, 1.0),
-        "clothoaqa" => ("Acc. unanimous yes/no %", true, 100.0),
-        _ => ("Total %", true, 100.0),
-    };
+    let (metric, higher_is_better, scale) = main_metric(dataset);
     let pa = parts(dataset, &ok, a, scorer);
     let pb = parts(dataset, &ok, b, scorer);
     // Paired: the clips both settings scored.
@@ -122,21 +121,10 @@ pub fn compare(
     clips.sort_by(|p, q| q.delta.total_cmp(&p.delta).then(p.id.cmp(&q.id)));
     let ma = corpus(pairs.iter().map(|p| p.1), scale);
     let mb = corpus(pairs.iter().map(|p| p.2), scale);
-    let mut rng = SplitMix64(seed);
-    let n = pairs.len();
-    let mut deltas: Vec<f64> = (0..resamples.max(1))
-        .map(|_| {
-            let pick: Vec<usize> = (0..n).map(|_| rng.below(n)).collect();
-            corpus(pick.iter().map(|&i| pairs[i].1), scale)
-                - corpus(pick.iter().map(|&i| pairs[i].2), scale)
-        })
-        .filter(|d| d.is_finite())
-        .collect();
-    deltas.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        let i = ((deltas.len() as f64 - 1.0) * q).round() as usize;
-        deltas.get(i).copied().unwrap_or(f64::NAN)
-    };
+    let delta_ci95 = bootstrap(pairs.len(), resamples, seed, |pick| {
+        corpus(pick.iter().map(|&i| pairs[i].1), scale)
+            - corpus(pick.iter().map(|&i| pairs[i].2), scale)
+    });
     Ok(ByClip {
         metric: metric.into(),
         higher_is_better,
@@ -148,9 +136,65 @@ pub fn compare(
             b: mb,
             delta: ma - mb,
         },
-        delta_ci95: [at(0.025), at(0.975)],
+        delta_ci95,
         resamples: resamples.max(1),
     })
+}
+
+/// The main metric of a dataset: its name in the quality table, whether higher is better, and
+/// the scale of a clip's share (percent or not).
+fn main_metric(dataset: &str) -> (&'static str, bool, f64) {
+    match dataset {
+        "asr" => ("WER %", false, 100.0),
+        "clotho" | "audiocaps" => ("CIDEr-D", true, 1.0),
+        "clothoaqa" => ("Acc. unanimous yes/no %", true, 100.0),
+        _ => ("Total %", true, 100.0),
+    }
+}
+
+/// The 2.5 and 97.5 percentiles of `stat` over `resamples` draws of `n` clip indices with
+/// replacement (seeded).
+fn bootstrap(n: usize, resamples: usize, seed: u64, stat: impl Fn(&[usize]) -> f64) -> [f64; 2] {
+    let mut rng = SplitMix64(seed);
+    let mut values: Vec<f64> = (0..resamples.max(1))
+        .map(|_| {
+            let pick: Vec<usize> = (0..n).map(|_| rng.below(n)).collect();
+            stat(&pick)
+        })
+        .filter(|d| d.is_finite())
+        .collect();
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        let i = ((values.len() as f64 - 1.0) * q).round() as usize;
+        values.get(i).copied().unwrap_or(f64::NAN)
+    };
+    [at(0.025), at(0.975)]
+}
+
+/// The bootstrap 95 % interval of one setting's corpus value of the main metric (None when no
+/// clip scores it): the name of that metric with it.
+pub fn interval(
+    results: &Results,
+    setting: &str,
+    scorer: &dyn OptionScorer,
+    resamples: usize,
+    seed: u64,
+) -> Option<(&'static str, [f64; 2])> {
+    let dataset = results.header.dataset.as_str();
+    let ok: Vec<&Record> = results
+        .records
+        .iter()
+        .filter(|r| r.error.is_none())
+        .collect();
+    let (metric, _, scale) = main_metric(dataset);
+    let p = parts(dataset, &ok, setting, scorer);
+    if p.is_empty() {
+        return None;
+    }
+    let ci = bootstrap(p.len(), resamples, seed, |pick| {
+        corpus(pick.iter().map(|&i| p[i].1), scale)
+    });
+    Some((metric, ci))
 }
 
 /// Each clip's share of the first metric under `setting`, by clip id.

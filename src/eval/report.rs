@@ -30,6 +30,9 @@ pub struct Row {
     /// Clips whose run looped (`model::repetition`), of `runs` clips.
     pub loops: usize,
     pub runs: usize,
+    /// The bootstrap 95 % interval of the main metric's corpus value (clips resampled, seeded;
+    /// [`super::by_clip::interval`]).
+    pub ci95: Option<[f64; 2]>,
 }
 
 impl Row {
@@ -44,6 +47,8 @@ pub struct Table {
     pub dataset: String,
     pub model: String,
     pub metrics: Vec<MetricDef>,
+    /// The metric the rows' `ci95` is of (one of `metrics`).
+    pub ci_metric: Option<&'static str>,
     pub rows: Vec<Row>,
     /// Clips scored, and clips that failed (counted apart, not scored).
     pub items: usize,
@@ -66,6 +71,9 @@ pub fn maps_options(dataset: &str) -> bool {
     !matches!(dataset, "asr" | "clotho" | "audiocaps" | "clothoaqa")
 }
 
+/// Resamples of the quality table's intervals.
+const BOOTSTRAP: usize = 1000;
+
 /// Scores every setting of a results file.
 pub fn score(results: &Results, scorer: &dyn OptionScorer) -> Table {
     let ok: Vec<&Record> = results
@@ -81,6 +89,7 @@ pub fn score(results: &Results, scorer: &dyn OptionScorer) -> Table {
     }
     let mut mcq = McqTally::default();
     let mut rows = Vec::new();
+    let mut ci_metric = None;
     for label in &results.header.settings {
         let runs = runs_of(&ok, label);
         let Some((_, first)) = runs.first() else {
@@ -93,6 +102,10 @@ pub fn score(results: &Results, scorer: &dyn OptionScorer) -> Table {
             "clothoaqa" => aqa_values(&runs),
             _ => mcq_values(&runs, scorer, &mut mcq),
         };
+        let ci = super::by_clip::interval(results, label, scorer, BOOTSTRAP, 0);
+        if let Some((m, _)) = ci {
+            ci_metric = Some(m);
+        }
         rows.push(Row {
             method: first.method.clone(),
             keep: first.keep,
@@ -100,6 +113,7 @@ pub fn score(results: &Results, scorer: &dyn OptionScorer) -> Table {
             k_mean,
             loops: runs.iter().filter(|(_, x)| x.looped).count(),
             runs: runs.len(),
+            ci95: ci.map(|(_, c)| c),
         });
     }
     if mcq.answers > 0 {
@@ -114,6 +128,7 @@ pub fn score(results: &Results, scorer: &dyn OptionScorer) -> Table {
         dataset: dataset.into(),
         model: results.header.model.clone(),
         metrics: metrics_of(dataset),
+        ci_metric,
         rows,
         items: ok.len(),
         failed,
@@ -313,14 +328,20 @@ fn better_or_equal(a: f64, b: f64, m: &MetricDef) -> bool {
 pub fn markdown(t: &Table) -> String {
     let mut s = String::new();
     let base = baseline(t);
+    let ci = t
+        .ci_metric
+        .and_then(|name| t.metrics.iter().find(|m| m.name == name));
     s.push_str(&format!(
-        "| kept | method | {} | loops |\n|---|---|{}---:|\n",
+        "| kept | method | {} | loops |{}\n|---|---|{}---:|{}\n",
         t.metrics
             .iter()
             .map(|m| format!("{} {}", m.name, if m.higher_is_better { "↑" } else { "↓" }))
             .collect::<Vec<_>>()
             .join(" | "),
-        "---:|".repeat(t.metrics.len())
+        ci.map(|m| format!(" 95 % CI, {} |", m.name))
+            .unwrap_or_default(),
+        "---:|".repeat(t.metrics.len()),
+        if ci.is_some() { "---:|" } else { "" }
     ));
     for (keep, idx) in by_keep(t) {
         let pruned: Vec<usize> = idx
@@ -358,8 +379,17 @@ pub fn markdown(t: &Table) -> String {
                     cell
                 })
                 .collect();
+            let interval = match (ci, r.ci95) {
+                (Some(m), Some([lo, hi])) => format!(
+                    " {} to {} |",
+                    fmt_value(Some(lo), m),
+                    fmt_value(Some(hi), m)
+                ),
+                (Some(_), None) => " n/a |".into(),
+                (None, _) => String::new(),
+            };
             s.push_str(&format!(
-                "| {} | {} | {} | {}/{} |\n",
+                "| {} | {} | {} | {}/{} |{interval}\n",
                 fmt_keep(keep),
                 r.method,
                 cells.join(" | "),
@@ -369,7 +399,7 @@ pub fn markdown(t: &Table) -> String {
         }
     }
     s.push_str(&format!(
-        "\n{} on {} clips ({}){}. Bold: best of its keep ratio; underlined: at or better than the unpruned model (`{}`); loops: runs that looped (hit the token cap, repeated themselves, or compressed above 2.4), of all runs.\n",
+        "\n{} on {} clips ({}){}. Bold: best of its keep ratio; underlined: at or better than the unpruned model (`{}`); loops: runs that looped (hit the token cap, repeated themselves, or compressed above 2.4), of all runs; 95 % CI: a bootstrap over clips (1,000 resamples, seeded).\n",
         t.model,
         t.items,
         t.dataset,
@@ -397,7 +427,7 @@ fn csv_field(s: &str) -> String {
 /// The quality table as CSV: `method,keep,k_mean,<metrics...>` (empty cell where n/a).
 pub fn csv(t: &Table) -> String {
     let mut s = format!(
-        "method,keep,k_mean,loops,runs,{}\n",
+        "method,keep,k_mean,loops,runs,{},ci95_lo,ci95_hi\n",
         t.metrics
             .iter()
             .map(|m| csv_field(&m.name))
@@ -410,8 +440,12 @@ pub fn csv(t: &Table) -> String {
             .iter()
             .map(|v| v.map(|x| format!("{x}")).unwrap_or_default())
             .collect();
+        let [lo, hi] = r
+            .ci95
+            .map(|c| c.map(|x| format!("{x}")))
+            .unwrap_or_default();
         s.push_str(&format!(
-            "{},{},{:.1},{},{},{}\n",
+            "{},{},{:.1},{},{},{},{lo},{hi}\n",
             csv_field(&r.method),
             r.keep,
             r.k_mean,

@@ -126,24 +126,26 @@ fn table_marks_best_and_at_or_better_than_unpruned() {
     };
     assert_eq!(
         line("| 100 % | full |"),
-        "| 100 % | full | 33.33 | 0.00 | 33.33 | 0/2 |"
+        "| 100 % | full | 33.33 | 0.00 | 33.33 | 0/2 | 0.00 to 100.00 |"
     );
     assert_eq!(
         line("| 50 % | topk |"),
-        "| 50 % | topk | **<u>0.00</u>** | **<u>0.00</u>** | **<u>0.00</u>** | 0/2 |"
+        "| 50 % | topk | **<u>0.00</u>** | **<u>0.00</u>** | **<u>0.00</u>** | 0/2 | 0.00 to 0.00 |"
     );
     assert_eq!(
         line("| 50 % | segmentwise |"),
-        "| 50 % | segmentwise | <u>16.67</u> | 16.67 | <u>16.67</u> | 0/2 |"
+        "| 50 % | segmentwise | <u>16.67</u> | 16.67 | <u>16.67</u> | 0/2 | 0.00 to 25.00 |"
     );
+    // The interval of the corpus WER over resampled clips: full is 0 % on clip a alone, 100 %
+    // on clip b alone ("Five six." read "five six": 2 errors of 2).
     // Without its looped run, segmentwise at 10 % is "one two" for four words: 2 errors of 4.
     assert_eq!(
         line("| 10 % | segmentwise |"),
-        "| 10 % | segmentwise | **66.67** | **50.00** | **50.00** | 1/2 |"
+        "| 10 % | segmentwise | **66.67** | **50.00** | **50.00** | 1/2 | 50.00 to 100.00 |"
     );
     assert!(md.contains("1 failed and not scored"), "{md}");
     let csv = report::csv(&t);
-    assert_eq!(csv.lines().nth(2).unwrap(), "topk,0.5,50.0,0,2,0,0,0");
+    assert_eq!(csv.lines().nth(2).unwrap(), "topk,0.5,50.0,0,2,0,0,0,0,0");
 }
 
 #[test]
@@ -240,6 +242,26 @@ fn by_clip_ranks_clips_by_the_difference_with_the_table_s_corpus_values() {
     assert!((c.mean.a - table("topk@0.25")).abs() < 1e-9);
     assert!((c.mean.b - table("segmentwise@0.25")).abs() < 1e-9);
     assert!((c.mean.delta - (c.mean.a - c.mean.b)).abs() < 1e-12);
+    // The table's own interval of each setting holds its value (jiwer's WER of the corpus).
+    for row in t.rows.iter().filter(|r| r.method != "full") {
+        let [lo, hi] = row.ci95.unwrap();
+        let v = row.values[0].unwrap();
+        assert!(lo < v && v < hi, "{}: {lo} {v} {hi}", row.method);
+    }
+    let md = report::markdown(&t);
+    assert!(
+        md.lines()
+            .next()
+            .unwrap()
+            .ends_with("| loops | 95 % CI, WER % |"),
+        "{md}"
+    );
+    assert!(report::csv(&t).starts_with("method,keep,k_mean,loops,runs,"));
+    assert!(report::csv(&t)
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(",ci95_lo,ci95_hi"));
     // The interval holds the corpus difference and has a width.
     let [lo, hi] = c.delta_ci95;
     assert!(
