@@ -62,7 +62,11 @@ pub struct ExplorerApp {
 }
 
 impl ExplorerApp {
-    pub fn new(settings: Settings, startup: Startup) -> ExplorerApp {
+    pub fn new(mut settings: Settings, startup: Startup) -> ExplorerApp {
+        // A dtype on the command line (`--dtype bf16`) is the standing choice from now on.
+        if startup.load.precision != crate::model::Precision::Auto {
+            settings.precision = startup.load.precision;
+        }
         let ctx_cell: Arc<OnceLock<egui::Context>> = Arc::new(OnceLock::new());
         let (worker, spawn_error) = match Worker::spawn(wake(&ctx_cell)) {
             Ok(w) => (w, None),

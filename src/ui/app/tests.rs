@@ -9,6 +9,7 @@ use egui_kittest::Harness;
 use super::ExplorerApp;
 use crate::engine::worker::Event;
 use crate::model::fake::FakeModel;
+use crate::model::Precision;
 use crate::ui::commands::Command;
 use crate::ui::settings::Settings;
 use crate::ui::state::{ModelSource, Startup};
@@ -66,4 +67,26 @@ fn a_result_of_a_superseded_request_lands_in_no_cell() {
     };
     h.state_mut().on(current, &ctx);
     assert!(h.state().state.result(&key).is_some());
+}
+
+#[test]
+fn a_dtype_on_the_command_line_becomes_the_standing_choice() {
+    let startup = |precision| Startup {
+        clip: None,
+        model: ModelSource::None,
+        audio: false,
+        load: crate::model::LoadOptions {
+            precision,
+            ..Default::default()
+        },
+    };
+    let remembered = Settings {
+        precision: Precision::F16,
+        ..Settings::default()
+    };
+    let app = ExplorerApp::new(remembered.clone(), startup(Precision::Bf16));
+    assert_eq!(app.settings().precision, Precision::Bf16);
+    // Without the flag, the remembered choice stays.
+    let app = ExplorerApp::new(remembered, startup(Precision::Auto));
+    assert_eq!(app.settings().precision, Precision::F16);
 }
