@@ -21,15 +21,11 @@ pub enum HeadReduce {
 
 impl HeadReduce {
     pub fn parse(s: &str) -> Result<HeadReduce, UnknownName> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "mean" => Ok(HeadReduce::Mean),
-            "max" => Ok(HeadReduce::Max),
-            other => Err(UnknownName {
-                what: "head reduction",
-                got: other.into(),
-                hint: "expected mean or max".into(),
-            }),
-        }
+        crate::util::parse_name(
+            "head reduction",
+            s,
+            &[("mean", HeadReduce::Mean), ("max", HeadReduce::Max)],
+        )
     }
 
     pub fn name(self) -> &'static str {
