@@ -207,6 +207,22 @@ mod tests {
     }
 
     #[test]
+    fn the_frame_limit_holds_at_its_edge() {
+        // Exactly the limit is a length a peer may send (here it then sends nothing); one
+        // byte more is refused unread.
+        let at = (MAX_FRAME as u32).to_le_bytes();
+        assert!(matches!(
+            read_frame::<String>(&mut &at[..]),
+            Err(FrameError::Malformed(m)) if m.contains("after 0 of a frame's 536870912 bytes")
+        ));
+        let past = (MAX_FRAME as u32 + 1).to_le_bytes();
+        assert!(matches!(
+            read_frame::<String>(&mut &past[..]),
+            Err(FrameError::TooLarge { len }) if len == MAX_FRAME + 1
+        ));
+    }
+
+    #[test]
     fn short_empty_and_garbage_frames_are_malformed() {
         // Claims 100 bytes, sends 3.
         let mut buf = 100u32.to_le_bytes().to_vec();
