@@ -90,11 +90,7 @@ pub fn compare(
         }
     }
     let dataset = results.header.dataset.as_str();
-    let ok: Vec<&Record> = results
-        .records
-        .iter()
-        .filter(|r| r.error.is_none())
-        .collect();
+    let ok = results.ran();
     let (metric, higher_is_better, scale) = main_metric(dataset);
     let pa = parts(dataset, &ok, a, scorer);
     let pb = parts(dataset, &ok, b, scorer);
@@ -181,11 +177,7 @@ pub fn interval(
     seed: u64,
 ) -> Option<(&'static str, [f64; 2])> {
     let dataset = results.header.dataset.as_str();
-    let ok: Vec<&Record> = results
-        .records
-        .iter()
-        .filter(|r| r.error.is_none())
-        .collect();
+    let ok = results.ran();
     let (metric, _, scale) = main_metric(dataset);
     let p = parts(dataset, &ok, setting, scorer);
     if p.is_empty() {

@@ -76,11 +76,7 @@ const BOOTSTRAP: usize = 1000;
 
 /// Scores every setting of a results file.
 pub fn score(results: &Results, scorer: &dyn OptionScorer) -> Table {
-    let ok: Vec<&Record> = results
-        .records
-        .iter()
-        .filter(|r| r.error.is_none())
-        .collect();
+    let ok = results.ran();
     let failed = results.records.len() - ok.len();
     let dataset = results.header.dataset.as_str();
     let mut notes = Vec::new();
@@ -486,11 +482,7 @@ pub struct EffRow {
 /// Per setting, over clips: prefill ms (where the model measures it) and decoding ms per
 /// generated token; plus the encoder time per clip, shared by every setting.
 pub fn efficiency(results: &Results) -> (Vec<EffRow>, Option<(f64, f64)>) {
-    let ok: Vec<&Record> = results
-        .records
-        .iter()
-        .filter(|r| r.error.is_none())
-        .collect();
+    let ok = results.ran();
     let mut rows = Vec::new();
     for label in &results.header.settings {
         let runs: Vec<&super::runner::RunRecord> = ok

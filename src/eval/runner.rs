@@ -224,6 +224,13 @@ pub struct Results {
     pub records: Vec<Record>,
 }
 
+impl Results {
+    /// The records of the clips that ran (a failed clip is counted apart, never scored).
+    pub fn ran(&self) -> Vec<&Record> {
+        self.records.iter().filter(|r| r.error.is_none()).collect()
+    }
+}
+
 /// Reads a results file. A torn last line (no newline, not JSON) is ignored and its byte
 /// offset returned so a resume can cut it off.
 pub fn read_results(path: &Path) -> Result<(Results, u64)> {
