@@ -203,7 +203,11 @@ impl<'a> Session<'a> {
             }
         };
         let runs = self.decode(plan, cancel, progress)?;
-        Ok(Analysis { report, runs })
+        Ok(Analysis {
+            report,
+            plan: Some(super::PlanSettings::of(plan)),
+            runs,
+        })
     }
 
     /// Decodes every run of `plan` on the clip last encoded; the results in the plan's order.

@@ -24,7 +24,9 @@ pub mod worker;
 pub use crate::model::align::TimedWord;
 pub use host::{HostError, LinkError, ModelHost, Session};
 pub use key::RunKey;
-pub use report::{describe, Analysis, ClipInfo, ClipReport, ScoreSourceReport, TokenInfo};
+pub use report::{
+    describe, Analysis, ClipInfo, ClipReport, PlanSettings, ScoreSourceReport, TokenInfo,
+};
 pub use run::{run, run_with, RunResult};
 pub use words::{AttentionBlock, RunAttention};
 
@@ -675,6 +677,7 @@ pub fn analyze_with(
     let runs = run(model, &clip, plan, cancel, progress)?;
     Ok(Analysis {
         report: describe(model.info(), audio, &clip, &source)?,
+        plan: Some(PlanSettings::of(plan)),
         runs,
     })
 }

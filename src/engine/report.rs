@@ -52,12 +52,37 @@ pub struct ScoreSourceReport {
     pub head_reduce: HeadReduce,
 }
 
-/// The `analyze --json` document (SPEC.md section 7): the clip-level part and every run.
+/// The `analyze --json` document (SPEC.md section 7): the clip-level part, the settings the
+/// runs were made with, and every run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Analysis {
     #[serde(flatten)]
     pub report: ClipReport,
+    /// The pruning parameters and decoding options every run shared (None in documents written
+    /// before they were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanSettings>,
     pub runs: Vec<RunResult>,
+}
+
+/// What a document's runs shared besides their method and keep ratio: with a run's method and
+/// keep they name its output (the explorer's cell key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanSettings {
+    /// Segments, mode, seed, gamma, window, threshold, order, score source (`keep` is each
+    /// run's own).
+    pub params: crate::prune::Params,
+    /// Silence tail, prompt, loop guard, attention, FastV layer.
+    pub decoding: super::Decoding,
+}
+
+impl PlanSettings {
+    pub fn of(plan: &super::Plan) -> PlanSettings {
+        PlanSettings {
+            params: plan.params.clone(),
+            decoding: plan.decoding.clone(),
+        }
+    }
 }
 
 /// The clip-level part of the document for `audio` encoded by the model described by `info`,

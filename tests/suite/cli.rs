@@ -324,3 +324,80 @@ fn atome_merges_to_k_or_above_a_threshold() {
         "merge threshold",
     );
 }
+
+/// The document reads back whole: every field of every run (words with their tokens, merged
+/// groups, attention), the settings the runs shared, and from those each run's cell key.
+#[test]
+fn the_analyze_document_reads_back_whole() {
+    use prunescope::engine::{Analysis, RunKey, RunSpec};
+    let clip = common::root().join("assets/jfk.wav");
+    let out = analyze(
+        &clip,
+        &[
+            "--method",
+            "vanilla,topk,segmentwise,visionzip,merge",
+            "--keep",
+            "0.5,0.1",
+            "--words",
+            "--attention",
+            "--json",
+            "-S",
+            "7",
+        ],
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let doc: Analysis = serde_json::from_str(&text).unwrap();
+    // Written again, it is the same document (the measured times aside: a long float may read
+    // back one unit in the last place off).
+    let untimed = |t: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(t).unwrap();
+        fn strip(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    m.retain(|k, _| !k.ends_with("_ms") && k != "decode_ms_per_token");
+                    m.values_mut().for_each(strip);
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+                _ => {}
+            }
+        }
+        strip(&mut v);
+        v
+    };
+    assert_eq!(
+        untimed(&serde_json::to_string(&doc).unwrap()),
+        untimed(&text)
+    );
+    let plan = doc.plan.as_ref().expect("the settings the runs shared");
+    assert_eq!(plan.params.segments, 7);
+    assert!(plan.decoding.attention);
+    let keys: std::collections::HashSet<RunKey> = doc
+        .runs
+        .iter()
+        .map(|r| {
+            let spec = RunSpec {
+                method: r.method,
+                keep: r.keep,
+            };
+            RunKey::of(&spec, &plan.params, &plan.decoding)
+        })
+        .collect();
+    assert_eq!(keys.len(), doc.runs.len(), "one cell per run");
+    assert!(
+        doc.runs.iter().any(|r| !r.merged.is_empty()),
+        "merged groups"
+    );
+    let words = doc.runs[0].words.as_ref().unwrap();
+    assert!(words
+        .windows(2)
+        .all(|w| w[0].tokens.end <= w[1].tokens.start));
+    // A word's attention over the clip, from the document alone.
+    let r = &doc.runs[0];
+    let over = r.attention.as_ref().unwrap().over_clip(
+        words[0].tokens.clone(),
+        doc.report.tokens.count,
+        &r.merged,
+    );
+    assert!(over.is_some_and(|o| o.iter().sum::<f32>() > 0.0));
+}

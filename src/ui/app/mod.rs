@@ -531,8 +531,13 @@ impl ExplorerApp {
             crate::eval::metrics::wer::sentence_wer(&reference, &r.text)
         });
         let scores = export::scores_csv(s.ranked(), &s.norm, &m.kept, &m.bounds, s.spt());
+        // Each cell's key is the parameters it reads: the current ones name them all.
         let analysis = Analysis {
             report: s.report.clone(),
+            plan: Some(crate::engine::PlanSettings {
+                params: self.state.params(),
+                decoding: self.state.settings.decoding(),
+            }),
             runs,
         };
         let stem = clip
