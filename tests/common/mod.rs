@@ -230,3 +230,20 @@ pub fn pcm16(samples: &[f32]) -> Vec<u8> {
 pub fn float32(samples: &[f32]) -> Vec<u8> {
     samples.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
+
+/// A JSON document without what is measured (times: `*_ms`, `decode_ms_per_token`), which
+/// differ from run to run, and whose long floats may read back one unit in the last place off.
+pub fn untimed(mut v: serde_json::Value) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.retain(|k, _| !k.ends_with("_ms") && k != "decode_ms_per_token");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
+}

@@ -350,25 +350,8 @@ fn the_analyze_document_reads_back_whole() {
     let doc: Analysis = serde_json::from_str(&text).unwrap();
     // Written again, it is the same document (the measured times aside: a long float may read
     // back one unit in the last place off).
-    let untimed = |t: &str| {
-        let mut v: serde_json::Value = serde_json::from_str(t).unwrap();
-        fn strip(v: &mut serde_json::Value) {
-            match v {
-                serde_json::Value::Object(m) => {
-                    m.retain(|k, _| !k.ends_with("_ms") && k != "decode_ms_per_token");
-                    m.values_mut().for_each(strip);
-                }
-                serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
-                _ => {}
-            }
-        }
-        strip(&mut v);
-        v
-    };
-    assert_eq!(
-        untimed(&serde_json::to_string(&doc).unwrap()),
-        untimed(&text)
-    );
+    let parse = |t: &str| common::untimed(serde_json::from_str(t).unwrap());
+    assert_eq!(parse(&serde_json::to_string(&doc).unwrap()), parse(&text));
     let plan = doc.plan.as_ref().expect("the settings the runs shared");
     assert_eq!(plan.params.segments, 7);
     assert!(plan.decoding.attention);

@@ -25,22 +25,6 @@ fn jfk() -> PathBuf {
     common::root().join("assets/jfk.wav")
 }
 
-/// The document without what is measured (times).
-fn untimed(mut v: serde_json::Value) -> serde_json::Value {
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                m.retain(|k, _| !k.ends_with("_ms") && k != "decode_ms_per_token");
-                m.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    strip(&mut v);
-    v
-}
-
 #[test]
 fn remote_analyze_gives_the_local_document() {
     let clip = jfk();
@@ -65,7 +49,7 @@ fn remote_analyze_gives_the_local_document() {
         args.extend_from_slice(&["--remote", &server]);
         let remote = common::json_doc(&args);
         assert!(local["runs"].as_array().unwrap().len() >= 4);
-        assert_eq!(untimed(local), untimed(remote), "{extra:?}");
+        assert_eq!(common::untimed(local), common::untimed(remote), "{extra:?}");
     }
 }
 
@@ -389,7 +373,7 @@ fn remote_analyze_over_ssh_to_localhost_gives_the_local_document() {
     let local = common::json_doc(&args);
     args.extend_from_slice(&["--remote", &server]);
     let remote = common::json_doc(&args);
-    assert_eq!(untimed(local), untimed(remote));
+    assert_eq!(common::untimed(local), common::untimed(remote));
     // A host that is not there: one line, with what ssh said.
     let refused =
         "ssh -o BatchMode=yes -o ConnectTimeout=5 -p 1 127.0.0.1 prunescope serve --stdio";
@@ -405,7 +389,7 @@ fn untimed_records(path: &Path) -> Vec<serde_json::Value> {
         .unwrap()
         .lines()
         .skip(1)
-        .map(|l| untimed(serde_json::from_str(l).unwrap()))
+        .map(|l| common::untimed(serde_json::from_str(l).unwrap()))
         .collect()
 }
 
