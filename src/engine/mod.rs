@@ -671,13 +671,27 @@ pub fn analyze_with(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Analysis> {
     plan.validate()?;
-    let source = plan.params.source;
-    check_source(model.info(), &source)?;
-    let clip = encode(model, audio, source.layers(layers), progress)?;
+    let (clip, report) = encode_described(model, audio, layers, &plan.params.source, progress)?;
     let runs = run(model, &clip, plan, cancel, progress)?;
     Ok(Analysis {
-        report: describe(model.info(), audio, &clip, &source)?,
+        report,
         plan: Some(PlanSettings::of(plan)),
         runs,
     })
+}
+
+/// Encodes a clip and describes it (the document's clip-level part) with the scores of
+/// `source`: its layer checked against the model first, every layer collected as well when it
+/// is not the last. `analyze` and the worker both encode through it.
+pub fn encode_described(
+    model: &dyn AudioLanguageModel,
+    audio: &Audio,
+    layers: Layers,
+    source: &ScoreSource,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<(EncodedClip, ClipReport)> {
+    check_source(model.info(), source)?;
+    let clip = encode(model, audio, source.layers(layers), progress)?;
+    let report = describe(model.info(), audio, &clip, source)?;
+    Ok((clip, report))
 }

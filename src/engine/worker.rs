@@ -410,15 +410,6 @@ impl State {
         };
         let job = clip.job;
         let scoring = clip.scoring;
-        if let Err(e) = super::check_source(model.info(), &scoring.source) {
-            let path = clip.audio.path.clone().unwrap_or_default();
-            self.emit(Event::ClipFailed {
-                job,
-                path,
-                message: e.to_string(),
-            });
-            return;
-        }
         let events = self.events.clone();
         let wake = &self.wake;
         let mut progress = |p: Progress| {
@@ -433,12 +424,13 @@ impl State {
         };
         // The explorer asks for every layer's scores, in the same pass: the layer lane shows
         // them and a click makes one the score source without encoding again.
-        let layers = scoring.source.layers(scoring.layers);
-        let encoded =
-            super::encode(model.as_ref(), &clip.audio, layers, &mut progress).and_then(|enc| {
-                let report = super::describe(model.info(), &clip.audio, &enc, &scoring.source)?;
-                Ok((enc, report))
-            });
+        let encoded = super::encode_described(
+            model.as_ref(),
+            &clip.audio,
+            scoring.layers,
+            &scoring.source,
+            &mut progress,
+        );
         match encoded {
             Ok((enc, report)) => {
                 let event = Event::ClipEncoded(Encoding {
@@ -458,11 +450,12 @@ impl State {
             }
             Err(e) => {
                 let path = clip.audio.path.clone().unwrap_or_default();
-                self.emit(Event::ClipFailed {
-                    job,
-                    path,
-                    message: format!("the model failed on this clip: {e}"),
-                })
+                let message = match e {
+                    // The score source asks for a layer the model lacks: nothing was encoded.
+                    super::EngineError::ScoreLayer { .. } => e.to_string(),
+                    e => format!("the model failed on this clip: {e}"),
+                };
+                self.emit(Event::ClipFailed { job, path, message })
             }
         }
     }
