@@ -139,7 +139,7 @@ impl Remote {
                     command: command.into(),
                     reason: e.to_string(),
                 };
-                return Remote::failed(command, lost, &wake);
+                return Remote::failed(command, lost, &wake, Arc::default());
             }
         };
         let (Some(stdin), Some(stdout), Some(stderr)) =
@@ -149,7 +149,7 @@ impl Remote {
                 command: command.into(),
                 reason: "its standard streams could not be piped".into(),
             };
-            return Remote::failed(command, lost, &wake);
+            return Remote::failed(command, lost, &wake, Arc::new(Mutex::new(Some(child))));
         };
         let tail = StderrTail::spawn(stderr, options.echo_stderr);
         let child = Arc::new(Mutex::new(Some(child)));
@@ -177,7 +177,14 @@ impl Remote {
         )
     }
 
-    fn failed(command: &str, lost: LinkError, wake: &Wake) -> Remote {
+    /// A link that failed before it started. `child` is the command when it did start (a
+    /// thread could not), so dropping the handle still stops and reaps it.
+    fn failed(
+        command: &str,
+        lost: LinkError,
+        wake: &Wake,
+        child: Arc<Mutex<Option<Child>>>,
+    ) -> Remote {
         let (tx, rx) = crossbeam_channel::unbounded();
         let _ = tx.send(Event::Lost(lost));
         wake(Duration::ZERO);
@@ -186,7 +193,7 @@ impl Remote {
             out: None,
             rx,
             stats: Arc::default(),
-            child: Arc::default(),
+            child,
         }
     }
 
@@ -212,7 +219,7 @@ impl Remote {
             .name("prunescope-remote-writer".into())
             .spawn(move || write_loop(writer, &requests, &writer_emit, &writer_stats, options));
         if let Err(e) = spawned {
-            return Remote::failed(command, thread_error(command, &e), &wake);
+            return Remote::failed(command, thread_error(command, &e), &wake, child);
         }
         let reader_stats = stats.clone();
         let reader_child = child.clone();
@@ -230,7 +237,7 @@ impl Remote {
                 emit.send(Event::Lost(lost.with_stderr(tail.last())));
             });
         if let Err(e) = spawned {
-            return Remote::failed(command, thread_error(command, &e), &wake);
+            return Remote::failed(command, thread_error(command, &e), &wake, child);
         }
         Remote {
             command: command.into(),
