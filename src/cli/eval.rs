@@ -575,7 +575,7 @@ pub fn metric(a: MetricArgs) -> Result<()> {
                     if matches!(chosen, Some((_, accuracy::MatchKind::Similarity))) {
                         by_similarity += 1;
                     }
-                    chosen.is_some_and(|(i, _)| r.choices[i].trim() == r.refs[0].trim())
+                    accuracy::is_answer(chosen, &r.choices, &r.refs[0])
                 }
             })
             .count();

@@ -243,8 +243,7 @@ fn parts<'a>(
             .iter()
             .map(|(r, x)| {
                 let chosen = accuracy::choose_option(&x.text, &r.item.choices, scorer);
-                let right =
-                    chosen.is_some_and(|(i, _)| r.item.choices[i].trim() == r.item.refs[0].trim());
+                let right = accuracy::is_answer(chosen, &r.item.choices, &r.item.refs[0]);
                 (r.item.id.as_str(), score(right))
             })
             .collect(),

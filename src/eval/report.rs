@@ -246,7 +246,7 @@ fn mcq_values(
         if matches!(chosen, Some((_, MatchKind::Similarity))) {
             tally.by_similarity += 1;
         }
-        let right = chosen.is_some_and(|(i, _)| r.item.choices[i].trim() == r.item.refs[0].trim());
+        let right = accuracy::is_answer(chosen, &r.item.choices, &r.item.refs[0]);
         per.entry(r.item.group.clone().unwrap_or_default())
             .or_default()
             .push(right);

@@ -100,6 +100,11 @@ fn letter_of(pred: &str, n_options: usize) -> Option<usize> {
     (i < n_options).then_some(i)
 }
 
+/// MMAU: whether the option [`choose_option`] chose is `answer` (surrounding spaces aside).
+pub fn is_answer(chosen: Option<(usize, MatchKind)>, options: &[String], answer: &str) -> bool {
+    chosen.is_some_and(|(i, _)| options[i].trim() == answer.trim())
+}
+
 /// MMAU: the chosen option index and how it was found.
 pub fn choose_option(
     pred: &str,
