@@ -8,11 +8,13 @@
 //! talk to) -> `remote` (the same host over a pipe: `prunescope serve --stdio` and its client)
 //! -> `ui` (the explorer) and, in the binary, the command line. Beside them: `scores` (which encoder layer's scores, reduced over heads how,
 //! drive the pruning: plain values `model` fills and `prune` is parameterised by, so `prune`
-//! knows nothing of models), `eval` (datasets, metrics, reports), `util` (median, temporary
+//! knows nothing of models), `eval` (datasets, metrics, reports), `document` (what was computed, opened again
+//! without a model: analyses, workspaces, eval runs), `util` (median, temporary
 //! folders).
 #![cfg_attr(test, allow(clippy::too_many_lines))]
 
 pub mod audio;
+pub mod document;
 pub mod engine;
 pub mod eval;
 pub mod mel;

@@ -25,6 +25,7 @@ fn model_app(clip: Option<PathBuf>, model: Box<dyn AudioLanguageModel>) -> Explo
     ExplorerApp::new(
         Settings::default(),
         Startup {
+            document: None,
             clip,
             model: ModelSource::Given(model),
             audio: false,
@@ -235,6 +236,7 @@ fn lanes_harness(settings: Settings) -> Harness<'static, ExplorerApp> {
     let app = ExplorerApp::new(
         settings,
         Startup {
+            document: None,
             clip: Some(jfk()),
             model: ModelSource::Given(Box::new(FakeModel::new(Duration::ZERO))),
             audio: false,
@@ -342,6 +344,7 @@ fn frame_time_stays_under_16_ms_while_decoding_whisper() {
     let app = ExplorerApp::new(
         Settings::default(),
         Startup {
+            document: None,
             clip: Some(jfk()),
             model: ModelSource::Dir(dir),
             audio: false,
@@ -404,6 +407,7 @@ fn model_dtype_reloads_a_prompted_model_and_shows_in_the_title_bar() {
     let app = ExplorerApp::new(
         settings,
         Startup {
+            document: None,
             clip: Some(jfk()),
             model: ModelSource::Dir(dir),
             audio: false,
@@ -743,6 +747,7 @@ fn remote_app(command: String) -> ExplorerApp {
     ExplorerApp::new(
         Settings::default(),
         Startup {
+            document: None,
             clip: Some(jfk()),
             model: ModelSource::Remote(command),
             load: Default::default(),

@@ -54,6 +54,10 @@ struct RunArgs {
     /// Do not write the reports after the run.
     #[arg(long)]
     no_report: bool,
+    /// Store each run's words with their times in the clip, as `analyze --words` gives them,
+    /// so the clips open in the explorer with their word links (`prunescope open OUT`).
+    #[arg(long)]
+    words: bool,
     #[command(flatten)]
     scorer: ScorerArgs,
     #[command(flatten)]
@@ -131,12 +135,6 @@ fn minilm_dir() -> Result<PathBuf> {
 /// The option scorer `kind` asks for. `auto` never fails: without a usable model it says so on
 /// stderr, once, and takes the bag-of-words scorer.
 fn option_scorer(kind: ScorerKind) -> Result<Box<dyn OptionScorer>> {
-    let fallback = |why: String| -> Box<dyn OptionScorer> {
-        eprintln!(
-            "{why}: MMAU answers naming no option are matched by bag-of-words similarity instead"
-        );
-        Box::new(LexicalScorer)
-    };
     match kind {
         ScorerKind::Lexical => Ok(Box::new(LexicalScorer)),
         ScorerKind::Minilm => {
@@ -144,16 +142,13 @@ fn option_scorer(kind: ScorerKind) -> Result<Box<dyn OptionScorer>> {
                 .map_err(|e| anyhow!("--scorer minilm: {e}"))?;
             Ok(Box::new(s))
         }
-        ScorerKind::Auto => Ok(match embed::default_dir() {
-            None => fallback(format!(
-                "no {} sentence-embedding model (`prunescope fetch minilm` fetches it)",
-                embed::MODEL_NAME
-            )),
-            Some(dir) => match SentenceScorer::load(&dir) {
-                Ok(s) => Box::new(s),
-                Err(e) => fallback(e.to_string()),
-            },
-        }),
+        ScorerKind::Auto => {
+            let (scorer, note) = embed::auto_scorer();
+            if let Some(note) = note {
+                eprintln!("{note}");
+            }
+            Ok(scorer)
+        }
     }
 }
 
@@ -211,7 +206,8 @@ fn run_dataset(a: RunArgs) -> Result<()> {
     let host = open_host(&a.model, &a.remote)?;
     let cancel = AtomicBool::new(false);
     let mut session = Session::open(host.as_ref(), &cancel)?;
-    let plan = build_plan(&a.plan, session.info.seconds_per_token)?;
+    let mut plan = build_plan(&a.plan, session.info.seconds_per_token)?;
+    plan.decoding.attention = a.words;
     let out_file = a.out.join(shard.file_name());
     let opts = RunOptions {
         out: &out_file,

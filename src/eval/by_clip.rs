@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use super::metrics::accuracy::{self, OptionScorer};
 use super::metrics::{self, wer};
-use super::runner::{setting_label, Record, Results, RunRecord};
+use super::runner::{setting_of, Record, Results};
+use crate::engine::RunResult;
 use crate::util::SplitMix64;
 
 /// Why two settings cannot be compared.
@@ -91,16 +92,25 @@ pub fn compare(
     }
     let dataset = results.header.dataset.as_str();
     let ok = results.ran();
-    let (metric, higher_is_better, scale) = main_metric(dataset);
     let pa = parts(dataset, &ok, a, scorer);
     let pb = parts(dataset, &ok, b, scorer);
-    // Paired: the clips both settings scored.
-    let mut pairs: Vec<(&str, Part, Part)> = Vec::new();
-    for (id, x) in &pa {
-        if let Some((_, y)) = pb.iter().find(|(j, _)| j == id) {
-            pairs.push((id, *x, *y));
-        }
-    }
+    paired(main_metric(dataset), (a, &pa), (b, &pb), resamples, seed)
+}
+
+/// The comparison of two settings' clip shares: the clips both scored, ranked by the
+/// difference, the corpus values and the paired bootstrap interval of their difference.
+fn paired(
+    (metric, higher_is_better, scale): (&str, bool, f64),
+    (a, pa): (&str, &[(&str, Part)]),
+    (b, pb): (&str, &[(&str, Part)]),
+    resamples: usize,
+    seed: u64,
+) -> Result<ByClip, ByClipError> {
+    let of_b: std::collections::HashMap<&str, Part> = pb.iter().copied().collect();
+    let pairs: Vec<(&str, Part, Part)> = pa
+        .iter()
+        .filter_map(|(id, x)| of_b.get(id).map(|y| (*id, *x, *y)))
+        .collect();
     if pairs.is_empty() {
         return Err(ByClipError::NoCommonClip(a.into(), b.into()));
     }
@@ -189,6 +199,101 @@ pub fn interval(
     Some((metric, ci))
 }
 
+/// Every setting's main metric clip by clip, and each setting's corpus value: the corpus
+/// view's table.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// The quality table's first column (e.g. `WER %`).
+    pub metric: &'static str,
+    pub higher_is_better: bool,
+    /// A clip's share times this is its value (percent or not).
+    scale: f64,
+    /// `method@keep`, in plan order.
+    pub settings: Vec<String>,
+    /// The ids of the clips that ran, in dataset order.
+    pub clips: Vec<String>,
+    /// `parts[clip][setting]`: None where the metric does not score the clip under that
+    /// setting (a setting it lacks; ClothoAQA's questions other than unanimous yes/no; an ASR
+    /// reference without words).
+    parts: Vec<Vec<Option<Part>>>,
+    /// Each setting's corpus value, as `table.csv` has it (None: no clip scored).
+    pub corpus: Vec<Option<f64>>,
+    /// Clips that could not be run (recorded with their error).
+    pub failed: usize,
+}
+
+/// The main metric of every clip under every setting of `results`.
+pub fn table(results: &Results, scorer: &dyn OptionScorer) -> Table {
+    let dataset = results.header.dataset.as_str();
+    let ok = results.ran();
+    let (metric, higher_is_better, scale) = main_metric(dataset);
+    let clips: Vec<String> = ok.iter().map(|r| r.item.id.clone()).collect();
+    let row_of: std::collections::HashMap<&str, usize> = clips
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let settings = results.header.settings.clone();
+    let mut by_clip = vec![vec![None; settings.len()]; clips.len()];
+    let mut corpus_values = Vec::with_capacity(settings.len());
+    for (j, setting) in settings.iter().enumerate() {
+        let p = parts(dataset, &ok, setting, scorer);
+        for (id, part) in &p {
+            if let Some(&i) = row_of.get(id) {
+                by_clip[i][j] = Some(*part);
+            }
+        }
+        corpus_values.push((!p.is_empty()).then(|| corpus(p.iter().map(|x| x.1), scale)));
+    }
+    Table {
+        metric,
+        higher_is_better,
+        scale,
+        settings,
+        clips,
+        parts: by_clip,
+        corpus: corpus_values,
+        failed: results.records.len() - ok.len(),
+    }
+}
+
+impl Table {
+    /// A clip's value under a setting (indices into `clips` and `settings`).
+    pub fn value(&self, clip: usize, setting: usize) -> Option<f64> {
+        let p = (*self.parts.get(clip)?.get(setting)?)?;
+        Some(self.scale * p.num / p.den)
+    }
+
+    /// Settings `a` and `b` (indices into `settings`) compared as [`compare`] does.
+    pub fn compare(
+        &self,
+        a: usize,
+        b: usize,
+        resamples: usize,
+        seed: u64,
+    ) -> Result<ByClip, ByClipError> {
+        let label = |j: usize| self.settings.get(j).map_or("", String::as_str);
+        let column = |j: usize| -> Vec<(&str, Part)> {
+            self.clips
+                .iter()
+                .zip(&self.parts)
+                .filter_map(|(id, row)| Some((id.as_str(), (*row.get(j)?)?)))
+                .collect()
+        };
+        for j in [a, b] {
+            if j >= self.settings.len() {
+                return Err(ByClipError::NoSetting(
+                    format!("#{j}"),
+                    self.settings.join(", "),
+                ));
+            }
+        }
+        let (pa, pb) = (column(a), column(b));
+        let metric = (self.metric, self.higher_is_better, self.scale);
+        paired(metric, (label(a), &pa), (label(b), &pb), resamples, seed)
+    }
+}
+
 /// Each clip's share of the first metric under `setting`, by clip id.
 fn parts<'a>(
     dataset: &str,
@@ -196,12 +301,12 @@ fn parts<'a>(
     setting: &str,
     scorer: &dyn OptionScorer,
 ) -> Vec<(&'a str, Part)> {
-    let runs: Vec<(&Record, &RunRecord)> = ok
+    let runs: Vec<(&Record, &RunResult)> = ok
         .iter()
         .filter_map(|r| {
             r.runs
                 .iter()
-                .find(|x| setting_label(&x.method, x.keep) == setting)
+                .find(|x| setting_of(x) == setting)
                 .map(|x| (*r, x))
         })
         .collect();

@@ -98,6 +98,27 @@ impl OptionScorer for SentenceScorer {
     }
 }
 
+/// The best option scorer without asking: the sentence embedder when its model is on disk,
+/// else the bag-of-words stand-in, with the reason why for the user (`--scorer auto`, the
+/// corpus view).
+pub fn auto_scorer() -> (Box<dyn OptionScorer>, Option<String>) {
+    let why = match default_dir() {
+        None => format!(
+            "no {MODEL_NAME} sentence-embedding model (`prunescope fetch minilm` fetches it)"
+        ),
+        Some(dir) => match SentenceScorer::load(&dir) {
+            Ok(s) => return (Box::new(s), None),
+            Err(e) => e.to_string(),
+        },
+    };
+    (
+        Box::new(LexicalScorer),
+        Some(format!(
+            "{why}: MMAU answers naming no option are matched by bag-of-words similarity instead"
+        )),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 
 use super::metrics::accuracy::{self, MatchKind, OptionScorer};
 use super::metrics::{self, wer};
-use super::runner::{setting_label, Record, Results, RunRecord};
+use super::runner::{setting_of, Record, Results};
+use crate::engine::RunResult;
 
 /// One column of the quality table.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +104,7 @@ pub fn score(results: &Results, scorer: &dyn OptionScorer) -> Table {
             ci_metric = Some(m);
         }
         rows.push(Row {
-            method: first.method.clone(),
+            method: first.method.name().to_string(),
             keep: first.keep,
             values,
             k_mean,
@@ -169,7 +170,7 @@ fn subset_sizes(ok: &[&Record]) -> String {
 }
 
 /// A clip's record with its run of one setting.
-type SettingRun<'a> = (&'a Record, &'a RunRecord);
+type SettingRun<'a> = (&'a Record, &'a RunResult);
 
 /// The (record, run) of the setting `label`, for every clip that has it.
 fn runs_of<'a>(ok: &[&'a Record], label: &str) -> Vec<SettingRun<'a>> {
@@ -177,7 +178,7 @@ fn runs_of<'a>(ok: &[&'a Record], label: &str) -> Vec<SettingRun<'a>> {
         .filter_map(|r| {
             r.runs
                 .iter()
-                .find(|x| setting_label(&x.method, x.keep) == label)
+                .find(|x| setting_of(x) == label)
                 .map(|x| (*r, x))
         })
         .collect()
@@ -485,13 +486,9 @@ pub fn efficiency(results: &Results) -> (Vec<EffRow>, Option<(f64, f64)>) {
     let ok = results.ran();
     let mut rows = Vec::new();
     for label in &results.header.settings {
-        let runs: Vec<&super::runner::RunRecord> = ok
+        let runs: Vec<&RunResult> = ok
             .iter()
-            .filter_map(|r| {
-                r.runs
-                    .iter()
-                    .find(|x| setting_label(&x.method, x.keep) == *label)
-            })
+            .filter_map(|r| r.runs.iter().find(|x| setting_of(x) == *label))
             .collect();
         let Some(first) = runs.first() else {
             continue;
@@ -507,7 +504,7 @@ pub fn efficiency(results: &Results) -> (Vec<EffRow>, Option<(f64, f64)>) {
         let prefill: Vec<f64> = runs.iter().filter_map(|x| x.prefill_ms).collect();
         let n = runs.len() as f64;
         rows.push(EffRow {
-            method: first.method.clone(),
+            method: first.method.name().to_string(),
             keep: first.keep,
             k_mean: runs.iter().map(|x| x.k as f64).sum::<f64>() / n,
             prefill_ms: mean_std(&prefill),

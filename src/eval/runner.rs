@@ -108,6 +108,11 @@ pub struct Header {
     /// Items in the whole dataset (before sharding).
     pub items: usize,
     pub shard: Option<Shard>,
+    /// The parameters and decoding options every setting shared, as the `analyze` document
+    /// writes them (None in files written before they were stored): with a run's method and
+    /// keep ratio they name its output, so a clip's runs open as the explorer's cells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<engine::PlanSettings>,
 }
 
 impl Header {
@@ -126,6 +131,7 @@ impl Header {
             tail: plan.decoding.tail,
             items: dataset.items.len(),
             shard: (shard.of > 1).then_some(shard),
+            plan: Some(engine::PlanSettings::of(plan)),
         }
     }
 
@@ -151,57 +157,13 @@ pub fn setting_label(method: &str, keep: f64) -> String {
     format!("{method}@{keep}")
 }
 
-/// One setting's output on one clip: the view of an [`engine::RunResult`] that a results file
-/// keeps, built only by its `From<RunResult>` impl.
-///
-/// It is a separate, smaller type on purpose, not the engine's result itself:
-/// - a results file is a checkpoint of thousands of clips x settings, and reports read nothing
-///   but text, timings and the loop flag: the engine's `kept` indices (up to every token of the
-///   clip per run), `token_ids`, `loop_spans` and `tail_tokens` would multiply its size for data
-///   no report uses (`prunescope analyze --json` gives them for one clip);
-/// - it must read files written by earlier versions, so its later fields have serde defaults,
-///   and `decode_ms_per_token` is left out when unmeasured, where the `analyze` document
-///   (SPEC.md section 7) always writes it, `null` included.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
-    pub method: String,
-    pub keep: f64,
-    pub segments: Option<usize>,
-    pub k: usize,
-    pub text: String,
-    pub decode_ms: f64,
-    pub generated_tokens: usize,
-    /// Prefill time where the model measures it: an LLM's prompt pass; Whisper's share of the
-    /// cross-attention keys and values.
-    #[serde(default)]
-    pub prefill_ms: Option<f64>,
-    /// Decoding ms per step after the prefill, where measured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decode_ms_per_token: Option<f64>,
-    /// The run looped (`model::repetition`); false in files written before loops were judged.
-    #[serde(default)]
-    pub looped: bool,
-}
-
-impl From<engine::RunResult> for RunRecord {
-    fn from(r: engine::RunResult) -> RunRecord {
-        RunRecord {
-            method: r.method.name().into(),
-            keep: r.keep,
-            segments: r.segments,
-            k: r.k,
-            text: r.text,
-            decode_ms: r.decode_ms,
-            generated_tokens: r.generated_tokens,
-            prefill_ms: r.prefill_ms,
-            decode_ms_per_token: r.decode_ms_per_token,
-            looped: r.looped,
-        }
-    }
+/// A run's setting, `method@keep`, as the header lists it.
+pub fn setting_of(r: &engine::RunResult) -> String {
+    setting_label(r.method.name(), r.keep)
 }
 
 /// One clip: the item (so reports need nothing but this file) and every setting's output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     /// Position in the dataset, for a stable order after merging shards.
     pub index: usize,
@@ -210,11 +172,40 @@ pub struct Record {
     pub duration_s: f64,
     #[serde(default)]
     pub encode_ms: f64,
+    /// Every setting's output: the engine's result with its kept tokens, text, token ids and
+    /// loop report, and its words when the run asked for them (`--words`); each token's
+    /// attention is left out (it would multiply the file's size; `analyze --attention` gives
+    /// it for one clip). Files written before these were stored read with them empty.
     #[serde(default)]
-    pub runs: Vec<RunRecord>,
+    pub runs: Vec<engine::RunResult>,
+    /// The clip's part of the `analyze` document (its tokens and scores, once for every
+    /// setting), so the clip opens in the explorer with its outputs and no model; None in
+    /// files written before it was stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<engine::ClipReport>,
     /// Set when the clip could not be run (unreadable audio, ...); reports count these apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl Record {
+    /// The clip's `analyze` document as the run made it (its stored outputs, without each
+    /// token's attention), with the prompt its question gave: None for a clip that failed or
+    /// a file written before the clip's scores were stored.
+    pub fn analysis(&self, header: &Header) -> Option<engine::Analysis> {
+        let report = self.clip.clone()?;
+        let plan = header.plan.clone().map(|mut p| {
+            if let Some(q) = &self.item.question {
+                p.decoding.prompt = Some(question_prompt(q, &self.item.choices));
+            }
+            p
+        });
+        Some(engine::Analysis {
+            report,
+            plan,
+            runs: self.runs.clone(),
+        })
+    }
 }
 
 /// A results file read back: header and records.
@@ -423,6 +414,7 @@ pub fn run(
                     duration_s: 0.0,
                     encode_ms: 0.0,
                     runs: Vec::new(),
+                    clip: None,
                     error: Some(e),
                 }
             }
@@ -488,14 +480,22 @@ fn run_item(
         item: item.clone(),
         duration_s: a.report.clip.duration_s,
         encode_ms: a.report.encode_ms,
-        runs: a.runs.into_iter().map(RunRecord::from).collect(),
+        runs: a
+            .runs
+            .into_iter()
+            .map(|r| engine::RunResult {
+                attention: None,
+                ..r
+            })
+            .collect(),
+        clip: Some(a.report),
         error: None,
     })
 }
 
-/// Joins shard files (or restarted copies) into one: headers must agree apart from the shard;
-/// a clip present twice is kept once; records come out in dataset order.
-pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Results> {
+/// Reads results files (shards, or restarted copies) as one run: headers must agree apart
+/// from the shard; a clip present twice is kept once; records come out in dataset order.
+pub fn join(inputs: &[PathBuf]) -> Result<Results> {
     let mut header: Option<Header> = None;
     let mut seen = HashSet::new();
     let mut records = Vec::new();
@@ -518,31 +518,37 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Results> {
         }
     }
     let mut header = header.ok_or_else(|| RunnerError::Format {
-        path: out.to_path_buf(),
+        path: PathBuf::new(),
         line: 0,
         msg: "nothing to merge".into(),
     })?;
-    header.shard = None;
+    if inputs.len() > 1 {
+        header.shard = None;
+    }
     records.sort_by_key(|r| r.index);
-    let mut text = serde_json::to_string(&header).map_err(|e| RunnerError::Format {
+    Ok(Results { header, records })
+}
+
+/// Joins shard files (or restarted copies) into one file ([`join`]).
+pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Results> {
+    let mut results = join(inputs)?;
+    results.header.shard = None;
+    let format = |e: serde_json::Error| RunnerError::Format {
         path: out.to_path_buf(),
         line: 0,
         msg: e.to_string(),
-    })?;
+    };
+    let mut text = serde_json::to_string(&results.header).map_err(format)?;
     text.push('\n');
-    for r in &records {
-        text.push_str(&serde_json::to_string(r).map_err(|e| RunnerError::Format {
-            path: out.to_path_buf(),
-            line: 0,
-            msg: e.to_string(),
-        })?);
+    for r in &results.records {
+        text.push_str(&serde_json::to_string(r).map_err(format)?);
         text.push('\n');
     }
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
     std::fs::write(out, text).map_err(io(out))?;
-    Ok(Results { header, records })
+    Ok(results)
 }
 
 #[cfg(test)]

@@ -167,11 +167,17 @@ impl std::fmt::Display for Runtime {
     }
 }
 
+/// A model's name with where and in which dtype it ran: [`ModelInfo::label`], and a
+/// document's (`ClipReport::model_label`).
+pub fn label(name: &str, runtime: &Runtime) -> String {
+    format!("{name}, {runtime}")
+}
+
 impl ModelInfo {
     /// The name with where and in which dtype it runs, e.g. "qwen2-audio-7b (qwen2-audio), cpu
     /// bf16": what reports and the explorer's title bar show.
     pub fn label(&self) -> String {
-        format!("{}, {}", self.name, self.runtime)
+        label(&self.name, &self.runtime)
     }
 
     /// Whisper-style defaults: 30 s windows, no window limit, cross-attention decoding.

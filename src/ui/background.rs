@@ -1,13 +1,23 @@
-//! Helpers that work beside the frame: the system file dialog on its own thread, files dropped on
-//! the window, and the sound device. Each turns what happened into a [`Command`] for the app's
-//! one handler, or a message for the status line.
+//! Helpers that work beside the frame: the system file dialog on its own thread, the reading
+//! of documents and eval runs and the decoding of their clips on another ([`Loader`]), files
+//! dropped on the window, and the sound device. Each turns what happened into a [`Command`]
+//! for the app's one handler, a [`Loaded`] for it to install, or a message for the status line.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::document::{self, Opened};
+use crate::engine::worker::{self, ClipSource, Spectrogram};
+use crate::eval::by_clip::{self, Table};
+use crate::eval::runner::Results;
 
 use super::audio_out::AudioOut;
 use super::commands::Command;
 use super::state::PathTarget;
+
+/// Documents the open dialog offers: analyses, workspaces, eval results.
+const DOCUMENT_EXTENSIONS: [&str; 3] = ["json", "prunescope", "jsonl"];
 
 /// Audio files the clip dialog offers.
 const AUDIO_EXTENSIONS: [&str; 9] = [
@@ -32,7 +42,12 @@ pub enum Picked {
 
 impl Dialog {
     /// Opens the dialog; None when no thread could be started (the path window takes over).
-    pub fn open(target: PathTarget, ctx: Option<egui::Context>) -> Option<Dialog> {
+    /// `name`: the file name a save dialog suggests.
+    pub fn open(
+        target: PathTarget,
+        name: Option<String>,
+        ctx: Option<egui::Context>,
+    ) -> Option<Dialog> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         std::thread::Builder::new()
             .name("file-dialog".into())
@@ -40,7 +55,14 @@ impl Dialog {
                 let d = rfd::FileDialog::new();
                 let picked = match target {
                     PathTarget::Clip => d.add_filter("audio", &AUDIO_EXTENSIONS).pick_file(),
-                    PathTarget::Model => d.pick_folder(),
+                    PathTarget::Document => d
+                        .add_filter("analyses, workspaces, eval results", &DOCUMENT_EXTENSIONS)
+                        .pick_file(),
+                    PathTarget::Model | PathTarget::Run => d.pick_folder(),
+                    PathTarget::SaveWorkspace => d
+                        .add_filter("workspace", &["prunescope"])
+                        .set_file_name(name.unwrap_or_default())
+                        .save_file(),
                 };
                 let _ = tx.send(picked);
                 if let Some(c) = ctx {
@@ -67,7 +89,9 @@ impl Dialog {
     }
 }
 
-/// Files dropped on the window this frame: a folder is a model, a file a clip.
+/// Files dropped on the window this frame: an analysis, workspace or eval run (a results
+/// file, or the folder that holds it) opens as a document, another folder is a model, another
+/// file a clip.
 pub fn dropped(ctx: &egui::Context) -> Vec<Command> {
     ctx.input(|i| {
         i.raw
@@ -76,7 +100,9 @@ pub fn dropped(ctx: &egui::Context) -> Vec<Command> {
             .map(|f| f.path().to_path_buf())
             .filter(|p| !p.as_os_str().is_empty())
             .map(|p| {
-                if p.is_dir() {
+                if document::is_document(&p) {
+                    Command::OpenDocument(p)
+                } else if p.is_dir() {
                     Command::LoadModel(p)
                 } else {
                     Command::OpenClip(p)
@@ -84,6 +110,142 @@ pub fn dropped(ctx: &egui::Context) -> Vec<Command> {
             })
             .collect()
     })
+}
+
+/// What the [`Loader`] brings back, with the job it was asked under.
+pub enum Loaded {
+    /// An analysis or a workspace read (an eval run comes as [`Loaded::Run`]).
+    Document {
+        job: u64,
+        path: PathBuf,
+        opened: Result<Opened, String>,
+    },
+    /// An eval run with every clip's metric (`note`: how MMAU answers were matched, when not
+    /// by sentence embeddings).
+    Run {
+        job: u64,
+        path: PathBuf,
+        results: Box<Results>,
+        table: Table,
+        note: Option<String>,
+    },
+    /// A document's clip decoded, with its log-mel, or why not.
+    Audio {
+        job: u64,
+        audio: Result<(Arc<Vec<f32>>, Spectrogram), String>,
+    },
+}
+
+/// Reads documents and decodes their clips on helper threads, so a 10-minute clip's workspace
+/// or a 1,000-clip run never stalls a frame.
+pub struct Loader {
+    tx: crossbeam_channel::Sender<Loaded>,
+    rx: crossbeam_channel::Receiver<Loaded>,
+    wake: Arc<dyn Fn(Duration) + Send + Sync>,
+}
+
+impl Loader {
+    pub fn new(wake: impl Fn(Duration) + Send + Sync + 'static) -> Loader {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Loader {
+            tx,
+            rx,
+            wake: Arc::new(wake),
+        }
+    }
+
+    /// What came back, if anything.
+    pub fn try_recv(&self) -> Option<Loaded> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Runs `work` on a helper thread; what it returns comes back (or, when no thread can be
+    /// started, `failed` with the reason).
+    fn spawn(
+        &self,
+        work: impl FnOnce() -> Loaded + Send + 'static,
+        failed: impl FnOnce(String) -> Loaded,
+    ) {
+        let (tx, wake) = (self.tx.clone(), self.wake.clone());
+        let started = std::thread::Builder::new()
+            .name("loader".into())
+            .spawn(move || {
+                let _ = tx.send(work());
+                wake(Duration::ZERO);
+            });
+        if let Err(e) = started {
+            let _ = self.tx.send(failed(format!("cannot start a thread: {e}")));
+        }
+    }
+
+    /// Reads `path`: an analysis, a workspace or an eval run (then its table too).
+    pub fn read(&self, job: u64, path: PathBuf) {
+        let p = path.clone();
+        self.spawn(
+            move || match document::open(&path) {
+                Ok(Opened::Run(results)) => tabulate(job, path, *results),
+                opened => Loaded::Document {
+                    job,
+                    path,
+                    opened: opened.map_err(|e| e.to_string()),
+                },
+            },
+            move |e| Loaded::Document {
+                job,
+                path: p,
+                opened: Err(e),
+            },
+        );
+    }
+
+    /// Computes the table of a run read already (`prunescope open RUN`).
+    pub fn tabulate(&self, job: u64, path: PathBuf, results: Results) {
+        let p = path.clone();
+        self.spawn(
+            move || tabulate(job, path, results),
+            move |e| Loaded::Document {
+                job,
+                path: p,
+                opened: Err(e),
+            },
+        );
+    }
+
+    /// Decodes a document's clip and its log-mel.
+    pub fn decode(&self, job: u64, source: ClipSource) {
+        self.spawn(
+            move || Loaded::Audio {
+                job,
+                audio: source
+                    .load()
+                    .map(|a| {
+                        let mel = worker::spectrogram(&a);
+                        (Arc::new(a.samples), mel)
+                    })
+                    .map_err(|e| e.to_string()),
+            },
+            move |e| Loaded::Audio { job, audio: Err(e) },
+        );
+    }
+}
+
+/// Every clip's metric under every setting of a run.
+fn tabulate(job: u64, path: PathBuf, results: Results) -> Loaded {
+    let (scorer, note) = if results.header.dataset == "mmau" {
+        crate::eval::embed::auto_scorer()
+    } else {
+        let lexical: Box<dyn crate::eval::metrics::accuracy::OptionScorer> =
+            Box::new(crate::eval::metrics::accuracy::LexicalScorer);
+        (lexical, None)
+    };
+    let table = by_clip::table(&results, scorer.as_ref());
+    Loaded::Run {
+        job,
+        path,
+        results: Box::new(results),
+        table,
+        note,
+    }
 }
 
 /// The sound device, opened on the first frame; without one, playback runs on the frame clock.

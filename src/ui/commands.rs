@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use egui::{Key, KeyboardShortcut, Modifiers};
 
 use super::logic::timeline::View;
-use super::state::{GridHover, LanesHover, PathTarget};
-use crate::engine::{RunMethod, Tail};
+use super::state::{GridHover, LanesHover, Page, PathTarget, SortBy};
+use crate::engine::{RunKey, RunMethod, Tail};
 use crate::model::Precision;
 use crate::prune::{Method, SegmentMode};
 use crate::scores::ScoreSource;
@@ -26,6 +26,30 @@ pub enum Command {
     PickExportDir,
     OpenClip(PathBuf),
     LoadModel(PathBuf),
+    /// The dialogs for an analysis or workspace, an eval run's folder, where to save the
+    /// workspace.
+    PickDocument,
+    PickRun,
+    PickWorkspaceSave,
+    /// Opens an analysis, a workspace or an eval run (told apart by their content).
+    OpenDocument(PathBuf),
+    /// Writes the workspace to this file.
+    SaveWorkspace(PathBuf),
+    /// Saved workspaces carry clips under 20 MB (or never).
+    ToggleEmbedClips,
+    /// Sends a document's clip to the model loaded, which computes its missing cells (its own
+    /// cells replace the document's when it is another model).
+    ComputeWithModel,
+    /// The clip's lanes and grid, or the eval run's table.
+    ShowPage(Page),
+    /// Sorts the corpus table (again on the same key: the other way).
+    SortCorpus(SortBy),
+    /// The two settings the corpus table compares (indices into the run's settings).
+    CompareSettings(usize, usize),
+    /// Opens a clip of the eval run (its index in the table) with its stored outputs.
+    OpenRunClip(usize),
+    /// The cell the lanes show while the pointer is over no cell (None: the slider's).
+    PinCell(Option<RunKey>),
     /// The remote-model window, its command line filled in with the last one.
     TypeRemote,
     EditRemote(String),
@@ -106,6 +130,8 @@ impl Command {
         match target {
             PathTarget::Clip => Command::OpenClip(path),
             PathTarget::Model => Command::LoadModel(path),
+            PathTarget::Document | PathTarget::Run => Command::OpenDocument(path),
+            PathTarget::SaveWorkspace => Command::SaveWorkspace(path),
         }
     }
 
@@ -162,6 +188,24 @@ pub const COMMANDS: &[CommandInfo] = &[
         name: "Open clip…",
         menu: Menu::File,
         shortcut: cmd(Key::O),
+    },
+    CommandInfo {
+        command: Command::PickDocument,
+        name: "Open analysis or workspace…",
+        menu: Menu::File,
+        shortcut: cmd(Key::D),
+    },
+    CommandInfo {
+        command: Command::PickRun,
+        name: "Open evaluation run…",
+        menu: Menu::File,
+        shortcut: None,
+    },
+    CommandInfo {
+        command: Command::PickWorkspaceSave,
+        name: "Save workspace…",
+        menu: Menu::File,
+        shortcut: cmd(Key::S),
     },
     CommandInfo {
         command: Command::PickModel,

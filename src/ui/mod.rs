@@ -39,11 +39,18 @@ pub fn default_model_dir() -> Option<PathBuf> {
     crate::model::default_dir()
 }
 
-/// Opens the explorer window, optionally with a clip, on `model` (None: the last model
-/// directory used, else the default), local directories loaded with `load`; returns when the
-/// window closes.
+/// What the window opens first: a clip (None: the last one), or a document read already
+/// (an analysis, a workspace, an eval run: `prunescope open PATH`).
+pub enum Launch {
+    Clip(Option<PathBuf>),
+    Document(PathBuf, crate::document::Opened),
+}
+
+/// Opens the explorer window on `launch`, with `model` (None: the last model directory used,
+/// else the default; a document opens with none unless asked), local directories loaded with
+/// `load`; returns when the window closes.
 pub fn run(
-    clip: Option<PathBuf>,
+    launch: Launch,
     model: Option<ModelSource>,
     load: crate::model::LoadOptions,
 ) -> eframe::Result {
@@ -63,7 +70,23 @@ pub fn run(
                 .storage
                 .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
                 .unwrap_or_default();
+            let (clip, document) = match launch {
+                Launch::Clip(clip) => (
+                    clip.or_else(|| {
+                        settings
+                            .recent_clips
+                            .first()
+                            .cloned()
+                            .filter(|p| p.is_file())
+                    }),
+                    None,
+                ),
+                Launch::Document(path, opened) => (None, Some((path, opened))),
+            };
             let model = model.unwrap_or_else(|| {
+                if document.is_some() {
+                    return ModelSource::None;
+                }
                 settings
                     .last_model
                     .clone()
@@ -71,17 +94,11 @@ pub fn run(
                     .or_else(default_model_dir)
                     .map_or(ModelSource::None, ModelSource::Dir)
             });
-            let clip = clip.or_else(|| {
-                settings
-                    .recent_clips
-                    .first()
-                    .cloned()
-                    .filter(|p| p.is_file())
-            });
             let mut app = ExplorerApp::new(
                 settings,
                 Startup {
                     clip,
+                    document,
                     model,
                     load,
                     audio: true,

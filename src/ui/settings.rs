@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Decoding, RunMethod, RunSpec, Tail};
+use crate::document::workspace::ExplorerView;
+use crate::engine::{Decoding, PlanSettings, RunMethod, RunSpec, Tail};
 use crate::model::Precision;
 use crate::prune::{self, Method, Params, SegmentMode};
 use crate::scores::ScoreSource;
@@ -47,6 +48,8 @@ pub struct Settings {
     /// Prompted models (Qwen2-Audio, AF3): the request after the audio; empty uses the model's
     /// default. Whisper ignores it.
     pub prompt: String,
+    /// Saved workspaces carry clips up to 20 MB, so they open without the clip.
+    pub embed_clips: bool,
 }
 
 impl Default for Settings {
@@ -75,6 +78,7 @@ impl Default for Settings {
             source: ScoreSource::default(),
             reference: String::new(),
             prompt: String::new(),
+            embed_clips: true,
         }
     }
 }
@@ -136,6 +140,45 @@ impl Settings {
         .normalised(params)
     }
 
+    /// Takes the controls a document's runs were made with (the inverse of [`Self::params`]
+    /// and [`Self::decoding`] for what the controls can say; `order` and `k_min` have no
+    /// control, so runs made with others stay hidden).
+    pub fn adopt(&mut self, plan: &PlanSettings, seconds_per_token: f64) {
+        let (p, d) = (&plan.params, &plan.decoding);
+        self.segments = p.segments;
+        self.mode = p.mode;
+        self.seed = p.seed;
+        self.gamma = p.gamma;
+        self.window_seconds = p.window_tokens as f64 * seconds_per_token;
+        self.merge_threshold = p.merge_threshold;
+        self.source = p.source;
+        self.tail = d.tail;
+        self.prompt = d.prompt.clone().unwrap_or_default();
+        self.stop_on_loop = d.stop_on_loop;
+        self.fastv_layer = d.fastv_layer;
+    }
+
+    /// What a workspace keeps of the controls beside the document's plan.
+    pub fn view(&self) -> ExplorerView {
+        ExplorerView {
+            method: self.method,
+            keep_percent: self.keep_percent,
+            extensions: self.extensions.clone(),
+            peers: self.peers.clone(),
+            reference: self.reference.clone(),
+            ..ExplorerView::default()
+        }
+    }
+
+    /// Takes a workspace's controls.
+    pub fn apply_view(&mut self, v: &ExplorerView) {
+        self.method = v.method;
+        self.keep_percent = v.keep_percent;
+        self.extensions.clone_from(&v.extensions);
+        self.peers.clone_from(&v.peers);
+        self.reference.clone_from(&v.reference);
+    }
+
     pub fn remember_clip(&mut self, p: &Path) {
         push_recent(&mut self.recent_clips, p);
     }
@@ -171,6 +214,38 @@ mod tests {
         assert_eq!(p.window_tokens, 150);
         assert_eq!(p.gamma, 0.0);
         assert_eq!(s.params(0.04).window_tokens, 75);
+    }
+
+    #[test]
+    fn adopting_a_plan_gives_back_its_parameters() {
+        let plan = PlanSettings {
+            params: Params {
+                segments: 7,
+                seed: 3,
+                gamma: 0.5,
+                window_tokens: 75,
+                merge_threshold: Some(0.8),
+                ..Params::default()
+            },
+            decoding: Decoding {
+                tail: Tail::Tokens(40),
+                prompt: Some("What is heard?".into()),
+                stop_on_loop: true,
+                attention: true,
+                fastv_layer: 3,
+            },
+        };
+        let mut s = Settings::default();
+        s.adopt(&plan, 0.04);
+        let p = s.params(0.04);
+        assert_eq!(
+            Params {
+                keep: plan.params.keep,
+                ..p
+            },
+            plan.params
+        );
+        assert_eq!(s.decoding(), plan.decoding);
     }
 
     #[test]

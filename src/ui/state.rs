@@ -11,13 +11,17 @@ use std::time::Instant;
 
 use super::logic::cell_view::CellView;
 use super::logic::compare::{self, InFlight};
+pub use super::logic::corpus::SortBy;
 use super::logic::marks::Marks;
 use super::logic::pool;
 use super::logic::timeline::{Playback, View};
 use super::logic::words::WordRef;
 use super::settings::Settings;
 use super::textures::LaneTextures;
+use crate::engine::worker::ClipSource;
 use crate::engine::{ClipReport, RunKey, RunMethod, RunResult, Unavailable};
+use crate::eval::by_clip::{ByClip, Table};
+use crate::eval::runner::Results;
 use crate::model::AudioLanguageModel;
 use crate::prune::{self, Method, Params, PruneError, Selection};
 use crate::scores::{LayerScores, ScoreSource};
@@ -34,6 +38,8 @@ pub enum ModelSource {
 /// How the app starts.
 pub struct Startup {
     pub clip: Option<PathBuf>,
+    /// A document, workspace or eval run to open (read already: `prunescope open PATH`).
+    pub document: Option<(PathBuf, crate::document::Opened)>,
     pub model: ModelSource,
     /// How local model directories are loaded (the command line's `--device`, `--batch`,
     /// ...); the dtype is the settings' standing choice.
@@ -109,15 +115,21 @@ impl Scores {
         self.report.score_source.layers
     }
 
-    /// Makes `source`'s scores the ones shown and ranked (when its layer was collected).
-    pub fn set_source(&mut self, source: &ScoreSource) {
+    /// Makes `source`'s scores the ones shown and ranked, when its layer was collected with
+    /// that reduction over heads (a document holds one reduction, or only the last layer);
+    /// whether it could.
+    pub fn set_source(&mut self, source: &ScoreSource) -> bool {
         let Some(scores) = source.pick(&self.layers, self.encoder_layers()) else {
-            return;
+            return false;
         };
+        if scores.len() != self.report.scores.len() {
+            return false;
+        }
         self.report.scores = scores.to_vec();
         self.report.score_source.layer = source.layer_of(self.encoder_layers());
         self.report.score_source.head_reduce = source.head_reduce;
         self.derive();
+        true
     }
 
     /// Recomputes what derives from the scores: over their maximum, the ten best.
@@ -140,11 +152,41 @@ impl Scores {
     }
 }
 
+/// The audio of a clip opened from a document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DocAudio {
+    Decoding,
+    Found,
+    /// Why not (the waveform and log-mel lanes say it).
+    Missing(String),
+}
+
+/// A clip opened from a document (an analysis, a workspace, a clip of an eval run): its scores
+/// and cells are the document's until the host's model encodes the clip.
+#[derive(Debug, Clone)]
+pub struct FromDocument {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// The label of the model that computed it.
+    pub label: String,
+    pub audio: DocAudio,
+    /// Runs of the document the controls cannot show (another `order` or `k_min`, or a keep
+    /// ratio besides the grid's and the slider's).
+    pub hidden: usize,
+    /// The clip went to the host, whose model encodes it.
+    pub sent: bool,
+}
+
 /// The open clip.
 pub struct Clip {
     /// The worker job that opened it (events of other jobs are stale).
     pub job: u64,
     pub path: PathBuf,
+    /// What to send a model host to encode it (None: a document's clip whose audio is
+    /// missing).
+    pub source: Option<ClipSource>,
+    /// Set while its scores and cells are a document's.
+    pub document: Option<FromDocument>,
     pub samples: Arc<Vec<f32>>,
     pub duration: f64,
     /// The waveform's min/max per 10 ms ([`pool::wave_summary`]) and the clip's peak.
@@ -237,11 +279,17 @@ pub struct OpenTiming {
     pub grid_ms: Option<f64>,
 }
 
-/// What a typed path opens.
+/// What a typed or picked path is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathTarget {
     Clip,
     Model,
+    /// An analysis, a workspace or an eval results file.
+    Document,
+    /// An eval run's folder.
+    Run,
+    /// Where to save the workspace.
+    SaveWorkspace,
 }
 
 /// The "open path" window.
@@ -250,6 +298,40 @@ pub struct PathWindow {
     pub target: PathTarget,
     pub text: String,
     pub note: Option<String>,
+}
+
+/// What the central panel shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Page {
+    /// The clip's lanes and grid.
+    #[default]
+    Clip,
+    /// The open eval run's table of clips.
+    Corpus,
+}
+
+/// An open eval run: its results, every clip's metric, and how the table is shown.
+pub struct Corpus {
+    /// The run's folder or results file.
+    pub path: PathBuf,
+    pub results: Results,
+    pub table: Table,
+    /// How MMAU answers naming no option were matched, when not by sentence embeddings.
+    pub scorer_note: Option<String>,
+    pub sort: SortBy,
+    pub descending: bool,
+    /// The two settings compared (indices into the run's settings).
+    pub a: usize,
+    pub b: usize,
+    /// A against B: every clip's difference, the corpus difference and its interval (or why
+    /// they cannot be compared).
+    pub compare: Result<ByClip, String>,
+    /// Each clip's difference A - B, aligned with `table.clips`.
+    pub deltas: Vec<Option<f64>>,
+    /// The table's rows (indices into `table.clips`), sorted.
+    pub order: Vec<usize>,
+    /// The clip opened from it last (its id).
+    pub opened: Option<String>,
 }
 
 /// The windows over the main view.
@@ -286,6 +368,10 @@ pub struct AppState {
     pub open_timing: OpenTiming,
     /// CPU time of the last frames (ms), newest last.
     pub frame_ms: Vec<f32>,
+    pub page: Page,
+    pub corpus: Option<Corpus>,
+    /// The cell the lanes show when the pointer is over no cell (a pin, or a workspace's).
+    pub pinned: Option<RunKey>,
 }
 
 impl AppState {
@@ -304,6 +390,9 @@ impl AppState {
             windows: Windows::default(),
             open_timing: OpenTiming::default(),
             frame_ms: Vec::new(),
+            page: Page::default(),
+            corpus: None,
+            pinned: None,
         }
     }
 
@@ -321,20 +410,55 @@ impl AppState {
         self.settings.params(self.spt())
     }
 
-    /// The scope results are cached under now (None before a model and a clip).
+    /// The scope results are cached under now (None before a model and a clip): a document's
+    /// clip is its model's until the host's model encodes it.
     pub fn scope(&self) -> Option<Scope> {
+        let clip = self.clip.as_ref()?;
+        let model = match &clip.document {
+            Some(d) => d.label.clone(),
+            None => self.model.label.clone()?,
+        };
         Some(Scope {
-            model: self.model.label.clone()?,
-            clip: self.clip.as_ref()?.job,
+            model,
+            clip: clip.job,
             prompt: self.settings.decoding().prompt,
         })
     }
 
     /// The clip's scores, when the model loaded now encoded them (after a model change the old
-    /// scores stay on screen until the new ones come, but nothing is decoded on them).
+    /// scores stay on screen until the new ones come, but nothing is decoded on them; nor on a
+    /// document's until the model encodes its clip).
     pub fn fresh_scores(&self) -> Option<&Scores> {
+        if self.document().is_some() {
+            return None;
+        }
         self.scores()
             .filter(|s| self.model.label.as_deref() == Some(s.encoded_by.as_str()))
+    }
+
+    /// The document the clip on screen comes from, while its cells are the document's.
+    pub fn document(&self) -> Option<&FromDocument> {
+        self.clip.as_ref()?.document.as_ref()
+    }
+
+    /// Why the grid's missing cells cannot be computed now (None: they can, or are coming).
+    pub fn needs_model(&self) -> Option<String> {
+        let d = self.document()?;
+        if d.sent || self.model.loading {
+            return None;
+        }
+        if let DocAudio::Missing(why) = &d.audio {
+            return Some(format!(
+                "not in the document, and no model can compute it: {why}"
+            ));
+        }
+        Some(match &self.model.label {
+            None => "not in the document: load a model to compute it".into(),
+            Some(l) => format!(
+                "not in the document (made by {}): compute it with {l}, or load that model",
+                d.label
+            ),
+        })
     }
 
     /// The results of the current scope (None while the cache holds another one's).
@@ -382,19 +506,23 @@ impl AppState {
         self.grid_keys().iter().all(|k| self.result(k).is_some())
     }
 
-    /// The grid cell under the pointer, if it has a result.
+    /// The grid cell under the pointer, else the pinned one, if it has a result.
     pub fn hovered_cell(&self) -> Option<RunKey> {
         self.hover
             .grid
             .map(|g| g.cell)
+            .or(self.pinned)
             .filter(|k| self.result(k).is_some())
     }
 
-    /// The grid cell the words lane shows: the hovered one, else the slider's.
+    /// The grid cell the words lane shows: the hovered one, else the pinned one, else the
+    /// slider's.
     pub fn focused_cell(&self) -> RunKey {
         self.hover
             .grid
-            .map_or_else(|| self.slider_key(), |g| g.cell)
+            .map(|g| g.cell)
+            .or(self.pinned)
+            .unwrap_or_else(|| self.slider_key())
     }
 
     /// The output word under the pointer, in the lanes or in a cell.
@@ -425,11 +553,32 @@ impl AppState {
         self.model.loading || self.decoding.as_ref().is_some_and(|d| d.running)
     }
 
+    /// Whether what is on screen is all in: an open document's cells and audio, an eval run's
+    /// table, or a decoded grid (scripts wait for it).
+    pub fn settled(&self) -> bool {
+        if self.page == Page::Corpus {
+            return self.corpus.is_some();
+        }
+        match self.document() {
+            Some(d) if !d.sent => d.audio != DocAudio::Decoding,
+            _ => self.scores().is_some() && !self.busy() && self.grid_complete(),
+        }
+    }
+
     /// The window's title: the clip, the model (name, device, dtype) and where it runs.
     pub fn title(&self) -> String {
         let mut t = String::from("prunescope");
-        if let Some(name) = self.clip.as_ref().and_then(|c| c.path.file_name()) {
-            t.push_str(&format!(" — {}", name.to_string_lossy()));
+        let name = |p: &std::path::Path| {
+            p.file_name()
+                .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
+        };
+        match (self.page, &self.corpus, &self.clip) {
+            (Page::Corpus, Some(c), _) => t.push_str(&format!(" — run {}", name(&c.path))),
+            (_, _, Some(c)) => t.push_str(&format!(" — {}", name(&c.path))),
+            _ => {}
+        }
+        if let Some(d) = self.document() {
+            t.push_str(&format!(" — from {} ({})", name(&d.file), d.label));
         }
         match (&self.model.label, self.model.loading) {
             (_, true) => t.push_str(" — loading model"),

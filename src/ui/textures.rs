@@ -35,6 +35,11 @@ impl LaneTextures {
         }
     }
 
+    /// Takes the clip's log-mel (a document's clip decoded after its scores showed).
+    pub fn set_spectrogram(&mut self, ctx: &egui::Context, spectrogram: &Spectrogram) {
+        self.spectrogram = spectrogram_texture(ctx, spectrogram);
+    }
+
     /// Takes the clip's scores over their maximum (again when the score source changes).
     pub fn set_scores(&mut self, ctx: &egui::Context, norm: &[f32]) {
         let cols = texture_columns(ctx, norm.len());

@@ -13,7 +13,7 @@ use prunescope::eval::datasets::Item;
 use prunescope::eval::embed::{self, SentenceScorer};
 use prunescope::eval::metrics::accuracy::{choose_option, MatchKind, OptionScorer};
 use prunescope::eval::report;
-use prunescope::eval::runner::{Header, Record, Results, RunRecord};
+use prunescope::eval::runner::{Header, Record, Results};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -157,18 +157,12 @@ fn mmau_report_names_the_scorer() {
         },
         duration_s: 1.0,
         encode_ms: 1.0,
-        runs: vec![RunRecord {
-            method: "full".into(),
-            keep: 1.0,
-            segments: None,
-            k: 10,
-            text: text.into(),
-            decode_ms: 1.0,
-            generated_tokens: 5,
-            prefill_ms: None,
-            decode_ms_per_token: None,
-            looped: false,
-        }],
+        runs: vec![serde_json::from_value(serde_json::json!({
+            "method": "full", "keep": 1.0, "segments": null, "k": 10, "text": text,
+            "decode_ms": 1.0, "generated_tokens": 5, "prefill_ms": null,
+        }))
+        .unwrap()],
+        clip: None,
         error: None,
     };
     let results = Results {
@@ -182,6 +176,7 @@ fn mmau_report_names_the_scorer() {
             tail: prunescope::engine::Tail::Tokens(50),
             items: 2,
             shard: None,
+            plan: None,
         },
         records: vec![
             record(0, "Car horn", "It is a vehicle honking"),

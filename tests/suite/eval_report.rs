@@ -4,21 +4,23 @@
 use prunescope::eval::datasets::Item;
 use prunescope::eval::metrics::accuracy::LexicalScorer;
 use prunescope::eval::report;
-use prunescope::eval::runner::{Header, Record, Results, RunRecord};
+use prunescope::engine::RunResult;
+use prunescope::eval::runner::{Header, Record, Results};
 
-fn rr(method: &str, keep: f64, text: &str, ms: f64, tokens: usize) -> RunRecord {
-    RunRecord {
-        method: method.into(),
-        keep,
-        segments: None,
-        k: (keep * 100.0) as usize,
-        text: text.into(),
-        decode_ms: ms,
-        generated_tokens: tokens,
-        prefill_ms: None,
-        decode_ms_per_token: None,
-        looped: false,
-    }
+/// A run as an eval results file stores it (what a file written before kept tokens and token
+/// ids were stored holds, so it also checks those still read).
+fn rr(method: &str, keep: f64, text: &str, ms: f64, tokens: usize) -> RunResult {
+    serde_json::from_value(serde_json::json!({
+        "method": method,
+        "keep": keep,
+        "segments": null,
+        "k": (keep * 100.0) as usize,
+        "text": text,
+        "decode_ms": ms,
+        "generated_tokens": tokens,
+        "prefill_ms": null,
+    }))
+    .unwrap()
 }
 
 fn results() -> Results {
@@ -37,12 +39,13 @@ fn results() -> Results {
         choices: Vec::new(),
         group: None,
     };
-    let rec = |i: usize, id: &str, refs: &str, runs: Vec<RunRecord>| Record {
+    let rec = |i: usize, id: &str, refs: &str, runs: Vec<RunResult>| Record {
         index: i,
         item: item(id, refs),
         duration_s: 1.0,
         encode_ms: 10.0 + i as f64,
         runs,
+        clip: None,
         error: None,
     };
     Results {
@@ -56,6 +59,7 @@ fn results() -> Results {
             tail: prunescope::engine::Tail::Tokens(50),
             items: 3,
             shard: None,
+            plan: None,
         },
         records: vec![
             rec(
@@ -80,7 +84,7 @@ fn results() -> Results {
                     rr("segmentwise", 0.5, "Five six.", 10.0, 2),
                     rr("topk", 0.1, "", 0.0, 0),
                     // A run that looped: counted, and left out of the loop-free WER.
-                    RunRecord {
+                    RunResult {
                         looped: true,
                         ..rr("segmentwise", 0.1, "five", 5.0, 1)
                     },
@@ -191,6 +195,7 @@ fn asr_run(n: usize) -> Results {
                     rr("topk", 0.25, &say(i % 5), 1.0, 10),
                     rr("segmentwise", 0.25, &say((i + 2) % 3), 1.0, 10),
                 ],
+                clip: None,
                 error: None,
             }
         })
@@ -210,6 +215,7 @@ fn asr_run(n: usize) -> Results {
             tail: prunescope::engine::Tail::Tokens(50),
             items: n,
             shard: None,
+            plan: None,
         },
         records,
     }

@@ -31,6 +31,35 @@ impl ExplorerApp {
             | Command::Export(_)
             | Command::CancelDecode
             | Command::Quit => self.apply_file(c),
+            Command::PickDocument => self.pick(PathTarget::Document),
+            Command::PickRun => self.pick(PathTarget::Run),
+            Command::PickWorkspaceSave => {
+                if self.state.clip.is_none() {
+                    self.error("no clip open: nothing to save");
+                } else {
+                    self.pick(PathTarget::SaveWorkspace);
+                }
+            }
+            Command::OpenDocument(p) => self.open_document(p),
+            Command::SaveWorkspace(p) => {
+                self.state.windows.path = None;
+                self.save_workspace(&p);
+            }
+            Command::ToggleEmbedClips => {
+                self.state.settings.embed_clips = !self.state.settings.embed_clips;
+            }
+            Command::ComputeWithModel => self.send_document_clip(),
+            Command::PinCell(k) => self.state.pinned = k,
+            Command::ShowPage(_)
+            | Command::SortCorpus(_)
+            | Command::CompareSettings(..)
+            | Command::OpenRunClip(_) => {
+                match ctx.cloned().or_else(|| self.ctx_cell.get().cloned()) {
+                    Some(ctx) => self.apply_corpus(c, &ctx),
+                    // Before the first frame: textures need the window's context.
+                    None => self.pending.push(c),
+                }
+            }
             Command::PlayPause
             | Command::PlaySelection
             | Command::ClearSelection

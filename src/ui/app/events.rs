@@ -103,6 +103,8 @@ impl ExplorerApp {
             Some(c) => self.info(format!("model: {label}, on `{c}`")),
             None => self.info(format!("model: {label}")),
         }
+        // A document made by this model: it computes what the document lacks.
+        self.offer_to_host();
     }
 
     fn clip_loaded(
@@ -133,8 +135,12 @@ impl ExplorerApp {
             .iter()
             .map(|(lo, hi)| lo.abs().max(hi.abs()))
             .fold(1e-6f32, f32::max);
+        self.state.page = crate::ui::state::Page::Clip;
+        self.state.pinned = None;
         self.state.clip = Some(Clip {
             job,
+            source: Some(crate::engine::worker::ClipSource::Path(path.clone())),
+            document: None,
             path,
             samples,
             duration,
@@ -166,6 +172,8 @@ impl ExplorerApp {
                 e.report.model, clip.duration
             )
         });
+        // The model's own encoding: a document's cells stay only if it made them (the scope).
+        clip.document = None;
         let windows = e.windows.iter().map(|w| w.0).collect();
         let mut scores = Scores::new(e.report, label, e.keys, e.key_dim, windows, e.layers);
         let source = self.state.settings.source;

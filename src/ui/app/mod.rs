@@ -7,13 +7,14 @@
 
 mod api;
 mod apply;
+mod documents;
 mod events;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::background::{Dialog, Picked, Sound};
+use super::background::{Dialog, Loader, Picked, Sound};
 use super::commands::{self, Command};
 use super::export;
 use super::logic::cell_view::CellView;
@@ -25,7 +26,7 @@ use super::settings::Settings;
 use super::state::{AppState, Highlight, HighlightFor, ModelSource, PathTarget, PathWindow};
 use super::state::{Startup, Status};
 use super::{background, theme, views};
-use crate::engine::worker::{ClipSource, Decode, OpenClip, Request, Scoring, Worker};
+use crate::engine::worker::{Decode, OpenClip, Request, Scoring, Worker};
 use crate::engine::{Analysis, ModelHost, RunKey, RunResult};
 use crate::model::LoadOptions;
 use crate::prune;
@@ -45,6 +46,13 @@ pub struct ExplorerApp {
     next_job: u64,
     sound: Sound,
     dialog: Option<Dialog>,
+    /// Reads documents and decodes their clips beside the frames.
+    loader: Loader,
+    /// The document being read (answers for other jobs are stale).
+    opening: Option<u64>,
+    /// A document read before the window existed (`prunescope open PATH`), shown on the
+    /// first frame.
+    startup_document: Option<(PathBuf, crate::document::Opened)>,
     /// Commands pushed this frame, applied at its end.
     pending: Vec<Command>,
     /// Something the grid depends on changed: ask for its missing cells.
@@ -76,6 +84,7 @@ impl ExplorerApp {
                 Err(_) => std::process::exit(1),
             },
         };
+        let loader = Loader::new(wake(&ctx_cell));
         let mut app = ExplorerApp {
             state: AppState::new(settings),
             host: Box::new(worker),
@@ -85,6 +94,9 @@ impl ExplorerApp {
             next_job: 1,
             sound: Sound::new(startup.audio),
             dialog: None,
+            loader,
+            opening: None,
+            startup_document: startup.document,
             pending: Vec::new(),
             grid_dirty: false,
             views_dirty: false,
@@ -104,6 +116,8 @@ impl ExplorerApp {
                 app.host.send(Request::UseModel(m));
             }
             ModelSource::Remote(command) => app.run(Command::ConnectRemote(command)),
+            // A document shows without one.
+            ModelSource::None if app.startup_document.is_some() => {}
             ModelSource::None => {
                 app.error("no model: File > Open model directory… (or drop one on the window)")
             }
@@ -182,8 +196,15 @@ impl ExplorerApp {
         if let Some(e) = self.sound.open_once(samples) {
             self.error(e);
         }
+        if let Some((path, opened)) = self.startup_document.take() {
+            let job = self.new_job();
+            self.show_document(job, path, opened, ctx);
+        }
         while let Some(e) = self.host.try_recv() {
             self.on(e, ctx);
+        }
+        while let Some(l) = self.loader.try_recv() {
+            self.loaded(l, ctx);
         }
         self.poll_dialog();
         self.pending.extend(background::dropped(ctx));
@@ -217,12 +238,18 @@ impl ExplorerApp {
         m.lost = None;
         m.label = None;
         m.loading = true;
-        if let Some(c) = &self.state.clip {
-            self.host.send(Request::OpenClip(OpenClip {
+        let Some(c) = &mut self.state.clip else {
+            return;
+        };
+        match (&mut c.document, &c.source) {
+            // A document's clip goes to the new host once its model is known to be the same.
+            (Some(d), _) => d.sent = false,
+            (None, Some(source)) => self.host.send(Request::OpenClip(OpenClip {
                 job: c.job,
-                clip: ClipSource::Path(c.path.clone()),
+                clip: source.clone(),
                 scoring: Scoring::every_layer(),
-            }));
+            })),
+            (None, None) => {}
         }
     }
 
@@ -273,7 +300,12 @@ impl ExplorerApp {
 
     /// Opens the system file dialog, or the path window when none can be started.
     fn pick(&mut self, target: PathTarget) {
-        self.dialog = Dialog::open(target, self.ctx_cell.get().cloned());
+        let name = (target == PathTarget::SaveWorkspace).then(|| {
+            let stem = self.state.clip.as_ref().and_then(|c| c.path.file_stem());
+            let stem = stem.map_or_else(|| "clip".into(), |s| s.to_string_lossy().into_owned());
+            format!("{stem}.prunescope")
+        });
+        self.dialog = Dialog::open(target, name, self.ctx_cell.get().cloned());
         if self.dialog.is_none() {
             self.state.windows.path = Some(PathWindow {
                 target,
@@ -392,7 +424,11 @@ impl ExplorerApp {
         if s.highlight.as_ref().is_some_and(|h| h.what == what) {
             return;
         }
-        let result = match cell {
+        // A document's clip has no keys: its own cell of the setting is the selection.
+        let own = (s.document().is_some())
+            .then(|| s.result(&s.slider_key()))
+            .flatten();
+        let result = match cell.or(own.map(|r| (s.slider_key(), r))) {
             Some((_, r)) => Ok(r.selection()),
             None => {
                 let keys = prune::Keys {
@@ -479,14 +515,13 @@ impl ExplorerApp {
     }
 
     fn script_hooks(&mut self) {
-        if self.state.scores().is_none() {
-            return;
-        }
-        if let Some(t) = self.initial_seek.take() {
-            self.pending.push(Command::Seek(t));
+        if self.state.scores().is_some() {
+            if let Some(t) = self.initial_seek.take() {
+                self.pending.push(Command::Seek(t));
+            }
         }
         // Only scripts wait for the grid: nothing to check on a user's frames.
-        if self.ready_file.is_none() || self.state.busy() || !self.state.grid_complete() {
+        if self.ready_file.is_none() || !self.state.settled() {
             return;
         }
         if let Some(p) = self.ready_file.take() {
@@ -505,8 +540,28 @@ impl ExplorerApp {
             .collect()
     }
 
+    /// The `analyze` document of the grid: the clip's part and every cell that is in (each
+    /// cell's key is the parameters it reads: the current ones name them all).
+    fn analysis(&self) -> Result<Analysis, export::ExportError> {
+        let clip = self
+            .state
+            .clip
+            .as_ref()
+            .ok_or(export::ExportError::NoClip)?;
+        let s = clip.scores.as_ref().ok_or(export::ExportError::NoScores)?;
+        Ok(Analysis {
+            report: s.report.clone(),
+            plan: Some(crate::engine::PlanSettings {
+                params: self.state.params(),
+                decoding: self.state.settings.decoding(),
+            }),
+            runs: self.grid_results(),
+        })
+    }
+
     /// Writes the exports into `dir`; returns the paths written.
     pub fn export(&self, dir: &Path) -> Result<Vec<PathBuf>, export::ExportError> {
+        let analysis = self.analysis()?;
         let clip = self
             .state
             .clip
@@ -525,21 +580,11 @@ impl ExplorerApp {
             1600,
             300,
         );
-        let runs = self.grid_results();
         let reference = self.state.settings.reference.clone();
-        let outputs = export::outputs_csv(&runs, |r| {
+        let outputs = export::outputs_csv(&analysis.runs, |r| {
             crate::eval::metrics::wer::sentence_wer(&reference, &r.text)
         });
         let scores = export::scores_csv(s.ranked(), &s.norm, &m.kept, &m.bounds, s.spt());
-        // Each cell's key is the parameters it reads: the current ones name them all.
-        let analysis = Analysis {
-            report: s.report.clone(),
-            plan: Some(crate::engine::PlanSettings {
-                params: self.state.params(),
-                decoding: self.state.settings.decoding(),
-            }),
-            runs,
-        };
         let stem = clip
             .path
             .file_stem()

@@ -29,6 +29,7 @@ fn a_result_of_a_superseded_request_lands_in_no_cell() {
     let app = ExplorerApp::new(
         Settings::default(),
         Startup {
+            document: None,
             clip: Some(clip),
             model: ModelSource::Given(Box::new(FakeModel::new(Duration::from_millis(1)))),
             audio: false,
@@ -72,6 +73,7 @@ fn a_result_of_a_superseded_request_lands_in_no_cell() {
 #[test]
 fn a_dtype_on_the_command_line_becomes_the_standing_choice() {
     let startup = |precision| Startup {
+        document: None,
         clip: None,
         model: ModelSource::None,
         audio: false,

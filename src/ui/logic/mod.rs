@@ -3,6 +3,7 @@
 
 pub mod cell_view;
 pub mod compare;
+pub mod corpus;
 pub mod layers;
 pub mod marks;
 pub mod pool;

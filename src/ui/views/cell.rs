@@ -20,15 +20,27 @@ pub struct CellInput {
     pub word: Option<usize>,
     /// Where a clicked word starts (s).
     pub clicked_at: Option<f64>,
+    /// The pin button was clicked.
+    pub pin: bool,
 }
 
-/// Draws the cell of `key`: "…" until its result (and what it shows) is in. `now`: the moment
-/// whose words are highlighted; `hot`: the hovered timed word of this cell.
+/// What a cell knows beside its result.
+pub struct CellState<'a> {
+    /// Why a cell without a result will not get one (a document's clip with no model).
+    pub missing: Option<&'a str>,
+    /// The lanes show this cell while the pointer is over no other.
+    pub pinned: bool,
+}
+
+/// Draws the cell of `key`: "…" until its result (and what it shows) is in, or why it will
+/// not come. `now`: the moment whose words are highlighted; `hot`: the hovered timed word of
+/// this cell.
 pub fn cell(
     ui: &mut egui::Ui,
     width: f32,
     key: RunKey,
     shown: Option<(&RunResult, &CellView)>,
+    state: &CellState<'_>,
     now: f64,
     hot: Option<usize>,
 ) -> CellInput {
@@ -42,7 +54,7 @@ pub fn cell(
         ui.set_min_height(48.0);
         ui.vertical(|ui| match shown {
             None => {
-                ui.label(RichText::new("…").color(theme::TEXT_DIM));
+                ui.label(RichText::new(state.missing.unwrap_or("…")).color(theme::TEXT_DIM));
             }
             Some((r, view)) => {
                 if r.looped {
@@ -57,7 +69,18 @@ pub fn cell(
                     .show(ui, |ui| {
                         input = text(ui, job, &sections, words, now);
                     });
-                ui.label(RichText::new(meta(r, view)).small().color(theme::TEXT_DIM));
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new(meta(r, view)).small().color(theme::TEXT_DIM));
+                    let (text, tip) = if state.pinned {
+                        ("unpin", "The lanes go back to the slider's cell")
+                    } else {
+                        (
+                            "pin",
+                            "The lanes show this cell while the pointer is elsewhere",
+                        )
+                    };
+                    input.pin = ui.small_button(text).on_hover_text(tip).clicked();
+                });
             }
         });
     });
@@ -222,6 +245,7 @@ fn text(
         hovered: false,
         word,
         clicked_at: clicked.and_then(|w| words.get(w)).map(|w| w.start),
+        pin: false,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use egui::RichText;
 
-use super::cell::{self, CellInput};
+use super::cell::{self, CellInput, CellState};
 use crate::engine::RunKey;
 use crate::ui::commands::Command;
 use crate::ui::logic::compare;
@@ -46,6 +46,10 @@ pub fn grid(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
                             out.push(Command::ClearSelection);
                             out.push(Command::Seek(t));
                         }
+                        if input.pin {
+                            let pinned = s.pinned == Some(key);
+                            out.push(Command::PinCell((!pinned).then_some(key)));
+                        }
                     }
                 });
         });
@@ -82,6 +86,7 @@ fn rows(ui: &mut egui::Ui, s: &AppState, keeps: &[f64], width: f32) -> Vec<(RunK
     let (params, decoding) = (s.params(), s.settings.decoding());
     let cells = s.shown_cells();
     let (now, hot) = (s.now(), s.hovered_word());
+    let missing = s.needs_model();
     let mut inputs = Vec::new();
     for m in s.grid_methods() {
         ui.label(RichText::new(m.name()).monospace());
@@ -93,7 +98,11 @@ fn rows(ui: &mut egui::Ui, s: &AppState, keeps: &[f64], width: f32) -> Vec<(RunK
             let key = RunKey::of(&spec, &params, &decoding);
             let shown = cells.and_then(|cs| cs.results.get(&key).zip(cs.views.get(&key)));
             let hot = hot.filter(|w| w.cell == key).map(|w| w.word);
-            inputs.push((key, cell::cell(ui, width, key, shown, now, hot)));
+            let state = CellState {
+                missing: missing.as_deref(),
+                pinned: s.pinned == Some(key),
+            };
+            inputs.push((key, cell::cell(ui, width, key, shown, &state, now, hot)));
         }
         ui.end_row();
     }

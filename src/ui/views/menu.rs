@@ -5,7 +5,7 @@ use egui::RichText;
 
 use crate::model::Precision;
 use crate::ui::commands::{Command, Menu, COMMANDS};
-use crate::ui::state::AppState;
+use crate::ui::state::{AppState, Page};
 use crate::ui::theme;
 
 pub fn bar(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
@@ -27,10 +27,18 @@ pub fn bar(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
                     });
                     recent_remotes(ui, s, out);
                     precision(ui, s, out);
+                    let mut embed = s.settings.embed_clips;
+                    if ui
+                        .checkbox(&mut embed, "Save workspaces with the clip (up to 20 MB)")
+                        .clicked()
+                    {
+                        out.push(Command::ToggleEmbedClips);
+                    }
                 }
             });
         }
         ui.add_space(16.0);
+        pages(ui, s, out);
         let title = s
             .clip
             .as_ref()
@@ -55,6 +63,19 @@ pub fn bar(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
                 .on_hover_text("The model runs at the other end of this command (prunescope serve --stdio); File > Use the local model comes back");
         }
     });
+}
+
+/// The clip and the eval run's table, while a run is open.
+fn pages(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
+    if s.corpus.is_none() {
+        return;
+    }
+    for (page, name) in [(Page::Corpus, "Corpus"), (Page::Clip, "Clip")] {
+        if ui.selectable_label(s.page == page, name).clicked() && s.page != page {
+            out.push(Command::ShowPage(page));
+        }
+    }
+    ui.separator();
 }
 
 /// The remote models connected to, and Reconnect when the link was lost.

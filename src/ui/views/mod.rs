@@ -4,6 +4,7 @@
 
 mod cell;
 mod controls;
+mod corpus;
 mod grid;
 mod lanes;
 mod menu;
@@ -27,6 +28,10 @@ pub fn frame(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
             egui::ScrollArea::vertical().show(ui, |ui| controls::panel(ui, s, out));
         });
     egui::CentralPanel::default().show(ui, |ui| {
+        if s.page == super::state::Page::Corpus && s.corpus.is_some() {
+            corpus::page(ui, s, out);
+            return;
+        }
         summary::line(ui, s);
         lanes::lanes(ui, s, out);
         if let Some(clip) = &s.clip {

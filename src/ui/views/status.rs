@@ -25,11 +25,46 @@ pub fn bar(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
         if s.model.lost.is_some() && ui.button("Reconnect").clicked() {
             out.push(Command::Reconnect);
         }
+        document(ui, s, out);
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             timings(ui, s);
             place(ui, s);
         });
     });
+}
+
+/// A document's clip whose missing cells need a model: the ways to get one.
+fn document(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
+    let Some(d) = s.document() else { return };
+    if d.sent
+        || s.model.loading
+        || s.grid_complete()
+        || s.clip.as_ref().is_none_or(|c| c.source.is_none())
+    {
+        return;
+    }
+    match &s.model.label {
+        Some(label) => {
+            if ui
+                .button(format!("Compute the rest with {label}"))
+                .on_hover_text(format!(
+                    "The document was made by {}: the loaded model encodes the clip again and its own outputs replace the document's",
+                    d.label
+                ))
+                .clicked()
+            {
+                out.push(Command::ComputeWithModel);
+            }
+        }
+        None => {
+            if ui.button("Load a model…").clicked() {
+                out.push(Command::PickModel);
+            }
+            if ui.button("Connect to a remote model…").clicked() {
+                out.push(Command::TypeRemote);
+            }
+        }
+    }
 }
 
 /// The running decode's cells in over its cells asked, and its cancel button.
@@ -57,7 +92,12 @@ fn progress(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
 /// link is lost).
 fn place(ui: &mut egui::Ui, s: &AppState) {
     let Some(command) = &s.model.remote else {
-        ui.label(RichText::new("model here").small().color(theme::TEXT_DIM));
+        let text = if s.model.label.is_some() || s.model.loading {
+            "model here"
+        } else {
+            "no model"
+        };
+        ui.label(RichText::new(text).small().color(theme::TEXT_DIM));
         return;
     };
     let short = shorten(command, 48);

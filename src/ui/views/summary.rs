@@ -26,7 +26,12 @@ pub fn line(ui: &mut egui::Ui, s: &AppState) {
                     .color(theme::SEGMENT),
                 );
                 let from = if s.hovered_cell().is_some() {
-                    format!("(hovered cell: {})", sel.method.name())
+                    let how = if s.hover.grid.is_some() {
+                        "hovered"
+                    } else {
+                        "pinned"
+                    };
+                    format!("({how} cell: {})", sel.method.name())
                 } else {
                     format!("({}, current setting)", sel.method.name())
                 };

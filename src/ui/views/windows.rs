@@ -136,6 +136,9 @@ fn title(target: PathTarget) -> &'static str {
     match target {
         PathTarget::Clip => "Open clip",
         PathTarget::Model => "Open model directory",
+        PathTarget::Document => "Open analysis, workspace or eval results",
+        PathTarget::Run => "Open evaluation run",
+        PathTarget::SaveWorkspace => "Save workspace",
     }
 }
 

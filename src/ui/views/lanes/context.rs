@@ -28,6 +28,9 @@ pub struct LaneCtx<'a> {
     pub overlay: Option<&'a [f32]>,
     /// What the attention lane says before the scores come.
     pub waiting: &'static str,
+    /// What the waveform and log-mel lanes say instead of the audio (a document's clip being
+    /// decoded, or missing).
+    pub audio_note: Option<String>,
 }
 
 impl LaneCtx<'_> {

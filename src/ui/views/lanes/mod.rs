@@ -24,7 +24,7 @@ use crate::ui::commands::Command;
 use crate::ui::logic::marks::Marks;
 use crate::ui::logic::timeline::View;
 use crate::ui::logic::words::WordRef;
-use crate::ui::state::{AppState, Clip, LanesHover, Scores};
+use crate::ui::state::{AppState, Clip, DocAudio, LanesHover, Scores};
 use crate::ui::theme;
 
 /// The lanes, top to bottom.
@@ -93,6 +93,15 @@ impl Lane {
     }
 
     fn items(self, pui: &mut PlotUi<'_>, c: &LaneCtx<'_>) {
+        if let (Lane::Wave | Lane::Spectrogram, Some(note)) = (self, &c.audio_note) {
+            let (y0, y1) = self.y_range();
+            let at = egui_plot::PlotPoint::new(c.view.start + c.view.span() / 2.0, (y0 + y1) / 2.0);
+            pui.text(
+                egui_plot::Text::new("audio", at, RichText::new(note).color(theme::TEXT_DIM))
+                    .allow_hover(false),
+            );
+            return;
+        }
         match self {
             Lane::Wave => wave::items(pui, c),
             Lane::Spectrogram => spectrogram::items(pui, c),
@@ -162,6 +171,11 @@ pub fn lanes(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
         } else {
             "no model loaded"
         },
+        audio_note: clip.document.as_ref().and_then(|d| match &d.audio {
+            DocAudio::Found => None,
+            DocAudio::Decoding => Some("decoding the audio…".to_string()),
+            DocAudio::Missing(why) => Some(why.clone()),
+        }),
     };
     let group = ui.scope_id().with("lanes");
     let mut hover: Option<LanesHover> = None;
