@@ -5,6 +5,8 @@
 #![cfg(feature = "gui")]
 
 mod common;
+#[path = "ui/documents.rs"]
+mod documents;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

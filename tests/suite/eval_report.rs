@@ -285,6 +285,37 @@ fn by_clip_ranks_clips_by_the_difference_with_the_table_s_corpus_values() {
 }
 
 #[test]
+fn the_corpus_table_holds_every_clip_and_compares_as_by_clip_does() {
+    use prunescope::eval::by_clip;
+    let r = asr_run(24);
+    let t = by_clip::table(&r, &LexicalScorer);
+    assert_eq!(t.settings, r.header.settings);
+    assert_eq!(t.clips.len(), 24);
+    let (a, b) = (1, 2);
+    assert_eq!(
+        (t.settings[a].as_str(), t.settings[b].as_str()),
+        ("topk@0.25", "segmentwise@0.25")
+    );
+    let direct = by_clip::compare(&r, "topk@0.25", "segmentwise@0.25", &LexicalScorer, 500, 3);
+    assert_eq!(t.compare(a, b, 500, 3).unwrap(), direct.unwrap());
+    for (i, id) in t.clips.iter().enumerate() {
+        let n: usize = id[4..].parse().unwrap();
+        assert_eq!(t.value(i, a), Some(10.0 * (n % 5) as f64));
+    }
+    // Each setting's corpus value is the quality table's.
+    let q = report::score(&r, &LexicalScorer);
+    for (j, setting) in t.settings.iter().enumerate() {
+        let row = q
+            .rows
+            .iter()
+            .find(|row| &format!("{}@{}", row.method, row.keep) == setting)
+            .unwrap();
+        assert!((t.corpus[j].unwrap() - row.values[0].unwrap()).abs() < 1e-9);
+    }
+    assert!(t.compare(a, 9, 10, 0).is_err());
+}
+
+#[test]
 fn eval_report_by_clip_prints_the_ranking_and_its_json() {
     use crate::common::{assert_one_line_error, ok, prunescope, TempDir};
     let t = TempDir::new();

@@ -90,6 +90,39 @@ fn resumes_where_it_stopped_and_drops_a_torn_line() {
 }
 
 #[test]
+fn each_clip_keeps_its_scores_and_outputs_and_opens_as_its_analysis() {
+    let t = TempDir::new();
+    let d = dataset(DatasetKind::Mmau, "mmau");
+    let mut p = plan("full,topk,segmentwise");
+    p.decoding.attention = true;
+    let out = t.0.join("results.jsonl");
+    run(&d, &p, &out, Shard::ALL, Some(2)).unwrap();
+    let Ok(prunescope::document::Opened::Run(r)) = prunescope::document::open(&t.0) else {
+        panic!("the folder does not open as a run");
+    };
+    assert_eq!(r.header.plan.as_ref().unwrap().params, p.params);
+    for rec in &r.records {
+        let a = rec.analysis(&r.header).expect("scores and runs stored");
+        // The clip's prompt is its question's, as the run gave it.
+        let prompt = runner::question_prompt(
+            rec.item.question.as_deref().unwrap(),
+            &rec.item.choices,
+        );
+        assert_eq!(a.plan.unwrap().decoding.prompt, Some(prompt));
+        assert_eq!(a.report.scores.len(), a.report.tokens.count);
+        for run in &a.runs {
+            // Segmentwise keeps floor(K / S) per segment: at most K.
+            let n = a.report.tokens.count;
+            assert!(!run.kept.is_empty() && run.kept.len() <= run.k.min(n), "{run:?}");
+            assert!(run.kept.iter().all(|&t| t < n));
+            assert!(!run.token_ids.is_empty());
+            assert!(run.words.is_some(), "words were asked for");
+            assert!(run.attention.is_none(), "attention is left out");
+        }
+    }
+}
+
+#[test]
 fn refuses_to_mix_settings_in_one_file() {
     let t = TempDir::new();
     let d = dataset(DatasetKind::Mmau, "mmau");

@@ -8,6 +8,7 @@ use crate::model::Precision;
 use crate::scores::ScoreSource;
 use crate::ui::commands::Command;
 use crate::ui::settings::Settings;
+use crate::ui::state::{DocAudio, Page};
 
 impl ExplorerApp {
     /// What is remembered between runs (the window saves it).
@@ -44,6 +45,55 @@ impl ExplorerApp {
     /// Opens a clip (the same as dropping it on the window).
     pub fn open_clip(&mut self, path: PathBuf) {
         self.run(Command::OpenClip(path));
+    }
+
+    /// Opens an analysis, a workspace or an eval run (the same as dropping it on the window).
+    pub fn open_document(&mut self, path: PathBuf) {
+        self.run(Command::OpenDocument(path));
+    }
+
+    /// Saves the workspace (File > Save workspace…).
+    pub fn save_workspace(&mut self, path: PathBuf) {
+        self.run(Command::SaveWorkspace(path));
+    }
+
+    /// Where the clip on screen comes from while its cells are a document's: the model that
+    /// made them, and its audio (`decoding`, `found`, or `missing: why`).
+    pub fn document(&self) -> Option<(String, String)> {
+        let d = self.state.document()?;
+        let audio = match &d.audio {
+            DocAudio::Decoding => "decoding".into(),
+            DocAudio::Found => "found".into(),
+            DocAudio::Missing(why) => format!("missing: {why}"),
+        };
+        Some((d.label.clone(), audio))
+    }
+
+    /// Whether the corpus page is shown.
+    pub fn showing_corpus(&self) -> bool {
+        self.state.page == Page::Corpus && self.state.corpus.is_some()
+    }
+
+    /// The corpus page's clip ids in the order shown, with A − B of each.
+    pub fn corpus_rows(&self) -> Vec<(String, Option<f64>)> {
+        self.state.corpus.as_ref().map_or_else(Vec::new, |c| {
+            c.order
+                .iter()
+                .map(|&i| (c.table.clips[i].clone(), c.deltas[i]))
+                .collect()
+        })
+    }
+
+    /// The corpus page's comparison: A − B over the corpus and its 95 % interval.
+    pub fn corpus_delta(&self) -> Option<(f64, [f64; 2])> {
+        let c = self.state.corpus.as_ref()?.compare.as_ref().ok()?;
+        Some((c.mean.delta, c.delta_ci95))
+    }
+
+    /// The pinned cell: its method and keep ratio.
+    pub fn pinned(&self) -> Option<(String, f64)> {
+        let r = self.state.result(&self.state.pinned?)?;
+        Some((r.method.name().to_string(), r.keep))
     }
 
     /// Loads a model directory (the same as dropping it on the window).

@@ -40,10 +40,10 @@ impl ExplorerApp {
                     self.pick(PathTarget::SaveWorkspace);
                 }
             }
-            Command::OpenDocument(p) => self.open_document(p),
+            Command::OpenDocument(p) => self.read_document(p),
             Command::SaveWorkspace(p) => {
                 self.state.windows.path = None;
-                self.save_workspace(&p);
+                self.write_workspace(&p);
             }
             Command::ToggleEmbedClips => {
                 self.state.settings.embed_clips = !self.state.settings.embed_clips;

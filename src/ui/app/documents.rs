@@ -29,7 +29,7 @@ const RESAMPLES: usize = 1000;
 
 impl ExplorerApp {
     /// Reads `path` on a helper thread; what it is decides what opens.
-    pub(super) fn open_document(&mut self, path: PathBuf) {
+    pub(super) fn read_document(&mut self, path: PathBuf) {
         self.state.windows.path = None;
         let job = self.new_job();
         self.info(format!("opening {}…", path.display()));
@@ -431,7 +431,7 @@ impl ExplorerApp {
     }
 
     /// Writes the workspace to `path` (the analysis of the grid, the controls, the clip).
-    pub(super) fn save_workspace(&mut self, path: &Path) {
+    pub(super) fn write_workspace(&mut self, path: &Path) {
         match self
             .workspace()
             .and_then(|w| w.write(path).map_err(|e| e.to_string()))

@@ -151,11 +151,11 @@ fn header(ui: &mut egui::Ui, c: &Corpus, out: &mut Vec<Command>) {
 fn corpus_row(ui: &mut egui::Ui, c: &Corpus) {
     ui.horizontal(|ui| {
         cell(ui, RichText::new("corpus").strong(), ID_W);
+        let d = c.compare.as_ref().ok().map(|x| x.mean.delta);
+        cell(ui, RichText::new(signed(d)).strong(), VALUE_W);
         for v in &c.table.corpus {
             cell(ui, RichText::new(value(c, *v)).strong(), VALUE_W);
         }
-        let d = c.compare.as_ref().ok().map(|x| x.mean.delta);
-        cell(ui, RichText::new(signed(d)).strong(), VALUE_W);
     });
 }
 
