@@ -1,12 +1,14 @@
 //! The command line: clap argument types, progress bars, and anyhow at this edge (the library
 //! speaks thiserror). `main` dispatches: no subcommand opens the explorer; `analyze` (here),
-//! `bench` (`bench.rs`), `bench-prefill` (`prefill.rs`), `eval` and `metric` (`eval.rs`),
+//! `bench` (`bench.rs`), `bench-prefill` (`prefill.rs`), `bench-remote`, `bench-open`, `eval` and `metric` (`eval.rs`),
 //! `serve` (`serve.rs`), `convert` and `fetch` (here); `errors.rs` words the library's errors
 //! with the flags' names. Every command that runs a model talks to a model host: the worker
 //! in this process, or with `--remote` a `prunescope serve --stdio` at the other end of a
 //! command.
 
 mod bench;
+#[cfg(feature = "gui")]
+mod bench_open;
 mod bench_remote;
 pub mod errors;
 mod eval;
@@ -55,6 +57,10 @@ enum Command {
     /// Time a clip's whole grid through the model here and through `--remote` commands (a
     /// pipe, ssh), with the bytes each way.
     BenchRemote(bench_remote::BenchRemoteArgs),
+    /// Time how long saved analyses, workspaces and eval runs take to show in the explorer
+    /// (headless, no model), with their file sizes.
+    #[cfg(feature = "gui")]
+    BenchOpen(bench_open::BenchOpenArgs),
     /// Time the language model's prefill of a prompted model (Qwen2-Audio / AF3, or random
     /// weights of a chosen size) at 100/50/25/10 % of the audio tokens kept.
     BenchPrefill(prefill::PrefillArgs),
@@ -234,6 +240,10 @@ struct AnalyzeArgs {
     /// (`attention`: one block per decoder input, rows x kept tokens).
     #[arg(long)]
     attention: bool,
+    /// Also save the document as a workspace the explorer opens with no model
+    /// (`prunescope open FILE`), the clip inside it when it is at most 20 MB.
+    #[arg(long, value_name = "FILE")]
+    workspace: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -257,6 +267,8 @@ pub fn main() -> Result<()> {
         Some(Command::Bench(b)) => bench::run(b),
         Some(Command::BenchPrefill(p)) => prefill::run(p),
         Some(Command::BenchRemote(b)) => bench_remote::run(b),
+        #[cfg(feature = "gui")]
+        Some(Command::BenchOpen(b)) => bench_open::run(b),
         Some(Command::Convert(c)) => convert(c),
         Some(Command::Eval(e)) => eval::run(e),
         Some(Command::Metric(m)) => eval::metric(m),
@@ -615,11 +627,35 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
             r.attention = None;
         }
     }
+    if let Some(path) = &a.workspace {
+        save_workspace(path, &a.clip, &analysis)?;
+    }
     if a.json {
         println!("{}", serde_json::to_string(&analysis)?);
     } else {
         print_table(&analysis);
     }
+    Ok(())
+}
+
+/// `analyze --workspace FILE`: the document with the explorer's default view, and the clip.
+fn save_workspace(path: &Path, clip: &Path, analysis: &engine::Analysis) -> Result<()> {
+    use prunescope::document::workspace::{ExplorerView, Workspace, EMBED_LIMIT};
+    let bytes = std::fs::read(clip).with_context(|| format!("cannot read {}", clip.display()))?;
+    let embed = bytes.len() as u64 <= EMBED_LIMIT;
+    let w = Workspace::new(analysis.clone(), ExplorerView::default(), &bytes, embed);
+    w.write(path)?;
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    eprintln!(
+        "wrote {} ({:.1} MB{})",
+        path.display(),
+        size as f64 / 1e6,
+        if embed {
+            ", the clip inside"
+        } else {
+            "; the clip is too large to go inside"
+        }
+    );
     Ok(())
 }
 

@@ -1,10 +1,10 @@
 //! The report layout rules on hand-made results: best per keep ratio in bold, at-or-better than
 //! the unpruned model underlined (WER: lower is better), CSV, efficiency statistics.
 
+use prunescope::engine::RunResult;
 use prunescope::eval::datasets::Item;
 use prunescope::eval::metrics::accuracy::LexicalScorer;
 use prunescope::eval::report;
-use prunescope::engine::RunResult;
 use prunescope::eval::runner::{Header, Record, Results};
 
 /// A run as an eval results file stores it (what a file written before kept tokens and token

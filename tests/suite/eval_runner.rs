@@ -104,16 +104,17 @@ fn each_clip_keeps_its_scores_and_outputs_and_opens_as_its_analysis() {
     for rec in &r.records {
         let a = rec.analysis(&r.header).expect("scores and runs stored");
         // The clip's prompt is its question's, as the run gave it.
-        let prompt = runner::question_prompt(
-            rec.item.question.as_deref().unwrap(),
-            &rec.item.choices,
-        );
+        let prompt =
+            runner::question_prompt(rec.item.question.as_deref().unwrap(), &rec.item.choices);
         assert_eq!(a.plan.unwrap().decoding.prompt, Some(prompt));
         assert_eq!(a.report.scores.len(), a.report.tokens.count);
         for run in &a.runs {
             // Segmentwise keeps floor(K / S) per segment: at most K.
             let n = a.report.tokens.count;
-            assert!(!run.kept.is_empty() && run.kept.len() <= run.k.min(n), "{run:?}");
+            assert!(
+                !run.kept.is_empty() && run.kept.len() <= run.k.min(n),
+                "{run:?}"
+            );
             assert!(run.kept.iter().all(|&t| t < n));
             assert!(!run.token_ids.is_empty());
             assert!(run.words.is_some(), "words were asked for");

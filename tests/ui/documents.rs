@@ -68,7 +68,11 @@ fn an_analysis_opens_with_no_model_and_asks_for_one_beyond_it() {
     let (label, audio) = app.document().unwrap();
     assert!(label.contains("fake"), "{label}");
     assert_eq!(audio, "found");
-    assert_eq!(app.grid_texts(), texts, "the document's cells, in grid order");
+    assert_eq!(
+        app.grid_texts(),
+        texts,
+        "the document's cells, in grid order"
+    );
     assert!(app.encoded(), "the lanes have the document's scores");
     assert!(app.status_text().unwrap().contains("no model needed"));
     assert_eq!(app.decode_requests(), 0);
@@ -142,7 +146,10 @@ fn a_workspace_reopens_as_it_was_without_the_clip_or_the_model() {
     let ws = dir.path().join("session.prunescope");
     h.state_mut().save_workspace(ws.clone());
     assert!(
-        h.state().status_text().unwrap().contains("saved the workspace"),
+        h.state()
+            .status_text()
+            .unwrap()
+            .contains("saved the workspace"),
         "{:?}",
         h.state().status_text()
     );
@@ -234,7 +241,10 @@ fn an_eval_run_shows_its_clips_sorts_by_a_difference_and_opens_a_clip() {
     open_in(&mut h, &run, "the run's table");
     assert!(h.state().showing_corpus());
     h.state_mut().command(Command::CompareSettings(
-        texts.iter().position(|t| t.0 == "topk" && t.1 == 0.25).unwrap(),
+        texts
+            .iter()
+            .position(|t| t.0 == "topk" && t.1 == 0.25)
+            .unwrap(),
         texts
             .iter()
             .position(|t| t.0 == "segmentwise" && t.1 == 0.25)
@@ -242,7 +252,10 @@ fn an_eval_run_shows_its_clips_sorts_by_a_difference_and_opens_a_clip() {
     ));
     h.step();
     let rows = h.state().corpus_rows();
-    assert_eq!(rows[0].0, "c1", "largest top-k minus segmentwise WER first: {rows:?}");
+    assert_eq!(
+        rows[0].0, "c1",
+        "largest top-k minus segmentwise WER first: {rows:?}"
+    );
     assert!(rows[0].1.unwrap() > 0.0);
     let (delta, [lo, hi]) = h.state().corpus_delta().unwrap();
     assert!(lo <= delta && delta <= hi, "{lo} {delta} {hi}");
@@ -273,9 +286,21 @@ fn corrupt_truncated_and_foreign_files_are_one_message_each() {
     let full = std::fs::read(&doc).unwrap();
     let cases: [(&str, &[u8], &str); 4] = [
         ("cut.json", &full[..full.len() / 3], "is cut short"),
-        ("other.json", br#"{"name": "a package.json"}"#, "not a prunescope document"),
-        ("noise.json", b"{\x00\x01 garbage", "not a prunescope document"),
-        ("future.prunescope", br#"{"prunescope_workspace": 7}"#, "format 7"),
+        (
+            "other.json",
+            br#"{"name": "a package.json"}"#,
+            "not a prunescope document",
+        ),
+        (
+            "noise.json",
+            b"{\x00\x01 garbage",
+            "not a prunescope document",
+        ),
+        (
+            "future.prunescope",
+            br#"{"prunescope_workspace": 7}"#,
+            "format 7",
+        ),
     ];
     let mut h = random_weights_harness(bare_app());
     h.step();

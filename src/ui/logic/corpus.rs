@@ -51,3 +51,36 @@ pub fn order(table: &Table, deltas: &[Option<f64>], by: SortBy, descending: bool
     });
     rows
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_sort_by_their_key_with_unscored_clips_last() {
+        let deltas = [Some(1.0), None, Some(-2.0), Some(3.0)];
+        let dummy = crate::eval::by_clip::table(
+            &crate::eval::runner::Results {
+                header: serde_json::from_value(serde_json::json!({
+                    "prunescope_eval": 1, "dataset": "asr", "data": "", "model": "m",
+                    "settings": [], "params": "", "tail": "window", "items": 4, "shard": null
+                }))
+                .unwrap(),
+                records: (0..4)
+                    .map(|i| {
+                        serde_json::from_value(serde_json::json!({
+                            "index": i,
+                            "item": {"id": format!("c{i}"), "audio": "x.wav", "refs": ["a"]}
+                        }))
+                        .unwrap()
+                    })
+                    .collect(),
+            },
+            &crate::eval::metrics::accuracy::LexicalScorer,
+        );
+        assert_eq!(order(&dummy, &deltas, SortBy::Delta, true), [3, 0, 2, 1]);
+        assert_eq!(order(&dummy, &deltas, SortBy::Delta, false), [2, 0, 3, 1]);
+        assert_eq!(order(&dummy, &deltas, SortBy::Clip, false), [0, 1, 2, 3]);
+        assert_eq!(order(&dummy, &deltas, SortBy::Clip, true), [3, 2, 1, 0]);
+    }
+}
