@@ -100,9 +100,10 @@ struct OpenArgs {
     /// An analysis (`analyze --json`, the explorer's analysis.json), a workspace
     /// (`.prunescope`), an eval results file, or an eval output folder.
     path: PathBuf,
-    /// A model to compute what the document lacks (none by default).
-    #[arg(long, short, value_name = "DIR")]
-    model: Option<PathBuf>,
+    /// A model to compute what the document lacks (none by default: `--model DIR` or
+    /// `--remote COMMAND`).
+    #[command(flatten)]
+    model: ModelArgs,
     #[command(flatten)]
     remote: RemoteArgs,
 }
@@ -283,20 +284,12 @@ pub fn main() -> Result<()> {
 /// before any window opens.
 fn open(o: OpenArgs) -> Result<()> {
     let opened = prunescope::document::open(&o.path)?;
-    let model = ModelArgs {
-        model: o.model,
-        device: "cpu".into(),
-        dtype: "auto".into(),
-        max_new_tokens: None,
-        language: "en".into(),
-        batch: 32,
-    };
-    let source = match (o.remote.remote, &model.model) {
+    let source = match (o.remote.remote, &o.model.model) {
         (Some(command), _) => Some(gui_model(GuiModel::Remote(command))?),
         (None, Some(dir)) => Some(gui_model(GuiModel::Dir(dir.clone()))?),
         (None, None) => None,
     };
-    launch(Launch::Document(o.path, opened), source, &model)
+    launch(Launch::Document(o.path, opened), source, &o.model)
 }
 
 /// The explorer's model as the command line names it.

@@ -384,3 +384,71 @@ fn the_analyze_document_reads_back_whole() {
     );
     assert!(over.is_some_and(|o| o.iter().sum::<f32>() > 0.0));
 }
+
+#[test]
+fn open_refuses_a_bad_document_before_any_window() {
+    let t = TempDir::new();
+    let cases: [(&str, &[u8], &str); 4] = [
+        (
+            "notes.json",
+            b"{\"title\": \"meeting\"}",
+            "not a prunescope document",
+        ),
+        ("cut.json", b"{\"scores\": [0.1, 0.2", "is cut short"),
+        (
+            "future.prunescope",
+            b"{\"prunescope_workspace\": 3}",
+            "format 3",
+        ),
+        ("empty.json", b"", "is empty"),
+    ];
+    for (name, bytes, needle) in cases {
+        let p = t.0.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        assert_one_line_error(&prunescope(&["open", p.to_str().unwrap()]), needle);
+    }
+    let missing = t.0.join("nowhere.json");
+    assert_one_line_error(
+        &prunescope(&["open", missing.to_str().unwrap()]),
+        "cannot read",
+    );
+    assert_one_line_error(
+        &prunescope(&["open", t.0.to_str().unwrap()]),
+        "holds no eval results",
+    );
+}
+
+#[test]
+fn analyze_saves_a_workspace_that_opens_as_its_document() {
+    let t = TempDir::new();
+    let ws = t.0.join("jfk.prunescope");
+    let clip = common::root().join("assets/jfk.wav");
+    let out = analyze(
+        &clip,
+        &[
+            "--method",
+            "topk",
+            "--keep",
+            "0.25",
+            "--words",
+            "--json",
+            "--workspace",
+            ws.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: prunescope::engine::Analysis = serde_json::from_slice(&out.stdout).unwrap();
+    let Ok(prunescope::document::Opened::Workspace(w)) = prunescope::document::open(&ws) else {
+        panic!("not a workspace");
+    };
+    assert_eq!(w.analysis.runs[0].text, doc.runs[0].text);
+    assert_eq!(w.analysis.runs[0].kept, doc.runs[0].kept);
+    assert_eq!(w.model.label, doc.report.model_label());
+    // The clip went inside: it is the file's bytes.
+    let bytes = w.embedded_clip(&ws).unwrap().unwrap();
+    assert_eq!(bytes, std::fs::read(&clip).unwrap());
+}
