@@ -282,49 +282,39 @@ pub fn main() -> Result<()> {
 
 /// `prunescope open PATH`: the document is read here, so a bad one is one line and exit 1
 /// before any window opens.
+#[cfg(feature = "gui")]
 fn open(o: OpenArgs) -> Result<()> {
     let opened = prunescope::document::open(&o.path)?;
-    let source = match (o.remote.remote, &o.model.model) {
-        (Some(command), _) => Some(gui_model(GuiModel::Remote(command))?),
-        (None, Some(dir)) => Some(gui_model(GuiModel::Dir(dir.clone()))?),
-        (None, None) => None,
-    };
+    let source = gui_model(o.remote.remote, &o.model)?;
     launch(Launch::Document(o.path, opened), source, &o.model)
 }
 
-/// The explorer's model as the command line names it.
-enum GuiModel {
-    Remote(String),
-    Dir(PathBuf),
+#[cfg(not(feature = "gui"))]
+fn open(o: OpenArgs) -> Result<()> {
+    prunescope::document::open(&o.path)?;
+    bail!(NO_GUI)
 }
+
+#[cfg(not(feature = "gui"))]
+const NO_GUI: &str =
+    "this build has no GUI (built without the `gui` feature): use `prunescope analyze CLIP`";
 
 #[cfg(feature = "gui")]
 use prunescope::ui::{Launch, ModelSource};
 
-/// A stand-in where the GUI is not built.
-#[cfg(not(feature = "gui"))]
-enum Launch {
-    Clip(Option<PathBuf>),
-    Document(PathBuf, prunescope::document::Opened),
-}
-#[cfg(not(feature = "gui"))]
-struct ModelSource;
-
+/// The explorer's model as the command line names it (None: none, or the default).
 #[cfg(feature = "gui")]
-fn gui_model(m: GuiModel) -> Result<ModelSource> {
-    Ok(match m {
-        GuiModel::Remote(command) => ModelSource::Remote(command),
-        GuiModel::Dir(dir) => ModelSource::Dir(resolve_model_dir(Some(&dir))?),
+fn gui_model(remote: Option<String>, model: &ModelArgs) -> Result<Option<ModelSource>> {
+    Ok(match (remote, &model.model) {
+        (Some(command), _) => Some(ModelSource::Remote(command)),
+        (None, Some(dir)) => Some(ModelSource::Dir(resolve_model_dir(Some(dir))?)),
+        (None, None) => None,
     })
-}
-
-#[cfg(not(feature = "gui"))]
-fn gui_model(_m: GuiModel) -> Result<ModelSource> {
-    Ok(ModelSource)
 }
 
 /// `prunescope [PATH]`: a clip, or a document (an analysis, a workspace, an eval run) when
 /// its content says so.
+#[cfg(feature = "gui")]
 fn gui(clip: Option<PathBuf>, model: &ModelArgs, remote: RemoteArgs) -> Result<()> {
     let what = match clip {
         Some(p) if prunescope::document::is_document(&p) => {
@@ -333,32 +323,27 @@ fn gui(clip: Option<PathBuf>, model: &ModelArgs, remote: RemoteArgs) -> Result<(
         }
         clip => Launch::Clip(clip),
     };
-    let source = match (remote.remote, &model.model) {
-        (Some(command), _) => Some(gui_model(GuiModel::Remote(command))?),
-        (None, Some(dir)) => Some(gui_model(GuiModel::Dir(dir.clone()))?),
-        // A document opens with no model unless one is asked for.
-        (None, None) if matches!(what, Launch::Document(..)) => None,
-        (None, None) => {
-            // First use: fetch the default model before the window opens (the GUI itself never
-            // downloads); without one the window still opens and says how to pick a model.
-            if let Err(e) = default_model_dir() {
-                eprintln!("warning: {e:#}");
-            }
-            None
+    let source = gui_model(remote.remote, model)?;
+    // First use: fetch the default model before the window opens (the GUI itself never
+    // downloads); without one the window still opens and says how to pick a model. A
+    // document opens with no model unless one is asked for.
+    if source.is_none() && matches!(what, Launch::Clip(_)) {
+        if let Err(e) = default_model_dir() {
+            eprintln!("warning: {e:#}");
         }
-    };
+    }
     launch(what, source, model)
+}
+
+#[cfg(not(feature = "gui"))]
+fn gui(_clip: Option<PathBuf>, _model: &ModelArgs, _remote: RemoteArgs) -> Result<()> {
+    bail!(NO_GUI)
 }
 
 #[cfg(feature = "gui")]
 fn launch(what: Launch, source: Option<ModelSource>, model: &ModelArgs) -> Result<()> {
     prunescope::ui::run(what, source, load_options(model)?)
         .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
-}
-
-#[cfg(not(feature = "gui"))]
-fn launch(_what: Launch, _source: Option<ModelSource>, _model: &ModelArgs) -> Result<()> {
-    bail!("this build has no GUI (built without the `gui` feature): use `prunescope analyze CLIP`")
 }
 
 /// The model host the flags ask for: the model loaded here, or the remote command's.
