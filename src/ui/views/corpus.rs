@@ -130,6 +130,9 @@ fn header(ui: &mut egui::Ui, c: &Corpus, out: &mut Vec<Command>) {
         if head(ui, format!("clip{}", arrow(SortBy::Clip)), ID_W, false) {
             out.push(Command::SortCorpus(SortBy::Clip));
         }
+        if head(ui, format!("A − B{}", arrow(SortBy::Delta)), VALUE_W, true) {
+            out.push(Command::SortCorpus(SortBy::Delta));
+        }
         for (j, name) in c.table.settings.iter().enumerate() {
             let by = SortBy::Setting(j);
             if head(
@@ -140,9 +143,6 @@ fn header(ui: &mut egui::Ui, c: &Corpus, out: &mut Vec<Command>) {
             ) {
                 out.push(Command::SortCorpus(by));
             }
-        }
-        if head(ui, format!("A − B{}", arrow(SortBy::Delta)), VALUE_W, true) {
-            out.push(Command::SortCorpus(SortBy::Delta));
         }
     });
 }
@@ -181,9 +181,7 @@ fn body(ui: &mut egui::Ui, c: &Corpus, out: &mut Vec<Command>) {
                     if r.clicked() {
                         out.push(Command::OpenRunClip(i));
                     }
-                    for j in 0..c.table.settings.len() {
-                        cell(ui, RichText::new(value(c, c.table.value(i, j))), VALUE_W);
-                    }
+                    // A better than B in the metric's direction, or worse.
                     let d = c.deltas.get(i).copied().flatten();
                     let colour = match d {
                         Some(d) if (d > 0.0) == c.table.higher_is_better && d != 0.0 => theme::KEPT,
@@ -191,6 +189,9 @@ fn body(ui: &mut egui::Ui, c: &Corpus, out: &mut Vec<Command>) {
                         _ => theme::TEXT_DIM,
                     };
                     cell(ui, RichText::new(signed(d)).color(colour), VALUE_W);
+                    for j in 0..c.table.settings.len() {
+                        cell(ui, RichText::new(value(c, c.table.value(i, j))), VALUE_W);
+                    }
                 });
             }
         });
