@@ -69,6 +69,8 @@ pub enum DocError {
         reads: u32,
         hint: &'static str,
     },
+    #[error("{path} is {size} bytes: prunescope opens documents of at most {max} bytes")]
+    TooLarge { path: PathBuf, size: u64, max: u64 },
     #[error("{0} holds no eval results (results.jsonl or results.shard-*.jsonl)")]
     NoResults(PathBuf),
     /// A folder that is a model, not a run.
@@ -79,6 +81,11 @@ pub enum DocError {
 }
 
 pub type Result<T> = std::result::Result<T, DocError>;
+
+/// The largest analysis or workspace read (a 10-minute clip's workspace with words and every
+/// layer's scores is about 31 MB; with each token's attention, a few hundred): a larger file is
+/// refused before it is read.
+pub const MAX_DOCUMENT: u64 = 2 << 30;
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DocError + '_ {
     move |source| DocError::Io {
@@ -113,6 +120,22 @@ pub fn is_document(path: &Path) -> bool {
         .is_some_and(|&b| b == b'{')
 }
 
+/// Whether a file's first line is an eval results header (`prunescope_eval`): results files are
+/// read line by line, whatever their size.
+fn is_results_file(path: &Path) -> bool {
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    use std::io::{BufRead, Read};
+    let mut first = String::new();
+    let mut rd = std::io::BufReader::new(f.take(64 * 1024));
+    if rd.read_line(&mut first).is_err() {
+        return false;
+    }
+    first.contains("\"prunescope_eval\"")
+        && serde_json::from_str::<Probe>(first.trim()).is_ok_and(|p| p.prunescope_eval.is_some())
+}
+
 /// The results files of an eval run's folder: `results.jsonl`, else every shard's.
 pub fn run_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let whole = dir.join("results.jsonl");
@@ -145,6 +168,17 @@ pub fn open(path: &Path) -> Result<Opened> {
         }
         return Ok(Opened::Run(Box::new(runner::join(&files)?)));
     }
+    let size = std::fs::metadata(path).map_err(io(path))?.len();
+    if size > MAX_DOCUMENT && !is_results_file(path) {
+        return Err(DocError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+            max: MAX_DOCUMENT,
+        });
+    }
+    if is_results_file(path) {
+        return Ok(Opened::Run(Box::new(runner::join(&[path.to_path_buf()])?)));
+    }
     let bytes = std::fs::read(path).map_err(io(path))?;
     let text = std::str::from_utf8(&bytes).map_err(|e| DocError::Foreign {
         path: path.to_path_buf(),
@@ -153,13 +187,6 @@ pub fn open(path: &Path) -> Result<Opened> {
     let body = text.trim_start();
     if body.is_empty() {
         return Err(DocError::Empty(path.to_path_buf()));
-    }
-    // An eval results file: its first line is a header object with `prunescope_eval`.
-    let first = body.lines().next().unwrap_or_default();
-    if first.contains("\"prunescope_eval\"")
-        && serde_json::from_str::<Probe>(first).is_ok_and(|p| p.prunescope_eval.is_some())
-    {
-        return Ok(Opened::Run(Box::new(runner::join(&[path.to_path_buf()])?)));
     }
     let probe: Probe = serde_json::from_str(body).map_err(|e| json_error(path, "document", &e))?;
     if let Some(format) = probe.prunescope_workspace {

@@ -171,3 +171,17 @@ fn a_model_directory_is_not_a_document() {
     let e = open(empty.path()).err().unwrap().to_string();
     assert!(e.contains("holds no eval results"), "{e}");
 }
+
+#[test]
+fn a_document_past_the_limit_is_refused_before_it_is_read() {
+    let dir = TempDir::new("doc").unwrap();
+    let p = dir.path().join("huge.json");
+    // Sparse: no disk is used, and nothing may read it.
+    let f = std::fs::File::create(&p).unwrap();
+    f.set_len(MAX_DOCUMENT + 1).unwrap();
+    let e = open(&p).err().unwrap().to_string();
+    assert!(
+        e.contains("at most 2147483648 bytes") && e.contains("huge.json"),
+        "{e}"
+    );
+}
