@@ -38,6 +38,38 @@ pub fn read_json(path: &Path) -> std::result::Result<serde_json::Value, JsonErro
     })
 }
 
+/// A `tokenizer.json` as the tokenizers library reads it. That library panics on some
+/// malformed files (a decoder of an unexpected shape: found by fuzzing, `fuzz/`), so a panic
+/// in this call is caught, kept off stderr, and becomes the error's text.
+pub fn read_tokenizer(path: &Path) -> std::result::Result<tokenizers::Tokenizer, String> {
+    thread_local! {
+        static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let read = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_file(path));
+    QUIET.with(|q| q.set(false));
+    match read {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("the tokenizers library gave up on it");
+            Err(format!("malformed: {why}"))
+        }
+    }
+}
+
 /// The safetensors files of a directory (one file, or the shards named by the index).
 pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let single = dir.join("model.safetensors");

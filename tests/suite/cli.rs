@@ -452,3 +452,31 @@ fn analyze_saves_a_workspace_that_opens_as_its_document() {
     let bytes = w.embedded_clip(&ws).unwrap().unwrap();
     assert_eq!(bytes, std::fs::read(&clip).unwrap());
 }
+
+/// Found by fuzzing (`fuzz/`, target `model_files`): a `tokenizer.json` whose decoder has an
+/// unexpected shape made the tokenizers library panic while the model loaded.
+#[test]
+fn a_tokenizer_that_panics_the_tokenizers_library_is_one_line() {
+    let t = TempDir::new();
+    let src = common::root().join("tests/data/alm/af3-tiny");
+    let dir = t.0.join("af3-bad-tokenizer");
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    std::fs::copy(
+        common::root().join("tests/data/fuzz/tokenizer-decoder-panic.json"),
+        dir.join("tokenizer.json"),
+    )
+    .unwrap();
+    let clip = common::root().join("assets/jfk.wav");
+    let out = prunescope(&[
+        "analyze",
+        "--model",
+        dir.to_str().unwrap(),
+        clip.to_str().unwrap(),
+    ]);
+    assert_one_line_error(&out, "tokenizer.json");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("malformed"));
+}

@@ -127,7 +127,7 @@ impl Alm {
         if !tok_path.is_file() {
             return Err(ModelError::TokenizerMissing(tok_path));
         }
-        let tokenizer = tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| {
+        let tokenizer = crate::model::hf::read_tokenizer(&tok_path).map_err(|e| {
             ModelError::corrupt(&tok_path, format!("is not a usable tokenizer: {e}"))
         })?;
         let placeholder = config.kind.placeholder();

@@ -146,7 +146,7 @@ impl SentenceEmbedder {
             ));
         }
 
-        let mut tokenizer = tokenizers::Tokenizer::from_file(&tok_path)
+        let mut tokenizer = crate::model::hf::read_tokenizer(&tok_path)
             .map_err(|e| corrupt(&tok_path, format!("not a tokenizer: {e}")))?;
         tokenizer
             .with_truncation(Some(tokenizers::TruncationParams {

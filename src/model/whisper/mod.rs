@@ -103,7 +103,7 @@ impl Whisper {
         config: WhisperConfig,
     ) -> Result<Whisper> {
         let tok_path = dir.join("tokenizer.json");
-        let tokenizer = tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| {
+        let tokenizer = crate::model::hf::read_tokenizer(&tok_path).map_err(|e| {
             ModelError::corrupt(&tok_path, format!("is not a usable tokenizer: {e}"))
         })?;
         // English-only checkpoints have 51864 ids; their tokenizer still lists <|transcribe|>
