@@ -120,8 +120,7 @@ pub fn is_document(path: &Path) -> bool {
         .is_some_and(|&b| b == b'{')
 }
 
-/// Whether a file's first line is an eval results header (`prunescope_eval`): results files are
-/// read line by line, whatever their size.
+/// Whether a file's first line is an eval results header (`prunescope_eval`).
 fn is_results_file(path: &Path) -> bool {
     let Ok(f) = std::fs::File::open(path) else {
         return false;
@@ -169,15 +168,16 @@ pub fn open(path: &Path) -> Result<Opened> {
         return Ok(Opened::Run(Box::new(runner::join(&files)?)));
     }
     let size = std::fs::metadata(path).map_err(io(path))?.len();
-    if size > MAX_DOCUMENT && !is_results_file(path) {
+    // Results files are read line by line, whatever their size.
+    if is_results_file(path) {
+        return Ok(Opened::Run(Box::new(runner::join(&[path.to_path_buf()])?)));
+    }
+    if size > MAX_DOCUMENT {
         return Err(DocError::TooLarge {
             path: path.to_path_buf(),
             size,
             max: MAX_DOCUMENT,
         });
-    }
-    if is_results_file(path) {
-        return Ok(Opened::Run(Box::new(runner::join(&[path.to_path_buf()])?)));
     }
     let bytes = std::fs::read(path).map_err(io(path))?;
     let text = std::str::from_utf8(&bytes).map_err(|e| DocError::Foreign {

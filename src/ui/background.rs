@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::document::{self, Opened};
+use crate::document::workspace::ExplorerView;
+use crate::document::{self, Located, Opened};
 use crate::engine::worker::{self, ClipSource, Spectrogram};
+use crate::engine::Analysis;
 use crate::eval::by_clip::{self, Table};
 use crate::eval::runner::Results;
 
@@ -114,11 +116,12 @@ pub fn dropped(ctx: &egui::Context) -> Vec<Command> {
 
 /// What the [`Loader`] brings back, with the job it was asked under.
 pub enum Loaded {
-    /// An analysis or a workspace read (an eval run comes as [`Loaded::Run`]).
+    /// An analysis or a workspace read, its clip located (an eval run comes as
+    /// [`Loaded::Run`]), or why it cannot be opened.
     Document {
         job: u64,
         path: PathBuf,
-        opened: Result<Opened, String>,
+        opened: Result<Box<Shown>, String>,
     },
     /// An eval run with every clip's metric (`note`: how MMAU answers were matched, when not
     /// by sentence embeddings).
@@ -134,6 +137,15 @@ pub enum Loaded {
         job: u64,
         audio: Result<(Arc<Vec<f32>>, Spectrogram), String>,
     },
+}
+
+/// An analysis or a workspace ready to show: the document, a workspace's own view, where its
+/// clip is, and why a workspace's embedded clip could not be used (its bytes altered).
+pub struct Shown {
+    pub analysis: Analysis,
+    pub view: Option<ExplorerView>,
+    pub clip: Located,
+    pub warning: Option<String>,
 }
 
 /// Reads documents and decodes their clips on helper threads, so a 10-minute clip's workspace
@@ -178,16 +190,16 @@ impl Loader {
         }
     }
 
-    /// Reads `path`: an analysis, a workspace or an eval run (then its table too).
+    /// Reads `path`: an analysis, a workspace or an eval run, then what [`Self::prepare`] does.
     pub fn read(&self, job: u64, path: PathBuf) {
         let p = path.clone();
         self.spawn(
             move || match document::open(&path) {
-                Ok(Opened::Run(results)) => tabulate(job, path, *results),
-                opened => Loaded::Document {
+                Ok(opened) => prepared(job, path, opened),
+                Err(e) => Loaded::Document {
                     job,
                     path,
-                    opened: opened.map_err(|e| e.to_string()),
+                    opened: Err(e.to_string()),
                 },
             },
             move |e| Loaded::Document {
@@ -198,11 +210,13 @@ impl Loader {
         );
     }
 
-    /// Computes the table of a run read already (`prunescope open RUN`).
-    pub fn tabulate(&self, job: u64, path: PathBuf, results: Results) {
+    /// Makes a document read already (`prunescope open PATH`) ready to show: an analysis's or
+    /// workspace's clip located (a workspace's embedded bytes decoded and checked, a file on
+    /// disk hashed), a run's table computed.
+    pub fn prepare(&self, job: u64, path: PathBuf, opened: Opened) {
         let p = path.clone();
         self.spawn(
-            move || tabulate(job, path, results),
+            move || prepared(job, path, opened),
             move |e| Loaded::Document {
                 job,
                 path: p,
@@ -226,6 +240,36 @@ impl Loader {
             },
             move |e| Loaded::Audio { job, audio: Err(e) },
         );
+    }
+}
+
+/// What [`Loader::prepare`] does, on the helper thread.
+fn prepared(job: u64, path: PathBuf, opened: Opened) -> Loaded {
+    let (analysis, view, clip, warning) = match opened {
+        Opened::Run(results) => return tabulate(job, path, *results),
+        Opened::Analysis(a) => {
+            let clip = document::locate_clip(&path, &a.report.clip.path, None, None);
+            (*a, None, clip, None)
+        }
+        Opened::Workspace(w) => {
+            let (embedded, warning) = match w.embedded_clip(&path) {
+                Ok(b) => (b, None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            let clip = document::locate_clip(&path, &w.clip.path, Some(&w.clip.sha256), embedded);
+            let w = *w;
+            (w.analysis, Some(w.explorer), clip, warning)
+        }
+    };
+    Loaded::Document {
+        job,
+        path,
+        opened: Ok(Box::new(Shown {
+            analysis,
+            view,
+            clip,
+            warning,
+        })),
     }
 }
 

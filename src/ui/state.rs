@@ -170,9 +170,6 @@ pub struct FromDocument {
     /// The label of the model that computed it.
     pub label: String,
     pub audio: DocAudio,
-    /// Runs of the document the controls cannot show (another `order` or `k_min`, or a keep
-    /// ratio besides the grid's and the slider's).
-    pub hidden: usize,
     /// The clip went to the host, whose model encodes it.
     pub sent: bool,
 }

@@ -16,7 +16,7 @@ use crate::eval::by_clip::Table;
 use crate::eval::runner::Results;
 use crate::prune::{Method, Params};
 use crate::scores::LayerScores;
-use crate::ui::background::Loaded;
+use crate::ui::background::{Loaded, Shown};
 use crate::ui::logic::compare;
 use crate::ui::logic::corpus;
 use crate::ui::logic::pool;
@@ -46,7 +46,18 @@ impl ExplorerApp {
                 }
                 self.opening = None;
                 match opened {
-                    Ok(o) => self.show_document(job, path, o, ctx),
+                    Ok(shown) => {
+                        let Shown {
+                            analysis,
+                            view,
+                            clip,
+                            warning,
+                        } = *shown;
+                        if let Some(w) = warning {
+                            self.error(w);
+                        }
+                        self.show_analysis(job, path, analysis, view, clip, ctx);
+                    }
                     Err(e) => self.error(e),
                 }
             }
@@ -66,38 +77,12 @@ impl ExplorerApp {
         }
     }
 
-    /// Shows what was read: an analysis or workspace as the clip, a run as the corpus page.
-    pub(super) fn show_document(
-        &mut self,
-        job: u64,
-        path: PathBuf,
-        opened: Opened,
-        ctx: &egui::Context,
-    ) {
-        match opened {
-            Opened::Analysis(a) => {
-                let clip = document::locate_clip(&path, &a.report.clip.path, None, None);
-                self.show_analysis(job, path, *a, None, clip, ctx);
-            }
-            Opened::Workspace(w) => {
-                let embedded = match w.embedded_clip(&path) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        self.error(e.to_string());
-                        None
-                    }
-                };
-                let clip =
-                    document::locate_clip(&path, &w.clip.path, Some(&w.clip.sha256), embedded);
-                let w = *w;
-                self.show_analysis(job, path, w.analysis, Some(w.explorer), clip, ctx);
-            }
-            Opened::Run(results) => {
-                // Read already (`prunescope open RUN`): its table is computed beside.
-                self.opening = Some(job);
-                self.loader.tabulate(job, path, *results);
-            }
-        }
+    /// Shows a document read already (`prunescope open PATH`) once the loader has made it
+    /// ready (its clip located, or its table computed).
+    pub(super) fn open_read_document(&mut self, path: PathBuf, opened: Opened) {
+        let job = self.new_job();
+        self.opening = Some(job);
+        self.loader.prepare(job, path, opened);
     }
 
     /// Makes an analysis the clip on screen: its scores in the lanes, its runs in the grid
@@ -150,7 +135,6 @@ impl ExplorerApp {
                 file: file.clone(),
                 label: label.clone(),
                 audio,
-                hidden: 0,
                 sent: false,
             }),
             samples: Arc::new(Vec::new()),
@@ -168,9 +152,6 @@ impl ExplorerApp {
             a.set_clip(Arc::new(Vec::new()));
         }
         let hidden = self.fill_cells(&a, &plan);
-        if let Some(d) = self.state.clip.as_mut().and_then(|c| c.document.as_mut()) {
-            d.hidden = hidden;
-        }
         self.restore_view(view.as_ref());
         self.state.page = Page::Clip;
         self.state.highlight = None;
@@ -201,9 +182,8 @@ impl ExplorerApp {
         let Some(scope) = self.state.scope() else {
             return a.runs.len();
         };
+        // A new job: a scope of its own, so no cell of another is kept.
         self.state.cells.enter(scope);
-        self.state.cells.results.clear();
-        self.state.cells.views.clear();
         let (params, decoding) = (self.state.params(), self.state.settings.decoding());
         let mut hidden = 0;
         for r in &a.runs {
@@ -255,11 +235,7 @@ impl ExplorerApp {
         match audio {
             Ok((samples, mel)) => {
                 clip.summary = pool::wave_summary(&samples);
-                clip.peak = clip
-                    .summary
-                    .iter()
-                    .map(|(lo, hi)| lo.abs().max(hi.abs()))
-                    .fold(1e-6f32, f32::max);
+                clip.peak = pool::wave_peak(&clip.summary);
                 clip.samples = samples;
                 if let Some(d) = &mut clip.document {
                     d.audio = DocAudio::Found;

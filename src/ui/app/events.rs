@@ -131,10 +131,7 @@ impl ExplorerApp {
         }
         self.info(format!("{}: {duration:.2} s", path.display()));
         let summary = pool::wave_summary(&samples);
-        let peak = summary
-            .iter()
-            .map(|(lo, hi)| lo.abs().max(hi.abs()))
-            .fold(1e-6f32, f32::max);
+        let peak = pool::wave_peak(&summary);
         self.state.page = crate::ui::state::Page::Clip;
         self.state.pinned = None;
         self.state.clip = Some(Clip {

@@ -23,7 +23,8 @@ use super::logic::marks;
 use super::logic::pool;
 use super::logic::words::WordRef;
 use super::settings::Settings;
-use super::state::{AppState, Highlight, HighlightFor, ModelSource, PathTarget, PathWindow};
+use super::state::Scores;
+use super::state::{AppState, Clip, Highlight, HighlightFor, ModelSource, PathTarget, PathWindow};
 use super::state::{Startup, Status};
 use super::{background, theme, views};
 use crate::engine::worker::{Decode, OpenClip, Request, Scoring, Worker};
@@ -50,9 +51,6 @@ pub struct ExplorerApp {
     loader: Loader,
     /// The document being read (answers for other jobs are stale).
     opening: Option<u64>,
-    /// A document read before the window existed (`prunescope open PATH`), shown on the
-    /// first frame.
-    startup_document: Option<(PathBuf, crate::document::Opened)>,
     /// Commands pushed this frame, applied at its end.
     pending: Vec<Command>,
     /// Something the grid depends on changed: ask for its missing cells.
@@ -96,7 +94,6 @@ impl ExplorerApp {
             dialog: None,
             loader,
             opening: None,
-            startup_document: startup.document,
             pending: Vec::new(),
             grid_dirty: false,
             views_dirty: false,
@@ -117,13 +114,16 @@ impl ExplorerApp {
             }
             ModelSource::Remote(command) => app.run(Command::ConnectRemote(command)),
             // A document shows without one.
-            ModelSource::None if app.startup_document.is_some() => {}
+            ModelSource::None if startup.document.is_some() => {}
             ModelSource::None => {
                 app.error("no model: File > Open model directory… (or drop one on the window)")
             }
         }
         if let Some(c) = startup.clip {
             app.run(Command::OpenClip(c));
+        }
+        if let Some((path, opened)) = startup.document {
+            app.open_read_document(path, opened);
         }
         app
     }
@@ -195,10 +195,6 @@ impl ExplorerApp {
         let samples = self.state.clip.as_ref().map(|c| &c.samples);
         if let Some(e) = self.sound.open_once(samples) {
             self.error(e);
-        }
-        if let Some((path, opened)) = self.startup_document.take() {
-            let job = self.new_job();
-            self.show_document(job, path, opened, ctx);
         }
         while let Some(e) = self.host.try_recv() {
             self.on(e, ctx);
@@ -540,15 +536,21 @@ impl ExplorerApp {
             .collect()
     }
 
-    /// The `analyze` document of the grid: the clip's part and every cell that is in (each
-    /// cell's key is the parameters it reads: the current ones name them all).
-    fn analysis(&self) -> Result<Analysis, export::ExportError> {
+    /// The open clip and its scores, or why there is nothing to export.
+    fn clip_scores(&self) -> Result<(&Clip, &Scores), export::ExportError> {
         let clip = self
             .state
             .clip
             .as_ref()
             .ok_or(export::ExportError::NoClip)?;
         let s = clip.scores.as_ref().ok_or(export::ExportError::NoScores)?;
+        Ok((clip, s))
+    }
+
+    /// The `analyze` document of the grid: the clip's part and every cell that is in (each
+    /// cell's key is the parameters it reads: the current ones name them all).
+    fn analysis(&self) -> Result<Analysis, export::ExportError> {
+        let (_, s) = self.clip_scores()?;
         Ok(Analysis {
             report: s.report.clone(),
             plan: Some(crate::engine::PlanSettings {
@@ -562,12 +564,7 @@ impl ExplorerApp {
     /// Writes the exports into `dir`; returns the paths written.
     pub fn export(&self, dir: &Path) -> Result<Vec<PathBuf>, export::ExportError> {
         let analysis = self.analysis()?;
-        let clip = self
-            .state
-            .clip
-            .as_ref()
-            .ok_or(export::ExportError::NoClip)?;
-        let s = clip.scores.as_ref().ok_or(export::ExportError::NoScores)?;
+        let (clip, s) = self.clip_scores()?;
         let no_marks = marks::Marks::default();
         let m = self.state.marks().unwrap_or(&no_marks);
         let lane = export::lane_image(

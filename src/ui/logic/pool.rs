@@ -65,6 +65,15 @@ pub fn wave_summary(samples: &[f32]) -> Vec<(f32, f32)> {
         .collect()
 }
 
+/// The largest magnitude of a [`wave_summary`] (at least 1e-6: the waveform lane divides by
+/// it).
+pub fn wave_peak(summary: &[(f32, f32)]) -> f32 {
+    summary
+        .iter()
+        .map(|(lo, hi)| lo.abs().max(hi.abs()))
+        .fold(1e-6f32, f32::max)
+}
+
 /// The waveform's min and max per pixel column of the view: `(time, lo, hi)`.
 pub fn wave_columns(
     view: &View,

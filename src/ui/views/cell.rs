@@ -166,9 +166,9 @@ fn layout(
         } else {
             egui::Stroke::NONE
         };
-        append(
-            &mut job,
+        job.append(
             w,
+            0.0,
             egui::TextFormat {
                 font_id: font.clone(),
                 color: colour,
@@ -178,28 +178,14 @@ fn layout(
             },
         );
         sections.push((start..job.text.len(), link));
-        append(
-            &mut job,
+        job.append(
             " ",
+            0.0,
             egui::TextFormat::simple(font.clone(), theme::TEXT),
         );
     }
     job.wrap.max_width = width;
     (job, sections)
-}
-
-/// Appends `text` to the job, in the last section when its format is the same: a long text
-/// is then a few runs to shape, not one per word (a 10-minute clip's cell lays out several
-/// times faster).
-fn append(job: &mut LayoutJob, text: &str, format: egui::TextFormat) {
-    let end = job.text.len();
-    match job.sections.last_mut() {
-        Some(last) if last.format == format && last.byte_range.end.0 == end => {
-            job.text.push_str(text);
-            last.byte_range.end.0 = job.text.len();
-        }
-        _ => job.append(text, 0.0, format),
-    }
 }
 
 /// Lays out and paints the text, finds the word under the pointer and the one clicked, and
