@@ -17,6 +17,7 @@ pub mod audio;
 pub mod document;
 pub mod engine;
 pub mod eval;
+pub mod limits;
 pub mod mel;
 pub mod model;
 pub mod prune;

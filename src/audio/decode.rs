@@ -2,7 +2,6 @@
 
 use std::fs::File;
 use std::io::ErrorKind;
-use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
 use symphonia::core::audio::GenericAudioBufferRef;
@@ -15,6 +14,7 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 
 use super::{mp4, AudioError};
+use crate::limits::MAX_CLIP_SECONDS;
 
 /// A stream where more than this share of packets fails to decode is corrupt, not a clip with a
 /// few dropouts.
@@ -25,18 +25,27 @@ const MAX_FAILED_PACKET_SHARE: f64 = 0.5;
 /// Returns the samples, the sample rate and the source channel count. The format is detected
 /// from the content (the extension is only a hint). No resampling and no validation beyond
 /// "something was decoded": see [`super::load`].
+///
+/// A clip longer than [`MAX_CLIP_SECONDS`] is [`AudioError::TooLong`]: refused from its header's
+/// declared length before any packet is decoded, or, for a stream that does not declare it, at
+/// the packet that passes the limit.
 pub fn decode(path: &Path) -> Result<(Vec<f32>, u32, usize), AudioError> {
-    decode_source(Box::new(open(path)?), path)
+    decode_source(Box::new(open(path)?), path, MAX_CLIP_SECONDS)
 }
 
 /// [`decode`] of a file's bytes held in memory; `path` names it in errors and hints the format.
 pub fn decode_bytes(bytes: Vec<u8>, path: &Path) -> Result<(Vec<f32>, u32, usize), AudioError> {
-    decode_source(Box::new(std::io::Cursor::new(bytes)), path)
+    decode_source(
+        Box::new(std::io::Cursor::new(bytes)),
+        path,
+        MAX_CLIP_SECONDS,
+    )
 }
 
 fn decode_source(
     source: Box<dyn symphonia::core::io::MediaSource>,
     path: &Path,
+    max_seconds: u64,
 ) -> Result<(Vec<f32>, u32, usize), AudioError> {
     let mss = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
@@ -45,7 +54,7 @@ fn decode_source(
     }
     // Decoders are fed whatever bytes the file holds; a decoder bug must not take the
     // application down with it.
-    match panic::catch_unwind(AssertUnwindSafe(|| decode_stream(mss, &hint, path))) {
+    match crate::util::catch_quietly(|| decode_stream(mss, &hint, path, max_seconds)) {
         Ok(result) => result,
         Err(_) => Err(AudioError::Corrupt {
             path: path.to_path_buf(),
@@ -94,6 +103,7 @@ fn decode_stream(
     mss: MediaSourceStream<'_>,
     hint: &Hint,
     path: &Path,
+    max_seconds: u64,
 ) -> Result<(Vec<f32>, u32, usize), AudioError> {
     let mut format = symphonia::default::get_probe()
         .probe(
@@ -105,7 +115,19 @@ fn decode_stream(
         .map_err(|e| fatal(e, path))?;
     let is_mp4 = format.format_info().format == FORMAT_ID_ISOMP4;
     let mut track = open_track(&*format, path)?;
-    let mut clip = Clip::default();
+    if let (Some(frames), Some(rate)) = (track.declared_frames, track.declared_rate) {
+        if rate > 0 && frames > max_seconds.saturating_mul(u64::from(rate)) {
+            return Err(AudioError::TooLong {
+                path: path.to_path_buf(),
+                seconds: Some(frames as f64 / f64::from(rate)),
+                max: max_seconds,
+            });
+        }
+    }
+    let mut clip = Clip {
+        max_seconds,
+        ..Clip::default()
+    };
     clip.read(&mut *format, track.id, &mut *track.decoder, path)?;
     clip.finish(is_mp4, track.declared_rate, path)
 }
@@ -113,8 +135,9 @@ fn decode_stream(
 /// The default audio track of a stream, and a decoder for it.
 struct Track {
     id: u32,
-    /// The sample rate its header declares, if any.
+    /// The sample rate and the length in frames its header declares, if any.
     declared_rate: Option<u32>,
+    declared_frames: Option<u64>,
     decoder: Box<dyn AudioDecoder>,
 }
 
@@ -143,6 +166,7 @@ fn open_track(format: &dyn FormatReader, path: &Path) -> Result<Track, AudioErro
     Ok(Track {
         id: track.id,
         declared_rate: params.sample_rate,
+        declared_frames: track.num_frames,
         decoder,
     })
 }
@@ -161,6 +185,8 @@ struct Clip {
     last_failure: String,
     /// The stream ended in the middle of a packet.
     truncated: bool,
+    /// The longest clip accepted, in seconds.
+    max_seconds: u64,
 }
 
 impl Clip {
@@ -236,6 +262,14 @@ impl Clip {
                 });
             }
             Some(_) => {}
+        }
+        let max_frames = self.max_seconds.saturating_mul(u64::from(buf_rate));
+        if (self.mono.len() + buf.frames()) as u64 > max_frames {
+            return Err(AudioError::TooLong {
+                path: path.to_path_buf(),
+                seconds: None,
+                max: self.max_seconds,
+            });
         }
         buf.copy_to_vecs_planar::<f32>(&mut self.planes);
         downmix_into(&self.planes, &mut self.mono);
@@ -327,5 +361,81 @@ mod tests {
         assert_eq!(mono, vec![9.0, 2.0, 0.0, 0.5]);
         downmix_into(&[], &mut mono);
         assert_eq!(mono.len(), 4);
+    }
+
+    /// A 16-bit mono WAV of `frames` zero samples at `rate` (sparse: the data takes no disk).
+    fn silent_wav(path: &Path, rate: u32, frames: u64) {
+        let data = frames * 2;
+        let mut head = Vec::new();
+        head.extend_from_slice(b"RIFF");
+        head.extend_from_slice(&(36 + data as u32).to_le_bytes());
+        head.extend_from_slice(b"WAVEfmt ");
+        head.extend_from_slice(&16u32.to_le_bytes());
+        head.extend_from_slice(&1u16.to_le_bytes());
+        head.extend_from_slice(&1u16.to_le_bytes());
+        head.extend_from_slice(&rate.to_le_bytes());
+        head.extend_from_slice(&(rate * 2).to_le_bytes());
+        head.extend_from_slice(&2u16.to_le_bytes());
+        head.extend_from_slice(&16u16.to_le_bytes());
+        head.extend_from_slice(b"data");
+        head.extend_from_slice(&(data as u32).to_le_bytes());
+        std::fs::write(path, &head).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.set_len(head.len() as u64 + data).unwrap();
+    }
+
+    #[test]
+    fn the_longest_clip_is_accepted_and_one_sample_more_is_refused_unread() {
+        let dir = crate::util::TempDir::new("too-long").unwrap();
+        // 1 kHz (the lowest rate accepted) keeps the 4-hour edge small: 14.4 M samples.
+        let rate = super::super::MIN_SAMPLE_RATE;
+        let at = dir.path().join("at.wav");
+        silent_wav(&at, rate, MAX_CLIP_SECONDS * u64::from(rate));
+        let (mono, r, _) = decode(&at).unwrap();
+        assert_eq!(
+            (mono.len() as u64, r),
+            (MAX_CLIP_SECONDS * u64::from(rate), rate)
+        );
+        drop(mono);
+        let past = dir.path().join("past.wav");
+        silent_wav(&past, rate, MAX_CLIP_SECONDS * u64::from(rate) + 1);
+        let e = decode(&past).unwrap_err();
+        assert!(
+            matches!(e, AudioError::TooLong { seconds: Some(s), max, .. } if s > 14_400.0 && max == MAX_CLIP_SECONDS),
+            "{e}"
+        );
+        assert!(
+            e.to_string().ends_with(
+                "past.wav: the clip is 4:00:00 long: prunescope accepts clips of at most 4:00:00"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_stream_past_the_limit_stops_there() {
+        // The same rule with a limit of 1 s, on formats that declare their length or not: the
+        // samples held never pass it.
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        for name in [
+            "jfk.mp3",
+            "arctic_a0007_2s5.ogg",
+            "arctic_a0007_2s5.m4a",
+            "guit_em9.flac",
+        ] {
+            let p = data.join(name);
+            let bytes = std::fs::read(&p).unwrap();
+            let e = decode_source(Box::new(std::io::Cursor::new(bytes)), &p, 1).unwrap_err();
+            assert!(
+                matches!(e, AudioError::TooLong { max: 1, .. }),
+                "{name}: {e}"
+            );
+            let ok = decode_source(
+                Box::new(std::io::Cursor::new(std::fs::read(&p).unwrap())),
+                &p,
+                60,
+            );
+            assert!(ok.is_ok(), "{name}: {:?}", ok.err());
+        }
     }
 }

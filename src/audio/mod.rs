@@ -80,6 +80,30 @@ pub enum AudioError {
     UnsupportedSampleRate { path: PathBuf, rate: u32 },
     #[error("{}: resampling failed: {}", shown(.path), .detail)]
     Resample { path: PathBuf, detail: String },
+    /// Longer than [`crate::limits::MAX_CLIP_SECONDS`]: `seconds` is the length its header
+    /// declares, or None for a stream refused once it passed the limit.
+    #[error(
+        "{}: the clip is {}: prunescope accepts clips of at most {}",
+        shown(.path),
+        match .seconds { Some(s) => format!("{} long", clock(*s)), None => format!("longer than {}", clock(*.max as f64)) },
+        clock(*.max as f64)
+    )]
+    TooLong {
+        path: PathBuf,
+        seconds: Option<f64>,
+        max: u64,
+    },
+    #[error(
+        "{}: the file is {size} bytes, more than the remote protocol's {max} per frame",
+        shown(.path)
+    )]
+    TooLargeToSend { path: PathBuf, size: u64, max: u64 },
+}
+
+/// `h:mm:ss` (seconds rounded down).
+fn clock(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
 impl AudioError {
@@ -99,7 +123,9 @@ impl AudioError {
             | AudioError::NonFinite { path, .. }
             | AudioError::Silent { path }
             | AudioError::UnsupportedSampleRate { path, .. }
-            | AudioError::Resample { path, .. } => path,
+            | AudioError::Resample { path, .. }
+            | AudioError::TooLong { path, .. }
+            | AudioError::TooLargeToSend { path, .. } => path,
         }
     }
 
@@ -120,7 +146,9 @@ impl AudioError {
             | AudioError::NonFinite { path, .. }
             | AudioError::Silent { path }
             | AudioError::UnsupportedSampleRate { path, .. }
-            | AudioError::Resample { path, .. } => *path = file.to_path_buf(),
+            | AudioError::Resample { path, .. }
+            | AudioError::TooLong { path, .. }
+            | AudioError::TooLargeToSend { path, .. } => *path = file.to_path_buf(),
         }
         self
     }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::engine::worker::ClipSource;
 use crate::engine::Analysis;
 use crate::eval::runner::{self, Results, RunnerError};
+use crate::limits::Capped;
 pub use workspace::Workspace;
 
 /// What a path held.
@@ -82,10 +83,7 @@ pub enum DocError {
 
 pub type Result<T> = std::result::Result<T, DocError>;
 
-/// The largest analysis or workspace read (a 10-minute clip's workspace with words and every
-/// layer's scores is about 31 MB; with each token's attention, a few hundred): a larger file is
-/// refused before it is read.
-pub const MAX_DOCUMENT: u64 = 2 << 30;
+pub use crate::limits::MAX_DOCUMENT;
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DocError + '_ {
     move |source| DocError::Io {
@@ -167,19 +165,20 @@ pub fn open(path: &Path) -> Result<Opened> {
         }
         return Ok(Opened::Run(Box::new(runner::join(&files)?)));
     }
-    let size = std::fs::metadata(path).map_err(io(path))?.len();
     // Results files are read line by line, whatever their size.
     if is_results_file(path) {
         return Ok(Opened::Run(Box::new(runner::join(&[path.to_path_buf()])?)));
     }
-    if size > MAX_DOCUMENT {
-        return Err(DocError::TooLarge {
-            path: path.to_path_buf(),
-            size,
-            max: MAX_DOCUMENT,
-        });
-    }
-    let bytes = std::fs::read(path).map_err(io(path))?;
+    let bytes = match crate::limits::read_at_most(path, MAX_DOCUMENT).map_err(io(path))? {
+        Capped::Read(bytes) => bytes,
+        Capped::TooLarge(size) => {
+            return Err(DocError::TooLarge {
+                path: path.to_path_buf(),
+                size,
+                max: MAX_DOCUMENT,
+            })
+        }
+    };
     let text = std::str::from_utf8(&bytes).map_err(|e| DocError::Foreign {
         path: path.to_path_buf(),
         why: format!("not UTF-8 text: {e}"),

@@ -94,10 +94,14 @@ impl ClipSource {
         }
     }
 
-    /// A file's bytes, read here to send elsewhere.
-    pub fn read(path: PathBuf) -> Result<ClipSource, AudioError> {
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(ClipSource::Bytes { name: path, bytes }),
+    /// A file's bytes, read here to send elsewhere in one frame of at most `max` bytes: a
+    /// larger file is [`AudioError::TooLargeToSend`], unread.
+    pub fn read(path: PathBuf, max: u64) -> Result<ClipSource, AudioError> {
+        match crate::limits::read_at_most(&path, max) {
+            Ok(crate::limits::Capped::Read(bytes)) => Ok(ClipSource::Bytes { name: path, bytes }),
+            Ok(crate::limits::Capped::TooLarge(size)) => {
+                Err(AudioError::TooLargeToSend { path, size, max })
+            }
             // The audio loader words a missing or unreadable file.
             Err(_) => audio::load(&path).map(|_| ClipSource::Path(path)),
         }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 
 use super::{ModelError, Result};
+use crate::limits::{read_at_most, Capped, MAX_MODEL_JSON, MAX_SAFETENSORS_HEADER};
 
 /// Why a JSON file of a model directory could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +19,8 @@ pub enum JsonError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path} is {size} bytes: prunescope reads model JSON files of at most {max} bytes")]
+    TooLarge { path: PathBuf, size: u64, max: u64 },
     #[error("{path}: not valid JSON: {source}")]
     Invalid {
         path: PathBuf,
@@ -28,45 +31,43 @@ pub enum JsonError {
 
 /// The JSON document in `path`. What it must hold is the caller's to check (and to word).
 pub fn read_json(path: &Path) -> std::result::Result<serde_json::Value, JsonError> {
-    let text = std::fs::read_to_string(path).map_err(|source| JsonError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|source| JsonError::Invalid {
+    let bytes = read_model_file(path)?;
+    serde_json::from_slice(&bytes).map_err(|source| JsonError::Invalid {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The bytes of a model directory's JSON file, at most [`MAX_MODEL_JSON`].
+fn read_model_file(path: &Path) -> std::result::Result<Vec<u8>, JsonError> {
+    match read_at_most(path, MAX_MODEL_JSON) {
+        Ok(Capped::Read(bytes)) => Ok(bytes),
+        Ok(Capped::TooLarge(size)) => Err(JsonError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+            max: MAX_MODEL_JSON,
+        }),
+        Err(source) => Err(JsonError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 /// A `tokenizer.json` as the tokenizers library reads it. That library panics on some
 /// malformed files (a decoder of an unexpected shape: found by fuzzing, `fuzz/`), so a panic
 /// in this call is caught, kept off stderr, and becomes the error's text.
 pub fn read_tokenizer(path: &Path) -> std::result::Result<tokenizers::Tokenizer, String> {
-    thread_local! {
-        static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !QUIET.with(std::cell::Cell::get) {
-                previous(info);
-            }
-        }));
-    });
-    QUIET.with(|q| q.set(true));
-    let read = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_file(path));
-    QUIET.with(|q| q.set(false));
-    match read {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(panic) => {
-            let why = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("the tokenizers library gave up on it");
-            Err(format!("malformed: {why}"))
+    let bytes = read_model_file(path).map_err(|e| match e {
+        JsonError::TooLarge { size, max, .. } => {
+            format!("is {size} bytes: prunescope reads model JSON files of at most {max} bytes")
         }
+        JsonError::Io { source, .. } => format!("cannot read it: {source}"),
+        other => other.to_string(),
+    })?;
+    match crate::util::catch_quietly(|| tokenizers::Tokenizer::from_bytes(&bytes)) {
+        Ok(read) => read.map_err(|e| e.to_string()),
+        Err(why) => Err(format!("malformed: {why}")),
     }
 }
 
@@ -74,6 +75,7 @@ pub fn read_tokenizer(path: &Path) -> std::result::Result<tokenizers::Tokenizer,
 pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let single = dir.join("model.safetensors");
     if single.is_file() {
+        check_safetensors_header(&single).map_err(|m| ModelError::corrupt(&single, m))?;
         return Ok(vec![single]);
     }
     let index = dir.join("model.safetensors.index.json");
@@ -99,8 +101,37 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
                 format!("names shard {} which is missing", f.display()),
             ));
         }
+        check_safetensors_header(f).map_err(|m| ModelError::corrupt(f, m))?;
     }
     Ok(files)
+}
+
+/// Refuses a safetensors file whose header (its first 8 bytes give the length of the JSON table
+/// that follows) is past [`MAX_SAFETENSORS_HEADER`] or past the file's end, before any reader
+/// allocates or maps it.
+pub fn check_safetensors_header(file: &Path) -> std::result::Result<(), String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(file).map_err(|e| format!("cannot read it: {e}"))?;
+    let size = f
+        .metadata()
+        .map_err(|e| format!("cannot read it: {e}"))?
+        .len();
+    let mut head = [0u8; 8];
+    if size < 8 || f.read_exact(&mut head).is_err() {
+        return Err(format!("is {size} bytes: too short for a safetensors file"));
+    }
+    let header = u64::from_le_bytes(head);
+    if header > MAX_SAFETENSORS_HEADER {
+        return Err(format!(
+            "declares a safetensors header of {header} bytes: prunescope reads headers of at most {MAX_SAFETENSORS_HEADER} bytes"
+        ));
+    }
+    if header > size - 8 {
+        return Err(format!(
+            "declares a safetensors header of {header} bytes, past the file's end ({size} bytes): truncated"
+        ));
+    }
+    Ok(())
 }
 
 /// Reads every tensor of the directory's safetensors into memory as f32 on `device`.
@@ -163,4 +194,69 @@ pub fn save(tensors: &HashMap<String, Tensor>, path: &Path, dtype: DType) -> Res
         .collect::<std::result::Result<_, candle_core::Error>>()?;
     candle_core::safetensors::save(&converted, path)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::TempDir;
+
+    /// A file of `len` zero bytes after `head` (sparse past the head).
+    fn sparse(path: &Path, head: &[u8], len: u64) {
+        std::fs::write(path, head).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.set_len(len).unwrap();
+    }
+
+    #[test]
+    fn a_model_json_file_at_the_limit_is_read_and_one_byte_more_is_refused_unread() {
+        let dir = TempDir::new("json-limit").unwrap();
+        let at = dir.path().join("config.json");
+        sparse(&at, b"", MAX_MODEL_JSON);
+        // Read to the end (zeros are not JSON), not refused for its size.
+        assert!(matches!(read_json(&at), Err(JsonError::Invalid { .. })));
+        let past = dir.path().join("tokenizer.json");
+        sparse(&past, b"", MAX_MODEL_JSON + 1);
+        let e = read_json(&past).unwrap_err().to_string();
+        assert!(
+            e.ends_with("tokenizer.json is 134217729 bytes: prunescope reads model JSON files of at most 134217728 bytes"),
+            "{e}"
+        );
+        let e = read_tokenizer(&past).unwrap_err();
+        assert!(e.contains("at most 134217728 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_safetensors_header_at_the_limit_passes_and_one_byte_more_is_refused() {
+        let dir = TempDir::new("st-limit").unwrap();
+        let at = dir.path().join("at.safetensors");
+        sparse(
+            &at,
+            &MAX_SAFETENSORS_HEADER.to_le_bytes(),
+            8 + MAX_SAFETENSORS_HEADER,
+        );
+        assert_eq!(check_safetensors_header(&at), Ok(()));
+        let past = dir.path().join("past.safetensors");
+        sparse(
+            &past,
+            &(MAX_SAFETENSORS_HEADER + 1).to_le_bytes(),
+            9 + MAX_SAFETENSORS_HEADER,
+        );
+        let e = check_safetensors_header(&past).unwrap_err();
+        assert!(
+            e.contains("of 100000001 bytes: prunescope reads headers of at most 100000000 bytes"),
+            "{e}"
+        );
+        // A header that claims more than the file holds, and a file too short for the length.
+        let cut = dir.path().join("cut.safetensors");
+        sparse(&cut, &1000u64.to_le_bytes(), 100);
+        assert!(check_safetensors_header(&cut)
+            .unwrap_err()
+            .contains("truncated"));
+        let short = dir.path().join("short.safetensors");
+        sparse(&short, b"abc", 3);
+        assert!(check_safetensors_header(&short)
+            .unwrap_err()
+            .contains("too short"));
+    }
 }

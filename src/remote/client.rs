@@ -464,7 +464,9 @@ fn message(o: Outgoing, emit: &Emit, options: RemoteOptions) -> Option<ToServer>
                 message,
             };
             let clip = match clip {
-                ClipSource::Path(p) => match ClipSource::read(p) {
+                // Its frame adds a few bytes to the file's: a file at the limit is refused
+                // by the frame writer below.
+                ClipSource::Path(p) => match ClipSource::read(p, frame::MAX_FRAME) {
                     Ok(c) => c,
                     Err(e) => {
                         emit.send(failed(e.to_string()));

@@ -451,3 +451,35 @@ fn remote_eval_writes_the_local_results() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_clip_file_past_the_frame_limit_is_refused_before_it_is_read() {
+    let remote = piped_server(Duration::ZERO);
+    let cancel = AtomicBool::new(false);
+    let mut session = Session::open(&remote, &cancel).unwrap();
+    let t = TempDir::new();
+    let huge = t.0.join("huge.wav");
+    // Sparse: it takes no disk, and reading it would take 512 MiB of memory.
+    let f = std::fs::File::create(&huge).unwrap();
+    f.set_len(frame::MAX_FRAME + 1).unwrap();
+    let plan = Plan::grid(
+        &[RunMethod::Vanilla],
+        &[1.0],
+        Params::default(),
+        Decoding::default(),
+    );
+    let e = session
+        .analyze(
+            ClipSource::Path(huge),
+            &plan,
+            Default::default(),
+            &cancel,
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.ends_with("huge.wav: the file is 536870913 bytes, more than the remote protocol's 536870912 per frame"),
+        "{e}"
+    );
+}

@@ -156,6 +156,8 @@ impl SentenceEmbedder {
             .map_err(|e| corrupt(&tok_path, format!("cannot truncate: {e}")))?;
         tokenizer.with_padding(None);
 
+        crate::model::hf::check_safetensors_header(&weights_path)
+            .map_err(|m| corrupt(&weights_path, m))?;
         let bytes = std::fs::read(&weights_path).map_err(|e| EmbedError::Io {
             path: weights_path.clone(),
             source: e,
@@ -545,6 +547,14 @@ mod tests {
         assert!(e.contains("has shape [8, 4], expected [6, 4]"), "{e}");
         s.write("model.safetensors", "not safetensors");
         s.write("config.json", CONFIG);
+        let e = load_err(s.path());
+        // Its first 8 bytes, read as the header's length, are past the limit.
+        assert!(
+            e.contains("model.safetensors: declares a safetensors header of")
+                && e.contains("at most 100000000 bytes"),
+            "{e}"
+        );
+        s.write("model.safetensors", "\u{8}\0\0\0\0\0\0\0not json");
         let e = load_err(s.path());
         assert!(
             e.contains("model.safetensors: not a valid safetensors file"),
