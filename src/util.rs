@@ -56,6 +56,36 @@ pub fn parse_name<T: Copy + PartialEq>(
 }
 
 /// The median (mean of the two middle values for an even count); NaN for no values.
+/// Runs `f`, turning a panic in it into `Err(the panic's message)`, kept off stderr. For
+/// libraries fed untrusted bytes that can panic on them (found by fuzzing, `fuzz/`: the
+/// tokenizers library on some decoders, symphonia's WAV reader on an overflowing block size in
+/// builds with overflow checks): the caller words the error like any other.
+pub fn catch_quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    thread_local! {
+        static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    ran.map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic with no message")
+            .to_string()
+    })
+}
+
 pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
     let mut v: Vec<f64> = values.into_iter().collect();
     v.sort_by(f64::total_cmp);

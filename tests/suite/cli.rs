@@ -480,3 +480,12 @@ fn a_tokenizer_that_panics_the_tokenizers_library_is_one_line() {
     assert_one_line_error(&out, "tokenizer.json");
     assert!(String::from_utf8_lossy(&out.stderr).contains("malformed"));
 }
+
+#[test]
+fn a_wav_that_panics_the_decoder_is_one_line_and_no_panic_message() {
+    // The fuzzer's input: symphonia's RIFF reader overflows on its block align (a panic where
+    // overflow checks are on, as in this test build): caught, kept off stderr, one line.
+    let clip = common::root().join("tests/data/fuzz/wav-block-align-overflow.wav");
+    let out = prunescope(&["analyze", clip.to_str().unwrap()]);
+    assert_one_line_error(&out, "wav-block-align-overflow.wav: corrupt audio stream");
+}

@@ -18,6 +18,7 @@ mod eval_metrics;
 mod eval_report;
 mod eval_runner;
 mod formats;
+mod fuzz_corpus;
 mod golden;
 mod layers;
 mod mel;
