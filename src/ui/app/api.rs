@@ -4,9 +4,13 @@
 use std::path::PathBuf;
 
 use super::ExplorerApp;
+use crate::engine::worker::KeyedRun;
+use crate::engine::Decoding;
 use crate::model::Precision;
+use crate::prune::Params;
 use crate::scores::ScoreSource;
 use crate::ui::commands::Command;
+use crate::ui::logic::compare;
 use crate::ui::settings::Settings;
 use crate::ui::state::{DocAudio, Page};
 
@@ -190,6 +194,49 @@ impl ExplorerApp {
             .into_iter()
             .map(|r| (r.method.name().to_string(), r.keep, r.text))
             .collect()
+    }
+
+    /// The grid's cells as runs (each keyed under the parameters and decoding returned, which
+    /// reproduce it) with the text each shows (None: not in yet); the slider's own setting
+    /// first. Tests check the shown text against the engine.
+    pub fn grid_runs(&self) -> (Vec<(KeyedRun, Option<String>)>, Params, Decoding) {
+        let s = &self.state;
+        let (params, decoding) = (s.params(), s.settings.decoding());
+        let mut specs = vec![s.settings.current_run(&params)];
+        for spec in compare::specs(&s.grid_methods(), s.settings.keep(), &params) {
+            if !specs.contains(&spec) {
+                specs.push(spec);
+            }
+        }
+        let runs = specs
+            .into_iter()
+            .map(|spec| {
+                let run = KeyedRun::new(spec, &params, &decoding);
+                let text = s.result(&run.key).map(|r| r.text.clone());
+                (run, text)
+            })
+            .collect();
+        (runs, params, decoding)
+    }
+
+    /// The clip on screen: its path, and whether its cells are a document's.
+    pub fn clip_path(&self) -> Option<(PathBuf, bool)> {
+        let c = self.state.clip.as_ref()?;
+        Some((c.path.clone(), c.document.is_some()))
+    }
+
+    /// Whether what is on screen is all in (see `AppState::settled`).
+    pub fn settled(&self) -> bool {
+        self.state.settled()
+    }
+
+    /// Whether a document or a clip's audio is still being read beside the frames.
+    pub fn loading(&self) -> bool {
+        self.opening.is_some()
+            || self
+                .state
+                .document()
+                .is_some_and(|d| d.audio == DocAudio::Decoding)
     }
 
     /// The window's title: clip, model and where it runs.
