@@ -86,6 +86,22 @@ pub fn catch_quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
+/// Caps glibc's malloc arenas at 2. glibc gives each thread that allocates its own arena, up
+/// to 8 per core, and memory freed in one is never returned to another: the explorer's short
+/// helper threads (file reading, remote links) made its resident memory grow without end over
+/// a long session (the monkey in tests/abuse: 94 to 260 MB; with this cap, flat). Called once by
+/// the explorer; elsewhere (and off glibc) it does nothing.
+pub fn bound_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        // SAFETY: mallopt only sets an allocator parameter; M_ARENA_MAX takes any positive value.
+        ONCE.call_once(|| unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        });
+    }
+}
+
 pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
     let mut v: Vec<f64> = values.into_iter().collect();
     v.sort_by(f64::total_cmp);

@@ -142,6 +142,8 @@ pub struct Session<'a> {
     /// The model's description, from its [`Event::ModelLoaded`].
     pub info: ModelInfo,
     next_job: u64,
+    /// The job of the clip last encoded (what [`Session::decode`] decodes).
+    clip: Option<u64>,
 }
 
 /// How often a waiting session looks at the cancel flag.
@@ -158,6 +160,7 @@ impl<'a> Session<'a> {
                         host,
                         info,
                         next_job: 1,
+                        clip: None,
                     })
                 }
                 Event::ModelFailed { message, .. } => return Err(HostError::Model(message)),
@@ -191,7 +194,10 @@ impl<'a> Session<'a> {
             .send(Request::OpenClip(OpenClip { job, clip, scoring }));
         let report = loop {
             match next(self.host, cancel)? {
-                Event::ClipEncoded(e) if e.job == job => break e.report,
+                Event::ClipEncoded(e) if e.job == job => {
+                    self.clip = Some(job);
+                    break e.report;
+                }
                 Event::ClipFailed {
                     job: j, message, ..
                 } if j == job => return Err(HostError::Clip(message)),
@@ -227,6 +233,7 @@ impl<'a> Session<'a> {
         let want = runs.len();
         self.host.send(Request::Decode(Decode {
             job,
+            clip: self.clip,
             first: want,
             runs,
             params: plan.params.clone(),

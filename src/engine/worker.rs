@@ -63,6 +63,11 @@ pub struct OpenClip {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decode {
     pub job: u64,
+    /// The job of the clip these runs are of. A worker whose clip is another one (a newer
+    /// clip was opened since the request was made) decodes nothing and answers
+    /// [`Event::DecodeFinished`] with `cancelled`. None: the clip it has (older peers).
+    #[serde(default)]
+    pub clip: Option<u64>,
     pub runs: Vec<KeyedRun>,
     /// How many leading runs decode as a batch of their own before the rest (what the user
     /// looks at arrives sooner than the whole batch).
@@ -467,12 +472,24 @@ impl State {
     fn decode(&mut self, d: Decode) {
         let Decode {
             job,
+            clip,
             runs,
             first,
             params,
             decoding,
         } = d;
         let t0 = Instant::now();
+        if let (Some(want), Some(have)) = (clip, &self.clip) {
+            if want != have.job {
+                // Asked for a clip this worker no longer has: its runs would be another's.
+                self.emit(Event::DecodeFinished {
+                    job,
+                    cancelled: true,
+                    elapsed_ms: 0.0,
+                });
+                return;
+            }
+        }
         let (
             Some(model),
             Some(LoadedClip {
@@ -637,6 +654,7 @@ mod tests {
         let params = Params::default();
         w.send(Request::Decode(Decode {
             job: 2,
+            clip: None,
             runs: vec![spec(Method::Full, 1.0), spec(Method::TopK, 0.5)],
             first: 1,
             params: params.clone(),
@@ -649,6 +667,7 @@ mod tests {
         w.cancel();
         w.send(Request::Decode(Decode {
             job: 3,
+            clip: None,
             runs: vec![spec(Method::Segmentwise, 0.25)],
             first: 0,
             params,
@@ -670,6 +689,52 @@ mod tests {
         assert_eq!(cells, vec![(3, RunMethod::Prune(Method::Segmentwise))]);
     }
 
+    /// A request made for a clip before another was opened decodes nothing: its cells would be
+    /// the new clip's under the old clip's keys (found by the explorer's monkey, tests/abuse).
+    #[test]
+    fn a_decode_for_a_clip_no_longer_open_decodes_nothing() {
+        let w = Worker::with_model(Box::new(FakeModel::new(Duration::ZERO))).unwrap();
+        assert!(matches!(next(&w), Event::ModelLoaded { .. }));
+        let data = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        for (job, clip) in [(1, "assets/jfk.wav"), (2, "tests/data/arctic_a0007.wav")] {
+            w.send(Request::OpenClip(OpenClip {
+                job,
+                clip: ClipSource::Path(data.join(clip)),
+                scoring: Scoring::every_layer(),
+            }));
+        }
+        for (job, clip) in [(3, Some(1)), (4, Some(2)), (5, None)] {
+            w.send(Request::Decode(Decode {
+                job,
+                clip,
+                runs: vec![keyed(Method::Full, 1.0)],
+                first: 0,
+                params: Params::default(),
+                decoding: Decoding::default(),
+            }));
+            let cells = loop {
+                match next(&w) {
+                    Event::DecodeFinished {
+                        job: j, cancelled, ..
+                    } if j == job => break (cancelled, 0),
+                    Event::CellDone { job: j, .. } if j == job => {
+                        let Event::DecodeFinished { cancelled, .. } = next(&w) else {
+                            panic!("one cell, then the end")
+                        };
+                        break (cancelled, 1);
+                    }
+                    _ => {}
+                }
+            };
+            // Only the clip the worker has now (arctic, job 2) is decoded.
+            assert_eq!(
+                cells,
+                if job == 3 { (true, 0) } else { (false, 1) },
+                "job {job}"
+            );
+        }
+    }
+
     /// The worker wakes its caller at once for the scores, the cells decoded first and the end
     /// of a request, and within [`LATER`] for progress and the rest of the grid.
     #[test]
@@ -689,6 +754,7 @@ mod tests {
         let spec = |m, keep| keyed(m, keep);
         w.send(Request::Decode(Decode {
             job: 2,
+            clip: None,
             runs: vec![
                 spec(Method::Segmentwise, 0.25),
                 spec(Method::Full, 1.0),

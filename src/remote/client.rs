@@ -97,7 +97,7 @@ impl StderrTail {
 }
 
 enum Outgoing {
-    Request(Request),
+    Request(Box<Request>),
     Cancel,
 }
 
@@ -285,7 +285,7 @@ fn exit_status(child: &Mutex<Option<Child>>) -> Option<i32> {
 impl ModelHost for Remote {
     fn send(&self, request: Request) {
         if let Some(out) = &self.out {
-            let _ = out.send(Outgoing::Request(request));
+            let _ = out.send(Outgoing::Request(Box::new(request)));
         }
     }
 
@@ -453,7 +453,7 @@ fn write_loop(
 fn message(o: Outgoing, emit: &Emit, options: RemoteOptions) -> Option<ToServer> {
     let request = match o {
         Outgoing::Cancel => return Some(ToServer::Cancel),
-        Outgoing::Request(r) => r,
+        Outgoing::Request(r) => *r,
     };
     match request {
         Request::OpenClip(OpenClip { job, clip, scoring }) => {

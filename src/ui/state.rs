@@ -205,6 +205,11 @@ pub struct Scope {
     pub prompt: Option<String>,
 }
 
+/// Decoded cells kept per scope: a slider moved back shows its cells again at once, and a long
+/// session on one clip holds at most this many (the oldest not on screen go first; the monkey
+/// in tests/abuse found the cache growing without end).
+pub const CELL_CACHE: usize = 256;
+
 /// Finished runs of one scope by key, with what each cell shows.
 #[derive(Default)]
 pub struct Cells {
@@ -212,9 +217,31 @@ pub struct Cells {
     pub results: HashMap<RunKey, RunResult>,
     /// Word diff, WER and word links of each result, made when it or its inputs change.
     pub views: HashMap<RunKey, CellView>,
+    /// The decoded cells' keys, oldest first (a document's cells are not evicted).
+    order: std::collections::VecDeque<RunKey>,
 }
 
 impl Cells {
+    /// A decoded cell; past [`CELL_CACHE`] cells the oldest one not in `shown` goes.
+    pub fn insert(&mut self, key: RunKey, result: RunResult, shown: &[RunKey]) {
+        if self.results.insert(key, result).is_none() {
+            self.order.push_back(key);
+        }
+        let mut scan = self.order.len();
+        while self.results.len() > CELL_CACHE && scan > 0 {
+            scan -= 1;
+            let Some(k) = self.order.pop_front() else {
+                break;
+            };
+            if shown.contains(&k) {
+                self.order.push_back(k);
+                continue;
+            }
+            self.results.remove(&k);
+            self.views.remove(&k);
+        }
+    }
+
     /// Moves to `scope`, forgetting every cell of another one; whether it changed.
     pub fn enter(&mut self, scope: Scope) -> bool {
         if self.scope.as_ref() == Some(&scope) {
@@ -353,8 +380,9 @@ pub struct AppState {
     pub settings: Settings,
     pub model: ModelState,
     pub clip: Option<Clip>,
-    /// The clip job being opened (the old clip stays on screen until it loads).
-    pub pending_clip_job: Option<u64>,
+    /// The clip being opened, its job and path (the old clip stays on screen until it loads;
+    /// the grid asks nothing meanwhile: the model's clip is the new one).
+    pub pending_clip: Option<(u64, std::path::PathBuf)>,
     pub textures: Option<LaneTextures>,
     pub cells: Cells,
     pub decoding: Option<InFlight>,
@@ -377,7 +405,7 @@ impl AppState {
             settings,
             model: ModelState::default(),
             clip: None,
-            pending_clip_job: None,
+            pending_clip: None,
             textures: None,
             cells: Cells::default(),
             decoding: None,
@@ -616,5 +644,51 @@ mod tests {
         );
         assert!(cells.enter(scope("qwen2-audio · cpu bf16")));
         assert!(cells.views.is_empty());
+    }
+
+    #[test]
+    fn the_cell_cache_keeps_what_is_shown_and_forgets_the_oldest() {
+        let key = |i: usize| {
+            let spec = crate::engine::RunSpec {
+                method: crate::engine::RunMethod::Prune(crate::prune::Method::TopK),
+                keep: (i + 1) as f64 / 1000.0,
+            };
+            RunKey::of(&spec, &Params::default(), &Default::default())
+        };
+        let result = |i: usize| RunResult {
+            method: crate::engine::RunMethod::Prune(crate::prune::Method::TopK),
+            keep: 0.5,
+            segments: None,
+            k: 1,
+            kept: vec![0],
+            tail_tokens: 0,
+            text: format!("{i}"),
+            decode_ms: 1.0,
+            prefill_ms: None,
+            decode_ms_per_token: None,
+            generated_tokens: 1,
+            token_ids: vec![],
+            looped: false,
+            loop_spans: vec![],
+            stopped_on_loop: false,
+            words: None,
+            attention: None,
+            merged: vec![],
+            scoring_ms: 0.0,
+        };
+        let mut cells = Cells::default();
+        let shown: Vec<RunKey> = (0..5).map(key).collect();
+        for i in 0..CELL_CACHE + 20 {
+            cells.insert(key(i), result(i), &shown);
+        }
+        assert_eq!(cells.results.len(), CELL_CACHE);
+        // The first five are on screen and stay; the next twenty, the oldest, went.
+        for i in 0..5 {
+            assert!(cells.results.contains_key(&key(i)), "{i}");
+        }
+        for i in 5..25 {
+            assert!(!cells.results.contains_key(&key(i)), "{i}");
+        }
+        assert!(cells.results.contains_key(&key(CELL_CACHE + 19)));
     }
 }

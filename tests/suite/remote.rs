@@ -241,6 +241,7 @@ fn cancel_stops_a_remote_decode_midway_and_the_next_request_runs() {
     ];
     remote.send(Request::Decode(Decode {
         job: 100,
+        clip: None,
         runs,
         first: 1,
         params: Params::default(),
@@ -250,6 +251,7 @@ fn cancel_stops_a_remote_decode_midway_and_the_next_request_runs() {
     remote.cancel();
     remote.send(Request::Decode(Decode {
         job: 101,
+        clip: None,
         runs: vec![keyed(Method::Segmentwise, 0.25)],
         first: 0,
         params: Params::default(),

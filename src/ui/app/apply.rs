@@ -130,11 +130,11 @@ impl ExplorerApp {
                 };
                 self.host.send(Request::OpenClip(OpenClip {
                     job,
-                    clip: ClipSource::Path(path),
+                    clip: ClipSource::Path(path.clone()),
                     scoring: Scoring::every_layer(),
                 }));
                 // The old clip stays on screen until the new one loads; answers for `job` count.
-                self.state.pending_clip_job = Some(job);
+                self.state.pending_clip = Some((job, path));
             }
             Command::LoadModel(dir) => {
                 self.state.windows.path = None;

@@ -112,7 +112,7 @@ impl ExplorerApp {
         }
         self.host.cancel();
         self.state.decoding = None;
-        self.state.pending_clip_job = None;
+        self.state.pending_clip = None;
         let duration = a.report.clip.duration_s;
         let mut scores = document_scores(a.report.clone(), label.clone());
         if !scores.set_source(&self.state.settings.source) {

@@ -30,7 +30,11 @@ impl ExplorerApp {
             } => self.clip_loaded(job, path, samples, &spectrogram, ctx),
             Event::ClipFailed { job, message, .. } => {
                 if self.is_clip_job(job) {
-                    self.state.pending_clip_job = None;
+                    if self.state.pending_clip.take().is_some() {
+                        // The clip on screen is still the model's: its grid may be asked again.
+                        self.state.decoding = None;
+                        self.grid_dirty = true;
+                    }
                     self.error(message);
                 }
             }
@@ -74,7 +78,7 @@ impl ExplorerApp {
         if let Some(d) = &mut self.state.decoding {
             d.running = false;
         }
-        self.state.pending_clip_job = None;
+        self.state.pending_clip = None;
         self.error(format!("remote model lost: {e}"));
     }
 
@@ -122,7 +126,7 @@ impl ExplorerApp {
             // The clip on screen, sent again to a new host: it stays as it is.
             return;
         }
-        self.state.pending_clip_job = None;
+        self.state.pending_clip = None;
         let duration = samples.len() as f64 / f64::from(crate::SAMPLE_RATE);
         self.state.settings.remember_clip(&path);
         self.state.textures = Some(LaneTextures::new(ctx, spectrogram));
@@ -194,7 +198,9 @@ impl ExplorerApp {
         if self.in_flight(job).is_none() {
             return;
         }
-        self.state.cells.results.insert(key, result);
+        let mut shown = self.state.grid_keys();
+        shown.extend(self.state.pinned);
+        self.state.cells.insert(key, result, &shown);
         self.views_dirty = true;
         self.time_open();
     }
@@ -216,7 +222,7 @@ impl ExplorerApp {
     }
 
     fn is_clip_job(&self, job: u64) -> bool {
-        self.state.pending_clip_job == Some(job)
+        self.state.pending_clip.as_ref().is_some_and(|p| p.0 == job)
             || self.state.clip.as_ref().is_some_and(|c| c.job == job)
     }
 }

@@ -69,6 +69,7 @@ pub struct ExplorerApp {
 
 impl ExplorerApp {
     pub fn new(mut settings: Settings, startup: Startup) -> ExplorerApp {
+        crate::util::bound_malloc_arenas();
         // A dtype on the command line (`--dtype bf16`) is the standing choice from now on.
         if startup.load.precision != crate::model::Precision::Auto {
             settings.precision = startup.load.precision;
@@ -234,18 +235,26 @@ impl ExplorerApp {
         m.lost = None;
         m.label = None;
         m.loading = true;
-        let Some(c) = &mut self.state.clip else {
-            return;
-        };
-        match (&mut c.document, &c.source) {
-            // A document's clip goes to the new host once its model is known to be the same.
-            (Some(d), _) => d.sent = false,
-            (None, Some(source)) => self.host.send(Request::OpenClip(OpenClip {
-                job: c.job,
-                clip: source.clone(),
+        if let Some(c) = &mut self.state.clip {
+            match (&mut c.document, &c.source) {
+                // A document's clip goes to the new host once its model is known to be the same.
+                (Some(d), _) => d.sent = false,
+                (None, Some(source)) => self.host.send(Request::OpenClip(OpenClip {
+                    job: c.job,
+                    clip: source.clone(),
+                    scoring: Scoring::every_layer(),
+                })),
+                (None, None) => {}
+            }
+        }
+        // A clip being opened went to the old host: the new one opens it (after the clip on
+        // screen, so it is the new host's clip, as it was the old one's).
+        if let Some((job, path)) = &self.state.pending_clip {
+            self.host.send(Request::OpenClip(OpenClip {
+                job: *job,
+                clip: crate::engine::worker::ClipSource::Path(path.clone()),
                 scoring: Scoring::every_layer(),
-            })),
-            (None, None) => {}
+            }));
         }
     }
 
@@ -333,6 +342,10 @@ impl ExplorerApp {
             // Nobody to ask: the cells shown stay until a reconnect.
             return;
         }
+        if self.state.pending_clip.is_some() {
+            // The model's clip is the one being opened: its runs are not this clip's.
+            return;
+        }
         if self.state.cells.enter(scope) {
             // Another model, clip or prompt: every cell is stale, and so is what is asked.
             self.drop_request();
@@ -364,6 +377,7 @@ impl ExplorerApp {
                 self.decode_requests += 1;
                 self.host.send(Request::Decode(Decode {
                     job,
+                    clip: self.state.clip.as_ref().map(|c| c.job),
                     runs,
                     first,
                     params,
