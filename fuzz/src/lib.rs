@@ -23,6 +23,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("documents", documents),
     ("datasets", datasets),
     ("model_files", model_files),
+    ("whisper_files", whisper_files),
 ];
 
 /// The repository's root (this crate is its `fuzz/` folder; the suite includes this file from
@@ -160,4 +161,35 @@ pub fn model_files(data: &[u8]) {
     std::fs::write(dir.join(name), bytes).expect("written");
     let _ = prunescope::model::load(dir, &prunescope::model::LoadOptions::default());
     std::fs::write(dir.join(name), original).expect("restored");
+}
+
+/// A Whisper folder in Hugging Face format with one file replaced by the input (the first byte
+/// says which): its `config.json`, its `generation_config.json` (suppress lists, alignment
+/// heads) or its `model.safetensors`. The rest is a small valid config, a tokenizer and an
+/// empty weights file, so the config readers run to the end before the weights are missed.
+pub fn whisper_files(data: &[u8]) {
+    const FILES: [&str; 3] = ["config.json", "generation_config.json", "model.safetensors"];
+    const CONFIG: &str = r#"{"d_model": 8, "num_mel_bins": 80, "encoder_layers": 1,
+        "encoder_attention_heads": 2, "decoder_layers": 1, "decoder_attention_heads": 2,
+        "max_source_positions": 1500, "max_target_positions": 448, "vocab_size": 51864}"#;
+    const GENERATION: &str = r#"{"suppress_tokens": [1, 2], "begin_suppress_tokens": [220],
+        "alignment_heads": [[0, 1]]}"#;
+    let Some((&pick, bytes)) = data.split_first() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("prunescope-fuzz-whisper-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let tokenizer = root().join("tests/data/alm/af3-tiny/tokenizer.json");
+    if !dir.join("tokenizer.json").is_file() {
+        std::fs::copy(tokenizer, dir.join("tokenizer.json")).expect("the toy's tokenizer");
+    }
+    // An empty safetensors file: a 2-byte header, `{}`.
+    let mut empty = 2u64.to_le_bytes().to_vec();
+    empty.extend_from_slice(b"{}");
+    std::fs::write(dir.join("config.json"), CONFIG).expect("written");
+    std::fs::write(dir.join("generation_config.json"), GENERATION).expect("written");
+    std::fs::write(dir.join("model.safetensors"), &empty).expect("written");
+    let name = FILES[usize::from(pick) % FILES.len()];
+    std::fs::write(dir.join(name), bytes).expect("written");
+    let _ = prunescope::model::load(&dir, &prunescope::model::LoadOptions::default());
 }
