@@ -27,9 +27,10 @@ const BURSTS: usize = 40;
 const PER_BURST: usize = 60;
 
 /// The model here decodes the app's clip and settings as the engine does (the served fake says
-/// the same), one worker per clip.
+/// the same): one worker, opening the clip again when the clip or the score source changed (it
+/// lives in this process: one at a time keeps the memory measured the app's).
 struct Reference {
-    workers: HashMap<(PathBuf, ScoreSource), Worker>,
+    worker: Option<((PathBuf, ScoreSource), Worker)>,
     job: u64,
 }
 
@@ -43,23 +44,23 @@ impl Reference {
     ) -> HashMap<prunescope::engine::RunKey, String> {
         self.job += 1;
         let job = self.job;
-        let worker = self
-            .workers
-            .entry((clip.to_path_buf(), params.source))
-            .or_insert_with(|| {
-                let w = Worker::with_model(Box::new(FakeModel::new(Duration::ZERO))).unwrap();
-                w.send(Request::OpenClip(OpenClip {
-                    job: 0,
-                    clip: ClipSource::Path(clip.to_path_buf()),
-                    scoring: Scoring {
-                        layers: Layers::All,
-                        source: params.source,
-                    },
-                }));
-                soak::opened(&w, 0).unwrap();
-                w
-            });
-        let (texts, finished) = soak::decode_all(&*worker, job, runs, (params, decoding), false);
+        let want = (clip.to_path_buf(), params.source);
+        if self.worker.as_ref().map(|w| &w.0) != Some(&want) {
+            self.worker = None;
+            let w = Worker::with_model(Box::new(FakeModel::new(Duration::ZERO))).unwrap();
+            w.send(Request::OpenClip(OpenClip {
+                job,
+                clip: ClipSource::Path(clip.to_path_buf()),
+                scoring: Scoring {
+                    layers: Layers::All,
+                    source: params.source,
+                },
+            }));
+            soak::opened(&w, job).unwrap();
+            self.worker = Some((want, w));
+        }
+        let worker = &self.worker.as_ref().expect("opened above").1;
+        let (texts, finished) = soak::decode_all(worker, job, runs, (params, decoding), false);
         assert!(finished);
         texts
     }
@@ -256,7 +257,9 @@ fn check_cells(h: &Harness<'_, ExplorerApp>, reference: &mut Reference, rng: &mu
     let Some((clip, _)) = h.state().clip_path() else {
         return 0;
     };
-    if !h.state().settled() || !clip.is_file() {
+    // Whenever the clip has its scores, even with the grid half done (a cancel, a lost link):
+    // what is shown must be right at every moment, not only at the end.
+    if !h.state().encoded() || !clip.is_file() {
         return 0;
     }
     let (runs, params, decoding) = h.state().grid_runs();
@@ -308,7 +311,7 @@ pub fn run(t: &TempDir, seed: u64) {
         served: false,
     };
     let mut reference = Reference {
-        workers: HashMap::new(),
+        worker: None,
         job: 0,
     };
     let mut check_rng = Rng(seed ^ 0x5eed);

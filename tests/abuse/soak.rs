@@ -250,6 +250,7 @@ pub fn decode_all(
     let keys: Vec<RunKey> = runs.iter().map(|r| r.key).collect();
     host.send(Request::Decode(Decode {
         job,
+        clip: None,
         first: 1,
         runs,
         params: params.clone(),
@@ -319,6 +320,7 @@ pub fn a_thousand_requests(t: &TempDir, seed: u64) {
             // The connection dropped mid-request: the server killed while it decodes.
             remote.send(Request::Decode(Decode {
                 job,
+                clip: None,
                 first: 1,
                 runs: pool.clone(),
                 params: Params::default(),
