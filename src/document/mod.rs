@@ -187,12 +187,13 @@ pub fn open(path: &Path) -> Result<Opened> {
     if body.is_empty() {
         return Err(DocError::Empty(path.to_path_buf()));
     }
-    let probe: Probe = serde_json::from_str(body).map_err(|e| json_error(path, "document", &e))?;
+    let probe: Probe =
+        serde_json::from_str(body).map_err(|e| json_error(path, "document", &e, body))?;
     if let Some(format) = probe.prunescope_workspace {
         return workspace::read(path, body, &format).map(|w| Opened::Workspace(Box::new(w)));
     }
     if probe.runs.is_some() && probe.scores.is_some() {
-        let a = serde_json::from_str(body).map_err(|e| json_error(path, "analysis", &e))?;
+        let a = serde_json::from_str(body).map_err(|e| json_error(path, "analysis", &e, body))?;
         return Ok(Opened::Analysis(Box::new(a)));
     }
     Err(DocError::Foreign {
@@ -205,10 +206,26 @@ pub fn open(path: &Path) -> Result<Opened> {
 
 /// A JSON error worded for what it means to the user: not JSON, cut short, or the right kind
 /// of document with something wrong inside.
-pub(crate) fn json_error(path: &Path, what: &'static str, e: &serde_json::Error) -> DocError {
+/// How a JSON error in `text` (the file's content) reads. A file that ends inside a number or
+/// a keyword (`1.2e`, `tru`) is cut short like one that ends between values: serde calls that
+/// a syntax error at the last character.
+pub(crate) fn json_error(
+    path: &Path,
+    what: &'static str,
+    e: &serde_json::Error,
+    text: &str,
+) -> DocError {
     use serde_json::error::Category;
     let path = path.to_path_buf();
+    let body = text.trim_end();
+    let last_line = body.lines().count().max(1);
+    let last_column = body.lines().last().map_or(0, |l| l.chars().count());
+    let at_end = e.line() == last_line && e.column() >= last_column;
     match e.classify() {
+        Category::Syntax if at_end => DocError::Truncated {
+            path,
+            detail: e.to_string(),
+        },
         Category::Eof => DocError::Truncated {
             path,
             detail: e.to_string(),

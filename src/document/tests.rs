@@ -63,6 +63,34 @@ fn bad_files_say_what_is_wrong_with_them() {
     assert!(e.to_string().starts_with("cannot read"), "{e}");
 }
 
+#[test]
+fn a_file_cut_inside_a_number_or_a_word_is_cut_short() {
+    // serde calls these syntax errors at the last character; cut anywhere, a file is cut short
+    // (the GUI test that cut an exported document at a third found it, by where the cut fell).
+    let dir = TempDir::new("doc").unwrap();
+    for (i, text) in [
+        "{\"scores\": [1.2e",
+        "{\"scores\": [1.",
+        "{\"scores\": [-",
+        "{\"scores\": [tru",
+        "{\"scores\": [1, 2",
+        "{\"scores\": [1, 2]\n,\n  \"ru",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let p = dir.file(&format!("cut{i}.json"), text.as_bytes()).unwrap();
+        let msg = open(&p).err().unwrap().to_string();
+        assert!(msg.contains("is cut short"), "{text}: {msg}");
+    }
+    // A syntax error before the end is not a cut.
+    let p = dir
+        .file("mid.json", br#"{"scores": [1.2e], "runs": []}"#)
+        .unwrap();
+    let msg = open(&p).err().unwrap().to_string();
+    assert!(msg.contains("not JSON"), "{msg}");
+}
+
 fn saved(dir: &TempDir, clip: &[u8], embed: bool) -> (PathBuf, PathBuf) {
     let clip_path = dir.file("clip.wav", clip).unwrap();
     let a = serde_json::from_str(&analysis_json(&clip_path.display().to_string())).unwrap();

@@ -202,5 +202,5 @@ pub(super) fn read(path: &Path, text: &str, format: &serde_json::Value) -> Resul
             },
         });
     }
-    serde_json::from_str(text).map_err(|e| json_error(path, "workspace", &e))
+    serde_json::from_str(text).map_err(|e| json_error(path, "workspace", &e, text))
 }
