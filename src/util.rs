@@ -102,6 +102,18 @@ pub fn bound_malloc_arenas() {
     }
 }
 
+/// Writes `head` to `path` and extends the file to `len` bytes with a hole: a file of any size
+/// past a limit that takes no disk (tests of the limits).
+#[cfg(test)]
+pub(crate) fn sparse_file(path: &Path, head: &[u8], len: u64) {
+    std::fs::write(path, head).expect("a test file");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("a test file");
+    f.set_len(len).expect("a sparse test file");
+}
+
 pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
     let mut v: Vec<f64> = values.into_iter().collect();
     v.sort_by(f64::total_cmp);

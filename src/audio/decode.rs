@@ -379,9 +379,7 @@ mod tests {
         head.extend_from_slice(&16u16.to_le_bytes());
         head.extend_from_slice(b"data");
         head.extend_from_slice(&(data as u32).to_le_bytes());
-        std::fs::write(path, &head).unwrap();
-        let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-        f.set_len(head.len() as u64 + data).unwrap();
+        crate::util::sparse_file(path, &head, head.len() as u64 + data);
     }
 
     #[test]

@@ -204,11 +204,10 @@ pub fn open(path: &Path) -> Result<Opened> {
     })
 }
 
-/// A JSON error worded for what it means to the user: not JSON, cut short, or the right kind
-/// of document with something wrong inside.
-/// How a JSON error in `text` (the file's content) reads. A file that ends inside a number or
-/// a keyword (`1.2e`, `tru`) is cut short like one that ends between values: serde calls that
-/// a syntax error at the last character.
+/// A JSON error in `text` (the file's content) worded for what it means to the user: not JSON,
+/// cut short, or the right kind of document with something wrong inside. A file that ends
+/// inside a number or a keyword (`1.2e`, `tru`) is cut short like one that ends between
+/// values: serde calls that a syntax error at the last character.
 pub(crate) fn json_error(
     path: &Path,
     what: &'static str,

@@ -205,8 +205,7 @@ fn a_document_past_the_limit_is_refused_before_it_is_read() {
     let dir = TempDir::new("doc").unwrap();
     let p = dir.path().join("huge.json");
     // Sparse: no disk is used, and nothing may read it.
-    let f = std::fs::File::create(&p).unwrap();
-    f.set_len(MAX_DOCUMENT + 1).unwrap();
+    crate::util::sparse_file(&p, b"", MAX_DOCUMENT + 1);
     let e = open(&p).err().unwrap().to_string();
     assert!(
         e.contains("at most 2147483648 bytes") && e.contains("huge.json"),

@@ -82,6 +82,35 @@ fn is_zero(x: &f64) -> bool {
     *x == 0.0
 }
 
+#[cfg(test)]
+impl RunResult {
+    /// A top-K run at keep 0.5 (K 1, token 0 kept, 50 tail tokens, 2 generated in 1 ms) that said
+    /// `text`: what tests of the cells and the exports need of a result.
+    pub(crate) fn sample(text: &str) -> RunResult {
+        RunResult {
+            method: super::RunMethod::Prune(crate::prune::Method::TopK),
+            keep: 0.5,
+            segments: None,
+            k: 1,
+            kept: vec![0],
+            tail_tokens: 50,
+            text: text.into(),
+            decode_ms: 1.0,
+            prefill_ms: None,
+            decode_ms_per_token: None,
+            generated_tokens: 2,
+            token_ids: vec![],
+            looped: false,
+            loop_spans: vec![],
+            stopped_on_loop: false,
+            words: None,
+            attention: None,
+            merged: vec![],
+            scoring_ms: 0.0,
+        }
+    }
+}
+
 impl RunResult {
     /// A run's selection before its decode: no text, times or tokens yet ([`fill_text`] adds
     /// them). `selection` is None for vanilla, which reads each of the clip's `n` tokens.

@@ -19,7 +19,7 @@ pub enum JsonError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is {size} bytes: prunescope reads model JSON files of at most {max} bytes")]
+    #[error("{path} {}", too_large(*.size, *.max))]
     TooLarge { path: PathBuf, size: u64, max: u64 },
     #[error("{path}: not valid JSON: {source}")]
     Invalid {
@@ -27,6 +27,12 @@ pub enum JsonError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// [`JsonError::TooLarge`]'s words after the path (a tokenizer's error is worded by its caller,
+/// which names the file).
+fn too_large(size: u64, max: u64) -> String {
+    format!("is {size} bytes: prunescope reads model JSON files of at most {max} bytes")
 }
 
 /// The JSON document in `path`. What it must hold is the caller's to check (and to word).
@@ -59,9 +65,7 @@ fn read_model_file(path: &Path) -> std::result::Result<Vec<u8>, JsonError> {
 /// in this call is caught, kept off stderr, and becomes the error's text.
 pub fn read_tokenizer(path: &Path) -> std::result::Result<tokenizers::Tokenizer, String> {
     let bytes = read_model_file(path).map_err(|e| match e {
-        JsonError::TooLarge { size, max, .. } => {
-            format!("is {size} bytes: prunescope reads model JSON files of at most {max} bytes")
-        }
+        JsonError::TooLarge { size, max, .. } => too_large(size, max),
         JsonError::Io { source, .. } => format!("cannot read it: {source}"),
         other => other.to_string(),
     })?;
@@ -111,11 +115,9 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// allocates or maps it.
 pub fn check_safetensors_header(file: &Path) -> std::result::Result<(), String> {
     use std::io::Read;
-    let mut f = std::fs::File::open(file).map_err(|e| format!("cannot read it: {e}"))?;
-    let size = f
-        .metadata()
-        .map_err(|e| format!("cannot read it: {e}"))?
-        .len();
+    let unreadable = |e: std::io::Error| format!("cannot read it: {e}");
+    let mut f = std::fs::File::open(file).map_err(unreadable)?;
+    let size = f.metadata().map_err(unreadable)?.len();
     let mut head = [0u8; 8];
     if size < 8 || f.read_exact(&mut head).is_err() {
         return Err(format!("is {size} bytes: too short for a safetensors file"));
@@ -199,14 +201,7 @@ pub fn save(tensors: &HashMap<String, Tensor>, path: &Path, dtype: DType) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::util::TempDir;
-
-    /// A file of `len` zero bytes after `head` (sparse past the head).
-    fn sparse(path: &Path, head: &[u8], len: u64) {
-        std::fs::write(path, head).unwrap();
-        let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-        f.set_len(len).unwrap();
-    }
+    use crate::util::{sparse_file as sparse, TempDir};
 
     #[test]
     fn a_model_json_file_at_the_limit_is_read_and_one_byte_more_is_refused_unread() {

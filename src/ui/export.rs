@@ -206,27 +206,7 @@ mod tests {
             s,
             "token,time_s,score,normalised,kept,segment\n0,0.000,2,1,1,0\n1,0.020,1,0.5,0,1\n"
         );
-        let r = RunResult {
-            method: crate::engine::RunMethod::Prune(crate::prune::Method::TopK),
-            keep: 0.5,
-            segments: None,
-            k: 1,
-            kept: vec![0],
-            tail_tokens: 50,
-            text: "say \"hi\"".into(),
-            decode_ms: 1.0,
-            prefill_ms: None,
-            decode_ms_per_token: None,
-            generated_tokens: 2,
-            token_ids: vec![],
-            looped: false,
-            loop_spans: vec![],
-            stopped_on_loop: false,
-            words: None,
-            attention: None,
-            merged: vec![],
-            scoring_ms: 0.0,
-        };
+        let r = RunResult::sample("say \"hi\"");
         let o = outputs_csv(&[r], |_| Some(0.5));
         assert!(o.ends_with("topk,0.5,1,,1.0,2,0.5000,\"say \"\"hi\"\"\"\n"));
     }

@@ -655,27 +655,7 @@ mod tests {
             };
             RunKey::of(&spec, &Params::default(), &Default::default())
         };
-        let result = |i: usize| RunResult {
-            method: crate::engine::RunMethod::Prune(crate::prune::Method::TopK),
-            keep: 0.5,
-            segments: None,
-            k: 1,
-            kept: vec![0],
-            tail_tokens: 0,
-            text: format!("{i}"),
-            decode_ms: 1.0,
-            prefill_ms: None,
-            decode_ms_per_token: None,
-            generated_tokens: 1,
-            token_ids: vec![],
-            looped: false,
-            loop_spans: vec![],
-            stopped_on_loop: false,
-            words: None,
-            attention: None,
-            merged: vec![],
-            scoring_ms: 0.0,
-        };
+        let result = |i: usize| RunResult::sample(&i.to_string());
         let mut cells = Cells::default();
         let shown: Vec<RunKey> = (0..5).map(key).collect();
         for i in 0..CELL_CACHE + 20 {
