@@ -27,6 +27,9 @@ fn soak_then_monkey() {
     if std::env::var("ABUSE_ONLY").as_deref() != Ok("monkey") {
         // First, while the process's peak memory is still the soak's own.
         soak::two_hundred_clips(&t);
+        // From here as the explorer runs: it caps glibc's malloc arenas before its first
+        // thread, and arenas the served links' threads made before the cap would stay in use.
+        prunescope::util::bound_malloc_arenas();
         soak::a_thousand_requests(&t, seed("SOAK_SEED", 25));
     }
     #[cfg(feature = "gui")]

@@ -5,6 +5,7 @@
 #![cfg(feature = "gui")]
 
 mod common;
+use common::gui::{fake_app, harness, model_app};
 #[path = "ui/documents.rs"]
 mod documents;
 
@@ -15,36 +16,11 @@ use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 use prunescope::model::fake::FakeModel;
-use prunescope::model::AudioLanguageModel;
 use prunescope::ui::commands::Command;
 use prunescope::ui::{ExplorerApp, ModelSource, Settings, Startup};
 
 fn jfk() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/jfk.wav")
-}
-
-fn model_app(clip: Option<PathBuf>, model: Box<dyn AudioLanguageModel>) -> ExplorerApp {
-    ExplorerApp::new(
-        Settings::default(),
-        Startup {
-            document: None,
-            clip,
-            model: ModelSource::Given(model),
-            audio: false,
-            load: Default::default(),
-        },
-    )
-}
-
-fn fake_app(clip: Option<PathBuf>, step: Duration) -> ExplorerApp {
-    model_app(clip, Box::new(FakeModel::new(step)))
-}
-
-fn harness(app: ExplorerApp) -> Harness<'static, ExplorerApp> {
-    Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
-        .with_max_steps(1000)
-        .build_ui_state(|ui, app: &mut ExplorerApp| app.show(ui), app)
 }
 
 /// [`harness`] for the toy models' random weights, which say random bytes: U+FFFD, which the
@@ -739,14 +715,6 @@ fn open_path_takes_typing_and_enter_opens_the_clip() {
     });
 }
 
-/// `prunescope serve --stdio` with the fake model (each decoding step `step_ms`).
-fn served_fake(step_ms: u64) -> String {
-    format!(
-        "'{}' serve --stdio --fake-model {step_ms}",
-        env!("CARGO_BIN_EXE_prunescope")
-    )
-}
-
 fn remote_app(command: String) -> ExplorerApp {
     ExplorerApp::new(
         Settings::default(),
@@ -771,7 +739,7 @@ fn full_grid(h: &mut Harness<'_, ExplorerApp>, what: &str) {
 fn a_served_fake_model_fills_the_same_grid_as_in_process() {
     let mut local = harness(fake_app(Some(jfk()), Duration::from_millis(1)));
     full_grid(&mut local, "the in-process grid");
-    let command = served_fake(1);
+    let command = common::served_fake(1, None);
     let mut remote = harness(remote_app(command.clone()));
     full_grid(&mut remote, "the remote grid");
     let texts = remote.state().grid_texts();
@@ -791,12 +759,7 @@ fn a_served_fake_model_fills_the_same_grid_as_in_process() {
 fn a_server_killed_mid_decode_keeps_the_cells_and_reconnects() {
     let t = common::TempDir::new();
     let pid_file = t.0.join("server.pid");
-    // A background job's stdin is /dev/null unless it is given another.
-    let command = format!(
-        "exec 3<&0; '{}' serve --stdio --fake-model 25 <&3 & echo $! > '{}'; wait $!",
-        env!("CARGO_BIN_EXE_prunescope"),
-        pid_file.display()
-    );
+    let command = common::served_fake(25, Some(&pid_file));
     let mut h = harness(remote_app(command));
     step_until(&mut h, "some cells", Duration::from_secs(60), |h| {
         h.state().result_count() >= 2
@@ -844,7 +807,7 @@ fn ctrl_r_connects_to_a_typed_server_and_the_local_model_comes_back() {
     h.step();
     h.step();
     assert!(has_label(&h, "Connect to a remote model"));
-    let command = served_fake(1);
+    let command = common::served_fake(1, None);
     h.event(egui::Event::Text(command.clone()));
     h.step();
     h.key_press(egui::Key::Enter);

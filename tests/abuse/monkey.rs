@@ -18,10 +18,12 @@ use prunescope::model::Precision;
 use prunescope::prune::{Method, SegmentMode};
 use prunescope::scores::{HeadReduce, Layers, ScoreSource};
 use prunescope::ui::commands::Command;
-use prunescope::ui::{ExplorerApp, ModelSource, Settings, Startup};
+use prunescope::ui::ExplorerApp;
+use prunescope::util::SplitMix64 as Rng;
 
-use crate::common::TempDir;
-use crate::soak::{self, Rng};
+use crate::common::gui::{fake_app, harness};
+use crate::common::{self, TempDir};
+use crate::soak;
 
 const BURSTS: usize = 40;
 const PER_BURST: usize = 60;
@@ -64,23 +66,6 @@ impl Reference {
         assert!(finished);
         texts
     }
-}
-
-fn harness(clip: PathBuf) -> Harness<'static, ExplorerApp> {
-    let app = ExplorerApp::new(
-        Settings::default(),
-        Startup {
-            document: None,
-            clip: Some(clip),
-            model: ModelSource::Given(Box::new(FakeModel::new(Duration::from_millis(1)))),
-            audio: false,
-            load: Default::default(),
-        },
-    );
-    Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
-        .with_max_steps(1000)
-        .build_ui_state(|ui, app: &mut ExplorerApp| app.show(ui), app)
 }
 
 /// Steps until the worker and the loader are done: a request that never ends is one left in
@@ -130,7 +115,7 @@ impl Monkey<'_> {
     }
 
     fn unit(&mut self) -> f64 {
-        (self.rng.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// One random action on the harness: a command, a pointer move, a key, a resize.
@@ -182,7 +167,7 @@ impl Monkey<'_> {
             55..=56 => {
                 self.served = true;
                 let _ = std::fs::remove_file(&self.pid_file);
-                Command::ConnectRemote(soak::served_command(&self.pid_file))
+                Command::ConnectRemote(common::served_fake(0, Some(&self.pid_file)))
             }
             57..=58 if self.served => {
                 // The connection drops: the server killed, whatever it was doing.
@@ -300,7 +285,7 @@ pub fn run(t: &TempDir, seed: u64) {
     println!("monkey seed {seed} (MONKEY_SEED={seed} replays it)");
     let mut clips = soak::clips(t);
     clips.truncate(5);
-    let mut h = harness(clips[0].clone());
+    let mut h = harness(fake_app(Some(clips[0].clone()), Duration::from_millis(1)));
     settle(&mut h, "the first clip");
     let mut monkey = Monkey {
         rng: Rng(seed),

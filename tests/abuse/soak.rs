@@ -13,6 +13,7 @@ use prunescope::model::fake::FakeModel;
 use prunescope::model::LoadOptions;
 use prunescope::prune::{Method, Params};
 use prunescope::remote::{Remote, RemoteOptions};
+use prunescope::util::SplitMix64;
 
 /// A kibibyte figure of `/proc/PID/status` (`VmRSS`, `VmHWM`).
 pub fn status_kb(pid: &str, field: &str) -> u64 {
@@ -30,22 +31,6 @@ pub fn status_kb(pid: &str, field: &str) -> u64 {
 
 pub fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
-}
-
-/// A small deterministic generator (splitmix64): the seed is printed, so a failure replays.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 /// The clips of the soak: the demo clip, a minute of it, a corrupt file, one cut short,
@@ -159,20 +144,14 @@ pub fn two_hundred_clips(t: &TempDir) {
     );
 }
 
-/// `prunescope serve --stdio` with the fake model, its process id written to `pid`.
-/// The command line of `prunescope serve --stdio` with the fake model, which writes the
-/// server's process id to `pid`.
-pub fn served_command(pid: &Path) -> String {
-    format!(
-        "exec 3<&0; '{}' serve --stdio --fake-model 0 <&3 & echo $! > '{}'; wait $!",
-        env!("CARGO_BIN_EXE_prunescope"),
-        pid.display()
-    )
-}
-
+/// A served fake model (no step time), its process id written to `pid`.
 fn served(pid: &Path) -> Remote {
     let _ = std::fs::remove_file(pid);
-    Remote::spawn(&served_command(pid), RemoteOptions::default(), |_| {})
+    Remote::spawn(
+        &common::served_fake(0, Some(pid)),
+        RemoteOptions::default(),
+        |_| {},
+    )
 }
 
 pub fn server_pid(pid: &Path) -> String {
@@ -238,6 +217,22 @@ fn reference(jfk: &Path, runs: &[KeyedRun]) -> HashMap<RunKey, String> {
     texts
 }
 
+/// A decode request for the clip the host has, its first run decoded alone first.
+fn decode_request(
+    job: u64,
+    runs: Vec<KeyedRun>,
+    (params, decoding): (&Params, &Decoding),
+) -> Request {
+    Request::Decode(Decode {
+        job,
+        clip: None,
+        first: 1,
+        runs,
+        params: params.clone(),
+        decoding: decoding.clone(),
+    })
+}
+
 /// Sends one decode request (cancelled at once when `cancel`) and collects its cells until it
 /// finishes; None when the link is lost first.
 pub fn decode_all(
@@ -248,14 +243,7 @@ pub fn decode_all(
     cancel: bool,
 ) -> (HashMap<RunKey, String>, bool) {
     let keys: Vec<RunKey> = runs.iter().map(|r| r.key).collect();
-    host.send(Request::Decode(Decode {
-        job,
-        clip: None,
-        first: 1,
-        runs,
-        params: params.clone(),
-        decoding: decoding.clone(),
-    }));
+    host.send(decode_request(job, runs, (params, decoding)));
     if cancel {
         host.cancel();
     }
@@ -293,7 +281,8 @@ pub fn a_thousand_requests(t: &TempDir, seed: u64) {
     let want = reference(&jfk, &pool);
     let pid_file = t.0.join("server.pid");
     let me = std::process::id().to_string();
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64(seed);
+    let defaults = (&Params::default(), &Decoding::default());
     let mut remote = served(&pid_file);
     let mut pid = server_pid(&pid_file);
     let open = |remote: &Remote, job: u64| {
@@ -318,14 +307,7 @@ pub fn a_thousand_requests(t: &TempDir, seed: u64) {
         let cancel = rng.below(5) == 0;
         if i == 500 {
             // The connection dropped mid-request: the server killed while it decodes.
-            remote.send(Request::Decode(Decode {
-                job,
-                clip: None,
-                first: 1,
-                runs: pool.clone(),
-                params: Params::default(),
-                decoding: Decoding::default(),
-            }));
+            remote.send(decode_request(job, pool.clone(), defaults));
             let kill = std::process::Command::new("kill")
                 .args(["-9", &pid])
                 .status();
@@ -355,7 +337,6 @@ pub fn a_thousand_requests(t: &TempDir, seed: u64) {
             open(&remote, job);
             continue;
         }
-        let defaults = (&Params::default(), &Decoding::default());
         let (texts, finished) = decode_all(&remote, job, runs.clone(), defaults, cancel);
         assert!(finished, "request {job}: the link was lost");
         for (key, text) in &texts {

@@ -10,6 +10,23 @@ use prunescope::model::whisper::Whisper;
 use prunescope::prune::Params;
 use prunescope::scores::Layers;
 
+#[cfg(feature = "gui")]
+pub mod gui;
+
+/// The command line of `prunescope serve --stdio` with the fake model (each decoding step
+/// `step_ms`). With `pid`, the server's process id is written there (to kill it mid-run): a
+/// background job's stdin is /dev/null unless it is given another, hence the `3<&0`.
+pub fn served_fake(step_ms: u64, pid: Option<&Path>) -> String {
+    let bin = env!("CARGO_BIN_EXE_prunescope");
+    match pid {
+        None => format!("'{bin}' serve --stdio --fake-model {step_ms}"),
+        Some(pid) => format!(
+            "exec 3<&0; '{bin}' serve --stdio --fake-model {step_ms} <&3 & echo $! > '{}'; wait $!",
+            pid.display()
+        ),
+    }
+}
+
 /// The `prunescope` binary with the default model.
 pub fn command() -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prunescope"));

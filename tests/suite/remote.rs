@@ -276,30 +276,36 @@ fn cancel_stops_a_remote_decode_midway_and_the_next_request_runs() {
     assert!(sent > 100_000 && received > 10_000, "{sent} {received}");
 }
 
-#[test]
-fn a_clip_that_cannot_be_read_or_decoded_is_an_error_naming_it() {
+/// What a served fake model says when asked to analyse `clip` (its vanilla run).
+fn remote_clip_error(clip: PathBuf) -> String {
     let remote = piped_server(Duration::ZERO);
     let cancel = AtomicBool::new(false);
     let mut session = Session::open(&remote, &cancel).unwrap();
-    let t = TempDir::new();
-    let bad = t.file("bad.wav", b"RIFF\x10\x00\x00\x00WAVEnot really");
     let plan = Plan::grid(
         &[RunMethod::Vanilla],
         &[1.0],
         Params::default(),
         Decoding::default(),
     );
+    session
+        .analyze(
+            ClipSource::Path(clip),
+            &plan,
+            Default::default(),
+            &cancel,
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn a_clip_that_cannot_be_read_or_decoded_is_an_error_naming_it() {
+    let t = TempDir::new();
+    let bad = t.file("bad.wav", b"RIFF\x10\x00\x00\x00WAVEnot really");
     for clip in [bad, Path::new("/nonexistent/clip.wav").to_path_buf()] {
-        let e = session
-            .analyze(
-                ClipSource::Path(clip.clone()),
-                &plan,
-                Default::default(),
-                &cancel,
-                &mut |_| {},
-            )
-            .unwrap_err();
-        assert!(e.to_string().contains(clip.to_str().unwrap()), "{e}");
+        let e = remote_clip_error(clip.clone());
+        assert!(e.contains(clip.to_str().unwrap()), "{e}");
     }
 }
 
@@ -456,30 +462,12 @@ fn remote_eval_writes_the_local_results() {
 
 #[test]
 fn a_clip_file_past_the_frame_limit_is_refused_before_it_is_read() {
-    let remote = piped_server(Duration::ZERO);
-    let cancel = AtomicBool::new(false);
-    let mut session = Session::open(&remote, &cancel).unwrap();
     let t = TempDir::new();
     let huge = t.0.join("huge.wav");
     // Sparse: it takes no disk, and reading it would take 512 MiB of memory.
     let f = std::fs::File::create(&huge).unwrap();
     f.set_len(frame::MAX_FRAME + 1).unwrap();
-    let plan = Plan::grid(
-        &[RunMethod::Vanilla],
-        &[1.0],
-        Params::default(),
-        Decoding::default(),
-    );
-    let e = session
-        .analyze(
-            ClipSource::Path(huge),
-            &plan,
-            Default::default(),
-            &cancel,
-            &mut |_| {},
-        )
-        .unwrap_err()
-        .to_string();
+    let e = remote_clip_error(huge);
     assert!(
         e.ends_with("huge.wav: the file is 536870913 bytes, more than the remote protocol's 536870912 per frame"),
         "{e}"
