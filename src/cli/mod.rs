@@ -158,7 +158,7 @@ enum OrderArg {
 #[derive(Args, Clone)]
 pub struct PlanArgs {
     /// Comma-separated methods: vanilla, full, topk, bottomk, random, segmentwise, visionzip,
-    /// adaptive, window, merge, atome.
+    /// adaptive, window, merge, atome, ltbm, dart, samp, fastv, promptaware.
     #[arg(
         long,
         default_value = "vanilla,full,topk,segmentwise,visionzip,random,bottomk"
@@ -187,6 +187,17 @@ pub struct PlanArgs {
     /// of merging down to the keep ratio; the K reached is reported per run.
     #[arg(long)]
     merge_threshold: Option<f64>,
+    /// LTBM: how many of its nearest groups of the other set, on each side, a group may merge
+    /// into each round (1: only its neighbours, so groups stay contiguous).
+    #[arg(long, default_value_t = prunescope::prune::DEFAULT_MERGE_WINDOW)]
+    merge_window: usize,
+    /// DART: the pivot tokens (largest key norm) whose near-duplicates go.
+    #[arg(long, default_value_t = prunescope::prune::DEFAULT_PIVOTS)]
+    pivots: usize,
+    /// Samp: a token joins the group before it when its mean key cosine to the group's
+    /// members is at least this (the authors' 0.85).
+    #[arg(long, default_value_t = prunescope::prune::DEFAULT_SAMP_THRESHOLD)]
+    samp_threshold: f64,
     /// Window method: window length in seconds.
     #[arg(long, default_value_t = 3.0)]
     window_seconds: f64,
@@ -513,6 +524,10 @@ pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
         k_min: 1,
         window_tokens: Params::window_tokens_for(p.window_seconds, seconds_per_token),
         merge_threshold: p.merge_threshold,
+        merge_window: p.merge_window,
+        pivots: p.pivots,
+        samp_threshold: p.samp_threshold,
+        model_window_tokens: Params::model_window_tokens_for(seconds_per_token),
         order: match p.order {
             OrderArg::Time => Order::Time,
             OrderArg::Score => Order::Score,

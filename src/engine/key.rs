@@ -22,6 +22,12 @@ pub enum Reads {
     Threshold(Order, Option<u64>),
     /// FastV: its layer (prefix models).
     Layer(usize),
+    /// LTBM: its merge window.
+    MergeWindow(Order, usize),
+    /// DART: its pivot count.
+    Pivots(Order, usize),
+    /// Samp: its threshold's bits and the model's window in tokens.
+    Samp(Order, u64, usize),
 }
 
 /// A run's key within one scope (model, clip, prompt: the explorer's `Scope`): it changes
@@ -74,6 +80,9 @@ fn reads(method: RunMethod, p: &Params, decoding: &Decoding) -> Reads {
             Method::Window => Reads::Window(p.order, p.window_tokens),
             Method::Random => Reads::Seed(p.order, p.seed),
             Method::Atome => Reads::Threshold(p.order, p.merge_threshold.map(f64::to_bits)),
+            Method::Ltbm => Reads::MergeWindow(p.order, p.merge_window),
+            Method::Dart => Reads::Pivots(p.order, p.pivots),
+            Method::Samp => Reads::Samp(p.order, p.samp_threshold.to_bits(), p.model_window_tokens),
             Method::Full | Method::TopK | Method::BottomK | Method::VisionZip => {
                 Reads::Order(p.order)
             }

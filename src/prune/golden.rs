@@ -117,3 +117,54 @@ fn check_visionzip_groups(scores: &[f32], k: usize, kept: &[usize], merged: &Val
         .collect();
     assert_eq!(covered, remaining, "{what}: groups partition R");
 }
+
+/// A clip of a reference file of tests/data/prune (written by scripts/make-*-fixtures.py):
+/// its keys and scores as f32 (the file holds their exact values) and its reference cases.
+pub(super) struct ReferenceClip {
+    pub name: String,
+    pub n: usize,
+    pub dim: usize,
+    pub keys: Vec<f32>,
+    pub scores: Vec<f32>,
+    pub doc: Value,
+}
+
+fn f32s(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .map(|a| a.iter().map(|x| x.as_f64().unwrap() as f32).collect())
+        .unwrap_or_default()
+}
+
+/// The clips of `tests/data/prune/{file}`.
+pub(super) fn reference_clips(file: &str) -> Vec<ReferenceClip> {
+    let path = format!("{}/tests/data/prune/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    doc["clips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| ReferenceClip {
+            name: c["name"].as_str().unwrap().to_owned(),
+            n: c["n"].as_u64().unwrap() as usize,
+            dim: c["dim"].as_u64().unwrap() as usize,
+            keys: f32s(&c["keys"]),
+            scores: f32s(&c["scores"]),
+            doc: c.clone(),
+        })
+        .collect()
+}
+
+/// Each reference case of `file` (its clip, the case): `check` compares one and the test
+/// counts them, so an empty file fails.
+pub(super) fn for_each_case(file: &str, mut check: impl FnMut(&ReferenceClip, &Value)) {
+    let mut checked = 0;
+    for clip in reference_clips(file) {
+        assert_eq!(clip.keys.len(), clip.n * clip.dim, "{}", clip.name);
+        for case in clip.doc["cases"].as_array().unwrap() {
+            check(&clip, case);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{file}: {checked} cases");
+}

@@ -12,14 +12,18 @@
 //! Submodules, one per family of rules:
 //! - `rank`: the ordering every method shares;
 //! - `segment`: segment bounds, segmentwise (paper/exact), adaptive and window budgets;
-//! - `visionzip`, `merge` and `atome`: the methods that also combine hidden states;
+//! - `visionzip`, `merge`, `atome`, `ltbm` and `samp`: the methods that also combine hidden
+//!   states; `dart`, which drops the duplicates of a few pivots;
 //! - `similarity`: key normalisation and nearest-target assignment they share;
 //! - `random`: the seeded uniform draw.
 
 mod atome;
+mod dart;
+mod ltbm;
 mod merge;
 mod random;
 mod rank;
+mod samp;
 mod segment;
 mod similarity;
 mod visionzip;
@@ -34,7 +38,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use dart::DEFAULT_PIVOTS;
+pub use ltbm::DEFAULT_WINDOW as DEFAULT_MERGE_WINDOW;
 pub use rank::rank;
+pub use samp::DEFAULT_THRESHOLD as DEFAULT_SAMP_THRESHOLD;
 pub use segment::segment_bounds;
 
 /// A token selection rule (SPEC.md section 3 table, plus section 4).
@@ -61,11 +68,19 @@ pub enum Method {
     Merge,
     /// Adjacent token merging (A-ToMe): the most similar neighbours merge until K remain.
     Atome,
+    /// Local temporal bipartite merging (LTBM): ToMe's bipartite matching within a few
+    /// neighbours, round after round until K remain.
+    Ltbm,
+    /// DART: a few pivots by key norm, and the tokens least like them.
+    Dart,
+    /// Samp: adjacent similar tokens merged by attention weight, then a diversity-aware
+    /// (DPP) choice of the groups.
+    Samp,
 }
 
 impl Method {
     /// Every method, in the order of the SPEC tables.
-    pub const ALL: [Method; 10] = [
+    pub const ALL: [Method; 13] = [
         Method::Full,
         Method::TopK,
         Method::BottomK,
@@ -76,6 +91,9 @@ impl Method {
         Method::Window,
         Method::Merge,
         Method::Atome,
+        Method::Ltbm,
+        Method::Dart,
+        Method::Samp,
     ];
 
     /// The name used on the command line and in the JSON document (same as the serde name).
@@ -91,6 +109,9 @@ impl Method {
             Method::Window => "window",
             Method::Merge => "merge",
             Method::Atome => "atome",
+            Method::Ltbm => "ltbm",
+            Method::Dart => "dart",
+            Method::Samp => "samp",
         }
     }
 
@@ -106,13 +127,26 @@ impl Method {
 
     /// Whether [`select`] needs [`Keys`] for this method.
     pub fn needs_keys(&self) -> bool {
-        matches!(self, Method::VisionZip | Method::Merge | Method::Atome)
+        matches!(
+            self,
+            Method::VisionZip
+                | Method::Merge
+                | Method::Atome
+                | Method::Ltbm
+                | Method::Dart
+                | Method::Samp
+        )
     }
 
     /// Whether the selection depends on the scores when the kept tokens are put in `order`:
-    /// `full`, `random` and `atome` choose without them, but score order sorts by them.
+    /// `full`, `random`, `atome`, `ltbm` and `dart` choose without them, but score order sorts
+    /// by them.
     pub fn reads_scores(&self, order: Order) -> bool {
-        order == Order::Score || !matches!(self, Method::Full | Method::Random | Method::Atome)
+        order == Order::Score
+            || !matches!(
+                self,
+                Method::Full | Method::Random | Method::Atome | Method::Ltbm | Method::Dart
+            )
     }
 
     /// Whether the result depends on [`Params::segments`]. `window` reports a number of
@@ -235,6 +269,17 @@ pub struct Params {
     /// Atome: merge while two adjacent groups are more similar than this (cosine in [-1, 1]),
     /// so K follows the audio; None merges down to the keep ratio's K.
     pub merge_threshold: Option<f64>,
+    /// LTBM: how many of its nearest groups of the other set, on each side, a group may merge
+    /// into (1: only its neighbours).
+    pub merge_window: usize,
+    /// DART: the number of pivot tokens.
+    pub pivots: usize,
+    /// Samp: a token joins the group before it when its mean key cosine to the group's members
+    /// is at least this.
+    pub samp_threshold: f64,
+    /// Tokens of the model's 30 s window (Samp selects within each; callers set it with their
+    /// token rate, as the window method's length).
+    pub model_window_tokens: usize,
     /// Which encoder layer's scores, reduced over heads how, every method ranks tokens by (the
     /// engine picks them; the rules here see only the scores).
     pub source: crate::scores::ScoreSource,
@@ -245,6 +290,11 @@ impl Params {
     /// (at least one token): how the command line and the explorer turn `--window-seconds`.
     pub fn window_tokens_for(seconds: f64, seconds_per_token: f64) -> usize {
         ((seconds / seconds_per_token.max(1e-6)).round() as usize).max(1)
+    }
+
+    /// [`Params::model_window_tokens`] at the model's token rate: 30 s of its tokens.
+    pub fn model_window_tokens_for(seconds_per_token: f64) -> usize {
+        Params::window_tokens_for(30.0, seconds_per_token)
     }
 }
 
@@ -261,6 +311,11 @@ impl Default for Params {
             window_tokens: 150,
             order: Order::Time,
             merge_threshold: None,
+            merge_window: DEFAULT_MERGE_WINDOW,
+            pivots: DEFAULT_PIVOTS,
+            samp_threshold: DEFAULT_SAMP_THRESHOLD,
+            // 30 s of Whisper tokens.
+            model_window_tokens: 1500,
             source: Default::default(),
         }
     }
@@ -286,6 +341,18 @@ impl Params {
             if !(-1.0..=1.0).contains(&t) {
                 return Err(PruneError::InvalidThreshold(t));
             }
+        }
+        if !(-1.0..=1.0).contains(&self.samp_threshold) {
+            return Err(PruneError::InvalidSampThreshold(self.samp_threshold));
+        }
+        if self.merge_window == 0 {
+            return Err(PruneError::ZeroMergeWindow);
+        }
+        if self.pivots == 0 {
+            return Err(PruneError::ZeroPivots);
+        }
+        if self.model_window_tokens == 0 {
+            return Err(PruneError::ZeroWindow);
         }
         Ok(())
     }
@@ -355,6 +422,12 @@ pub enum PruneError {
     InvalidGamma(f64),
     #[error("the merge threshold is a cosine similarity in [-1, 1], got {0}")]
     InvalidThreshold(f64),
+    #[error("Samp's threshold is a cosine similarity in [-1, 1], got {0}")]
+    InvalidSampThreshold(f64),
+    #[error("LTBM's merge window must be at least 1 neighbour")]
+    ZeroMergeWindow,
+    #[error("DART needs at least 1 pivot")]
+    ZeroPivots,
     #[error("method `{0}` needs the encoder keys, but none were given")]
     MissingKeys(Method),
     #[error("key dimension must be at least 1")]
@@ -460,6 +533,33 @@ pub fn select(
                 ..plain(kept, None)
             }
         }
+        Method::Ltbm => {
+            let keys = keys.ok_or(missing_keys)?;
+            let (kept, merged) = ltbm::ltbm(keys, n, k, params.merge_window);
+            Selection {
+                merged,
+                ..plain(kept, None)
+            }
+        }
+        Method::Dart => {
+            let keys = keys.ok_or(missing_keys)?;
+            plain(dart::dart(keys, n, k, params.pivots), None)
+        }
+        Method::Samp => {
+            let keys = keys.ok_or(missing_keys)?;
+            let (kept, merged) = samp::samp(
+                scores,
+                keys,
+                k,
+                params.keep,
+                params.samp_threshold,
+                params.model_window_tokens,
+            );
+            Selection {
+                merged,
+                ..plain(kept, None)
+            }
+        }
         Method::Merge => {
             let keys = keys.ok_or(missing_keys)?;
             let out = merge::merge(scores, keys, k, params.segments, params.mode);
@@ -521,7 +621,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown method `foo` (expected one of: full, topk, bottomk, random, segmentwise, \
-             visionzip, adaptive, window, merge, atome)"
+             visionzip, adaptive, window, merge, atome, ltbm, dart, samp)"
         );
         // `vanilla` is the engine's business (the unpruned model), not a selection rule.
         assert!(Method::parse("vanilla").is_err());
@@ -530,7 +630,17 @@ mod tests {
     #[test]
     fn method_flags() {
         let keyed: Vec<_> = Method::ALL.into_iter().filter(Method::needs_keys).collect();
-        assert_eq!(keyed, [Method::VisionZip, Method::Merge, Method::Atome]);
+        assert_eq!(
+            keyed,
+            [
+                Method::VisionZip,
+                Method::Merge,
+                Method::Atome,
+                Method::Ltbm,
+                Method::Dart,
+                Method::Samp
+            ]
+        );
         let segmented: Vec<_> = Method::ALL
             .into_iter()
             .filter(Method::uses_segments)

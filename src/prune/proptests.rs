@@ -56,9 +56,26 @@ fn params() -> impl Strategy<Value = Params> {
         0usize..4,
         1usize..50,
         prop_oneof![Just(Order::Time), Just(Order::Score)],
+        1usize..5,
+        1usize..10,
+        prop_oneof![Just(0.85), -1.0f64..=1.0],
+        1usize..80,
     )
         .prop_map(
-            |(keep, segments, mode, seed, gamma, k_min, window_tokens, order)| Params {
+            |(
+                keep,
+                segments,
+                mode,
+                seed,
+                gamma,
+                k_min,
+                window_tokens,
+                order,
+                merge_window,
+                pivots,
+                samp_threshold,
+                model_window_tokens,
+            )| Params {
                 keep,
                 segments,
                 mode,
@@ -68,9 +85,43 @@ fn params() -> impl Strategy<Value = Params> {
                 window_tokens,
                 order,
                 merge_threshold: None,
+                merge_window,
+                pivots,
+                samp_threshold,
+                model_window_tokens,
                 source: Default::default(),
             },
         )
+}
+
+/// Checks the groups of a merging selection: no token is in two groups (each group: its kept
+/// first token, alone or with the tokens merged into it), each group's weights sum to 1, and a
+/// group's target is its first member; with `cover`, every token is in one. Returns the groups.
+fn groups_of(sel: &Selection, n: usize, cover: bool) -> Result<Vec<Vec<usize>>, TestCaseError> {
+    let mut covered = vec![0u32; n];
+    let mut groups = Vec::new();
+    for &t in &sel.kept {
+        let members: Vec<usize> = match sel.merged.iter().find(|c| c.target == t) {
+            Some(c) => {
+                prop_assert!(c.parts.len() >= 2);
+                prop_assert!((sum(&c.parts) - 1.0).abs() < 1e-5, "{:?}", c.parts);
+                prop_assert_eq!(c.parts[0].0, t);
+                prop_assert!(c.parts.windows(2).all(|w| w[0].0 < w[1].0));
+                c.parts.iter().map(|p| p.0).collect()
+            }
+            None => vec![t],
+        };
+        for &j in &members {
+            covered[j] += 1;
+        }
+        groups.push(members);
+    }
+    prop_assert!(
+        covered.iter().all(|&c| c == 1 || (c == 0 && !cover)),
+        "{:?}",
+        covered
+    );
+    Ok(groups)
 }
 
 /// Rank value: NaN is -infinity.
@@ -400,5 +451,60 @@ proptest! {
             prop_assert!(sim <= t + 1e-9, "neighbours at {} above {}", sim, t);
         }
         prop_assert!(n == 0 || !kept.is_empty());
+    }
+
+    #[test]
+    fn ltbm_groups_partition_the_clip_and_samp_groups_are_disjoint(
+        (s, data, dim) in scores_and_keys(200),
+        p in params(),
+    ) {
+        let keys = Keys { data: &data, dim };
+        let n = s.len();
+        for method in [Method::Ltbm, Method::Samp] {
+            let sel = select(method, &s, Some(keys), &Params { order: Order::Time, ..p.clone() }).unwrap();
+            prop_assert_eq!(sel.kept.len(), budget(p.keep, n));
+            // Samp drops the groups its selection does not pick; LTBM merges every token.
+            let groups = groups_of(&sel, n, method == Method::Ltbm)?;
+            // LTBM with a window of 1 keeps groups contiguous. (Samp merges neighbours, but a
+            // member it releases to meet the budget leaves a gap.)
+            if method == Method::Ltbm && p.merge_window == 1 {
+                for g in &groups {
+                    prop_assert!(g.windows(2).all(|w| w[1] == w[0] + 1), "{}: {:?}", method, g);
+                }
+            }
+            // Samp's groups never cross a window.
+            if method == Method::Samp {
+                let w = p.model_window_tokens;
+                prop_assert!(groups.iter().all(|g| g[0] / w == g[g.len() - 1] / w));
+            }
+            let all = select(method, &s, Some(keys), &Params { keep: 1.0, ..p.clone() }).unwrap();
+            prop_assert!(all.merged.is_empty());
+        }
+    }
+
+    #[test]
+    fn dart_keeps_its_pivots_and_k_tokens(
+        (s, data, dim) in scores_and_keys(200),
+        p in params(),
+    ) {
+        let keys = Keys { data: &data, dim };
+        let n = s.len();
+        let sel = select(Method::Dart, &s, Some(keys), &p).unwrap();
+        prop_assert_eq!(sel.kept.len(), budget(p.keep, n));
+        prop_assert!(sel.merged.is_empty());
+        if n > 0 {
+            // The largest L1 key norm (non-finite rows as 0) is always a pivot.
+            let norms: Vec<f32> = (0..n)
+                .map(|t| {
+                    let r = &data[t * dim..(t + 1) * dim];
+                    if r.iter().all(|x| x.is_finite()) {
+                        r.iter().map(|&x| f64::from(x).abs()).sum::<f64>() as f32
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            prop_assert!(sel.kept.contains(&rank(&norms)[0]));
+        }
     }
 }

@@ -205,30 +205,40 @@ fn adaptive_weights(scores: &[f32], segments: &[Vec<usize>], gamma: f64) -> Vec<
     }
 }
 
+/// The windows `[w W, min((w + 1) W, N))` of a clip of `n` tokens, each with its share of the
+/// keep ratio `round(rho e_w) - round(rho b_w)` (capped at its size), as `(begin, end, share)`:
+/// the shares telescope to `round(rho N)` whatever N is. The window method and Samp use them.
+pub(crate) fn telescoping(n: usize, keep: f64, w: usize) -> Vec<(usize, usize, usize)> {
+    let w = w.max(1);
+    let cumulative = |t: usize| (keep * t as f64).round() as usize;
+    (0..n.div_ceil(w))
+        .map(|win| {
+            let begin = win * w;
+            let end = begin.saturating_add(w).min(n);
+            let share = cumulative(end)
+                .saturating_sub(cumulative(begin))
+                .min(end - begin);
+            (begin, end, share)
+        })
+        .collect()
+}
+
 /// Window selection; returns the kept tokens (unordered) and the number of windows.
 ///
-/// Window `w` covers `[w W, min((w + 1) W, N))` and keeps its
-/// `round(rho e_w) - round(rho b_w)` best tokens, so the windows' budgets telescope to
-/// `round(rho N)` whatever N is. When that rounds to 0 (K is clamped to at least 1), the best
-/// tokens of the clip fill the gap up to `k`.
+/// Each window of [`telescoping`] keeps its share of best tokens. When the shares round to 0
+/// (K is clamped to at least 1), the best tokens of the clip fill the gap up to `k`.
 pub(crate) fn window(scores: &[f32], keep: f64, k: usize, w: usize) -> (Vec<usize>, usize) {
     let n = scores.len();
-    let w = w.max(1);
-    let windows = n.div_ceil(w);
-    let cumulative = |t: usize| (keep * t as f64).round() as usize;
+    let windows = telescoping(n, keep, w);
     let mut taken = vec![false; n];
     let mut kept = Vec::with_capacity(k);
-    for win in 0..windows {
-        let begin = win * w;
-        let end = begin.saturating_add(w).min(n);
-        let budget = cumulative(end)
-            .saturating_sub(cumulative(begin))
-            .min(end - begin);
+    for &(begin, end, budget) in &windows {
         for t in ranked_range(scores, begin..end).into_iter().take(budget) {
             taken[t] = true;
             kept.push(t);
         }
     }
+    let windows = windows.len();
     if kept.len() < k {
         let missing = k - kept.len();
         kept.extend(

@@ -104,6 +104,12 @@ pub enum Command {
     SetWindowSeconds(f64),
     /// Atome's merge threshold (None: down to the keep ratio).
     SetMergeThreshold(Option<f64>),
+    /// LTBM's merge window (neighbours on each side).
+    SetMergeWindow(usize),
+    /// DART's pivot count.
+    SetPivots(usize),
+    /// Samp's merge threshold.
+    SetSampThreshold(f64),
     /// Shows or hides an extension's row in the grid.
     ShowExtension(Method, bool),
     /// Shows or hides another paper's method's row in the grid.
@@ -152,6 +158,9 @@ impl Command {
                 | Command::SetGamma(_)
                 | Command::SetWindowSeconds(_)
                 | Command::SetMergeThreshold(_)
+                | Command::SetMergeWindow(_)
+                | Command::SetPivots(_)
+                | Command::SetSampThreshold(_)
                 | Command::ShowExtension(..)
                 | Command::ShowPeer(..)
                 | Command::SetFastVLayer(_)

@@ -28,6 +28,12 @@ pub struct Settings {
     pub window_seconds: f64,
     /// Atome's threshold mode (`--merge-threshold`): None merges down to the keep ratio.
     pub merge_threshold: Option<f64>,
+    /// LTBM's merge window (`--merge-window`).
+    pub merge_window: usize,
+    /// DART's pivots (`--pivots`).
+    pub pivots: usize,
+    /// Samp's merge threshold (`--samp-threshold`).
+    pub samp_threshold: f64,
     pub extensions: Vec<Method>,
     /// The other papers' methods in the grid (`fastv`, `promptaware`).
     pub peers: Vec<RunMethod>,
@@ -65,6 +71,9 @@ impl Default for Settings {
             gamma: 1.0,
             window_seconds: 3.0,
             merge_threshold: None,
+            merge_window: prune::DEFAULT_MERGE_WINDOW,
+            pivots: prune::DEFAULT_PIVOTS,
+            samp_threshold: prune::DEFAULT_SAMP_THRESHOLD,
             extensions: Vec::new(),
             peers: Vec::new(),
             fastv_layer: 2,
@@ -111,6 +120,14 @@ impl Settings {
             window_tokens: Params::window_tokens_for(self.window_seconds, seconds_per_token),
             order: prune::Order::Time,
             merge_threshold: self.merge_threshold.map(|t| t.clamp(-1.0, 1.0)),
+            merge_window: self.merge_window.max(1),
+            pivots: self.pivots.max(1),
+            samp_threshold: if self.samp_threshold.is_finite() {
+                self.samp_threshold.clamp(-1.0, 1.0)
+            } else {
+                prune::DEFAULT_SAMP_THRESHOLD
+            },
+            model_window_tokens: Params::model_window_tokens_for(seconds_per_token),
             source: self.source,
         }
     }
@@ -151,6 +168,9 @@ impl Settings {
         self.gamma = p.gamma;
         self.window_seconds = p.window_tokens as f64 * seconds_per_token;
         self.merge_threshold = p.merge_threshold;
+        self.merge_window = p.merge_window;
+        self.pivots = p.pivots;
+        self.samp_threshold = p.samp_threshold;
         self.source = p.source;
         self.tail = d.tail;
         self.prompt = d.prompt.clone().unwrap_or_default();
@@ -225,6 +245,11 @@ mod tests {
                 gamma: 0.5,
                 window_tokens: 75,
                 merge_threshold: Some(0.8),
+                merge_window: 3,
+                pivots: 6,
+                samp_threshold: 0.7,
+                // 30 s at 40 ms a token.
+                model_window_tokens: 750,
                 ..Params::default()
             },
             decoding: Decoding {

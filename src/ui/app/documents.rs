@@ -497,7 +497,7 @@ fn show_every_run(s: &mut crate::ui::settings::Settings, runs: &[crate::engine::
             {
                 s.extensions.push(m);
             }
-            RunMethod::FastV | RunMethod::PromptAware if !s.peers.contains(&r.method) => {
+            m if compare::PEERS.contains(&m) && !s.peers.contains(&m) => {
                 s.peers.push(r.method);
             }
             _ => {}

@@ -25,8 +25,15 @@ pub const EXTENSIONS: [Method; 4] = [
     Method::Atome,
 ];
 
-/// The other papers' rows the user can add: pruning inside the model.
-pub const PEERS: [RunMethod; 2] = [RunMethod::FastV, RunMethod::PromptAware];
+/// The other papers' rows the user can add: selections on the encoder's output (LTBM, DART,
+/// Samp) and pruning inside the model (FastV, prompt-aware).
+pub const PEERS: [RunMethod; 5] = [
+    RunMethod::Prune(Method::Ltbm),
+    RunMethod::Prune(Method::Dart),
+    RunMethod::Prune(Method::Samp),
+    RunMethod::FastV,
+    RunMethod::PromptAware,
+];
 
 /// Keep ratios every grid has; the slider's value is added as a fourth column.
 pub const FIXED_KEEPS: [f64; 3] = [0.5, 0.25, 0.1];

@@ -182,7 +182,8 @@ fn tail(ui: &mut egui::Ui, tail: Tail, out: &mut Vec<Command>) {
     });
 }
 
-/// Adaptive's gamma, the window method's length, Atome's threshold.
+/// Adaptive's gamma, the window method's length, LTBM's window, DART's pivots, Samp's and
+/// Atome's thresholds.
 fn method_parameters(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
     let set = &s.settings;
     let mut gamma = set.gamma;
@@ -199,6 +200,27 @@ fn method_parameters(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
         .text("Window");
     if ui.add(slider).changed() {
         out.push(Command::SetWindowSeconds(window));
+    }
+    let mut window = set.merge_window;
+    let slider = egui::Slider::new(&mut window, 1..=8).text("LTBM window");
+    if ui
+        .add(slider)
+        .on_hover_text("LTBM: how many of its nearest groups on each side a group may merge into")
+        .changed()
+    {
+        out.push(Command::SetMergeWindow(window));
+    }
+    let mut pivots = set.pivots;
+    let slider = egui::Slider::new(&mut pivots, 1..=16).text("DART pivots");
+    if ui.add(slider).changed() {
+        out.push(Command::SetPivots(pivots));
+    }
+    let mut t = set.samp_threshold;
+    let slider = egui::Slider::new(&mut t, 0.0..=1.0)
+        .step_by(0.01)
+        .text("Samp merge cosine");
+    if ui.add(slider).changed() {
+        out.push(Command::SetSampThreshold(t));
     }
     ui.horizontal(|ui| {
         let mut on = set.merge_threshold.is_some();
@@ -270,6 +292,9 @@ fn unavailable(why: Unavailable) -> String {
 fn peer_tip(m: RunMethod) -> &'static str {
     match m {
         RunMethod::FastV => "FastV (Chen et al., ECCV 2024): the model reads every token, then keeps the K its own attention ranks first. Qwen2-Audio / AF3: the last prompt position's attention in the layer below; Whisper: the first decoding step's cross-attention (our adaptation).",
+        RunMethod::Prune(Method::Ltbm) => "LTBM (local temporal bipartite merging): ToMe's bipartite matching where a token may only merge into one of its nearest neighbours, round after round until K remain.",
+        RunMethod::Prune(Method::Dart) => "DART (Wen et al., EMNLP 2025): a few pivot tokens by key norm, and the tokens least like them; near-duplicates go.",
+        RunMethod::Prune(Method::Samp) => "Samp (Tencent AngelSlim): adjacent similar tokens merge, weighted by the attention they receive, then a diversity-aware choice (DPP) of the groups within each 30 s.",
         _ => "Prompt-aware (SpeechPrune, Lin et al. 2025): top-K by the attention the prompt's text pays each audio token in the language model's first layer.",
     }
 }
