@@ -86,6 +86,16 @@ struct Workspace {
     sums: Vec<f32>,
 }
 
+/// What [`CpuEncoder::forward_until`] returns.
+pub struct Partial {
+    /// The residual stream after the layers run, `n_ctx x d`.
+    pub x: Vec<f32>,
+    /// The last layer run's received attention.
+    pub received: Received,
+    /// That layer's index.
+    pub layer: usize,
+}
+
 /// What one window's pass returns.
 pub struct CpuEncoded {
     /// The final layer's output before the last layer norm, `n_ctx x d`.
@@ -221,18 +231,10 @@ impl CpuEncoder {
     /// row; the received attention sums the first `rows` query rows, in the last layer or in
     /// every layer (`layers`).
     pub fn forward(&self, mel: &[f32], keys: usize, rows: usize, layers: Layers) -> CpuEncoded {
-        // A second caller at the same time gets its own buffers instead of waiting.
-        let mut guard = self.work.try_lock().ok();
-        let mut own = None;
-        let ws = match guard.as_deref_mut() {
-            Some(slot) => slot.get_or_insert_with(|| self.workspace()),
-            None => own.insert(self.workspace()),
-        };
         // At least one key, so that no softmax row is empty.
         let keys = keys.clamp(1, self.n_ctx);
         let rows = rows.min(self.n_ctx);
-        // On a pool thread, so that every parallel pass is a fork-join inside the pool.
-        rayon::scope(|_| self.run(ws, mel, keys, rows, layers))
+        self.with_workspace(|ws| self.run(ws, mel, keys, rows, layers))
     }
 
     fn run(
@@ -250,10 +252,7 @@ impl CpuEncoder {
         let mut last_keys = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
             let collect = i == last || layers == Layers::All;
-            layer_norm_into(&ws.x, &mut ws.h, &l.ln1, d);
-            linear(&mut ws.qkv, &ws.h, t, &l.qkv, d, 3 * d);
-            add_rows(&mut ws.qkv, &l.qkv_b, 3 * d, |_, _| {});
-            self.attention(ws, keys, collect.then_some(rows));
+            self.layer(ws, l, t, keys, collect.then_some(rows));
             if collect {
                 received.push((i, Received::from_head_sums(rows, ws.sums.clone())));
             }
@@ -263,19 +262,82 @@ impl CpuEncoder {
                     .copied()
                     .collect();
             }
-            linear(&mut ws.h, &ws.attn, t, &l.out, d, d);
-            residual(&mut ws.x, &ws.h, &l.out_b, d);
-            layer_norm_into(&ws.x, &mut ws.h, &l.ln2, d);
-            linear(&mut ws.ff, &ws.h, t, &l.fc1, d, self.ffn);
-            add_rows(&mut ws.ff, &l.fc1_b, self.ffn, |row, _| kernels::gelu(row));
-            linear(&mut ws.h, &ws.ff, t, &l.fc2, self.ffn, d);
-            residual(&mut ws.x, &ws.h, &l.fc2_b, d);
         }
         CpuEncoded {
             x: ws.x.clone(),
             received,
             keys: last_keys,
         }
+    }
+
+    /// One pre-LN layer over the first `t` rows of `ws.x`, attending to the first `keys` of
+    /// them; with `rows`, its received attention (the first `rows` query rows) in `ws.sums`.
+    fn layer(&self, ws: &mut Workspace, l: &Layer, t: usize, keys: usize, rows: Option<usize>) {
+        let d = self.d;
+        layer_norm_into(&ws.x[..t * d], &mut ws.h[..t * d], &l.ln1, d);
+        linear(&mut ws.qkv, &ws.h, t, &l.qkv, d, 3 * d);
+        add_rows(&mut ws.qkv[..t * 3 * d], &l.qkv_b, 3 * d, |_, _| {});
+        self.attention(ws, t, keys, rows);
+        linear(&mut ws.h, &ws.attn, t, &l.out, d, d);
+        residual(&mut ws.x[..t * d], &ws.h[..t * d], &l.out_b, d);
+        layer_norm_into(&ws.x[..t * d], &mut ws.h[..t * d], &l.ln2, d);
+        linear(&mut ws.ff, &ws.h, t, &l.fc1, d, self.ffn);
+        add_rows(&mut ws.ff[..t * self.ffn], &l.fc1_b, self.ffn, |row, _| {
+            kernels::gelu(row)
+        });
+        linear(&mut ws.h, &ws.ff, t, &l.fc2, self.ffn, d);
+        residual(&mut ws.x[..t * d], &ws.h[..t * d], &l.fc2_b, d);
+    }
+
+    /// The first part of an encoder that drops tokens part-way (`encoderdrop`, docs/SPEC.md
+    /// section 4): the front end and layers `0..upto` over the whole window (`mel`, `keys` and
+    /// `rows` as in [`CpuEncoder::forward`]); returns the residual stream after them (`n_ctx x
+    /// d`) and layer `upto - 1`'s received attention. `upto` is clamped to `1..=layers`.
+    pub fn forward_until(&self, mel: &[f32], keys: usize, rows: usize, upto: usize) -> Partial {
+        let upto = upto.clamp(1, self.layers.len().max(1));
+        self.with_workspace(|ws| {
+            let keys = keys.clamp(1, self.n_ctx);
+            let rows = rows.min(self.n_ctx);
+            self.front_end(ws, mel);
+            for (i, l) in self.layers[..upto].iter().enumerate() {
+                let last = i + 1 == upto;
+                self.layer(ws, l, self.n_ctx, keys, last.then_some(rows));
+            }
+            Partial {
+                x: ws.x.clone(),
+                received: Received::from_head_sums(rows, ws.sums.clone()),
+                layer: upto - 1,
+            }
+        })
+    }
+
+    /// The rest of such an encoder: layers `from..` over `x` (`rows x d`, at most `n_ctx`
+    /// rows, each attending to all of them: the kept tokens at their original positions, whose
+    /// embeddings they already carry), then the final layer norm.
+    pub fn forward_from(&self, x: &[f32], from: usize) -> Vec<f32> {
+        let d = self.d;
+        let t = (x.len() / d).min(self.n_ctx);
+        let mut out = self.with_workspace(|ws| {
+            ws.x[..t * d].copy_from_slice(&x[..t * d]);
+            for l in self.layers.iter().skip(from) {
+                self.layer(ws, l, t, t.max(1), None);
+            }
+            ws.x[..t * d].to_vec()
+        });
+        self.final_norm(&mut out);
+        out
+    }
+
+    /// Runs `f` on the shared workspace (or, when another caller holds it, on buffers of its
+    /// own), on a pool thread so that every parallel pass is a fork-join inside the pool.
+    fn with_workspace<T: Send>(&self, f: impl FnOnce(&mut Workspace) -> T + Send) -> T {
+        let mut guard = self.work.try_lock().ok();
+        let mut own = None;
+        let ws = match guard.as_deref_mut() {
+            Some(slot) => slot.get_or_insert_with(|| self.workspace()),
+            None => own.insert(self.workspace()),
+        };
+        rayon::scope(|_| f(ws))
     }
 
     /// Layer norm of each `d`-wide row of `x` in place with the final norm (after any pooling).
@@ -337,16 +399,16 @@ impl CpuEncoder {
         });
     }
 
-    /// Softmax attention of every head over the first `keys` keys into `ws.attn`, head by head
-    /// in parallel; with `rows`, each head's column sums over its first `rows` query rows go
+    /// Softmax attention of every head of the first `t` query rows over the first `keys` keys
+    /// into `ws.attn`, head by head in parallel; with `rows`, each head's column sums over its first `rows` query rows go
     /// into `ws.sums`.
-    fn attention(&self, ws: &mut Workspace, keys: usize, rows: Option<usize>) {
-        let (t, d, heads) = (self.n_ctx, self.d, self.heads);
+    fn attention(&self, ws: &mut Workspace, t: usize, keys: usize, rows: Option<usize>) {
+        let (d, heads) = (self.d, self.heads);
         let hd = d / heads;
         let qkv = &ws.qkv;
         let logits = &ws.logits;
         let attn = SendPtr(ws.attn.as_mut_ptr());
-        ws.sums
+        ws.sums[..heads * t]
             .par_chunks_mut(t)
             .enumerate()
             .for_each(|(head, sums)| {

@@ -159,53 +159,63 @@ fn reference(mel: &[f32], keys: usize, rows: usize) -> (Vec<f64>, Vec<Vec<f64>>,
     for (v, p) in x.iter_mut().zip(g("pos")) {
         *v += *p as f64;
     }
-    let hd = D / HEADS;
-    let scale = 1.0 / (hd as f64).sqrt();
     let (mut sums, mut last_k) = (Vec::new(), Vec::new());
     for _ in 0..LAYERS {
-        let h = layer_norm(&x, g("ln_g"), g("ln_b"));
-        let q: Vec<f64> = lin(&h, g("q"), Some(g("q_b")), D)
-            .iter()
-            .map(|v| v * scale)
-            .collect();
-        let k = lin(&h, g("k"), None, D);
-        let v = lin(&h, g("v"), Some(g("v_b")), D);
-        let mut a = vec![0f64; CTX * D];
-        let mut s = vec![0f64; HEADS * CTX];
-        for head in 0..HEADS {
-            for r in 0..CTX {
-                let logit = |j: usize| -> f64 {
-                    (0..hd)
-                        .map(|c| q[r * D + head * hd + c] * k[j * D + head * hd + c])
-                        .sum()
-                };
-                let m = (0..keys).map(logit).fold(f64::NEG_INFINITY, f64::max);
-                let e: Vec<f64> = (0..keys).map(|j| (logit(j) - m).exp()).collect();
-                let z: f64 = e.iter().sum();
-                for j in 0..keys {
-                    let p = e[j] / z;
-                    if r < rows {
-                        s[head * CTX + j] += p;
-                    }
-                    for c in 0..hd {
-                        a[r * D + head * hd + c] += p * v[j * D + head * hd + c];
-                    }
+        let (s, k) = reference_layer(&mut x, keys, rows);
+        sums.push(s);
+        last_k = k;
+    }
+    (x, sums, last_k)
+}
+
+/// One layer of the definition over the rows of `x` (`n x D`, any `n`), each attending to the
+/// first `keys`; returns the per-head sums over the first `rows` query rows and the keys.
+fn reference_layer(x: &mut [f64], keys: usize, rows: usize) -> (Vec<f64>, Vec<f64>) {
+    let w = weights();
+    let g = |n: &str| w[n].0.as_slice();
+    let n = x.len() / D;
+    let hd = D / HEADS;
+    let scale = 1.0 / (hd as f64).sqrt();
+    let h = layer_norm(x, g("ln_g"), g("ln_b"));
+    let q: Vec<f64> = lin(&h, g("q"), Some(g("q_b")), D)
+        .iter()
+        .map(|v| v * scale)
+        .collect();
+    let k = lin(&h, g("k"), None, D);
+    let v = lin(&h, g("v"), Some(g("v_b")), D);
+    let mut a = vec![0f64; n * D];
+    let mut s = vec![0f64; HEADS * n];
+    for head in 0..HEADS {
+        for r in 0..n {
+            let logit = |j: usize| -> f64 {
+                (0..hd)
+                    .map(|c| q[r * D + head * hd + c] * k[j * D + head * hd + c])
+                    .sum()
+            };
+            let m = (0..keys).map(logit).fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = (0..keys).map(|j| (logit(j) - m).exp()).collect();
+            let z: f64 = e.iter().sum();
+            for j in 0..keys {
+                let p = e[j] / z;
+                if r < rows {
+                    s[head * n + j] += p;
+                }
+                for c in 0..hd {
+                    a[r * D + head * hd + c] += p * v[j * D + head * hd + c];
                 }
             }
         }
-        sums.push(s);
-        last_k = k;
-        let o = lin(&a, g("o"), Some(g("o_b")), D);
-        x.iter_mut().zip(&o).for_each(|(x, o)| *x += o);
-        let h = layer_norm(&x, g("ln_g"), g("ln_b"));
-        let f: Vec<f64> = lin(&h, g("fc1"), Some(g("fc1_b")), D)
-            .into_iter()
-            .map(gelu)
-            .collect();
-        let y = lin(&f, g("fc2"), Some(g("fc2_b")), FFN);
-        x.iter_mut().zip(&y).for_each(|(x, y)| *x += y);
     }
-    (x, sums, last_k)
+    let o = lin(&a, g("o"), Some(g("o_b")), D);
+    x.iter_mut().zip(&o).for_each(|(x, o)| *x += o);
+    let h = layer_norm(x, g("ln_g"), g("ln_b"));
+    let f: Vec<f64> = lin(&h, g("fc1"), Some(g("fc1_b")), D)
+        .into_iter()
+        .map(gelu)
+        .collect();
+    let y = lin(&f, g("fc2"), Some(g("fc2_b")), FFN);
+    x.iter_mut().zip(&y).for_each(|(x, y)| *x += y);
+    (s, k)
 }
 
 fn close(got: &[f32], want: &[f64], what: &str) {
@@ -259,4 +269,29 @@ fn the_final_norm_normalises_each_row() {
     );
     e.final_norm(&mut x);
     close(&x, &want, "normed");
+}
+
+#[test]
+fn dropping_rows_part_way_matches_the_definition() {
+    let e = encoder();
+    let mel = Rng(7).take(MELS * 2 * CTX, 1.0);
+    // Keeping every row is the plain encoder, bit for bit.
+    let part = e.forward_until(&mel, CTX, 3, 1);
+    assert_eq!(part.layer, 0);
+    let mut full = e.forward(&mel, CTX, 3, Layers::Last).x;
+    e.final_norm(&mut full);
+    assert_eq!(e.forward_from(&part.x, 1), full);
+    // Layer 0's received attention is the full pass's.
+    let every = e.forward(&mel, CTX, 3, Layers::All);
+    let scores = |r: &Received| r.scores(HEADS, CTX, crate::model::scores::Pooling::None);
+    assert_eq!(scores(&part.received), scores(&every.received[0].1));
+    // Rows 0, 2 and 4 only after layer 0: the definition's layer over those three rows.
+    let kept: Vec<f32> = [0, 2, 4]
+        .iter()
+        .flat_map(|&r| part.x[r * D..(r + 1) * D].to_vec())
+        .collect();
+    let mut want: Vec<f64> = kept.iter().map(|&v| f64::from(v)).collect();
+    reference_layer(&mut want, 3, 3);
+    let want = layer_norm(&want, &weights()["ln_g"].0, &weights()["ln_b"].0);
+    close(&e.forward_from(&kept, 1), &want, "dropped");
 }
