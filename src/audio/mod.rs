@@ -180,7 +180,7 @@ fn in_memory() -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct Audio {
     /// Mono samples at 16 kHz.
-    pub samples: Vec<f32>,
+    pub samples: std::sync::Arc<Vec<f32>>,
     /// The sample rate of the source before resampling.
     pub source_rate: u32,
     /// The channel count of the source before the downmix.
@@ -207,7 +207,7 @@ impl Audio {
         };
         validate(&samples)?;
         Ok(Audio {
-            samples,
+            samples: samples.into(),
             source_rate: rate,
             source_channels: 1,
             path: None,
@@ -263,7 +263,7 @@ fn finish(
     // samples long; keep the guarantee anyway.
     validate(&samples).map_err(|e| e.for_file(path))?;
     Ok(Audio {
-        samples,
+        samples: samples.into(),
         source_rate: rate,
         source_channels: channels,
         path: Some(path.to_path_buf()),
@@ -360,7 +360,7 @@ mod tests {
     #[test]
     fn windows_cover_the_clip() {
         let clip = |n: usize| Audio {
-            samples: vec![0.1; n],
+            samples: vec![0.1; n].into(),
             source_rate: SAMPLE_RATE,
             source_channels: 1,
             path: None,

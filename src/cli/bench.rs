@@ -98,7 +98,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     // A bad baseline file fails before the minutes of measuring, not after.
     let base = a.baseline.as_deref().map(read_baseline).transpose()?;
     let mut audio = prunescope::audio::load(&a.clip)?;
-    audio.samples.truncate(prunescope::WINDOW_SAMPLES);
+    std::sync::Arc::make_mut(&mut audio.samples).truncate(prunescope::WINDOW_SAMPLES);
     let mut model = super::load_whisper(&a.model)?;
     let ours = measure(&mut model, &audio, &a)?;
     println!(

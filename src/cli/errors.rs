@@ -23,7 +23,13 @@ pub fn unavailable(why: &Unavailable) -> String {
             "--fastv-layer {layer}: the language model has {layers} layers (0 to {})",
             layers.saturating_sub(1)
         ),
-        Unavailable::NoPrompt | Unavailable::NoPromptScores => why.to_string(),
+        Unavailable::DropLayer { layer, layers } => format!(
+            "--drop-layer {layer}: the encoder has {layers} layers, so the drop goes after layer 1 to {}",
+            layers.saturating_sub(1)
+        ),
+        Unavailable::NoPrompt | Unavailable::NoPromptScores | Unavailable::NoEncoderDrop => {
+            why.to_string()
+        }
     }
 }
 

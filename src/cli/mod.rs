@@ -158,7 +158,7 @@ enum OrderArg {
 #[derive(Args, Clone)]
 pub struct PlanArgs {
     /// Comma-separated methods: vanilla, full, topk, bottomk, random, segmentwise, visionzip,
-    /// adaptive, window, merge, atome, ltbm, dart, samp, fastv, promptaware.
+    /// adaptive, window, merge, atome, ltbm, dart, samp, fastv, promptaware, encoderdrop.
     #[arg(
         long,
         default_value = "vanilla,full,topk,segmentwise,visionzip,random,bottomk"
@@ -224,6 +224,10 @@ pub struct PlanArgs {
     /// AudioMarathon). Whisper's `fastv` ranks by its first decoding step instead.
     #[arg(long, default_value_t = 2)]
     fastv_layer: usize,
+    /// `encoderdrop`: the encoder layers that read every token before the K that received the
+    /// most attention in the last of them go on alone (default: half the encoder's layers).
+    #[arg(long)]
+    drop_layer: Option<usize>,
 }
 
 #[derive(Args)]
@@ -555,6 +559,7 @@ pub fn build_plan(p: &PlanArgs, seconds_per_token: f64) -> Result<Plan> {
         stop_on_loop: p.stop_on_loop,
         attention: false,
         fastv_layer: p.fastv_layer,
+        drop_layer: p.drop_layer,
     };
     let plan = Plan::grid(&methods, &keeps, params, decoding);
     plan.validate()?;

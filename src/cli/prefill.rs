@@ -120,7 +120,11 @@ fn without_unavailable_fastv(
     info: &ModelInfo,
     fastv_layer: usize,
 ) -> Result<Vec<RunMethod>> {
-    if let Some(why) = RunMethod::FastV.unavailable(info.lm_layers, fastv_layer) {
+    let decoding = prunescope::engine::Decoding {
+        fastv_layer,
+        ..Default::default()
+    };
+    if let Some(why) = RunMethod::FastV.unavailable(info, &decoding) {
         if asked && methods.contains(&RunMethod::FastV) {
             return Err(why.into());
         }

@@ -22,6 +22,8 @@ pub enum Reads {
     Threshold(Order, Option<u64>),
     /// FastV: its layer (prefix models).
     Layer(usize),
+    /// encoderdrop: its layer (None: half the encoder's).
+    DropLayer(Option<usize>),
     /// LTBM: its merge window.
     MergeWindow(Order, usize),
     /// DART: its pivot count.
@@ -50,7 +52,10 @@ impl RunKey {
     pub fn of(spec: &RunSpec, p: &Params, decoding: &Decoding) -> RunKey {
         let keep = spec.normalised(p).keep;
         let ranks = match spec.method {
-            RunMethod::Vanilla | RunMethod::FastV | RunMethod::PromptAware => false,
+            RunMethod::Vanilla
+            | RunMethod::FastV
+            | RunMethod::PromptAware
+            | RunMethod::EncoderDrop => false,
             RunMethod::Prune(m) => m.reads_scores(p.order),
         };
         RunKey {
@@ -74,6 +79,7 @@ fn reads(method: RunMethod, p: &Params, decoding: &Decoding) -> Reads {
     match method {
         RunMethod::Vanilla | RunMethod::PromptAware => Reads::Nothing,
         RunMethod::FastV => Reads::Layer(decoding.fastv_layer),
+        RunMethod::EncoderDrop => Reads::DropLayer(decoding.drop_layer),
         RunMethod::Prune(m) => match m {
             Method::Segmentwise | Method::Merge => Reads::Segments(p.order, p.segments, p.mode),
             Method::Adaptive => Reads::Adaptive(p.order, p.segments, p.gamma.to_bits(), p.k_min),

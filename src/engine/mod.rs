@@ -62,6 +62,12 @@ pub enum Unavailable {
     /// A prompted model that gave no prompt-aware scores.
     #[error("this model gives no prompt-aware scores")]
     NoPromptScores,
+    /// `encoderdrop` on a model whose encoder cannot drop tokens part-way.
+    #[error("encoderdrop needs an encoder that can drop tokens part-way: Whisper's (Qwen2-Audio and Audio Flamingo 3 do not yet)")]
+    NoEncoderDrop,
+    /// `encoderdrop` at a layer that leaves no encoder layer before or after the drop.
+    #[error("drop layer {layer}: the encoder has {layers} layers, so the drop goes after layer 1 to {}", .layers.saturating_sub(1))]
+    DropLayer { layer: usize, layers: usize },
     /// `fastv` at a layer the language model does not have.
     #[error("FastV layer {layer}: the language model has {layers} layers (0 to {})", .layers.saturating_sub(1))]
     FastVLayer { layer: usize, layers: usize },
@@ -83,6 +89,9 @@ pub enum RunMethod {
     /// Top-K by the attention the prompt's text pays each audio token in the language model's
     /// first layer, SpeechPrune style (Qwen2-Audio, AF3).
     PromptAware,
+    /// Pruning inside the encoder (early attentive sparsification): its first layers read every
+    /// token, the rest only the K best by the attention they received there.
+    EncoderDrop,
 }
 
 impl RunMethod {
@@ -92,6 +101,7 @@ impl RunMethod {
             RunMethod::Prune(m) => m.name(),
             RunMethod::FastV => "fastv",
             RunMethod::PromptAware => "promptaware",
+            RunMethod::EncoderDrop => "encoderdrop",
         }
     }
 
@@ -101,7 +111,10 @@ impl RunMethod {
         match self {
             RunMethod::Vanilla | RunMethod::Prune(Method::Full) => true,
             RunMethod::Prune(Method::Atome) => params.merge_threshold.is_some(),
-            RunMethod::Prune(_) | RunMethod::FastV | RunMethod::PromptAware => false,
+            RunMethod::Prune(_)
+            | RunMethod::FastV
+            | RunMethod::PromptAware
+            | RunMethod::EncoderDrop => false,
         }
     }
 
@@ -109,7 +122,11 @@ impl RunMethod {
     pub fn names() -> Vec<&'static str> {
         std::iter::once(RunMethod::Vanilla)
             .chain(Method::ALL.into_iter().map(RunMethod::Prune))
-            .chain([RunMethod::FastV, RunMethod::PromptAware])
+            .chain([
+                RunMethod::FastV,
+                RunMethod::PromptAware,
+                RunMethod::EncoderDrop,
+            ])
             .map(|m| m.name())
             .collect()
     }
@@ -119,20 +136,28 @@ impl RunMethod {
             "vanilla" => Ok(RunMethod::Vanilla),
             "fastv" => Ok(RunMethod::FastV),
             "promptaware" | "prompt-aware" => Ok(RunMethod::PromptAware),
+            "encoderdrop" | "encoder-drop" => Ok(RunMethod::EncoderDrop),
             _ => Method::parse(s).map(RunMethod::Prune),
         }
     }
 
-    /// Why this method cannot run on a model whose language model has `lm_layers` layers
-    /// (None: Whisper) with FastV at `fastv_layer` (None: it can).
-    pub fn unavailable(self, lm_layers: Option<usize>, fastv_layer: usize) -> Option<Unavailable> {
-        match (self, lm_layers) {
+    /// Why this method cannot run on `model` with `decoding`'s FastV and drop layers (None:
+    /// it can).
+    pub fn unavailable(self, model: &ModelInfo, decoding: &Decoding) -> Option<Unavailable> {
+        match (self, model.lm_layers) {
             (RunMethod::PromptAware, None) => Some(Unavailable::NoPrompt),
-            (RunMethod::FastV, Some(layers)) if fastv_layer >= layers => {
+            (RunMethod::FastV, Some(layers)) if decoding.fastv_layer >= layers => {
                 Some(Unavailable::FastVLayer {
-                    layer: fastv_layer,
+                    layer: decoding.fastv_layer,
                     layers,
                 })
+            }
+            (RunMethod::EncoderDrop, _) if !model.drops_in_encoder => {
+                Some(Unavailable::NoEncoderDrop)
+            }
+            (RunMethod::EncoderDrop, _) => {
+                let (layer, layers) = (decoding.drop_layer_of(model), model.encoder_layers);
+                (layer == 0 || layer >= layers).then_some(Unavailable::DropLayer { layer, layers })
             }
             _ => None,
         }
@@ -145,7 +170,7 @@ impl RunMethod {
         match self {
             RunMethod::Prune(m) => m,
             RunMethod::Vanilla | RunMethod::FastV => Method::Full,
-            RunMethod::PromptAware => Method::TopK,
+            RunMethod::PromptAware | RunMethod::EncoderDrop => Method::TopK,
         }
     }
 }
@@ -280,6 +305,17 @@ pub struct Decoding {
     /// `fastv` runs of prefix models: the language-model layers that read every audio token
     /// (`--fastv-layer`, 2 as in AudioMarathon).
     pub fastv_layer: usize,
+    /// `encoderdrop`: the encoder layers that read every token (`--drop-layer`; None: half of
+    /// them).
+    #[serde(default)]
+    pub drop_layer: Option<usize>,
+}
+
+impl Decoding {
+    /// `encoderdrop`'s layer on `model`: the one asked for, else half its encoder's layers.
+    pub fn drop_layer_of(&self, model: &ModelInfo) -> usize {
+        self.drop_layer.unwrap_or(model.encoder_layers / 2)
+    }
 }
 
 impl Default for Decoding {
@@ -290,6 +326,7 @@ impl Default for Decoding {
             stop_on_loop: false,
             attention: false,
             fastv_layer: 2,
+            drop_layer: None,
         }
     }
 }
@@ -337,10 +374,7 @@ impl Plan {
     /// `promptaware`'s prompt).
     pub fn check_runs(&self, info: &ModelInfo) -> Result<()> {
         for spec in &self.runs {
-            if let Some(why) = spec
-                .method
-                .unavailable(info.lm_layers, self.decoding.fastv_layer)
-            {
+            if let Some(why) = spec.method.unavailable(info, &self.decoding) {
                 return Err(why.into());
             }
         }
@@ -376,6 +410,8 @@ pub struct Window {
     /// Encoder output rows, `tokens_per_window x d`, row-major.
     pub hidden: Vec<f32>,
     pub tokens: usize,
+    /// The clip's samples this window read ([`EncodedClip::samples`]).
+    pub samples: std::ops::Range<usize>,
 }
 
 /// A clip after the encoder: its windows, the scores and keys of all its valid tokens.
@@ -392,6 +428,8 @@ pub struct EncodedClip {
     pub encode_ms: f64,
     /// Samples the model read: the whole clip, or its first `max_windows` windows.
     pub analyzed_samples: usize,
+    /// The clip's samples (shared with its [`Audio`]): `encoderdrop` runs the encoder again.
+    pub samples: Arc<Vec<f32>>,
 }
 
 impl EncodedClip {
@@ -484,6 +522,7 @@ pub fn encode(
                 .and_then(|t| t.to_vec1::<f32>())
                 .map_err(ModelError::from)?,
             tokens,
+            samples: r.clone(),
         });
         n_tokens += enc.n_valid;
         keys.extend_from_slice(&enc.keys);
@@ -508,6 +547,7 @@ pub fn encode(
         d_model,
         encode_ms: t0.elapsed().as_secs_f64() * 1e3,
         analyzed_samples,
+        samples: audio.samples.clone(),
     })
 }
 
@@ -517,7 +557,7 @@ pub fn select(clip: &EncodedClip, spec: &RunSpec, params: &Params) -> Result<Opt
     let method = match spec.method {
         RunMethod::Vanilla => return Ok(None),
         RunMethod::Prune(m) => m,
-        RunMethod::FastV | RunMethod::PromptAware => Method::Full,
+        RunMethod::FastV | RunMethod::PromptAware | RunMethod::EncoderDrop => Method::Full,
     };
     let params = Params {
         keep: spec.keep,

@@ -13,7 +13,9 @@ use super::{
     Tail, TailRows, Unavailable,
 };
 use crate::model::align::TimedWord;
-use crate::model::{AudioLanguageModel, DecodeInput, FastV, Generation, ModelError};
+use crate::model::{
+    AudioLanguageModel, DecodeInput, DroppedWindow, EncoderDrop, FastV, Generation, ModelError,
+};
 use crate::prune::{self, Method, Params, Selection};
 
 /// One run of the `analyze` document.
@@ -65,6 +67,13 @@ pub struct RunResult {
     /// scoring pass, ms): part of `prefill_ms` and `decode_ms`; left out when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub scoring_ms: f64,
+    /// `encoderdrop`: this run's own encoder time (ms; the layers before the drop, shared by
+    /// the plan's runs, plus its own after it), against the clip's full `encode_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encode_ms: Option<f64>,
+    /// `encoderdrop`: the encoder layers that read every token before the drop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_layer: Option<usize>,
 }
 
 fn method_name<S: serde::Serializer>(m: &RunMethod, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -107,6 +116,8 @@ impl RunResult {
             attention: None,
             merged: vec![],
             scoring_ms: 0.0,
+            encode_ms: None,
+            drop_layer: None,
         }
     }
 }
@@ -144,6 +155,8 @@ impl RunResult {
             attention: None,
             merged,
             scoring_ms,
+            encode_ms: None,
+            drop_layer: None,
         }
     }
 
@@ -190,11 +203,14 @@ pub fn run_with(
     plan.validate()?;
     let info = model.info();
     plan.check_runs(info)?;
+    // The encoder passes of `encoderdrop` runs (their shared layers once per window).
+    let mut dropped = encoder_drops(model, clip, plan, cancel)?;
     // Every run's selection first (cheap); its decoder inputs are built when its turn comes.
     let mut runs = plan
         .runs
         .iter()
-        .map(|spec| PendingRun::select(model, clip, spec, plan))
+        .enumerate()
+        .map(|(i, spec)| PendingRun::select(model, clip, spec, plan, dropped.remove(&i)))
         .collect::<Result<Vec<_>>>()?;
     let mut reports = Reports {
         progress,
@@ -240,6 +256,8 @@ struct PendingRun<'p> {
     spec: &'p RunSpec,
     /// None for vanilla (every valid token, the whole padding).
     selection: Option<Selection>,
+    /// `encoderdrop`: each window's own encoder output, `(window, output)`.
+    dropped: Option<Vec<(usize, DroppedWindow)>>,
     result: RunResult,
     /// Decoder inputs queued and not finished yet.
     waiting: usize,
@@ -253,26 +271,33 @@ struct PendingRun<'p> {
 }
 
 impl<'p> PendingRun<'p> {
-    /// The run's selection: `promptaware`'s by the model's prompt scores, the others' by
-    /// [`select`].
+    /// The run's selection: `promptaware`'s by the model's prompt scores, `encoderdrop`'s by
+    /// its encoder (`dropped`: each window's output), the others' by [`select`].
     fn select(
         model: &dyn AudioLanguageModel,
         clip: &EncodedClip,
         spec: &'p RunSpec,
         plan: &Plan,
+        dropped: Option<Vec<(usize, DroppedWindow)>>,
     ) -> Result<PendingRun<'p>> {
-        let (selection, scoring_ms) = match spec.method {
-            RunMethod::PromptAware => {
+        let (selection, scoring_ms) = match (spec.method, &dropped) {
+            (RunMethod::PromptAware, _) => {
                 let (sel, ms) = prompt_aware(model, clip, spec.keep, plan)?;
                 (Some(sel), ms)
             }
+            (RunMethod::EncoderDrop, Some(windows)) => (Some(drop_selection(clip, windows)), 0.0),
             _ => (select(clip, spec, &plan.params)?, 0.0),
         };
-        let result =
+        let mut result =
             RunResult::before_decoding(spec, selection.as_ref(), clip.n_tokens(), scoring_ms);
+        if let Some(windows) = &dropped {
+            result.encode_ms = Some(windows.iter().map(|(_, d)| d.encode_ms).sum());
+            result.drop_layer = Some(plan.decoding.drop_layer_of(model.info()));
+        }
         Ok(PendingRun {
             spec,
             selection,
+            dropped,
             result,
             waiting: 0,
             finished: Vec::new(),
@@ -333,13 +358,16 @@ impl InputBuilder<'_> {
         run: &mut PendingRun,
         queue: &mut VecDeque<Queued>,
     ) -> Result<()> {
-        let inputs = decoder_inputs(
-            self.clip,
-            run.selection.as_ref(),
-            self.tail,
-            self.prefix,
-            &mut self.tails,
-        )?;
+        let inputs = match &run.dropped {
+            Some(windows) => dropped_inputs(windows)?,
+            None => decoder_inputs(
+                self.clip,
+                run.selection.as_ref(),
+                self.tail,
+                self.prefix,
+                &mut self.tails,
+            )?,
+        };
         let fastv = run.spec.method == RunMethod::FastV;
         let mut fastv_k = 0;
         for (window, mut input, tail_tokens) in inputs {
@@ -448,6 +476,87 @@ fn input_count(clip: &EncodedClip, sel: Option<&Selection>, prefix: bool) -> usi
     }
 }
 
+/// The encoder outputs of the plan's `encoderdrop` runs, by run index: each window encoded
+/// once up to the drop layer, then once per run after it (Whisper-style models: each window's
+/// budget `K_w = budget(keep, n_valid)` and its silence context; prefix models: no tail).
+fn encoder_drops(
+    model: &dyn AudioLanguageModel,
+    clip: &EncodedClip,
+    plan: &Plan,
+    cancel: &AtomicBool,
+) -> Result<std::collections::HashMap<usize, Vec<(usize, DroppedWindow)>>> {
+    let runs: Vec<usize> = (0..plan.runs.len())
+        .filter(|&i| plan.runs[i].method == RunMethod::EncoderDrop)
+        .collect();
+    let mut out: std::collections::HashMap<usize, Vec<(usize, DroppedWindow)>> =
+        runs.iter().map(|&i| (i, Vec::new())).collect();
+    if runs.is_empty() {
+        return Ok(out);
+    }
+    let info = model.info();
+    let layer = plan.decoding.drop_layer_of(info);
+    for (w, win) in clip.windows.iter().enumerate() {
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(ModelError::Cancelled.into());
+        }
+        let tail = if info.has_tail {
+            plan.decoding.tail.tokens(win.tokens - win.n_valid)
+        } else {
+            0
+        };
+        let drop = EncoderDrop {
+            layer,
+            keeps: runs
+                .iter()
+                .map(|&i| prune::budget(plan.runs[i].keep, win.n_valid))
+                .collect(),
+            tail,
+        };
+        let windows = model
+            .encode_dropping(&clip.samples[win.samples.clone()], &drop)?
+            .ok_or(Unavailable::NoEncoderDrop)?;
+        for (&i, d) in runs.iter().zip(windows) {
+            out.entry(i).or_default().push((w, d));
+        }
+    }
+    Ok(out)
+}
+
+/// An `encoderdrop` run's tokens as a selection (clip indices, time order; K their count).
+fn drop_selection(clip: &EncodedClip, windows: &[(usize, DroppedWindow)]) -> Selection {
+    let kept: Vec<usize> = windows
+        .iter()
+        .flat_map(|(w, d)| d.kept.iter().map(|&t| clip.windows[*w].first_token + t))
+        .collect();
+    Selection {
+        method: Method::TopK,
+        k: kept.len(),
+        segments: None,
+        kept,
+        merged: Vec::new(),
+    }
+}
+
+/// An `encoderdrop` run's decoder inputs: each window that kept a token, its own encoder's
+/// kept rows and (Whisper) its own silence context after them.
+fn dropped_inputs(windows: &[(usize, DroppedWindow)]) -> Result<Vec<(usize, DecodeInput, usize)>> {
+    let mut out = Vec::new();
+    for (w, d) in windows {
+        if d.kept.is_empty() {
+            continue;
+        }
+        let k = d.kept.len();
+        let memory = d.hidden.narrow(0, 0, k).map_err(ModelError::from)?;
+        let mut input = DecodeInput::new(memory);
+        if d.tail > 0 {
+            let tail = d.hidden.narrow(0, k, d.tail).map_err(ModelError::from)?;
+            input.tail = Some(std::sync::Arc::new(tail));
+        }
+        out.push((*w, input, d.tail));
+    }
+    Ok(out)
+}
+
 /// `promptaware`'s selection: the model scores every valid token by its prompt's attention
 /// ([`AudioLanguageModel::prompt_scores`]), then top-K. Returns it with the scoring time (ms).
 fn prompt_aware(
@@ -464,7 +573,7 @@ fn prompt_aware(
         .prompt_scores(&memory, plan.decoding.prompt.as_deref())?
         .ok_or_else(|| {
             RunMethod::PromptAware
-                .unavailable(model.info().lm_layers, 0)
+                .unavailable(model.info(), &plan.decoding)
                 .unwrap_or(Unavailable::NoPromptScores)
         })?;
     let params = Params {

@@ -26,6 +26,7 @@ fn clip() -> EncodedClip {
             })
             .collect(),
         tokens: 6,
+        samples: 0..0,
     };
     EncodedClip {
         windows: vec![window(0, 0, 4), window(1, 4, 2)],
@@ -40,6 +41,7 @@ fn clip() -> EncodedClip {
         d_model: D,
         encode_ms: 0.0,
         analyzed_samples: 0,
+        samples: Default::default(),
     }
 }
 

@@ -131,6 +131,10 @@ pub struct ModelInfo {
     pub encoder_layers: usize,
     /// Layers of the language model the audio tokens are a prefix of (None: Whisper).
     pub lm_layers: Option<usize>,
+    /// Whether its encoder can drop tokens part-way ([`AudioLanguageModel::encode_dropping`],
+    /// `encoderdrop`).
+    #[serde(default)]
+    pub drops_in_encoder: bool,
 }
 
 /// Where a model runs and in which floating-point type its weights and activations are: the
@@ -200,6 +204,7 @@ impl ModelInfo {
             runtime: Runtime::cpu_f32(),
             encoder_layers,
             lm_layers: None,
+            drops_in_encoder: false,
         }
     }
 }
@@ -376,6 +381,45 @@ pub trait AudioLanguageModel: Send {
     fn prompt_scores(&self, _memory: &Tensor, _prompt: Option<&str>) -> Result<Option<Vec<f32>>> {
         Ok(None)
     }
+    /// `encoderdrop` (docs/SPEC.md section 4) on one window: the encoder as [`encode`] runs it
+    /// up to `drop.layer`; the received attention of its layer `drop.layer - 1` (mean over
+    /// heads) ranks the valid tokens; then, for each budget of `drop.keeps`, the remaining
+    /// layers run on that many best tokens (at their original positions) and the window's first
+    /// `drop.tail` padding rows. None for a model whose encoder cannot
+    /// ([`ModelInfo::drops_in_encoder`]).
+    ///
+    /// [`encode`]: AudioLanguageModel::encode
+    fn encode_dropping(
+        &self,
+        _samples: &[f32],
+        _drop: &EncoderDrop,
+    ) -> Result<Option<Vec<DroppedWindow>>> {
+        Ok(None)
+    }
+}
+
+/// What [`AudioLanguageModel::encode_dropping`] is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncoderDrop {
+    /// Layers run on every token (at least 1, below the encoder's layer count).
+    pub layer: usize,
+    /// Budgets: tokens of the window kept after `layer`, one encoder pass each.
+    pub keeps: Vec<usize>,
+    /// Padding rows after the valid ones that run with the kept tokens (the silence context).
+    pub tail: usize,
+}
+
+/// One budget's window after an encoder that dropped tokens part-way.
+pub struct DroppedWindow {
+    /// The window's valid tokens kept, ascending.
+    pub kept: Vec<usize>,
+    /// Encoder output rows: the kept tokens', then the tail's, `(kept + tail, d_model)`.
+    pub hidden: Tensor,
+    /// The tail rows at the end of `hidden`.
+    pub tail: usize,
+    /// Time of this budget's encoder (ms): the shared layers before the drop plus its own
+    /// layers after it.
+    pub encode_ms: f64,
 }
 
 /// The `k` best of `scores` by the ordering every method shares ([`crate::prune::rank`]),

@@ -481,7 +481,7 @@ fn message(o: Outgoing, emit: &Emit, options: RemoteOptions) -> Option<ToServer>
                         job,
                         path: path.clone(),
                         spectrogram: Arc::new(worker::spectrogram(&audio)),
-                        samples: Arc::new(audio.samples),
+                        samples: audio.samples,
                     }),
                     Err(e) => {
                         emit.send(failed(e.to_string()));

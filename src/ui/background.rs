@@ -234,7 +234,7 @@ impl Loader {
                     .load()
                     .map(|a| {
                         let mel = worker::spectrogram(&a);
-                        (Arc::new(a.samples), mel)
+                        (a.samples, mel)
                     })
                     .map_err(|e| e.to_string()),
             },

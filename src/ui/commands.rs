@@ -115,6 +115,8 @@ pub enum Command {
     /// Shows or hides another paper's method's row in the grid.
     ShowPeer(RunMethod, bool),
     SetFastVLayer(usize),
+    /// encoderdrop's layer (None: half the encoder's).
+    SetDropLayer(Option<usize>),
     /// The reference transcript the cells' WER is computed against.
     SetReference(String),
     /// The text of the open-path window.
@@ -164,6 +166,7 @@ impl Command {
                 | Command::ShowExtension(..)
                 | Command::ShowPeer(..)
                 | Command::SetFastVLayer(_)
+                | Command::SetDropLayer(_)
         )
     }
 }

@@ -39,6 +39,8 @@ pub struct Settings {
     pub peers: Vec<RunMethod>,
     /// FastV's layer for Qwen2-Audio / AF3 (`--fastv-layer`).
     pub fastv_layer: usize,
+    /// encoderdrop's layer (`--drop-layer`; None: half the encoder's layers).
+    pub drop_layer: Option<usize>,
     pub follow: bool,
     pub looping: bool,
     pub recent_clips: Vec<PathBuf>,
@@ -77,6 +79,7 @@ impl Default for Settings {
             extensions: Vec::new(),
             peers: Vec::new(),
             fastv_layer: 2,
+            drop_layer: None,
             follow: true,
             looping: false,
             recent_clips: Vec::new(),
@@ -144,6 +147,7 @@ impl Settings {
             // The grid links every word to the audio it read.
             attention: true,
             fastv_layer: self.fastv_layer,
+            drop_layer: self.drop_layer,
         }
     }
 
@@ -176,6 +180,7 @@ impl Settings {
         self.prompt = d.prompt.clone().unwrap_or_default();
         self.stop_on_loop = d.stop_on_loop;
         self.fastv_layer = d.fastv_layer;
+        self.drop_layer = d.drop_layer;
     }
 
     /// What a workspace keeps of the controls beside the document's plan.
@@ -258,6 +263,7 @@ mod tests {
                 stop_on_loop: true,
                 attention: true,
                 fastv_layer: 3,
+                drop_layer: Some(3),
             },
         };
         let mut s = Settings::default();

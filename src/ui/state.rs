@@ -55,15 +55,25 @@ pub struct ModelState {
     pub label: Option<String>,
     /// The directory it came from (None for a model handed over by a test).
     pub dir: Option<PathBuf>,
-    /// It takes a prompt and no silence tail (Qwen2-Audio, AF3).
-    pub prompted: bool,
-    /// Its language model's layers (Qwen2-Audio, AF3).
-    pub lm_layers: Option<usize>,
+    /// What the engine knows of it (None until one is loaded).
+    pub info: Option<crate::model::ModelInfo>,
     pub loading: bool,
     /// The command line of the remote model's host; None for the model in this process.
     pub remote: Option<String>,
     /// The link to the remote model failed: why (the cells shown stay; Reconnect is offered).
     pub lost: Option<String>,
+}
+
+impl ModelState {
+    /// It takes a prompt and no silence tail (Qwen2-Audio, AF3).
+    pub fn prompted(&self) -> bool {
+        self.info.as_ref().is_some_and(|i| i.prefix_lm)
+    }
+
+    /// Its language model's layers (Qwen2-Audio, AF3).
+    pub fn lm_layers(&self) -> Option<usize> {
+        self.info.as_ref().and_then(|i| i.lm_layers)
+    }
 }
 
 /// The clip's scores once encoded (the engine's report: model, clip, tokens, scores, encode
@@ -500,7 +510,7 @@ impl AppState {
     /// Why a method cannot run on the loaded model (None: it can, or no model yet).
     pub fn unavailable(&self, m: RunMethod) -> Option<Unavailable> {
         self.model.label.as_ref()?;
-        m.unavailable(self.model.lm_layers, self.settings.fastv_layer)
+        m.unavailable(self.model.info.as_ref()?, &self.settings.decoding())
     }
 
     /// The grid's rows: base methods, extensions, and the peers the model can run.

@@ -36,7 +36,7 @@ fn ids(v: &Value) -> Vec<u32> {
 
 /// The fixture's clip: `n_samples` of jfk.wav from `offset_samples`.
 fn clip(g: &Value) -> Vec<f32> {
-    crate::common::toy_golden_audio(g).samples
+    crate::common::toy_golden_audio(g).samples.to_vec()
 }
 
 fn method(name: &str) -> Method {
@@ -104,7 +104,7 @@ fn plan(runs: Vec<RunSpec>, segments: usize, prompt: &str) -> Plan {
             prompt: Some(prompt.to_string()),
             stop_on_loop: false,
             attention: false,
-            fastv_layer: 2,
+            ..Decoding::default()
         },
     }
 }

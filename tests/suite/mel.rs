@@ -51,7 +51,7 @@ fn jfk() -> Vec<f32> {
     let audio = audio::load(&path).unwrap();
     assert_eq!(audio.source_rate, 16_000);
     assert_eq!(audio.samples.len(), 176_000);
-    audio.samples
+    audio.samples.to_vec()
 }
 
 fn check_golden(n_mels: usize, file: &str) {

@@ -127,6 +127,70 @@ fn qwen2_audio_and_af3_fastv_and_promptaware_match_the_references() {
     }
 }
 
+/// `encoderdrop` on Whisper against what its definition implies of the plain encoder: the kept
+/// tokens are the top-K of the drop layer's received attention in the full pass (its first
+/// layers are the same computation), each window keeps `budget(keep, n_valid)`, and keeping
+/// every token reads exactly what `full` reads (same text and ids).
+#[test]
+fn whisper_encoderdrop_keeps_the_drop_layers_best_and_is_full_when_it_keeps_all() {
+    let audio = prunescope::audio::load(&data("jfk_x3.wav")).unwrap();
+    let clip = engine::encode(
+        model(),
+        &audio,
+        prunescope::scores::Layers::All,
+        &mut |_| {},
+    )
+    .unwrap();
+    let layers = clip.encoder_layers;
+    let full = run(
+        model(),
+        &audio,
+        RunMethod::Prune(prunescope::prune::Method::Full),
+        1.0,
+        Decoding::default(),
+    );
+    for layer in 1..layers {
+        let decoding = Decoding {
+            drop_layer: Some(layer),
+            ..Decoding::default()
+        };
+        let all = run(
+            model(),
+            &audio,
+            RunMethod::EncoderDrop,
+            1.0,
+            decoding.clone(),
+        );
+        assert_eq!(all.token_ids, full.token_ids, "L{layer} keep 1");
+        assert_eq!(all.text, full.text);
+        assert_eq!(all.drop_layer, Some(layer));
+        for keep in [0.5, 0.1] {
+            let r = run(
+                model(),
+                &audio,
+                RunMethod::EncoderDrop,
+                keep,
+                decoding.clone(),
+            );
+            let mut want = Vec::new();
+            for w in &clip.windows {
+                let scores = &clip.layers[layer - 1].mean[w.first_token..w.first_token + w.n_valid];
+                let k = prunescope::prune::budget(keep, w.n_valid);
+                want.extend(
+                    prunescope::model::top_k(scores, k)
+                        .into_iter()
+                        .map(|t| t + w.first_token),
+                );
+            }
+            assert_eq!(r.kept, want, "L{layer} keep {keep}");
+            assert_eq!(r.k, want.len());
+            assert!(r.encode_ms.is_some_and(|ms| ms > 0.0));
+            assert!(!r.text.is_empty(), "L{layer} keep {keep}");
+            println!("L{layer} keep {keep}: K {} {:?}", r.k, r.text);
+        }
+    }
+}
+
 #[test]
 fn inapplicable_peers_are_one_line_errors() {
     let jfk = root().join("assets/jfk.wav");
@@ -150,5 +214,29 @@ fn inapplicable_peers_are_one_line_errors() {
     assert_one_line_error(
         &out,
         "--fastv-layer 5: the language model has 2 layers (0 to 1)",
+    );
+    let out = prunescope(&[
+        "analyze",
+        jfk,
+        "--method",
+        "encoderdrop",
+        "--drop-layer",
+        "0",
+    ]);
+    assert_one_line_error(
+        &out,
+        "--drop-layer 0: the encoder has 4 layers, so the drop goes after layer 1 to 3",
+    );
+    let out = prunescope(&[
+        "analyze",
+        jfk,
+        "--model",
+        qwen.to_str().unwrap(),
+        "--method",
+        "encoderdrop",
+    ]);
+    assert_one_line_error(
+        &out,
+        "encoderdrop needs an encoder that can drop tokens part-way",
     );
 }

@@ -44,7 +44,7 @@ fn analyze(
             prompt: prompt.map(str::to_string),
             stop_on_loop: false,
             attention: true,
-            fastv_layer: 2,
+            ..Decoding::default()
         },
     };
     engine::analyze(model, audio, &plan, &AtomicBool::new(false), &mut |_| {})

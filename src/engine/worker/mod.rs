@@ -183,7 +183,7 @@ impl State {
                             self.emit(Event::ClipLoaded {
                                 job,
                                 path,
-                                samples: Arc::new(audio.samples.clone()),
+                                samples: audio.samples.clone(),
                                 spectrogram: Arc::new(spectrogram(&audio)),
                             });
                         }

@@ -187,6 +187,7 @@ impl Alm {
             runtime,
             encoder_layers: config.audio.layers,
             lm_layers: Some(config.text.layers),
+            drops_in_encoder: false,
         };
         Ok(Alm {
             mel: MelExtractor::new(config.audio.n_mels),

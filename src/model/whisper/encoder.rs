@@ -9,7 +9,7 @@ use super::config::WhisperConfig;
 use crate::model::encoder_cpu::{CpuEncoder, Dims, Parts};
 use crate::model::nn::{EncoderLayer, TensorSource, Weights};
 use crate::model::scores::{head_mean_keys, Pooling};
-use crate::model::{EncodedWindow, Result};
+use crate::model::{DroppedWindow, EncodedWindow, EncoderDrop, Result};
 use crate::scores::Layers;
 
 pub struct Encoder {
@@ -57,6 +57,54 @@ impl Encoder {
             d_model: d,
             n_ctx: c.max_source_positions,
         })
+    }
+
+    /// `encoderdrop` on one window (`mel`, `n_valid` as in [`Encoder::forward`]): every token
+    /// through the first `drop.layer` layers; the received attention of the last of them (mean
+    /// over heads) ranks the valid tokens; for each budget, the remaining layers over its best
+    /// tokens (time order) and the first `drop.tail` padding rows. Each output's time counts
+    /// the shared part once.
+    pub fn forward_dropping(
+        &self,
+        mel: &[f32],
+        n_valid: usize,
+        drop: &EncoderDrop,
+    ) -> Result<Vec<DroppedWindow>> {
+        let t0 = std::time::Instant::now();
+        let n_valid = n_valid.min(self.n_ctx);
+        let layer = drop
+            .layer
+            .clamp(1, self.cpu.layers().saturating_sub(1).max(1));
+        let part = self.cpu.forward_until(mel, self.n_ctx, n_valid, layer);
+        let scores = part
+            .received
+            .layer_scores(part.layer, self.heads, n_valid, Pooling::None)
+            .mean;
+        let shared_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let d = self.d_model;
+        let tail = drop.tail.min(self.n_ctx - n_valid);
+        drop.keeps
+            .iter()
+            .map(|&k| {
+                let t1 = std::time::Instant::now();
+                let kept = crate::model::top_k(&scores, k.min(n_valid));
+                let mut rows = Vec::with_capacity((kept.len() + tail) * d);
+                for &t in kept
+                    .iter()
+                    .chain(&(n_valid..n_valid + tail).collect::<Vec<_>>())
+                {
+                    rows.extend_from_slice(&part.x[t * d..(t + 1) * d]);
+                }
+                let out = self.cpu.forward_from(&rows, layer);
+                let n = out.len() / d;
+                Ok(DroppedWindow {
+                    hidden: Tensor::from_vec(out, (n, d), &Device::Cpu)?,
+                    kept,
+                    tail,
+                    encode_ms: shared_ms + t1.elapsed().as_secs_f64() * 1e3,
+                })
+            })
+            .collect()
     }
 
     /// `mel` is `[n_mels][2 * n_ctx]` row-major; `n_valid` tokens carry audio. Collects the

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use candle_core::{Device, Tensor};
 
 use super::{
-    align, detect_format, AudioLanguageModel, DecodeInput, EncodedWindow, Generation, ModelError,
-    ModelInfo, OnFinished, Result, WeightFormat,
+    align, detect_format, AudioLanguageModel, DecodeInput, DroppedWindow, EncodedWindow,
+    EncoderDrop, Generation, ModelError, ModelInfo, OnFinished, Result, WeightFormat,
 };
 use crate::mel::MelExtractor;
 use crate::scores::Layers;
@@ -146,6 +146,11 @@ impl Whisper {
             config.max_source_positions,
             config.encoder_layers,
         );
+        // Its CPU encoder drops tokens part-way (`encoderdrop`).
+        let info = ModelInfo {
+            drops_in_encoder: true,
+            ..info
+        };
         Ok(Whisper {
             mel: MelExtractor::new(config.num_mel_bins),
             align_heads: config.alignment_heads(),
@@ -268,6 +273,22 @@ impl AudioLanguageModel for Whisper {
     fn encode(&self, samples: &[f32], layers: Layers) -> Result<EncodedWindow> {
         let mel = self.mel.compute(samples);
         self.encode_mel(&mel, samples.len().min(crate::WINDOW_SAMPLES), layers)
+    }
+
+    fn encode_dropping(
+        &self,
+        samples: &[f32],
+        drop: &EncoderDrop,
+    ) -> Result<Option<Vec<DroppedWindow>>> {
+        let t0 = std::time::Instant::now();
+        let mel = self.mel.compute(samples);
+        let mel_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let n_samples = samples.len().min(crate::WINDOW_SAMPLES);
+        let n_valid = crate::audio::whisper_tokens(n_samples).min(self.info.tokens_per_window);
+        let mut windows = self.encoder.forward_dropping(&mel, n_valid, drop)?;
+        // The log-mel is part of every encoder's time, as in the clip's `encode_ms`.
+        windows.iter_mut().for_each(|w| w.encode_ms += mel_ms);
+        Ok(Some(windows))
     }
 
     fn generate(

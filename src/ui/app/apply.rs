@@ -214,7 +214,7 @@ impl ExplorerApp {
             ));
             return;
         }
-        match (self.state.model.dir.clone(), self.state.model.prompted) {
+        match (self.state.model.dir.clone(), self.state.model.prompted()) {
             (Some(dir), true) => self.apply_file(Command::LoadModel(dir)),
             _ => self.info(format!(
                 "dtype {p}: for Qwen2-Audio / AF3 models (Whisper runs in f32)"
@@ -260,6 +260,7 @@ impl ExplorerApp {
             Command::ShowExtension(m, on) => toggle(&mut set.extensions, m, on),
             Command::ShowPeer(m, on) => toggle(&mut set.peers, m, on),
             Command::SetFastVLayer(l) => set.fastv_layer = l,
+            Command::SetDropLayer(l) => set.drop_layer = l,
             Command::SetReference(r) => {
                 set.reference = r;
                 self.views_dirty = true;

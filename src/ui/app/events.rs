@@ -93,8 +93,7 @@ impl ExplorerApp {
         m.loading = false;
         m.lost = None;
         m.label = Some(label.clone());
-        m.prompted = info.prefix_lm;
-        m.lm_layers = info.lm_layers;
+        m.info = Some(info.clone());
         if let Some(d) = &dir {
             self.state.settings.remember_model(d);
         }

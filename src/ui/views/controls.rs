@@ -130,7 +130,7 @@ fn score_source(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
 
 /// Silence tail, loop guard, prompt.
 fn decoding(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
-    let prompted = s.model.prompted;
+    let prompted = s.model.prompted();
     ui.add_enabled_ui(!prompted, |ui| tail(ui, s.settings.tail, out))
         .response
         .on_disabled_hover_text("Qwen2-Audio and Audio Flamingo 3 take no silence tail");
@@ -265,8 +265,8 @@ fn grid_rows(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
             }
         }
     });
-    if s.model.prompted && s.settings.peers.contains(&RunMethod::FastV) {
-        let layers = s.model.lm_layers.unwrap_or(1).max(1);
+    if s.model.prompted() && s.settings.peers.contains(&RunMethod::FastV) {
+        let layers = s.model.lm_layers().unwrap_or(1).max(1);
         let mut layer = s.settings.fastv_layer;
         if ui
             .add(egui::Slider::new(&mut layer, 0..=layers - 1).text("FastV layer"))
@@ -274,6 +274,18 @@ fn grid_rows(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
             .changed()
         {
             out.push(Command::SetFastVLayer(layer));
+        }
+    }
+    let encoder_layers = s.model.info.as_ref().map_or(0, |i| i.encoder_layers);
+    if s.settings.peers.contains(&RunMethod::EncoderDrop) && encoder_layers > 1 {
+        let half = encoder_layers / 2;
+        let mut layer = s.settings.drop_layer.unwrap_or(half);
+        if ui
+            .add(egui::Slider::new(&mut layer, 1..=encoder_layers - 1).text("Drop after layer"))
+            .on_hover_text("encoderdrop: the encoder layers that read every token; the rest read only the K that received the most attention in the last of them")
+            .changed()
+        {
+            out.push(Command::SetDropLayer((layer != half).then_some(layer)));
         }
     }
 }
@@ -285,6 +297,10 @@ fn unavailable(why: Unavailable) -> String {
             "the FastV layer slider is at {layer}, and the language model has {layers} layers (0 to {})",
             layers.saturating_sub(1)
         ),
+        Unavailable::DropLayer { layer, layers } => format!(
+            "the drop layer slider is at {layer}, and the encoder has {layers} layers (1 to {})",
+            layers.saturating_sub(1)
+        ),
         other => other.to_string(),
     }
 }
@@ -292,6 +308,7 @@ fn unavailable(why: Unavailable) -> String {
 fn peer_tip(m: RunMethod) -> &'static str {
     match m {
         RunMethod::FastV => "FastV (Chen et al., ECCV 2024): the model reads every token, then keeps the K its own attention ranks first. Qwen2-Audio / AF3: the last prompt position's attention in the layer below; Whisper: the first decoding step's cross-attention (our adaptation).",
+        RunMethod::EncoderDrop => "Early attentive sparsification (arXiv 2506.15912): the encoder's first layers read every token, the rest only the K that received the most attention in the last of them; the encoder itself gets cheaper.",
         RunMethod::Prune(Method::Ltbm) => "LTBM (local temporal bipartite merging): ToMe's bipartite matching where a token may only merge into one of its nearest neighbours, round after round until K remain.",
         RunMethod::Prune(Method::Dart) => "DART (Wen et al., EMNLP 2025): a few pivot tokens by key norm, and the tokens least like them; near-duplicates go.",
         RunMethod::Prune(Method::Samp) => "Samp (Tencent AngelSlim): adjacent similar tokens merge, weighted by the attention they receive, then a diversity-aware choice (DPP) of the groups within each 30 s.",

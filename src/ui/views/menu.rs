@@ -142,7 +142,7 @@ fn recent(
 /// The dtype of Qwen2-Audio / AF3 (`--dtype`): choosing one reloads such a model in it; with
 /// Whisper loaded only auto and f32 apply (greyed out otherwise, the reason on hover).
 fn precision(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
-    let whisper = s.model.label.is_some() && !s.model.prompted;
+    let whisper = s.model.label.is_some() && !s.model.prompted();
     ui.menu_button("Model dtype", |ui| {
         for p in Precision::ALL {
             let applies = !whisper || matches!(p, Precision::Auto | Precision::F32);

@@ -24,6 +24,8 @@ pub struct LaneCtx<'a> {
     pub focus: RunKey,
     pub words: &'a [TimedWord],
     pub hot_word: Option<usize>,
+    /// The focused cell's `encoderdrop` layer: its tokens were dropped after it.
+    pub drop_layer: Option<usize>,
     /// The hovered word's attention over the tokens.
     pub overlay: Option<&'a [f32]>,
     /// What the attention lane says before the scores come.

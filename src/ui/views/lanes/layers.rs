@@ -45,6 +45,29 @@ pub fn items(pui: &mut PlotUi<'_>, c: &LaneCtx<'_>) {
             .width(1.5)
             .allow_hover(false),
     );
+    // Where the focused `encoderdrop` cell dropped its tokens: between its rows L - 1 and L.
+    if let Some(l) = c.drop_layer.filter(|&l| l > 0 && l < n_layers) {
+        let y = 1.0 - l as f64 * h;
+        pui.line(
+            Line::new("drop", vec![[0.0, y], [len_s, y]])
+                .color(theme::KEPT)
+                .width(2.0)
+                .style(egui_plot::LineStyle::dashed_loose())
+                .allow_hover(false),
+        );
+        pui.text(
+            Text::new(
+                "drop",
+                PlotPoint::new(c.view.end, y),
+                RichText::new(format!(
+                    "encoderdrop: layers {l}+ read the kept tokens only "
+                ))
+                .size(9.0),
+            )
+            .color(theme::KEPT)
+            .anchor(egui::Align2::RIGHT_BOTTOM),
+        );
+    }
     for l in 0..n_layers {
         let y = 1.0 - (l as f64 + 0.5) * h;
         let colour = if l == selected {

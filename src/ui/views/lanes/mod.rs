@@ -165,6 +165,7 @@ pub fn lanes(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
             .and_then(|r| r.words.as_deref())
             .unwrap_or(&[]),
         hot_word: s.hovered_word().filter(|w| w.cell == focus).map(|w| w.word),
+        drop_layer: s.result(&focus).and_then(|r| r.drop_layer),
         overlay: s.word_overlay(),
         waiting: if s.model.loading || s.model.label.is_some() {
             "encoding…"
