@@ -127,6 +127,52 @@ fn qwen2_audio_and_af3_fastv_and_promptaware_match_the_references() {
     }
 }
 
+/// LTBM, DART and Samp on Whisper against the reference (scripts/make-peer-prune-golden.py:
+/// transformers' encoder output, scores and keys, the naive rules of
+/// scripts/make-peer-prune-fixtures.py, each group's mean row, a greedy decode): kept tokens,
+/// groups and greedy ids identical at keep 0.5, 0.25 and 0.1.
+#[test]
+fn whisper_ltbm_dart_and_samp_match_the_reference() {
+    let want = fixture("tests/data/golden/peer_prune.json");
+    for clip in ["jfk.wav", "arctic_a0007.wav"] {
+        let audio = prunescope::audio::load(&data(clip)).unwrap();
+        let runs = want[clip]["runs"].as_array().unwrap();
+        let plan = Plan {
+            runs: runs
+                .iter()
+                .map(|w| RunSpec {
+                    method: RunMethod::parse(w["method"].as_str().unwrap()).unwrap(),
+                    keep: w["keep"].as_f64().unwrap(),
+                })
+                .collect(),
+            params: Params::default(),
+            decoding: Decoding::default(),
+        };
+        let got = engine::analyze(model(), &audio, &plan, &AtomicBool::new(false), &mut |_| {})
+            .unwrap()
+            .runs;
+        for (r, w) in got.iter().zip(runs) {
+            let what = format!("{clip} {} keep {}", r.method, r.keep);
+            assert_eq!(r.kept, ints(&w["kept"]), "{what}: kept tokens");
+            let groups: Vec<Vec<usize>> = w["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(ints)
+                .filter(|g| g.len() > 1)
+                .collect();
+            let ours: Vec<Vec<usize>> = r
+                .merged
+                .iter()
+                .map(|c| c.parts.iter().map(|p| p.0).collect())
+                .collect();
+            assert_eq!(ours, groups, "{what}: groups");
+            let ids: Vec<u32> = floats(&w["ids"]).iter().map(|&x| x as u32).collect();
+            assert_eq!(r.token_ids, ids, "{what}: greedy ids");
+        }
+    }
+}
+
 /// `encoderdrop` on Whisper against the reference (scripts/make-encoderdrop-fixtures.py:
 /// transformers' encoder with its layers after the drop run by hand on the kept rows): kept
 /// tokens and greedy ids identical at drop layers 1, 2 and 3 and keep 0.5, 0.25 and 0.1.

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Reference runs of `ltbm`, `dart` and `samp` on Whisper tiny.en and real clips:
+tests/data/golden/peer_prune.json.
+
+The encoder is transformers' (eager, f32) on the CTranslate2 tiny.en that `prunescope fetch
+whisper-tiny.en` prints, converted with `prunescope convert`, for assets/jfk.wav and
+tests/data/arctic_a0007.wav:
+
+- `scores`: the last layer's attention weights summed over the n valid query rows, mean over
+  heads, at the n valid columns (docs/SPEC.md section 2);
+- keys: the last layer's key projection of its layer-normed input, averaged over heads, the n
+  valid rows;
+- groups: the naive rules of scripts/make-peer-prune-fixtures.py (LTBM window 2, DART 4
+  pivots, Samp threshold 0.85 within 1500-token windows), at keep 0.5, 0.25 and 0.1;
+- each kept token's row: its group's mean of the encoder's output rows (LTBM equal weights,
+  Samp score weights), in time order, then every padding row (the silence context up to the
+  window's end); greedy decode as scripts/make-peer-fixtures.py section C does without pruning.
+
+Run by hand, never in CI (needs torch + transformers 5 + numpy), after `cargo build`:
+    /tmp/v/bin/python scripts/make-peer-prune-golden.py
+"""
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import tempfile
+
+import numpy as np
+import soundfile as sf
+import torch
+from tokenizers import Tokenizer
+from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load(name, file):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts", file))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+peers = load("peers", "make-peer-fixtures.py")
+rules = load("rules", "make-peer-prune-fixtures.py")
+KEEPS = (0.5, 0.25, 0.1)
+
+
+def groups_of(method, keys, scores, keep):
+    n = len(keys)
+    k = rules.budget(keep, n)
+    if method == "ltbm":
+        return [(g, None) for g in rules.ltbm(keys, k, 2)]
+    if method == "dart":
+        return [([t], None) for t in rules.dart(keys, k, 4)]
+    w = [float(s) if np.isfinite(s) and s > 0 else 0.0 for s in scores]
+    return [(g, w) for g in rules.samp(keys, scores, keep, 0.85, 1500)]
+
+
+def main():
+    ct2_dir = subprocess.run([peers.BINARY, "fetch", "whisper-tiny.en"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        hf = os.path.join(tmp, "hf")
+        subprocess.run([peers.BINARY, "convert", ct2_dir, hf], check=True)
+        cfg = json.load(open(os.path.join(hf, "config.json")))
+        model = WhisperForConditionalGeneration.from_pretrained(
+            hf, attn_implementation="eager", dtype=torch.float32).eval()
+        enc = model.model.encoder
+        heads = cfg["encoder_attention_heads"]
+        tok = Tokenizer.from_file(os.path.join(hf, "tokenizer.json"))
+        fe = WhisperFeatureExtractor(feature_size=cfg["num_mel_bins"], sampling_rate=16000)
+        for rel in peers.CLIPS:
+            audio, sr = sf.read(os.path.join(ROOT, rel), dtype="float32")
+            assert sr == 16000 and audio.ndim == 1 and len(audio) <= peers.WIN
+            clip = os.path.basename(rel)
+            feats = fe(audio, sampling_rate=16000, return_tensors="pt").input_features
+            out = enc(feats, output_attentions=True, output_hidden_states=True)
+            n = min(1500, math.ceil(math.ceil(len(audio) / 160) / 2))
+            att = out.attentions[-1][0].double()
+            scores = att[:, :n, :n].sum(1).mean(0).float().numpy()
+            last = enc.layers[-1]
+            k = last.self_attn.k_proj(last.self_attn_layer_norm(out.hidden_states[-2]))[0]
+            keys = k.reshape(1500, heads, -1).mean(1)[:n].numpy().astype(np.float32)
+            hidden = out.last_hidden_state[0].double()
+            runs = []
+            for method in ("ltbm", "dart", "samp"):
+                for keep in KEEPS:
+                    groups = groups_of(method, keys, scores, keep)
+                    rows = []
+                    for g, w in groups:
+                        if w is None:
+                            rows.append(hidden[g].mean(0))
+                        else:
+                            ws = np.array([w[t] for t in g])
+                            ws = ws / ws.sum() if ws.sum() > 0 else np.full(len(g), 1 / len(g))
+                            rows.append((torch.tensor(ws)[:, None] * hidden[g]).sum(0))
+                    memory = torch.cat([torch.stack(rows), hidden[n:]]).float()[None]
+                    ids, _, _ = peers.whisper_fastv(model, cfg, memory, len(groups), None)
+                    text = tok.decode(ids, skip_special_tokens=True).strip()
+                    runs.append({"method": method, "keep": keep, "kept": [g[0] for g, _ in groups],
+                                 "groups": [g for g, _ in groups], "ids": ids, "text": text})
+                    print(f"{clip} {method} {keep}: k {len(groups)}, {len(ids)} ids: {text!r}")
+            result[clip] = {"n": n, "runs": runs}
+    path = os.path.join(peers.GOLDEN, "peer_prune.json")
+    with open(path, "w") as fh:
+        json.dump(result, fh)
+    print(path, os.path.getsize(path), "bytes")
+
+
+if __name__ == "__main__":
+    main()
