@@ -7,6 +7,7 @@
 //! command.
 
 mod bench;
+mod bench_drop;
 #[cfg(feature = "gui")]
 mod bench_open;
 mod bench_remote;
@@ -61,6 +62,9 @@ enum Command {
     /// (headless, no model), with their file sizes.
     #[cfg(feature = "gui")]
     BenchOpen(bench_open::BenchOpenArgs),
+    /// Time `encoderdrop`'s encoder against the full encoder on whole windows, at each drop
+    /// layer and keep ratio.
+    BenchDrop(bench_drop::BenchDropArgs),
     /// Time the language model's prefill of a prompted model (Qwen2-Audio / AF3, or random
     /// weights of a chosen size) at 100/50/25/10 % of the audio tokens kept.
     BenchPrefill(prefill::PrefillArgs),
@@ -282,6 +286,7 @@ pub fn main() -> Result<()> {
         Some(Command::Analyze(a)) => analyze(a),
         Some(Command::Bench(b)) => bench::run(b),
         Some(Command::BenchPrefill(p)) => prefill::run(p),
+        Some(Command::BenchDrop(b)) => bench_drop::run(b),
         Some(Command::BenchRemote(b)) => bench_remote::run(b),
         #[cfg(feature = "gui")]
         Some(Command::BenchOpen(b)) => bench_open::run(b),

@@ -72,7 +72,7 @@ pub fn run(a: PrefillArgs) -> Result<()> {
     let weights = Weights::find(&a)?;
     let loaded = Loaded::load(&weights.dir, device, precision)?;
     let info = loaded.model.info().clone();
-    let audio = one_window(&clip, info.window_samples)?;
+    let audio = filled(&clip, info.window_samples)?;
     let encoded = engine::encode(&loaded.model, &audio, Layers::Last, &mut |_| {})?;
     print_header(&a, &weights, &loaded, &encoded);
     let methods = without_unavailable_fastv(methods, a.method.is_some(), &info, a.fastv_layer)?;
@@ -225,11 +225,11 @@ impl Loaded {
     }
 }
 
-/// One full window of audio: the clip repeated.
-fn one_window(clip: &Audio, window_samples: usize) -> Result<Audio> {
-    let mut samples = Vec::with_capacity(window_samples);
-    while samples.len() < window_samples {
-        let need = window_samples - samples.len();
+/// `clip` repeated (and cut) to `n` samples: whole windows of audio from a short clip.
+pub(super) fn filled(clip: &Audio, n: usize) -> Result<Audio> {
+    let mut samples = Vec::with_capacity(n);
+    while samples.len() < n {
+        let need = n - samples.len();
         samples.extend_from_slice(&clip.samples[..need.min(clip.samples.len())]);
     }
     Ok(Audio::from_samples(samples, prunescope::SAMPLE_RATE)?)

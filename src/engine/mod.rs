@@ -63,7 +63,7 @@ pub enum Unavailable {
     #[error("this model gives no prompt-aware scores")]
     NoPromptScores,
     /// `encoderdrop` on a model whose encoder cannot drop tokens part-way.
-    #[error("encoderdrop needs an encoder that can drop tokens part-way: Whisper's (Qwen2-Audio and Audio Flamingo 3 do not yet)")]
+    #[error("encoderdrop needs an encoder that can drop tokens part-way, and this model's cannot")]
     NoEncoderDrop,
     /// `encoderdrop` at a layer that leaves no encoder layer before or after the drop.
     #[error("drop layer {layer}: the encoder has {layers} layers, so the drop goes after layer 1 to {}", .layers.saturating_sub(1))]

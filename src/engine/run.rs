@@ -359,7 +359,7 @@ impl InputBuilder<'_> {
         queue: &mut VecDeque<Queued>,
     ) -> Result<()> {
         let inputs = match &run.dropped {
-            Some(windows) => dropped_inputs(windows)?,
+            Some(windows) => dropped_inputs(windows, self.prefix)?,
             None => decoder_inputs(
                 self.clip,
                 run.selection.as_ref(),
@@ -538,8 +538,18 @@ fn drop_selection(clip: &EncodedClip, windows: &[(usize, DroppedWindow)]) -> Sel
 }
 
 /// An `encoderdrop` run's decoder inputs: each window that kept a token, its own encoder's
-/// kept rows and (Whisper) its own silence context after them.
-fn dropped_inputs(windows: &[(usize, DroppedWindow)]) -> Result<Vec<(usize, DecodeInput, usize)>> {
+/// kept rows and (Whisper) its own silence context after them; for a prefix model, one input
+/// of every window's kept rows in order.
+fn dropped_inputs(
+    windows: &[(usize, DroppedWindow)],
+    prefix: bool,
+) -> Result<Vec<(usize, DecodeInput, usize)>> {
+    if prefix {
+        let rows: Vec<candle_core::Tensor> =
+            windows.iter().map(|(_, d)| d.hidden.clone()).collect();
+        let memory = candle_core::Tensor::cat(&rows, 0).map_err(ModelError::from)?;
+        return Ok(vec![(0, DecodeInput::new(memory), 0)]);
+    }
     let mut out = Vec::new();
     for (w, d) in windows {
         if d.kept.is_empty() {

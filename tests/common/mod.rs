@@ -112,10 +112,15 @@ pub fn toy_golden_audio(g: &serde_json::Value) -> prunescope::audio::Audio {
 
 /// A toy model of tests/data/alm in f32 on the CPU, decoding the golden files' 12 tokens.
 pub fn toy_alm(name: &str) -> prunescope::model::alm::Alm {
+    toy_alm_in(name, candle_core::DType::F32)
+}
+
+/// [`toy_alm`] on the CPU in `dtype` (f32 runs on our CPU encoder, the others on candle's ops).
+pub fn toy_alm_in(name: &str, dtype: candle_core::DType) -> prunescope::model::alm::Alm {
     let mut model = prunescope::model::alm::Alm::load(
         &root().join("tests/data/alm").join(name),
         &candle_core::Device::Cpu,
-        candle_core::DType::F32,
+        dtype,
     )
     .unwrap();
     model.options.max_new_tokens = 12;

@@ -268,6 +268,58 @@ fn whisper_encoderdrop_over_windows_and_keeping_everything() {
     println!("jfk_x3 L2 keep 0.25: K {} {:?}", r.k, r.text);
 }
 
+/// `encoderdrop` in the toy Qwen2-Audio and AF3 encoders, on both backends (f32: our CPU
+/// encoder; bf16: candle's ops): the kept tokens are the top-K of the drop layer's pooled
+/// received attention in the plain pass, the prompt holds K audio tokens, and keeping every
+/// token reads what `full` reads.
+#[test]
+fn alm_encoderdrop_keeps_the_drop_layers_best_on_both_backends() {
+    let audio = prunescope::audio::load(&data("jfk.wav")).unwrap();
+    for name in ["qwen2-audio-tiny", "af3-tiny"] {
+        for dtype in [candle_core::DType::F32, candle_core::DType::BF16] {
+            let model = crate::common::toy_alm_in(name, dtype);
+            let clip = engine::encode(&model, &audio, prunescope::scores::Layers::All, &mut |_| {})
+                .unwrap();
+            let what = format!("{name} {dtype:?}");
+            let decoding = Decoding {
+                drop_layer: Some(1),
+                ..Decoding::default()
+            };
+            let full = run(
+                &model,
+                &audio,
+                RunMethod::Prune(prunescope::prune::Method::Full),
+                1.0,
+                decoding.clone(),
+            );
+            let all = run(
+                &model,
+                &audio,
+                RunMethod::EncoderDrop,
+                1.0,
+                decoding.clone(),
+            );
+            assert_eq!(all.token_ids, full.token_ids, "{what}: keep 1");
+            let r = run(&model, &audio, RunMethod::EncoderDrop, 0.25, decoding);
+            // Each window keeps its own best.
+            let mut want = Vec::new();
+            for w in &clip.windows {
+                let scores = &clip.layers[0].mean[w.first_token..w.first_token + w.n_valid];
+                let k = prunescope::prune::budget(0.25, w.n_valid);
+                want.extend(
+                    prunescope::model::top_k(scores, k)
+                        .into_iter()
+                        .map(|t| t + w.first_token),
+                );
+            }
+            assert_eq!(r.kept, want, "{what}: kept");
+            assert_eq!(r.drop_layer, Some(1));
+            assert!(r.encode_ms.is_some_and(|ms| ms > 0.0));
+            println!("{what}: K {}, ids {:?}", r.k, r.token_ids);
+        }
+    }
+}
+
 #[test]
 fn inapplicable_peers_are_one_line_errors() {
     let jfk = root().join("assets/jfk.wav");
@@ -311,9 +363,11 @@ fn inapplicable_peers_are_one_line_errors() {
         qwen.to_str().unwrap(),
         "--method",
         "encoderdrop",
+        "--drop-layer",
+        "2",
     ]);
     assert_one_line_error(
         &out,
-        "encoderdrop needs an encoder that can drop tokens part-way",
+        "--drop-layer 2: the encoder has 2 layers, so the drop goes after layer 1 to 1",
     );
 }

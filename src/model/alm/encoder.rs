@@ -17,7 +17,7 @@ use super::weights::{AlmWeights, Part};
 use crate::model::encoder_cpu::{CpuEncoder, Dims, Parts};
 use crate::model::nn::{EncoderLayer, LayerNorm, TensorSource};
 use crate::model::scores::{self, Attention, Pooling, Received};
-use crate::model::{EncodedWindow, Result};
+use crate::model::{DroppedWindow, EncodedWindow, EncoderDrop, Result};
 use crate::scores::Layers;
 
 /// Upper bound on the live attention logits per block (`heads x rows x keys` elements).
@@ -174,6 +174,64 @@ impl AudioEncoder {
     }
 }
 
+impl AudioEncoder {
+    /// `encoderdrop` on one window (docs/SPEC.md section 4; `mel` and `valid_frames` as in
+    /// [`AudioEncoder::forward`]): every post-conv position through the first `drop.layer`
+    /// layers (padded keys masked); that last layer's received attention, pooled by pairs as
+    /// the scores are, ranks the valid pooled tokens; for each budget, the two positions of
+    /// each of its best tokens (time order) through the remaining layers, then the pooling and
+    /// the final norm: `(K, d)`, f32 on the CPU. No silence context (`drop.tail` is ignored).
+    pub fn forward_dropping(
+        &self,
+        mel: &[f32],
+        valid_frames: usize,
+        drop: &EncoderDrop,
+    ) -> Result<Vec<DroppedWindow>> {
+        let (d, heads) = (self.cfg.d_model, self.cfg.heads);
+        let valid_frames = valid_frames.min(self.frames());
+        let lc = conv_tokens(valid_frames);
+        let n_valid = pooled_tokens(valid_frames);
+        let e = match &self.backend {
+            Backend::Cpu(e) => e,
+            Backend::Candle(e) => {
+                return e.forward_dropping(&self.cfg, mel, lc, n_valid, drop);
+            }
+        };
+        let t0 = std::time::Instant::now();
+        let layer = drop.layer.clamp(1, e.layers().saturating_sub(1).max(1));
+        let part = e.forward_until(mel, lc, lc, layer);
+        let scores = part
+            .received
+            .layer_scores(part.layer, heads, n_valid, Pooling::Pairs)
+            .mean;
+        let shared_ms = t0.elapsed().as_secs_f64() * 1e3;
+        drop.keeps
+            .iter()
+            .map(|&k| {
+                let t1 = std::time::Instant::now();
+                let kept = crate::model::top_k(&scores, k.min(n_valid));
+                let rows: Vec<f32> = kept
+                    .iter()
+                    .flat_map(|&p| &part.x[2 * p * d..(2 * p + 2) * d])
+                    .copied()
+                    .collect();
+                let out = e.forward_from(&rows, layer);
+                let mut pooled: Vec<f32> = out
+                    .chunks_exact(2 * d)
+                    .flat_map(|pair| (0..d).map(move |c| (pair[c] + pair[d + c]) / 2.0))
+                    .collect();
+                e.final_norm(&mut pooled);
+                Ok(DroppedWindow {
+                    hidden: Tensor::from_vec(pooled, (kept.len(), d), &Device::Cpu)?,
+                    kept,
+                    tail: 0,
+                    encode_ms: shared_ms + t1.elapsed().as_secs_f64() * 1e3,
+                })
+            })
+            .collect()
+    }
+}
+
 impl CandleEncoder {
     /// The pooled, normed hidden states (f32, CPU), the received attention of the layers asked
     /// for, and the last layer's keys of the first `2 n_valid` positions (`2 n_valid x d`, f32).
@@ -186,9 +244,46 @@ impl CandleEncoder {
         n_valid: usize,
         layers: Layers,
     ) -> Result<(Tensor, Vec<(usize, Received)>, Vec<f32>)> {
-        let (d, t) = (cfg.d_model, cfg.max_source_positions);
-        let heads = cfg.heads;
-        let hd = d / heads;
+        let (t, heads) = (cfg.max_source_positions, cfg.heads);
+        let mut x = self.front_end(cfg, mel)?;
+        let mask = self.key_mask(t, lc)?;
+        let how = Attention {
+            mask: Some(&mask),
+            block_rows: BLOCK_ELEMENTS / (heads * t).max(1),
+        };
+        let last = self.layers.len().saturating_sub(1);
+        let mut per_layer = Vec::new();
+        let mut last_keys = None;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let is_last = i == last;
+            let mut received = (is_last || layers == Layers::All).then(|| Received::new(lc));
+            let (next, k_flat) = self.layer(layer, &x, heads, &how, received.as_mut())?;
+            x = next;
+            if let Some(r) = received {
+                per_layer.push((i, r));
+            }
+            if is_last {
+                last_keys = Some(k_flat);
+            }
+        }
+        let hidden = self.pool_and_norm(&x)?;
+        let keys: Vec<f32> = match last_keys {
+            Some(k) if n_valid > 0 => k
+                .narrow(0, 0, 2 * n_valid)?
+                .to_dtype(DType::F32)?
+                .to_device(&Device::Cpu)?
+                .flatten_all()?
+                .to_vec1()?,
+            _ => Vec::new(),
+        };
+        Ok((hidden, per_layer, keys))
+    }
+}
+
+impl CandleEncoder {
+    /// The convolutions and the positions: `(T, d)` in the model's dtype and device.
+    fn front_end(&self, cfg: &EncoderConfig, mel: &[f32]) -> Result<Tensor> {
+        let t = cfg.max_source_positions;
         let x = Tensor::from_slice(mel, (1, cfg.n_mels, 2 * t), &Device::Cpu)?
             .to_device(&self.device)?
             .to_dtype(self.dtype)?;
@@ -200,57 +295,109 @@ impl CandleEncoder {
             .conv1d(&self.conv2_w, 1, 2, 1, 1)?
             .broadcast_add(&self.conv2_b)?
             .gelu_erf()?;
-        let mut x = x.squeeze(0)?.t()?.contiguous()?.add(&self.positions)?;
+        Ok(x.squeeze(0)?.t()?.contiguous()?.add(&self.positions)?)
+    }
 
-        // Padded keys get -inf in every layer; padded query rows are still computed.
+    /// Padded keys get -inf in every layer (padded query rows are still computed).
+    fn key_mask(&self, t: usize, lc: usize) -> Result<Tensor> {
         let mask: Vec<f32> = (0..t)
             .map(|j| if j < lc { 0.0 } else { f32::NEG_INFINITY })
             .collect();
-        let mask = Tensor::from_vec(mask, (1, 1, t), &Device::Cpu)?.to_device(&self.device)?;
+        Ok(Tensor::from_vec(mask, (1, 1, t), &Device::Cpu)?.to_device(&self.device)?)
+    }
 
-        let scale = 1.0 / (hd as f64).sqrt();
-        let last = self.layers.len().saturating_sub(1);
+    /// One pre-LN layer over `x` (`(rows, d)`); returns its output and its keys (`(rows, d)`),
+    /// and adds its received attention to `received`.
+    fn layer(
+        &self,
+        layer: &EncoderLayer,
+        x: &Tensor,
+        heads: usize,
+        how: &Attention,
+        received: Option<&mut Received>,
+    ) -> Result<(Tensor, Tensor)> {
+        let (rows, d) = x.dims2()?;
+        let scale = 1.0 / ((d / heads) as f64).sqrt();
+        let h = layer.attn_ln.forward(x)?;
+        let q = split_heads(&(layer.q.forward(&h)? * scale)?, heads)?;
+        let k_flat = layer.k.forward(&h)?;
+        let k = split_heads(&k_flat, heads)?;
+        let v = split_heads(&layer.v.forward(&h)?, heads)?;
+        let a = scores::attention(&q, &k, &v, how, received)?;
+        let a = a.transpose(0, 1)?.reshape((rows, d))?;
+        let x = x.add(&layer.out.forward(&a)?)?;
+        let m = layer.mlp_ln.forward(&x)?;
+        let m = layer.fc2.forward(&layer.fc1.forward(&m)?.gelu_erf()?)?;
+        Ok((x.add(&m)?, k_flat))
+    }
+
+    /// AvgPool1d(2, 2) over time, then the final norm: f32 on the CPU.
+    fn pool_and_norm(&self, x: &Tensor) -> Result<Tensor> {
+        let (rows, d) = x.dims2()?;
+        let pooled = x.reshape((rows / 2, 2, d))?.mean(1)?;
+        let hidden = self.ln_post.forward(&pooled)?.to_dtype(DType::F32)?;
+        Ok(hidden.to_device(&Device::Cpu)?)
+    }
+
+    /// `encoderdrop` ([`AudioEncoder::forward_dropping`]) on candle's ops.
+    fn forward_dropping(
+        &self,
+        cfg: &EncoderConfig,
+        mel: &[f32],
+        lc: usize,
+        n_valid: usize,
+        drop: &EncoderDrop,
+    ) -> Result<Vec<DroppedWindow>> {
+        let t0 = std::time::Instant::now();
+        let (t, heads) = (cfg.max_source_positions, cfg.heads);
+        let layer = drop
+            .layer
+            .clamp(1, self.layers.len().saturating_sub(1).max(1));
+        let mut x = self.front_end(cfg, mel)?;
+        let mask = self.key_mask(t, lc)?;
         let how = Attention {
             mask: Some(&mask),
             block_rows: BLOCK_ELEMENTS / (heads * t).max(1),
         };
-        let mut per_layer = Vec::new();
-        let mut last_keys = None;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let h = layer.attn_ln.forward(&x)?;
-            let q = split_heads(&(layer.q.forward(&h)? * scale)?, heads)?;
-            let k_flat = layer.k.forward(&h)?;
-            let k = split_heads(&k_flat, heads)?;
-            let v = split_heads(&layer.v.forward(&h)?, heads)?;
-            let is_last = i == last;
-            let mut received = (is_last || layers == Layers::All).then(|| Received::new(lc));
-            let a = scores::attention(&q, &k, &v, &how, received.as_mut())?;
-            if let Some(r) = received {
-                per_layer.push((i, r));
-            }
-            if is_last {
-                last_keys = Some(k_flat);
-            }
-            let a = a.transpose(0, 1)?.reshape((t, d))?;
-            x = x.add(&layer.out.forward(&a)?)?;
-            let m = layer.mlp_ln.forward(&x)?;
-            let m = layer.fc2.forward(&layer.fc1.forward(&m)?.gelu_erf()?)?;
-            x = x.add(&m)?;
+        let mut received = Received::new(lc);
+        for (i, l) in self.layers[..layer].iter().enumerate() {
+            let collect = i + 1 == layer;
+            x = self
+                .layer(l, &x, heads, &how, collect.then_some(&mut received))?
+                .0;
         }
-        // AvgPool1d(2, 2) over time, then the final norm.
-        let pooled = x.reshape((t / 2, 2, d))?.mean(1)?;
-        let hidden = self.ln_post.forward(&pooled)?.to_dtype(DType::F32)?;
-        let hidden = hidden.to_device(&Device::Cpu)?;
-        let keys: Vec<f32> = match last_keys {
-            Some(k) if n_valid > 0 => k
-                .narrow(0, 0, 2 * n_valid)?
-                .to_dtype(DType::F32)?
-                .to_device(&Device::Cpu)?
-                .flatten_all()?
-                .to_vec1()?,
-            _ => Vec::new(),
-        };
-        Ok((hidden, per_layer, keys))
+        let scores = received
+            .layer_scores(layer - 1, heads, n_valid, Pooling::Pairs)
+            .mean;
+        let shared_ms = t0.elapsed().as_secs_f64() * 1e3;
+        drop.keeps
+            .iter()
+            .map(|&k| {
+                let t1 = std::time::Instant::now();
+                let kept = crate::model::top_k(&scores, k.min(n_valid));
+                let frames: Vec<u32> = kept
+                    .iter()
+                    .flat_map(|&p| [2 * p as u32, 2 * p as u32 + 1])
+                    .collect();
+                let idx = Tensor::new(frames.as_slice(), &self.device)?;
+                let mut y = x.index_select(&idx, 0)?;
+                let rows = frames.len();
+                // Every kept frame carries audio: no mask.
+                let open = Attention {
+                    mask: None,
+                    block_rows: BLOCK_ELEMENTS / (heads * rows).max(1),
+                };
+                for l in &self.layers[layer..] {
+                    y = self.layer(l, &y, heads, &open, None)?.0;
+                }
+                Ok(DroppedWindow {
+                    hidden: self.pool_and_norm(&y)?,
+                    kept,
+                    tail: 0,
+                    encode_ms: shared_ms + t1.elapsed().as_secs_f64() * 1e3,
+                })
+            })
+            .collect()
     }
 }
 

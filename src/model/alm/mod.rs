@@ -20,8 +20,8 @@ use self::encoder::AudioEncoder;
 use self::lm::TextModel;
 use self::weights::{AlmWeights, Part};
 use super::{
-    align, AudioLanguageModel, DecodeInput, EncodedWindow, Ending, Generation, ModelError,
-    ModelInfo, OnFinished, Result,
+    align, AudioLanguageModel, DecodeInput, DroppedWindow, EncodedWindow, EncoderDrop, Ending,
+    Generation, ModelError, ModelInfo, OnFinished, Result,
 };
 use crate::mel::MelExtractor;
 use crate::model::nn::{Linear, TensorSource};
@@ -187,7 +187,8 @@ impl Alm {
             runtime,
             encoder_layers: config.audio.layers,
             lm_layers: Some(config.text.layers),
-            drops_in_encoder: false,
+            // Its encoder drops tokens part-way (`encoderdrop`) on every backend.
+            drops_in_encoder: true,
         };
         Ok(Alm {
             mel: MelExtractor::new(config.audio.n_mels),
@@ -392,6 +393,22 @@ impl AudioLanguageModel for Alm {
         let n = samples.len().min(frames * HOP);
         let mel = self.mel.compute_frames(&samples[..n], frames);
         self.encoder.forward(&mel, n.div_ceil(HOP), layers)
+    }
+
+    fn encode_dropping(
+        &self,
+        samples: &[f32],
+        drop: &EncoderDrop,
+    ) -> Result<Option<Vec<DroppedWindow>>> {
+        let t0 = std::time::Instant::now();
+        let frames = self.encoder.frames();
+        let n = samples.len().min(frames * HOP);
+        let mel = self.mel.compute_frames(&samples[..n], frames);
+        let mel_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let mut windows = self.encoder.forward_dropping(&mel, n.div_ceil(HOP), drop)?;
+        // The log-mel is part of every encoder's time, as in the clip's `encode_ms`.
+        windows.iter_mut().for_each(|w| w.encode_ms += mel_ms);
+        Ok(Some(windows))
     }
 
     fn prompt_scores(&self, memory: &Tensor, prompt: Option<&str>) -> Result<Option<Vec<f32>>> {

@@ -313,19 +313,18 @@ impl CpuEncoder {
 
     /// The rest of such an encoder: layers `from..` over `x` (`rows x d`, at most `n_ctx`
     /// rows, each attending to all of them: the kept tokens at their original positions, whose
-    /// embeddings they already carry), then the final layer norm.
+    /// embeddings they already carry). Returns the rows before the final norm (any pooling goes
+    /// first: [`CpuEncoder::final_norm`]).
     pub fn forward_from(&self, x: &[f32], from: usize) -> Vec<f32> {
         let d = self.d;
         let t = (x.len() / d).min(self.n_ctx);
-        let mut out = self.with_workspace(|ws| {
+        self.with_workspace(|ws| {
             ws.x[..t * d].copy_from_slice(&x[..t * d]);
             for l in self.layers.iter().skip(from) {
                 self.layer(ws, l, t, t.max(1), None);
             }
             ws.x[..t * d].to_vec()
-        });
-        self.final_norm(&mut out);
-        out
+        })
     }
 
     /// Runs `f` on the shared workspace (or, when another caller holds it, on buffers of its

@@ -95,7 +95,8 @@ impl Encoder {
                 {
                     rows.extend_from_slice(&part.x[t * d..(t + 1) * d]);
                 }
-                let out = self.cpu.forward_from(&rows, layer);
+                let mut out = self.cpu.forward_from(&rows, layer);
+                self.cpu.final_norm(&mut out);
                 let n = out.len() / d;
                 Ok(DroppedWindow {
                     hidden: Tensor::from_vec(out, (n, d), &Device::Cpu)?,
