@@ -20,6 +20,10 @@ pub struct BenchDropArgs {
     clip: Option<PathBuf>,
     #[command(flatten)]
     model: super::ModelArgs,
+    /// Random Qwen2-Audio weights of this size instead of a model: mid (Qwen2-0.5B's LM behind
+    /// a Whisper-small-size encoder) or tiny.
+    #[arg(long, conflicts_with = "model")]
+    random: Option<String>,
     /// Keep ratios to time.
     #[arg(long, default_value = "0.5,0.25,0.1")]
     keep: String,
@@ -32,7 +36,7 @@ pub struct BenchDropArgs {
     reps: usize,
 }
 
-pub fn run(a: BenchDropArgs) -> Result<()> {
+pub fn run(mut a: BenchDropArgs) -> Result<()> {
     let keeps = super::parse_keeps(&a.keep)?;
     if a.reps == 0 {
         bail!("--reps must be at least 1");
@@ -45,6 +49,15 @@ pub fn run(a: BenchDropArgs) -> Result<()> {
     let clip = match &a.clip {
         Some(p) => prunescope::audio::load(p)?,
         None => prunescope::audio::demo()?,
+    };
+    // Random weights live in a temporary folder for as long as `_weights` does.
+    let _weights = match &a.random {
+        Some(size) => {
+            let w = super::prefill::Weights::find(None, size)?;
+            a.model.model = Some(w.dir.clone());
+            Some(w)
+        }
+        None => None,
     };
     let model = super::load_model(&a.model)?;
     let info = model.info().clone();

@@ -69,7 +69,7 @@ pub fn run(a: PrefillArgs) -> Result<()> {
         Some(p) => prunescope::audio::load(p)?,
         None => prunescope::audio::demo()?,
     };
-    let weights = Weights::find(&a)?;
+    let weights = Weights::find(a.model.as_deref(), &a.random)?;
     let loaded = Loaded::load(&weights.dir, device, precision)?;
     let info = loaded.model.info().clone();
     let audio = filled(&clip, info.window_samples)?;
@@ -154,16 +154,19 @@ fn settings(keeps: &[f64], methods: &[RunMethod]) -> Vec<(RunMethod, f64)> {
 
 /// The model's weights: `--model`'s, or random ones of `--random`'s size written to a
 /// temporary folder that lives as long as this.
-struct Weights {
-    dir: PathBuf,
+/// The checkpoint a benchmark loads: the one named, or random weights of a chosen size in a
+/// temporary folder (removed when dropped).
+pub(super) struct Weights {
+    pub(super) dir: PathBuf,
     /// What the header calls them.
     what: String,
     _temp: Option<TempDir>,
 }
 
 impl Weights {
-    fn find(a: &PrefillArgs) -> Result<Weights> {
-        if let Some(m) = &a.model {
+    /// `model`, else random weights of size `random` (`mid` or `tiny`).
+    pub(super) fn find(model: Option<&Path>, random: &str) -> Result<Weights> {
+        if let Some(m) = model {
             return Ok(Weights {
                 dir: super::resolve_model_dir(Some(m))?,
                 what: m.display().to_string(),
@@ -171,20 +174,20 @@ impl Weights {
             });
         }
         let shape =
-            random::Shape::parse(&a.random).map_err(|e| anyhow::anyhow!("--random: {e}"))?;
+            random::Shape::parse(random).map_err(|e| anyhow::anyhow!("--random: {e}"))?;
         let temp = TempDir::new("random").context("cannot make a temporary folder")?;
         let dir = temp.path().to_path_buf();
         let t = Instant::now();
         random::write(&dir, shape, 0).context("cannot write the random model")?;
         eprintln!(
             "wrote random {} weights to {} in {:.1} s",
-            a.random,
+            random,
             dir.display(),
             t.elapsed().as_secs_f64()
         );
         Ok(Weights {
             dir,
-            what: format!("random weights ({})", a.random),
+            what: format!("random weights ({random})"),
             _temp: Some(temp),
         })
     }

@@ -600,6 +600,13 @@ impl<M: AudioLanguageModel + ?Sized> AudioLanguageModel for Box<M> {
     fn prompt_scores(&self, memory: &Tensor, prompt: Option<&str>) -> Result<Option<Vec<f32>>> {
         (**self).prompt_scores(memory, prompt)
     }
+    fn encode_dropping(
+        &self,
+        samples: &[f32],
+        drop: &EncoderDrop,
+    ) -> Result<Option<Vec<DroppedWindow>>> {
+        (**self).encode_dropping(samples, drop)
+    }
 }
 
 /// Which format a model directory is in.
