@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Reference runs of `ltbm`, `dart` and `samp` on Whisper tiny.en and real clips:
-tests/data/golden/peer_prune.json.
+"""Reference runs of `ltbm`, `dart` and `samp` on Whisper tiny.en and real clips
+(tests/data/golden/peer_prune.json), and on the toy Qwen2-Audio and AF3 (tests/data/alm/
+peer_prune.json).
 
 The encoder is transformers' (eager, f32) on the CTranslate2 tiny.en that `prunescope fetch
 whisper-tiny.en` prints, converted with `prunescope convert`, for assets/jfk.wav and
@@ -16,6 +17,12 @@ tests/data/arctic_a0007.wav:
   Samp score weights), in time order, then every padding row (the silence context up to the
   window's end); greedy decode as scripts/make-peer-fixtures.py section C does without pruning.
 
+The toy models: the pooled encoder output, scores and keys their golden files hold
+(tests/data/alm/qwen2_audio_padded.json, af3_two_windows.json, from transformers), the same
+rules (Samp's windows: 30 s of tokens), each kept group's mean of the pooled rows through the
+model's projector in place of the audio placeholders of the golden full run's input
+embeddings, then its greedy decode (scripts/make-peer-fixtures.py `greedy_recompute`).
+
 Run by hand, never in CI (needs torch + transformers 5 + numpy), after `cargo build`:
     /tmp/v/bin/python scripts/make-peer-prune-golden.py
 """
@@ -30,7 +37,12 @@ import numpy as np
 import soundfile as sf
 import torch
 from tokenizers import Tokenizer
-from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
+from transformers import (
+    AudioFlamingo3ForConditionalGeneration,
+    Qwen2AudioForConditionalGeneration,
+    WhisperFeatureExtractor,
+    WhisperForConditionalGeneration,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,7 +59,7 @@ rules = load("rules", "make-peer-prune-fixtures.py")
 KEEPS = (0.5, 0.25, 0.1)
 
 
-def groups_of(method, keys, scores, keep):
+def groups_of(method, keys, scores, keep, window=1500):
     n = len(keys)
     k = rules.budget(keep, n)
     if method == "ltbm":
@@ -55,7 +67,58 @@ def groups_of(method, keys, scores, keep):
     if method == "dart":
         return [([t], None) for t in rules.dart(keys, k, 4)]
     w = [float(s) if np.isfinite(s) and s > 0 else 0.0 for s in scores]
-    return [(g, w) for g in rules.samp(keys, scores, keep, 0.85, 1500)]
+    return [(g, w) for g in rules.samp(keys, scores, keep, 0.85, window)]
+
+
+def merged_rows(hidden, groups):
+    rows = []
+    for g, w in groups:
+        if w is None:
+            rows.append(hidden[g].mean(0))
+        else:
+            ws = np.array([w[t] for t in g])
+            ws = ws / ws.sum() if ws.sum() > 0 else np.full(len(g), 1 / len(g))
+            rows.append((torch.tensor(ws)[:, None] * hidden[g]).sum(0))
+    return torch.stack(rows)
+
+
+def alm(name, golden, cls):
+    d = os.path.join(peers.ALM, name)
+    g = json.load(open(os.path.join(peers.ALM, golden)))
+    model = cls.from_pretrained(d, attn_implementation="eager", dtype=torch.float32).eval()
+    audio_id = json.load(open(os.path.join(d, "config.json"))).get(
+        "audio_token_index", None) or model.config.audio_token_id
+    eos = json.load(open(os.path.join(d, "generation_config.json")))["eos_token_id"]
+    eos = set(eos if isinstance(eos, list) else [eos])
+    full = next(r for r in g["runs"] if r["method"] == "full")
+    T = len(full["input_ids"])
+    e = torch.tensor(full["embeds"], dtype=torch.float32).view(T, -1)
+    audio_pos = [i for i, t in enumerate(full["input_ids"]) if t == audio_id]
+    a0, n = audio_pos[0], len(audio_pos)
+    dm = g["d_model"]
+    hidden = torch.tensor(g["hidden"], dtype=torch.float64).view(n, dm)
+    scores = np.array(g["scores"], dtype=np.float32)
+    keys = np.array(g["keys"], dtype=np.float32).reshape(n, -1)
+    # Samp's windows: 30 s of the model's tokens.
+    frames = g["window_samples"] // 160
+    per_window = ((frames - 1) // 2 + 1 - 2) // 2 + 1
+    spt = g["window_samples"] / 16000 / per_window
+    window = max(1, int(np.floor(30 / spt + 0.5)))
+    projector = model.model.multi_modal_projector
+    # The projector of every pooled row gives the golden embeddings back: the check of the path.
+    err = float((projector(hidden.float()) - e[a0:a0 + n]).abs().max())
+    assert err < 1e-5, err
+    runs = []
+    for method in ("ltbm", "dart", "samp"):
+        for keep in peers.ALM_KEEPS:
+            groups = groups_of(method, keys, scores, keep, window)
+            emb = projector(merged_rows(hidden, groups).float())
+            ee = torch.cat([e[:a0], emb, e[a0 + n:]])
+            ids, ended, _ = peers.greedy_recompute(model, ee, eos)
+            runs.append({"method": method, "keep": keep, "kept": [gr[0] for gr, _ in groups],
+                         "groups": [gr for gr, _ in groups], "ids": ids, "ended": ended})
+            print(f"{name} {method} {keep}: k {len(groups)}, ids {ids} (ended {ended})")
+    return {"golden": golden, "runs": runs}
 
 
 def main():
@@ -89,15 +152,7 @@ def main():
             for method in ("ltbm", "dart", "samp"):
                 for keep in KEEPS:
                     groups = groups_of(method, keys, scores, keep)
-                    rows = []
-                    for g, w in groups:
-                        if w is None:
-                            rows.append(hidden[g].mean(0))
-                        else:
-                            ws = np.array([w[t] for t in g])
-                            ws = ws / ws.sum() if ws.sum() > 0 else np.full(len(g), 1 / len(g))
-                            rows.append((torch.tensor(ws)[:, None] * hidden[g]).sum(0))
-                    memory = torch.cat([torch.stack(rows), hidden[n:]]).float()[None]
+                    memory = torch.cat([merged_rows(hidden, groups), hidden[n:]]).float()[None]
                     ids, _, _ = peers.whisper_fastv(model, cfg, memory, len(groups), None)
                     text = tok.decode(ids, skip_special_tokens=True).strip()
                     runs.append({"method": method, "keep": keep, "kept": [g[0] for g, _ in groups],
@@ -107,6 +162,15 @@ def main():
     path = os.path.join(peers.GOLDEN, "peer_prune.json")
     with open(path, "w") as fh:
         json.dump(result, fh)
+    print(path, os.path.getsize(path), "bytes")
+    toys = {
+        "qwen2-audio-tiny": alm("qwen2-audio-tiny", "qwen2_audio_padded.json",
+                                Qwen2AudioForConditionalGeneration),
+        "af3-tiny": alm("af3-tiny", "af3_two_windows.json", AudioFlamingo3ForConditionalGeneration),
+    }
+    path = os.path.join(peers.ALM, "peer_prune.json")
+    with open(path, "w") as fh:
+        json.dump(toys, fh)
     print(path, os.path.getsize(path), "bytes")
 
 

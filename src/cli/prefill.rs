@@ -107,6 +107,9 @@ fn parse_methods(asked: Option<&str>) -> Result<Vec<RunMethod>> {
             RunMethod::Vanilla | RunMethod::PromptAware => {
                 bail!("--method {m}: bench-prefill times the methods that change how many tokens the language model reads (a pruning method or fastv)")
             }
+            RunMethod::EncoderDrop => {
+                bail!("--method encoderdrop: its prefill is top-K's at the same K; `prunescope bench-drop` times what it changes, the encoder")
+            }
             method => Ok(method),
         }
     })
@@ -173,8 +176,7 @@ impl Weights {
                 _temp: None,
             });
         }
-        let shape =
-            random::Shape::parse(random).map_err(|e| anyhow::anyhow!("--random: {e}"))?;
+        let shape = random::Shape::parse(random).map_err(|e| anyhow::anyhow!("--random: {e}"))?;
         let temp = TempDir::new("random").context("cannot make a temporary folder")?;
         let dir = temp.path().to_path_buf();
         let t = Instant::now();

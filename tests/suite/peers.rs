@@ -173,6 +173,65 @@ fn whisper_ltbm_dart_and_samp_match_the_reference() {
     }
 }
 
+/// LTBM, DART and Samp in the toy Qwen2-Audio and AF3 against the reference
+/// (scripts/make-peer-prune-golden.py: the golden files' pooled rows, scores and keys from
+/// transformers, the naive rules, each group's mean through the projector, a greedy decode):
+/// kept tokens, groups and greedy ids identical at keep 0.5 and 0.25.
+#[test]
+fn alm_ltbm_dart_and_samp_match_the_reference() {
+    let want = fixture("tests/data/alm/peer_prune.json");
+    for name in ["qwen2-audio-tiny", "af3-tiny"] {
+        let g = fixture(&format!(
+            "tests/data/alm/{}",
+            want[name]["golden"].as_str().unwrap()
+        ));
+        let audio = toy_golden_audio(&g);
+        let model = toy_alm(name);
+        let runs = want[name]["runs"].as_array().unwrap();
+        let plan = Plan {
+            runs: runs
+                .iter()
+                .map(|w| RunSpec {
+                    method: RunMethod::parse(w["method"].as_str().unwrap()).unwrap(),
+                    keep: w["keep"].as_f64().unwrap(),
+                })
+                .collect(),
+            params: Params {
+                model_window_tokens: Params::model_window_tokens_for(
+                    model.info().seconds_per_token,
+                ),
+                ..Params::default()
+            },
+            decoding: Decoding {
+                prompt: g["prompt"].as_str().map(str::to_string),
+                ..Decoding::default()
+            },
+        };
+        let got = engine::analyze(&model, &audio, &plan, &AtomicBool::new(false), &mut |_| {})
+            .unwrap()
+            .runs;
+        for (r, w) in got.iter().zip(runs) {
+            let what = format!("{name} {} keep {}", r.method, r.keep);
+            assert_eq!(r.kept, ints(&w["kept"]), "{what}: kept tokens");
+            let groups: Vec<Vec<usize>> = w["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(ints)
+                .filter(|g| g.len() > 1)
+                .collect();
+            let ours: Vec<Vec<usize>> = r
+                .merged
+                .iter()
+                .map(|c| c.parts.iter().map(|p| p.0).collect())
+                .collect();
+            assert_eq!(ours, groups, "{what}: groups");
+            let ids: Vec<u32> = floats(&w["ids"]).iter().map(|&x| x as u32).collect();
+            assert_eq!(r.token_ids, ids, "{what}: greedy ids");
+        }
+    }
+}
+
 /// `encoderdrop` on Whisper against the reference (scripts/make-encoderdrop-fixtures.py:
 /// transformers' encoder with its layers after the drop run by hand on the kept rows): kept
 /// tokens and greedy ids identical at drop layers 1, 2 and 3 and keep 0.5, 0.25 and 0.1.
