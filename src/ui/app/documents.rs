@@ -108,8 +108,11 @@ impl ExplorerApp {
         settings.adopt(&plan, spt);
         match &view {
             Some(v) => settings.apply_view(v),
-            None => show_every_run(settings, &a.runs),
+            None => slide_to_every_run(settings, &a.runs),
         }
+        // Every row the document holds shows, whatever the view says (`analyze --workspace`
+        // writes the default view).
+        show_rows_of(settings, &a.runs);
         self.host.cancel();
         self.state.decoding = None;
         self.state.pending_clip = None;
@@ -487,9 +490,8 @@ fn document_scores(report: crate::engine::ClipReport, label: String) -> Scores {
     Scores::new(report, label, Vec::new(), 0, windows, layers)
 }
 
-/// Chooses the slider and the grid's extra rows so every run of a document shows: the slider
-/// at a keep ratio the fixed columns lack (and its method), the extensions and peers it holds.
-fn show_every_run(s: &mut crate::ui::settings::Settings, runs: &[crate::engine::RunResult]) {
+/// Adds the grid rows a document's runs need: the extensions and peers it holds.
+fn show_rows_of(s: &mut crate::ui::settings::Settings, runs: &[crate::engine::RunResult]) {
     for r in runs {
         match r.method {
             RunMethod::Prune(m)
@@ -503,6 +505,11 @@ fn show_every_run(s: &mut crate::ui::settings::Settings, runs: &[crate::engine::
             _ => {}
         }
     }
+}
+
+/// Puts the slider where a document's runs need it: at a keep ratio the fixed columns lack (and
+/// its method), if a run has one.
+fn slide_to_every_run(s: &mut crate::ui::settings::Settings, runs: &[crate::engine::RunResult]) {
     let off_grid = runs.iter().find(|r| {
         matches!(r.method, RunMethod::Prune(m) if m != Method::Full)
             && !compare::FIXED_KEEPS

@@ -25,13 +25,14 @@ pub fn line(ui: &mut egui::Ui, s: &AppState) {
                     })
                     .color(theme::SEGMENT),
                 );
-                let from = if s.hovered_cell().is_some() {
+                let from = if let Some(cell) = s.hovered_cell() {
                     let how = if s.hover.grid.is_some() {
                         "hovered"
                     } else {
                         "pinned"
                     };
-                    format!("({how} cell: {})", sel.method.name())
+                    // The cell's own method (fastv's rule is `full`, encoderdrop's `topk`).
+                    format!("({how} cell: {})", cell.method.name())
                 } else {
                     format!("({}, current setting)", sel.method.name())
                 };
