@@ -8,7 +8,11 @@
 - DART (ZichenWen1/DART, `get_retained_image_token`): pivots by L1 key norm, each claims the
   tokens least similar to it;
 - Samp (Tencent AngelSlim, `Samp/.../qwen2_audio_pruner.py`): greedy average-linkage merging of
-  adjacent tokens, then fast greedy DPP MAP (Chen et al., 2018) over the groups.
+  adjacent tokens, then fast greedy DPP MAP (Chen et al., 2018) over the groups;
+- SpeechPrune's selection (arXiv 2412.12009; its text was not reachable, so from the issue's
+  description): K shared over seconds by the mean prompt similarity, the best attention within
+  (tests/data/prune/speechprune.json; the model's two scores are checked by
+  scripts/make-peer-prune-golden.py).
 
     python3 -m venv /tmp/v && /tmp/v/bin/pip install numpy
     /tmp/v/bin/python scripts/make-peer-prune-fixtures.py
@@ -162,6 +166,40 @@ def samp(keys, scores, keep, threshold, window):
     return groups
 
 
+# ---------------------------------------------------------------- SpeechPrune
+def speechprune(weights, scores, k, per):
+    n = len(weights)
+    k = min(k, n)
+    groups = [(a, min(a + per, n)) for a in range(0, n, per)]
+    w = [sum(max(float(x), 0.0) if np.isfinite(x) else 0.0 for x in weights[a:b]) / (b - a)
+         for a, b in groups]
+    if not any(x > 0 for x in w):
+        w = [1.0] * len(groups)
+    total = sum(w)
+    quotas = [k * x / total for x in w]
+    out = [int(np.floor(q)) for q in quotas]
+    order = sorted(range(len(w)), key=lambda g: (-(quotas[g] - out[g]), g))
+    while sum(out) > k:
+        g = next(g for g in reversed(order) if out[g] > 0)
+        out[g] -= 1
+    missing = k - sum(out)
+    for i in range(missing):
+        out[order[i % len(order)]] += 1
+    overflow = 0
+    for g, (a, b) in enumerate(groups):
+        overflow += max(out[g] - (b - a), 0)
+        out[g] = min(out[g], b - a)
+    for g in sorted(range(len(w)), key=lambda g: (-w[g], g)):
+        add = min((groups[g][1] - groups[g][0]) - out[g], overflow)
+        out[g] += add
+        overflow -= add
+    kept = []
+    for (a, b), s in zip(groups, out):
+        ranked = sorted(range(a, b), key=lambda t: (-scores[t], t))
+        kept += ranked[:s]
+    return sorted(kept)
+
+
 # ---------------------------------------------------------------- clips
 def clips(real):
     rng = np.random.default_rng(2026)
@@ -189,7 +227,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--real", action="append", help="a clip's keys and scores (JSON)")
     args = ap.parse_args()
-    docs = {"ltbm": [], "dart": [], "samp": []}
+    docs = {"ltbm": [], "dart": [], "samp": [], "speechprune": []}
+    rng = np.random.default_rng(412)
     for name, keys, scores in clips(args.real):
         n, dim = keys.shape
         base = {
@@ -214,6 +253,12 @@ def main():
         docs["samp"].append({**base, "window": window, "cases": [
             {"keep": kp, "threshold": t, "groups": samp(keys, scores, kp, t, window)}
             for kp in keeps for t in [0.85, 0.6, 0.3]
+        ]})
+        # SpeechPrune: similarities in [-1, 1] with some negatives, groups of 7 and 25 tokens.
+        sim = np.clip(rng.standard_normal(n) * 0.3 + 0.2, -1, 1).astype(np.float32)
+        docs["speechprune"].append({**base, "similarity": [float(x) for x in sim], "cases": [
+            {"keep": kp, "per": per, "kept": speechprune(sim, scores, budget(kp, n), per)}
+            for kp in keeps for per in [7, 25]
         ]})
     for method, clips_ in docs.items():
         path = OUT / f"{method}.json"

@@ -118,6 +118,31 @@ def alm(name, golden, cls):
             runs.append({"method": method, "keep": keep, "kept": [gr[0] for gr, _ in groups],
                          "groups": [gr for gr, _ in groups], "ids": ids, "ended": ended})
             print(f"{name} {method} {keep}: k {len(groups)}, ids {ids} (ended {ended})")
+    # SpeechPrune: the largest cosine (at least 0) of each audio embedding with the embeddings
+    # after the audio; layer 0's attention from those rows with the signs of its rotated
+    # queries and keys (causal, softmax in f32), summed over them, mean over heads.
+    after = e[a0 + n:]
+    audio_e = e[a0:a0 + n]
+    cos = torch.nn.functional.cosine_similarity(audio_e[:, None, :], after[None, :, :], dim=-1)
+    sim = cos.max(1).values.clamp(min=0).numpy()
+    man = peers.ManualLM(model)
+    q, k, _ = man.qkv(0, e, list(range(T)))
+    q, k = torch.sign(q), torch.sign(k)
+    a = man.layers[0].self_attn
+    kk = peers.repeat_kv(k, a.num_key_value_groups)
+    w = torch.matmul(q, kk.transpose(2, 3)) * a.scaling
+    causal = torch.arange(T)[None, :] <= torch.arange(T)[:, None]
+    w = torch.softmax(w.masked_fill(~causal, float("-inf")), dim=-1, dtype=torch.float32)[0]
+    att = w[:, a0 + n:, :].sum(1).mean(0)[a0:a0 + n].double().numpy()
+    per = int(np.floor(1 / spt + 0.5))
+    for keep in peers.ALM_KEEPS:
+        kept = rules.speechprune(sim, att, rules.budget(keep, n), per)
+        ee = torch.cat([e[:a0], e[a0:a0 + n][torch.tensor(kept)], e[a0 + n:]])
+        ids, ended, _ = peers.greedy_recompute(model, ee, eos)
+        runs.append({"method": "speechprune", "keep": keep, "kept": kept, "ids": ids,
+                     "ended": ended, "similarity": [peers.g7(x) for x in sim],
+                     "attention": [peers.g7(x) for x in att]})
+        print(f"{name} speechprune {keep}: k {len(kept)}, kept {kept[:8]}..., ids {ids}")
     return {"golden": golden, "runs": runs}
 
 

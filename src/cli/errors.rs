@@ -27,9 +27,10 @@ pub fn unavailable(why: &Unavailable) -> String {
             "--drop-layer {layer}: the encoder has {layers} layers, so the drop goes after layer 1 to {}",
             layers.saturating_sub(1)
         ),
-        Unavailable::NoPrompt | Unavailable::NoPromptScores | Unavailable::NoEncoderDrop => {
-            why.to_string()
-        }
+        Unavailable::NoPrompt
+        | Unavailable::NoPromptScores
+        | Unavailable::NoEncoderDrop
+        | Unavailable::SpeechPruneNoPrompt => why.to_string(),
     }
 }
 

@@ -162,7 +162,8 @@ enum OrderArg {
 #[derive(Args, Clone)]
 pub struct PlanArgs {
     /// Comma-separated methods: vanilla, full, topk, bottomk, random, segmentwise, visionzip,
-    /// adaptive, window, merge, atome, ltbm, dart, samp, fastv, promptaware, encoderdrop.
+    /// adaptive, window, merge, atome, ltbm, dart, samp, fastv, promptaware, speechprune,
+    /// encoderdrop.
     #[arg(
         long,
         default_value = "vanilla,full,topk,segmentwise,visionzip,random,bottomk"

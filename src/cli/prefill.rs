@@ -104,7 +104,7 @@ pub fn run(a: PrefillArgs) -> Result<()> {
 fn parse_methods(asked: Option<&str>) -> Result<Vec<RunMethod>> {
     super::parse_list("method", asked.unwrap_or("segmentwise,atome,fastv"), |m| {
         match super::parse_method(m)? {
-            RunMethod::Vanilla | RunMethod::PromptAware => {
+            RunMethod::Vanilla | RunMethod::PromptAware | RunMethod::SpeechPrune => {
                 bail!("--method {m}: bench-prefill times the methods that change how many tokens the language model reads (a pruning method or fastv)")
             }
             RunMethod::EncoderDrop => {

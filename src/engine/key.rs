@@ -55,7 +55,8 @@ impl RunKey {
             RunMethod::Vanilla
             | RunMethod::FastV
             | RunMethod::PromptAware
-            | RunMethod::EncoderDrop => false,
+            | RunMethod::EncoderDrop
+            | RunMethod::SpeechPrune => false,
             RunMethod::Prune(m) => m.reads_scores(p.order),
         };
         RunKey {
@@ -77,7 +78,7 @@ impl RunKey {
 /// What `method` reads of `p` and `decoding` besides the keep ratio.
 fn reads(method: RunMethod, p: &Params, decoding: &Decoding) -> Reads {
     match method {
-        RunMethod::Vanilla | RunMethod::PromptAware => Reads::Nothing,
+        RunMethod::Vanilla | RunMethod::PromptAware | RunMethod::SpeechPrune => Reads::Nothing,
         RunMethod::FastV => Reads::Layer(decoding.fastv_layer),
         RunMethod::EncoderDrop => Reads::DropLayer(decoding.drop_layer),
         RunMethod::Prune(m) => match m {

@@ -62,6 +62,9 @@ pub enum Unavailable {
     /// A prompted model that gave no prompt-aware scores.
     #[error("this model gives no prompt-aware scores")]
     NoPromptScores,
+    /// `speechprune` on a model without a prompt.
+    #[error("speechprune weighs audio tokens by their similarity to a language model's prompt: it needs Qwen2-Audio or Audio Flamingo 3 (Whisper has no prompt)")]
+    SpeechPruneNoPrompt,
     /// `encoderdrop` on a model whose encoder cannot drop tokens part-way.
     #[error("encoderdrop needs an encoder that can drop tokens part-way, and this model's cannot")]
     NoEncoderDrop,
@@ -92,6 +95,9 @@ pub enum RunMethod {
     /// Pruning inside the encoder (early attentive sparsification): its first layers read every
     /// token, the rest only the K best by the attention they received there.
     EncoderDrop,
+    /// SpeechPrune: each second's share of K by its tokens' similarity to the prompt, then the
+    /// tokens the prompt attends to most in a binarized first layer (Qwen2-Audio, AF3).
+    SpeechPrune,
 }
 
 impl RunMethod {
@@ -102,6 +108,7 @@ impl RunMethod {
             RunMethod::FastV => "fastv",
             RunMethod::PromptAware => "promptaware",
             RunMethod::EncoderDrop => "encoderdrop",
+            RunMethod::SpeechPrune => "speechprune",
         }
     }
 
@@ -114,7 +121,8 @@ impl RunMethod {
             RunMethod::Prune(_)
             | RunMethod::FastV
             | RunMethod::PromptAware
-            | RunMethod::EncoderDrop => false,
+            | RunMethod::EncoderDrop
+            | RunMethod::SpeechPrune => false,
         }
     }
 
@@ -125,6 +133,7 @@ impl RunMethod {
             .chain([
                 RunMethod::FastV,
                 RunMethod::PromptAware,
+                RunMethod::SpeechPrune,
                 RunMethod::EncoderDrop,
             ])
             .map(|m| m.name())
@@ -137,6 +146,7 @@ impl RunMethod {
             "fastv" => Ok(RunMethod::FastV),
             "promptaware" | "prompt-aware" => Ok(RunMethod::PromptAware),
             "encoderdrop" | "encoder-drop" => Ok(RunMethod::EncoderDrop),
+            "speechprune" => Ok(RunMethod::SpeechPrune),
             _ => Method::parse(s).map(RunMethod::Prune),
         }
     }
@@ -146,6 +156,7 @@ impl RunMethod {
     pub fn unavailable(self, model: &ModelInfo, decoding: &Decoding) -> Option<Unavailable> {
         match (self, model.lm_layers) {
             (RunMethod::PromptAware, None) => Some(Unavailable::NoPrompt),
+            (RunMethod::SpeechPrune, None) => Some(Unavailable::SpeechPruneNoPrompt),
             (RunMethod::FastV, Some(layers)) if decoding.fastv_layer >= layers => {
                 Some(Unavailable::FastVLayer {
                     layer: decoding.fastv_layer,
@@ -170,7 +181,9 @@ impl RunMethod {
         match self {
             RunMethod::Prune(m) => m,
             RunMethod::Vanilla | RunMethod::FastV => Method::Full,
-            RunMethod::PromptAware | RunMethod::EncoderDrop => Method::TopK,
+            RunMethod::PromptAware | RunMethod::EncoderDrop | RunMethod::SpeechPrune => {
+                Method::TopK
+            }
         }
     }
 }
@@ -557,7 +570,10 @@ pub fn select(clip: &EncodedClip, spec: &RunSpec, params: &Params) -> Result<Opt
     let method = match spec.method {
         RunMethod::Vanilla => return Ok(None),
         RunMethod::Prune(m) => m,
-        RunMethod::FastV | RunMethod::PromptAware | RunMethod::EncoderDrop => Method::Full,
+        RunMethod::FastV
+        | RunMethod::PromptAware
+        | RunMethod::EncoderDrop
+        | RunMethod::SpeechPrune => Method::Full,
     };
     let params = Params {
         keep: spec.keep,

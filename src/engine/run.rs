@@ -285,6 +285,10 @@ impl<'p> PendingRun<'p> {
                 let (sel, ms) = prompt_aware(model, clip, spec.keep, plan)?;
                 (Some(sel), ms)
             }
+            (RunMethod::SpeechPrune, _) => {
+                let (sel, ms) = speech_prune(model, clip, spec.keep, plan)?;
+                (Some(sel), ms)
+            }
             (RunMethod::EncoderDrop, Some(windows)) => (Some(drop_selection(clip, windows)), 0.0),
             _ => (select(clip, spec, &plan.params)?, 0.0),
         };
@@ -576,9 +580,7 @@ fn prompt_aware(
     plan: &Plan,
 ) -> Result<(Selection, f64)> {
     let t0 = std::time::Instant::now();
-    // Every valid token, as a prefix model's unpruned input.
-    let mut full = decoder_inputs(clip, None, Tail::Tokens(0), true, &mut TailRows::default())?;
-    let memory = full.remove(0).1.memory;
+    let memory = every_token(clip)?;
     let scores = model
         .prompt_scores(&memory, plan.decoding.prompt.as_deref())?
         .ok_or_else(|| {
@@ -593,6 +595,41 @@ fn prompt_aware(
     let mut sel = prune::select(Method::TopK, &scores, None, &params)?;
     // Time order, whatever `--order` says: the scores are not the encoder's.
     sel.kept.sort_unstable();
+    Ok((sel, t0.elapsed().as_secs_f64() * 1e3))
+}
+
+/// Every valid token as one sequence: a prefix model's unpruned input.
+fn every_token(clip: &EncodedClip) -> Result<candle_core::Tensor> {
+    let mut full = decoder_inputs(clip, None, Tail::Tokens(0), true, &mut TailRows::default())?;
+    Ok(full.remove(0).1.memory)
+}
+
+/// `speechprune`'s selection: the model's similarity and binarized-attention scores of every
+/// valid token ([`AudioLanguageModel::speechprune_scores`]), K shared over seconds by the
+/// former, the best of each second by the latter ([`prune::speechprune`]). Returns it with the
+/// scoring time (ms).
+fn speech_prune(
+    model: &dyn AudioLanguageModel,
+    clip: &EncodedClip,
+    keep: f64,
+    plan: &Plan,
+) -> Result<(Selection, f64)> {
+    let t0 = std::time::Instant::now();
+    let memory = every_token(clip)?;
+    let s = model
+        .speechprune_scores(&memory, plan.decoding.prompt.as_deref())?
+        .ok_or(Unavailable::SpeechPruneNoPrompt)?;
+    let n = clip.n_tokens();
+    let k = prune::budget(keep, n);
+    let per_second = (1.0 / model.info().seconds_per_token.max(1e-6)).round() as usize;
+    let kept = prune::speechprune(&s.similarity, &s.attention, k, per_second);
+    let sel = Selection {
+        method: Method::TopK,
+        k,
+        segments: None,
+        kept,
+        merged: Vec::new(),
+    };
     Ok((sel, t0.elapsed().as_secs_f64() * 1e3))
 }
 

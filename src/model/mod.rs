@@ -381,6 +381,17 @@ pub trait AudioLanguageModel: Send {
     fn prompt_scores(&self, _memory: &Tensor, _prompt: Option<&str>) -> Result<Option<Vec<f32>>> {
         Ok(None)
     }
+    /// SpeechPrune's two scores of each row of `memory` (docs/SPEC.md section 4): its
+    /// similarity to the prompt after the audio through the language model's embeddings, and
+    /// the binarized first-layer attention that prompt pays it. None for models without a
+    /// prompt (Whisper).
+    fn speechprune_scores(
+        &self,
+        _memory: &Tensor,
+        _prompt: Option<&str>,
+    ) -> Result<Option<SpeechPruneScores>> {
+        Ok(None)
+    }
     /// `encoderdrop` (docs/SPEC.md section 4) on one window: the encoder as [`encode`] runs it
     /// up to `drop.layer`; the received attention of its layer `drop.layer - 1` (mean over
     /// heads) ranks the valid tokens; then, for each budget of `drop.keeps`, the remaining
@@ -396,6 +407,17 @@ pub trait AudioLanguageModel: Send {
     ) -> Result<Option<Vec<DroppedWindow>>> {
         Ok(None)
     }
+}
+
+/// [`AudioLanguageModel::speechprune_scores`]: one value of each per audio token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeechPruneScores {
+    /// The largest cosine between the token's input embedding (after the projector) and the
+    /// embeddings of the prompt's tokens after the audio.
+    pub similarity: Vec<f32>,
+    /// The attention those prompt positions pay it in the language model's first layer with
+    /// binarized queries and keys, summed over them, mean over heads.
+    pub attention: Vec<f32>,
 }
 
 /// What [`AudioLanguageModel::encode_dropping`] is asked for.
@@ -599,6 +621,13 @@ impl<M: AudioLanguageModel + ?Sized> AudioLanguageModel for Box<M> {
     }
     fn prompt_scores(&self, memory: &Tensor, prompt: Option<&str>) -> Result<Option<Vec<f32>>> {
         (**self).prompt_scores(memory, prompt)
+    }
+    fn speechprune_scores(
+        &self,
+        memory: &Tensor,
+        prompt: Option<&str>,
+    ) -> Result<Option<SpeechPruneScores>> {
+        (**self).speechprune_scores(memory, prompt)
     }
     fn encode_dropping(
         &self,

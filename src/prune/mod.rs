@@ -26,6 +26,7 @@ mod rank;
 mod samp;
 mod segment;
 mod similarity;
+mod speechprune;
 mod visionzip;
 
 #[cfg(test)]
@@ -43,6 +44,7 @@ pub use ltbm::DEFAULT_WINDOW as DEFAULT_MERGE_WINDOW;
 pub use rank::rank;
 pub use samp::DEFAULT_THRESHOLD as DEFAULT_SAMP_THRESHOLD;
 pub use segment::segment_bounds;
+pub use speechprune::speechprune;
 
 /// A token selection rule (SPEC.md section 3 table, plus section 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

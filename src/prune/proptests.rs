@@ -507,4 +507,32 @@ proptest! {
             prop_assert!(sel.kept.contains(&rank(&norms)[0]));
         }
     }
+
+    #[test]
+    fn speechprune_keeps_k_and_follows_the_similarity(
+        s in scores(200),
+        keep in keep(),
+        per in 1usize..40,
+        seed in any::<u64>(),
+    ) {
+        let n = s.len();
+        let mut rng = crate::util::SplitMix64(seed);
+        let sim: Vec<f32> = (0..n).map(|_| (rng.next_u64() % 1000) as f32 / 1000.0 - 0.2).collect();
+        let k = budget(keep, n);
+        let kept = super::speechprune(&sim, &s, k, per);
+        prop_assert_eq!(kept.len(), k);
+        prop_assert!(distinct_in_range(&kept, n));
+        prop_assert_eq!(&kept, &sorted(&kept));
+        // Two full groups: the one with the larger mean similarity never keeps fewer.
+        let groups = n / per;
+        let count = |g: usize| kept.iter().filter(|&&t| t / per == g).count();
+        let mean = |g: usize| sim[g * per..(g + 1) * per].iter().map(|&x| f64::from(x.max(0.0))).sum::<f64>();
+        for a in 0..groups {
+            for b in 0..groups {
+                if mean(a) > mean(b) {
+                    prop_assert!(count(a) >= count(b), "{} {} {:?}", a, b, kept);
+                }
+            }
+        }
+    }
 }

@@ -173,12 +173,13 @@ fn whisper_ltbm_dart_and_samp_match_the_reference() {
     }
 }
 
-/// LTBM, DART and Samp in the toy Qwen2-Audio and AF3 against the reference
+/// LTBM, DART, Samp and SpeechPrune in the toy Qwen2-Audio and AF3 against the reference
 /// (scripts/make-peer-prune-golden.py: the golden files' pooled rows, scores and keys from
-/// transformers, the naive rules, each group's mean through the projector, a greedy decode):
-/// kept tokens, groups and greedy ids identical at keep 0.5 and 0.25.
+/// transformers, the naive rules, each group's mean through the projector, a greedy decode;
+/// SpeechPrune's similarity and binarized attention from transformers' embeddings and first
+/// layer): kept tokens, groups, scores and greedy ids identical at keep 0.5 and 0.25.
 #[test]
-fn alm_ltbm_dart_and_samp_match_the_reference() {
+fn alm_ltbm_dart_samp_and_speechprune_match_the_reference() {
     let want = fixture("tests/data/alm/peer_prune.json");
     for name in ["qwen2-audio-tiny", "af3-tiny"] {
         let g = fixture(&format!(
@@ -213,6 +214,12 @@ fn alm_ltbm_dart_and_samp_match_the_reference() {
         for (r, w) in got.iter().zip(runs) {
             let what = format!("{name} {} keep {}", r.method, r.keep);
             assert_eq!(r.kept, ints(&w["kept"]), "{what}: kept tokens");
+            let ids: Vec<u32> = floats(&w["ids"]).iter().map(|&x| x as u32).collect();
+            assert_eq!(r.token_ids, ids, "{what}: greedy ids");
+            if r.method == RunMethod::SpeechPrune {
+                assert!(r.scoring_ms > 0.0);
+                continue;
+            }
             let groups: Vec<Vec<usize>> = w["groups"]
                 .as_array()
                 .unwrap()
@@ -226,9 +233,26 @@ fn alm_ltbm_dart_and_samp_match_the_reference() {
                 .map(|c| c.parts.iter().map(|p| p.0).collect())
                 .collect();
             assert_eq!(ours, groups, "{what}: groups");
-            let ids: Vec<u32> = floats(&w["ids"]).iter().map(|&x| x as u32).collect();
-            assert_eq!(r.token_ids, ids, "{what}: greedy ids");
         }
+        // SpeechPrune's two scores themselves, token by token.
+        let sp = runs.iter().find(|w| w["method"] == "speechprune").unwrap();
+        let clip = engine::encode(&model, &audio, Default::default(), &mut |_| {}).unwrap();
+        let memory =
+            engine::decoder_inputs(&clip, None, Tail::Tokens(0), true, &mut Default::default())
+                .unwrap()
+                .remove(0)
+                .1
+                .memory;
+        let scores = model
+            .speechprune_scores(&memory, g["prompt"].as_str())
+            .unwrap()
+            .unwrap();
+        let sim = crate::common::max_abs_diff(&scores.similarity, &floats(&sp["similarity"]));
+        let att = crate::common::max_abs_diff(&scores.attention, &floats(&sp["attention"]));
+        println!(
+            "{name} speechprune: worst |difference| similarity {sim:.1e}, attention {att:.1e}"
+        );
+        assert!(sim < 1e-5 && att < 1e-5, "{sim} {att}");
     }
 }
 
@@ -387,6 +411,11 @@ fn inapplicable_peers_are_one_line_errors() {
     assert_one_line_error(
         &out,
         "promptaware ranks audio tokens by the attention of a language model's prompt",
+    );
+    let out = prunescope(&["analyze", jfk, "--method", "speechprune"]);
+    assert_one_line_error(
+        &out,
+        "speechprune weighs audio tokens by their similarity to a language model's prompt",
     );
     let qwen = root().join("tests/data/alm/qwen2-audio-tiny");
     let out = prunescope(&[

@@ -331,7 +331,7 @@ impl TextModel {
         let slots = &mut cache.layers[..layer];
         let mut x = self.run_layers(x, 0, slots, at, watching, &mut |l| early.push(l))?;
         // Layer `layer`'s attention from the last position, mean over heads.
-        let mean = self.received(layer, &x, &rope, len - 1..len)?;
+        let mean = self.received(layer, &x, &rope, len - 1..len, false)?;
         let kept = crate::model::top_k(&mean[audio.clone()], keep.min(audio.len()));
         let rows: Vec<u32> = (0..audio.start)
             .chain(kept.iter().map(|&a| audio.start + a))
@@ -379,23 +379,48 @@ impl TextModel {
         }
         let rope = self.rope_tables(0, len)?;
         let x = x.to_dtype(self.dtype)?;
-        let received = self.received(0, &x, &rope, audio.end..len)?;
+        let received = self.received(0, &x, &rope, audio.end..len, false)?;
+        Ok(received[audio].to_vec())
+    }
+
+    /// SpeechPrune's attention estimate (docs/SPEC.md section 4) of the `audio` positions of
+    /// `x`: [`Lm::prompt_attention`] with the first layer's rotated queries and keys binarized
+    /// to their signs (each entry +1, -1 or 0) before the scaled dot product and the softmax.
+    pub fn binarized_prompt_attention(
+        &self,
+        x: &Tensor,
+        audio: std::ops::Range<usize>,
+    ) -> Result<Vec<f32>> {
+        let (len, _) = x.dims2()?;
+        if len <= audio.end || audio.is_empty() {
+            return Ok(vec![0.0; audio.len()]);
+        }
+        let rope = self.rope_tables(0, len)?;
+        let x = x.to_dtype(self.dtype)?;
+        let received = self.received(0, &x, &rope, audio.end..len, true)?;
         Ok(received[audio].to_vec())
     }
 
     /// The attention every key receives in layer `layer` (its input `x`, every position) from
-    /// the query rows `rows` (causal), summed over those rows, mean over heads, in f32.
+    /// the query rows `rows` (causal), summed over those rows, mean over heads, in f32; with
+    /// `binarize`, from the signs of the rotated queries and keys.
     fn received(
         &self,
         layer: usize,
         x: &Tensor,
         rope: &Rope,
         rows: std::ops::Range<usize>,
+        binarize: bool,
     ) -> Result<Vec<f32>> {
         let (len, _) = x.dims2()?;
         let l = &self.layers[layer];
         let h = rms_norm(x, &l.ln1, self.cfg.rms_eps)?;
         let (q, k, _) = self.qkv(l, &h, rope)?;
+        let (q, k) = if binarize {
+            (q.sign()?, k.sign()?)
+        } else {
+            (q, k)
+        };
         let (heads, kvh, hd) = (self.cfg.heads, self.cfg.kv_heads, self.cfg.head_dim);
         let n = rows.len();
         let q = q

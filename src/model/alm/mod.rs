@@ -21,7 +21,7 @@ use self::lm::TextModel;
 use self::weights::{AlmWeights, Part};
 use super::{
     align, AudioLanguageModel, DecodeInput, DroppedWindow, EncodedWindow, EncoderDrop, Ending,
-    Generation, ModelError, ModelInfo, OnFinished, Result,
+    Generation, ModelError, ModelInfo, OnFinished, Result, SpeechPruneScores,
 };
 use crate::mel::MelExtractor;
 use crate::model::nn::{Linear, TensorSource};
@@ -409,6 +409,38 @@ impl AudioLanguageModel for Alm {
         // The log-mel is part of every encoder's time, as in the clip's `encode_ms`.
         windows.iter_mut().for_each(|w| w.encode_ms += mel_ms);
         Ok(Some(windows))
+    }
+
+    fn speechprune_scores(
+        &self,
+        memory: &Tensor,
+        prompt: Option<&str>,
+    ) -> Result<Option<SpeechPruneScores>> {
+        let default = self.info.default_prompt.clone().unwrap_or_default();
+        let (ids, embeds) = self.input_embeddings(memory, prompt.unwrap_or(&default))?;
+        let start = ids
+            .iter()
+            .position(|&t| t == self.config.audio_token_id)
+            .unwrap_or(0);
+        let audio = start..start + memory.dim(0)?;
+        let rows: Vec<Vec<f32>> = embeds
+            .to_dtype(candle_core::DType::F32)?
+            .to_device(&candle_core::Device::Cpu)?
+            .to_vec2()?;
+        let text = &rows[audio.end..];
+        let similarity = rows[audio.clone()]
+            .iter()
+            .map(|a| {
+                text.iter()
+                    .map(|t| crate::util::cosine(a, t) as f32)
+                    .fold(0.0f32, f32::max)
+            })
+            .collect();
+        let attention = self.lm.binarized_prompt_attention(&embeds, audio)?;
+        Ok(Some(SpeechPruneScores {
+            similarity,
+            attention,
+        }))
     }
 
     fn prompt_scores(&self, memory: &Tensor, prompt: Option<&str>) -> Result<Option<Vec<f32>>> {

@@ -26,13 +26,14 @@ pub const EXTENSIONS: [Method; 4] = [
 ];
 
 /// The other papers' rows the user can add: selections on the encoder's output (LTBM, DART,
-/// Samp) and pruning inside the model (FastV, prompt-aware, encoderdrop).
-pub const PEERS: [RunMethod; 6] = [
+/// Samp), by the prompt (prompt-aware, SpeechPrune) and inside the model (FastV, encoderdrop).
+pub const PEERS: [RunMethod; 7] = [
     RunMethod::Prune(Method::Ltbm),
     RunMethod::Prune(Method::Dart),
     RunMethod::Prune(Method::Samp),
     RunMethod::FastV,
     RunMethod::PromptAware,
+    RunMethod::SpeechPrune,
     RunMethod::EncoderDrop,
 ];
 

@@ -308,6 +308,7 @@ fn unavailable(why: Unavailable) -> String {
 fn peer_tip(m: RunMethod) -> &'static str {
     match m {
         RunMethod::FastV => "FastV (Chen et al., ECCV 2024): the model reads every token, then keeps the K its own attention ranks first. Qwen2-Audio / AF3: the last prompt position's attention in the layer below; Whisper: the first decoding step's cross-attention (our adaptation).",
+        RunMethod::SpeechPrune => "SpeechPrune (Lin et al., ICME 2025): each second of audio gets its share of K by how similar its tokens are to the prompt (through the language model's embeddings); within it, the tokens the prompt attends to most in a binarized first layer.",
         RunMethod::EncoderDrop => "Early attentive sparsification (arXiv 2506.15912): the encoder's first layers read every token, the rest only the K that received the most attention in the last of them; the encoder itself gets cheaper.",
         RunMethod::Prune(Method::Ltbm) => "LTBM (local temporal bipartite merging): ToMe's bipartite matching where a token may only merge into one of its nearest neighbours, round after round until K remain.",
         RunMethod::Prune(Method::Dart) => "DART (Wen et al., EMNLP 2025): a few pivot tokens by key norm, and the tokens least like them; near-duplicates go.",
