@@ -351,6 +351,48 @@ fn whisper_encoderdrop_over_windows_and_keeping_everything() {
     println!("jfk_x3 L2 keep 0.25: K {} {:?}", r.k, r.text);
 }
 
+/// `encoderdrop` in the toy Qwen2-Audio and AF3 against the reference
+/// (scripts/make-encoderdrop-fixtures.py: transformers' audio towers, the later layer run by
+/// hand on the kept tokens' frame pairs, pooled, normed and projected): kept tokens and greedy
+/// ids identical at drop layer 1 and keep 0.5 and 0.25.
+#[test]
+fn alm_encoderdrop_matches_the_reference() {
+    let want = fixture("tests/data/alm/encoderdrop.json");
+    for name in ["qwen2-audio-tiny", "af3-tiny"] {
+        let g = fixture(&format!(
+            "tests/data/alm/{}",
+            want[name]["golden"].as_str().unwrap()
+        ));
+        let audio = toy_golden_audio(&g);
+        let model = toy_alm(name);
+        let runs = want[name]["runs"].as_array().unwrap();
+        let plan = Plan {
+            runs: runs
+                .iter()
+                .map(|w| RunSpec {
+                    method: RunMethod::EncoderDrop,
+                    keep: w["keep"].as_f64().unwrap(),
+                })
+                .collect(),
+            params: Params::default(),
+            decoding: Decoding {
+                prompt: g["prompt"].as_str().map(str::to_string),
+                drop_layer: Some(1),
+                ..Decoding::default()
+            },
+        };
+        let got = engine::analyze(&model, &audio, &plan, &AtomicBool::new(false), &mut |_| {})
+            .unwrap()
+            .runs;
+        for (r, w) in got.iter().zip(runs) {
+            let what = format!("{name} encoderdrop keep {}", r.keep);
+            assert_eq!(r.kept, ints(&w["kept"]), "{what}: kept tokens");
+            let ids: Vec<u32> = floats(&w["ids"]).iter().map(|&x| x as u32).collect();
+            assert_eq!(r.token_ids, ids, "{what}: greedy ids");
+        }
+    }
+}
+
 /// `encoderdrop` in the toy Qwen2-Audio and AF3 encoders, on both backends (f32: our CPU
 /// encoder; bf16: candle's ops): the kept tokens are the top-K of the drop layer's pooled
 /// received attention in the plain pass, the prompt holds K audio tokens, and keeping every
