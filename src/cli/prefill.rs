@@ -41,8 +41,9 @@ pub struct PrefillArgs {
     #[arg(long, default_value = "1,0.5,0.25,0.1")]
     keep: String,
     /// Methods to time, comma-separated: those choosing the kept tokens before the language
-    /// model (prefill time depends only on how many) and `fastv`, which prunes inside it
-    /// (default: segmentwise, atome, and fastv where the model has `--fastv-layer`).
+    /// model (prefill time depends only on how many), `speechprune` (its scoring pass counted
+    /// in its prefill) and `fastv`, which prunes inside it (default: segmentwise, atome, and
+    /// fastv where the model has `--fastv-layer`).
     #[arg(long)]
     method: Option<String>,
     /// `fastv`: the language-model layers that read every audio token.
@@ -104,7 +105,7 @@ pub fn run(a: PrefillArgs) -> Result<()> {
 fn parse_methods(asked: Option<&str>) -> Result<Vec<RunMethod>> {
     super::parse_list("method", asked.unwrap_or("segmentwise,atome,fastv"), |m| {
         match super::parse_method(m)? {
-            RunMethod::Vanilla | RunMethod::PromptAware | RunMethod::SpeechPrune => {
+            RunMethod::Vanilla | RunMethod::PromptAware => {
                 bail!("--method {m}: bench-prefill times the methods that change how many tokens the language model reads (a pruning method or fastv)")
             }
             RunMethod::EncoderDrop => {
@@ -322,7 +323,26 @@ impl Bench<'_> {
     /// decoding per token; also gives the setting's decoder input for the batched comparison.
     fn time(&mut self, method: RunMethod, keep: f64) -> Result<(Row, DecodeInput)> {
         let spec = RunSpec { method, keep };
-        let sel = engine::select(self.encoded, &spec, &Params::default())?;
+        // SpeechPrune chooses with the model: its scoring pass is part of its prefill, as in
+        // `analyze` (`scoring_ms` within `prefill_ms`).
+        let (sel, scoring_ms) = if method == RunMethod::SpeechPrune {
+            let mut times = Vec::with_capacity(self.reps);
+            let mut sel = None;
+            for _ in 0..=self.reps {
+                let (s, ms) = engine::speechprune_selection(
+                    &self.model,
+                    self.encoded,
+                    keep,
+                    Some(&self.prompt),
+                )?;
+                times.push(ms);
+                sel = Some(s);
+            }
+            // The first was the warm-up.
+            (sel, median(times.into_iter().skip(1)))
+        } else {
+            (engine::select(self.encoded, &spec, &Params::default())?, 0.0)
+        };
         let memory = inputs_of_run(self.encoded, sel.as_ref())?;
         let (ids, embeds) = self.model.input_embeddings(&memory, &self.prompt)?;
         let audio_at = ids
@@ -346,7 +366,7 @@ impl Bench<'_> {
             keep,
             audio_tokens: fastv.map_or(audio.len(), |f| f.keep),
             prompt_tokens: ids.len(),
-            prefill_ms: median(times),
+            prefill_ms: median(times) + scoring_ms,
             decode_ms_per_token: self.decode_ms_per_token(&input)?,
         };
         Ok((row, input))

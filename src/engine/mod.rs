@@ -27,7 +27,7 @@ pub use key::RunKey;
 pub use report::{
     describe, Analysis, ClipInfo, ClipReport, PlanSettings, ScoreSourceReport, TokenInfo,
 };
-pub use run::{run, run_with, RunResult};
+pub use run::{run, run_with, speechprune_selection, RunResult};
 pub use words::{AttentionBlock, RunAttention};
 
 #[cfg(test)]

@@ -286,7 +286,8 @@ impl<'p> PendingRun<'p> {
                 (Some(sel), ms)
             }
             (RunMethod::SpeechPrune, _) => {
-                let (sel, ms) = speech_prune(model, clip, spec.keep, plan)?;
+                let prompt = plan.decoding.prompt.as_deref();
+                let (sel, ms) = speechprune_selection(model, clip, spec.keep, prompt)?;
                 (Some(sel), ms)
             }
             (RunMethod::EncoderDrop, Some(windows)) => (Some(drop_selection(clip, windows)), 0.0),
@@ -604,20 +605,21 @@ fn every_token(clip: &EncodedClip) -> Result<candle_core::Tensor> {
     Ok(full.remove(0).1.memory)
 }
 
-/// `speechprune`'s selection: the model's similarity and binarized-attention scores of every
-/// valid token ([`AudioLanguageModel::speechprune_scores`]), K shared over seconds by the
-/// former, the best of each second by the latter ([`prune::speechprune`]). Returns it with the
-/// scoring time (ms).
-fn speech_prune(
+/// `speechprune`'s selection with `prompt` (None: the model's default): the model's similarity
+/// and binarized-attention scores of every valid token
+/// ([`AudioLanguageModel::speechprune_scores`]), K shared over seconds by the former, the best
+/// of each second by the latter ([`prune::speechprune`]). Returns it with the scoring time
+/// (ms). `bench-prefill` times it too.
+pub fn speechprune_selection(
     model: &dyn AudioLanguageModel,
     clip: &EncodedClip,
     keep: f64,
-    plan: &Plan,
+    prompt: Option<&str>,
 ) -> Result<(Selection, f64)> {
     let t0 = std::time::Instant::now();
     let memory = every_token(clip)?;
     let s = model
-        .speechprune_scores(&memory, plan.decoding.prompt.as_deref())?
+        .speechprune_scores(&memory, prompt)?
         .ok_or(Unavailable::SpeechPruneNoPrompt)?;
     let n = clip.n_tokens();
     let k = prune::budget(keep, n);
