@@ -341,7 +341,10 @@ impl Bench<'_> {
             // The first was the warm-up.
             (sel, median(times.into_iter().skip(1)))
         } else {
-            (engine::select(self.encoded, &spec, &Params::default())?, 0.0)
+            (
+                engine::select(self.encoded, &spec, &Params::default())?,
+                0.0,
+            )
         };
         let memory = inputs_of_run(self.encoded, sel.as_ref())?;
         let (ids, embeds) = self.model.input_embeddings(&memory, &self.prompt)?;
