@@ -830,3 +830,42 @@ fn ctrl_r_connects_to_a_typed_server_and_the_local_model_comes_back() {
     );
     assert!(has_label(&h, "model here"));
 }
+
+/// Pinning a cell makes it every cell's comparison: the others' word diff and WER are against
+/// its text (the pinned one shows no diff and WER 0); unpinning brings back `full` and the
+/// reference transcript (none here: no WER).
+#[test]
+fn a_pinned_cell_is_what_every_other_cell_is_compared_with() {
+    let mut h = harness(fake_app(Some(jfk()), Duration::from_millis(1)));
+    step_until(&mut h, "the grid", Duration::from_secs(60), |h| {
+        h.state().encoded() && !h.state().busy() && h.state().result_count() == 17
+    });
+    h.step();
+    let (runs, _, _) = h.state().grid_runs();
+    let find = |m: &str, keep: f64| {
+        runs.iter()
+            .find(|(r, _)| r.spec.method.name() == m && (r.spec.keep - keep).abs() < 1e-9)
+            .map(|(r, t)| (r.key, t.clone().unwrap()))
+            .unwrap()
+    };
+    let (topk, topk_text) = find("topk", 0.1);
+    let (full, full_text) = find("full", 1.0);
+    assert_eq!(h.state().cell_comparison(&full), Some((false, None)));
+    assert_eq!(h.state().cell_comparison(&topk).map(|c| c.0), Some(true));
+    h.state_mut().command(Command::PinCell(Some(topk)));
+    h.step();
+    h.step();
+    assert_eq!(h.state().cell_comparison(&topk), Some((false, Some(0.0))));
+    let want = prunescope::eval::metrics::wer::sentence_wer(&topk_text, &full_text);
+    assert!(
+        want.is_some_and(|w| w > 0.0),
+        "{topk_text:?} vs {full_text:?}"
+    );
+    assert_eq!(h.state().cell_comparison(&full), Some((true, want)));
+    assert!(has_label(&h, "method (vs pinned)"));
+    h.state_mut().command(Command::PinCell(None));
+    h.step();
+    h.step();
+    assert_eq!(h.state().cell_comparison(&full), Some((false, None)));
+    assert!(!has_label(&h, "method (vs pinned)"));
+}

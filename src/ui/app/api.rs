@@ -100,6 +100,13 @@ impl ExplorerApp {
         Some((r.method.name().to_string(), r.keep))
     }
 
+    /// What the cell of `key` shows besides its text: whether it has a word diff, and its WER
+    /// (against the pinned cell when one is pinned, else the reference transcript).
+    pub fn cell_comparison(&self, key: &crate::engine::RunKey) -> Option<(bool, Option<f64>)> {
+        let v = self.state.shown_cells()?.views.get(key)?;
+        Some((v.diff.is_some(), v.wer))
+    }
+
     /// Loads a model directory (the same as dropping it on the window).
     pub fn load_model(&mut self, dir: PathBuf) {
         self.run(Command::LoadModel(dir));

@@ -49,7 +49,11 @@ impl ExplorerApp {
                 self.state.settings.embed_clips = !self.state.settings.embed_clips;
             }
             Command::ComputeWithModel => self.send_document_clip(),
-            Command::PinCell(k) => self.state.pinned = k,
+            Command::PinCell(k) => {
+                self.state.pinned = k;
+                // Every cell is now compared with the pinned one (or `full` again).
+                self.views_dirty = true;
+            }
             Command::ShowPage(_)
             | Command::SortCorpus(_)
             | Command::CompareSettings(..)

@@ -395,23 +395,33 @@ impl ExplorerApp {
         self.state.decoding = None;
     }
 
-    /// Recomputes each cell's diff, WER and word links whose inputs changed.
+    /// Recomputes each cell's diff, WER and word links whose inputs changed. Each cell is
+    /// compared with the pinned cell (its diff and its WER), else with `full` (its diff) and the
+    /// reference transcript (its WER).
     fn refresh_cell_views(&mut self) {
         let full_key = RunKey::of(
             &compare::FULL,
             &self.state.params(),
             &self.state.settings.decoding(),
         );
+        let pinned = self
+            .state
+            .pinned
+            .filter(|k| self.state.cells.results.contains_key(k));
+        let base_key = pinned.unwrap_or(full_key);
         let cells = &mut self.state.cells;
-        let full = cells.results.get(&full_key).map(|r| r.text.clone());
-        let reference = self.state.settings.reference.trim().to_string();
+        let full = cells.results.get(&base_key).map(|r| r.text.clone());
+        let reference = match pinned {
+            Some(_) => full.clone().unwrap_or_default(),
+            None => self.state.settings.reference.trim().to_string(),
+        };
         for (key, r) in &cells.results {
             let fresh = cells
                 .views
                 .get(key)
                 .is_some_and(|v| v.is_for(&r.text, full.as_deref(), &reference));
             if !fresh {
-                let is_full = key.method == compare::FULL.method;
+                let is_full = *key == base_key;
                 let view =
                     CellView::new(&r.text, &r.loop_spans, full.as_deref(), &reference, is_full)
                         .with_words(r.words.as_deref());

@@ -1,6 +1,6 @@
 //! What a grid cell shows besides its text, computed once per change of its inputs (its text,
-//! the `full` row's text, the reference): the word diff against `full`, the WER against the
-//! reference, the words of a loop's repeated tail, and the link from each word to the run's
+//! the text it is compared with, the reference): the word diff against `full` (or the pinned
+//! cell), the WER against the reference (or the pinned cell's text), the words of a loop's repeated tail, and the link from each word to the run's
 //! timed words. No egui here.
 
 use super::words;

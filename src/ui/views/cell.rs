@@ -1,4 +1,5 @@
-//! One grid cell: the run's text with its word diff against `full` (loop tails dimmed), its
+//! One grid cell: the run's text with its word diff against `full` or the pinned cell (loop
+//! tails dimmed), its
 //! loop badge, K, time and WER. Words are linked to the audio: the hovered word and the words
 //! said at `now` are highlighted, a long text scrolls to the words said now, and a click on a
 //! word seeks to it.

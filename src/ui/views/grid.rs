@@ -60,7 +60,12 @@ pub fn grid(ui: &mut egui::Ui, s: &AppState, out: &mut Vec<Command>) {
 
 /// The header row: one label per keep ratio, the slider's own marked.
 fn header(ui: &mut egui::Ui, s: &AppState, keeps: &[f64], columns: usize) {
-    ui.label(RichText::new("method").strong());
+    if s.pinned.is_some_and(|k| s.result(&k).is_some()) {
+        ui.label(RichText::new("method (vs pinned)").strong())
+            .on_hover_text("Every cell's word diff and WER are against the pinned cell; unpin it to compare with full and the reference transcript again");
+    } else {
+        ui.label(RichText::new("method").strong());
+    }
     let slider = s.settings.keep();
     for &k in keeps {
         let t = format!("keep {:.0} %", k * 100.0);
