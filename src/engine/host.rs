@@ -68,6 +68,9 @@ pub enum LinkError {
     /// A frame that does not decode as a message of the protocol.
     #[error("the peer sent a malformed frame ({detail}): cut off")]
     Malformed { detail: String },
+    /// The model's thread in this process stopped without being asked (a bug: it panicked).
+    #[error("the model's thread stopped unexpectedly (an internal error; its message is on stderr): restart prunescope")]
+    Stopped,
     /// The server refused the client (its message).
     #[error("the server refused: {0}")]
     Refused(String),

@@ -52,7 +52,7 @@ pub fn client_fault(e: &LinkError) -> String {
             format!("the client sent a malformed frame ({detail}): cut off")
         }
         LinkError::Io { reason, .. } => format!("the link to the client failed: {reason}"),
-        LinkError::Spawn { .. } | LinkError::Refused(_) => e.to_string(),
+        LinkError::Spawn { .. } | LinkError::Refused(_) | LinkError::Stopped => e.to_string(),
     }
 }
 

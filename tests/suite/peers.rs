@@ -501,3 +501,23 @@ fn inapplicable_peers_are_one_line_errors() {
         "--drop-layer 2: the encoder has 2 layers, so the drop goes after layer 1 to 1",
     );
 }
+
+/// A clip too short for one pooled token (300 samples): `encoderdrop` keeps nothing, on both
+/// backends, and the run still comes back (it used to panic in the CPU encoder's later layers
+/// over no rows, which then hung the command).
+#[test]
+fn alm_encoderdrop_on_a_clip_too_short_for_a_token() {
+    let samples: Vec<f32> = (0..300).map(|i| (i as f32 * 0.3).sin() * 0.25).collect();
+    let audio = Audio::from_samples(samples, 16_000).unwrap();
+    for dtype in [candle_core::DType::F32, candle_core::DType::BF16] {
+        let model = crate::common::toy_alm_in("qwen2-audio-tiny", dtype);
+        let r = run(
+            &model,
+            &audio,
+            RunMethod::EncoderDrop,
+            0.5,
+            Decoding::default(),
+        );
+        assert_eq!((r.k, r.kept.len()), (0, 0), "{dtype:?}");
+    }
+}

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::host::ModelHost;
+use super::host::{LinkError, ModelHost};
 use super::{EncodedClip, Plan, Progress, RunResult};
 use crate::audio::{self, Audio};
 use crate::mel::MelExtractor;
@@ -41,6 +41,8 @@ pub struct Worker {
     rx: Receiver<Event>,
     cancel: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// Its thread's end was reported ([`LinkError::Stopped`], once).
+    stopped: AtomicBool,
 }
 
 impl Worker {
@@ -79,6 +81,7 @@ impl Worker {
             rx,
             cancel,
             thread: Some(thread),
+            stopped: AtomicBool::new(false),
         })
     }
 }
@@ -96,11 +99,33 @@ impl ModelHost for Worker {
     }
 
     fn try_recv(&self) -> Option<Event> {
-        self.rx.try_recv().ok()
+        match self.rx.try_recv() {
+            Ok(e) => Some(e),
+            Err(crossbeam_channel::TryRecvError::Empty) => None,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => self.stopped(),
+        }
     }
 
     fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
-        self.rx.recv_timeout(timeout).ok()
+        match self.rx.recv_timeout(timeout) {
+            Ok(e) => Some(e),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                self.stopped().or_else(|| {
+                    // Reported already: wait as asked instead of spinning.
+                    std::thread::sleep(timeout);
+                    None
+                })
+            }
+        }
+    }
+}
+
+impl Worker {
+    /// The thread is gone while the worker lives (only a panic ends it early): one
+    /// [`Event::Lost`] saying so, then nothing.
+    fn stopped(&self) -> Option<Event> {
+        (!self.stopped.swap(true, Ordering::SeqCst)).then_some(Event::Lost(LinkError::Stopped))
     }
 }
 

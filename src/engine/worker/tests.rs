@@ -201,3 +201,56 @@ fn bad_clip_and_bad_model_are_events() {
     });
     assert!(matches!(next(&w), Event::ModelFailed { .. }));
 }
+
+/// A model whose encoder panics: the bug the worker must not turn into a hang.
+struct Panicking(FakeModel);
+
+impl AudioLanguageModel for Panicking {
+    fn info(&self) -> &crate::model::ModelInfo {
+        self.0.info()
+    }
+    fn encode(
+        &self,
+        _samples: &[f32],
+        _layers: crate::scores::Layers,
+    ) -> crate::model::Result<crate::model::EncodedWindow> {
+        panic!("a bug in the encoder");
+    }
+    fn generate(
+        &self,
+        inputs: &[crate::model::DecodeInput],
+        cancel: &AtomicBool,
+        on_finished: &mut crate::model::OnFinished<'_>,
+    ) -> crate::model::Result<Vec<crate::model::Generation>> {
+        self.0.generate(inputs, cancel, on_finished)
+    }
+}
+
+/// A worker thread that dies (a panic) is reported once as lost, then the worker waits quietly
+/// instead of spinning; before, the host's wait for its next event never ended.
+#[test]
+fn a_worker_that_panics_is_reported_once_as_stopped() {
+    let w = Worker::spawn(|_| {}).unwrap();
+    w.send(Request::UseModel(Box::new(Panicking(FakeModel::new(
+        Duration::from_millis(1),
+    )))));
+    assert!(matches!(next(&w), Event::ModelLoaded { .. }));
+    let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/jfk.wav");
+    w.send(Request::OpenClip(OpenClip {
+        job: 1,
+        clip: ClipSource::Path(clip),
+        scoring: Scoring::every_layer(),
+    }));
+    let lost = loop {
+        match next(&w) {
+            Event::Lost(e) => break e,
+            Event::ClipLoaded { .. } | Event::Progress { .. } => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(matches!(lost, LinkError::Stopped), "{lost}");
+    let t = Instant::now();
+    assert!(w.recv_timeout(Duration::from_millis(200)).is_none());
+    assert!(t.elapsed() >= Duration::from_millis(150), "it waited");
+    assert!(w.try_recv().is_none());
+}

@@ -379,6 +379,16 @@ impl CandleEncoder {
                     .iter()
                     .flat_map(|&p| [2 * p as u32, 2 * p as u32 + 1])
                     .collect();
+                // A window that keeps nothing (too short for one pooled token) has no rows.
+                if frames.is_empty() {
+                    let d = cfg.d_model;
+                    return Ok(DroppedWindow {
+                        hidden: Tensor::zeros((0, d), DType::F32, &Device::Cpu)?,
+                        kept,
+                        tail: 0,
+                        encode_ms: shared_ms,
+                    });
+                }
                 let idx = Tensor::new(frames.as_slice(), &self.device)?;
                 let mut y = x.index_select(&idx, 0)?;
                 let rows = frames.len();

@@ -318,6 +318,10 @@ impl CpuEncoder {
     pub fn forward_from(&self, x: &[f32], from: usize) -> Vec<f32> {
         let d = self.d;
         let t = (x.len() / d).min(self.n_ctx);
+        // A window that keeps nothing (a clip too short for one pooled token) has no rows.
+        if t == 0 {
+            return Vec::new();
+        }
         self.with_workspace(|ws| {
             ws.x[..t * d].copy_from_slice(&x[..t * d]);
             for l in self.layers.iter().skip(from) {

@@ -79,7 +79,11 @@ impl ExplorerApp {
             d.running = false;
         }
         self.state.pending_clip = None;
-        self.error(format!("remote model lost: {e}"));
+        if self.state.model.remote.is_some() {
+            self.error(format!("remote model lost: {e}"));
+        } else {
+            self.error(e.to_string());
+        }
     }
 
     /// The request in flight, if `job` is it (answers to any other are stale).
