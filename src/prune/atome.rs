@@ -127,13 +127,7 @@ pub fn atome(
     let merged = groups
         .iter()
         .filter(|(a, b)| b > a)
-        .map(|&(a, b)| {
-            let w = 1.0 / (b - a + 1) as f32;
-            Combination {
-                target: a,
-                parts: (a..=b).map(|j| (j, w)).collect(),
-            }
-        })
+        .map(|&(a, b)| Combination::mean(&(a..=b).collect::<Vec<_>>()))
         .collect();
     (kept, merged)
 }

@@ -111,13 +111,7 @@ pub fn ltbm(keys: Keys, n: usize, k: usize, window: usize) -> (Vec<usize>, Vec<C
     let merged = groups
         .iter()
         .filter(|g| g.len() > 1)
-        .map(|g| {
-            let w = 1.0 / g.len() as f32;
-            Combination {
-                target: g[0],
-                parts: g.iter().map(|&j| (j, w)).collect(),
-            }
-        })
+        .map(|g| Combination::mean(g))
         .collect();
     (kept, merged)
 }

@@ -391,6 +391,18 @@ pub struct Combination {
     pub parts: Vec<(usize, f32)>,
 }
 
+impl Combination {
+    /// The equal-weight mean of `members` (ascending), kept as the first of them: a merged
+    /// group of atome or ltbm.
+    pub(crate) fn mean(members: &[usize]) -> Combination {
+        let w = 1.0 / members.len() as f32;
+        Combination {
+            target: members[0],
+            parts: members.iter().map(|&j| (j, w)).collect(),
+        }
+    }
+}
+
 /// The result of [`select`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Selection {

@@ -246,6 +246,22 @@ impl Alm {
         Ok((ids, Tensor::cat(&parts, 0)?))
     }
 
+    /// The input embeddings of every row of `memory` with `prompt` (None: the model's default)
+    /// and where the audio positions are among them: what the prompt-aware scores read.
+    fn prompted_input(
+        &self,
+        memory: &Tensor,
+        prompt: Option<&str>,
+    ) -> Result<(Tensor, std::ops::Range<usize>)> {
+        let default = self.info.default_prompt.clone().unwrap_or_default();
+        let (ids, embeds) = self.input_embeddings(memory, prompt.unwrap_or(&default))?;
+        let start = ids
+            .iter()
+            .position(|&t| t == self.config.audio_token_id)
+            .unwrap_or(0);
+        Ok((embeds, start..start + memory.dim(0)?))
+    }
+
     /// A prompt must leave the language model at least one position to generate into.
     fn check_prompt_len(&self, len: usize) -> Result<()> {
         let limit = self.config.text.max_positions;
@@ -416,13 +432,7 @@ impl AudioLanguageModel for Alm {
         memory: &Tensor,
         prompt: Option<&str>,
     ) -> Result<Option<SpeechPruneScores>> {
-        let default = self.info.default_prompt.clone().unwrap_or_default();
-        let (ids, embeds) = self.input_embeddings(memory, prompt.unwrap_or(&default))?;
-        let start = ids
-            .iter()
-            .position(|&t| t == self.config.audio_token_id)
-            .unwrap_or(0);
-        let audio = start..start + memory.dim(0)?;
+        let (embeds, audio) = self.prompted_input(memory, prompt)?;
         let rows: Vec<Vec<f32>> = embeds
             .to_dtype(candle_core::DType::F32)?
             .to_device(&candle_core::Device::Cpu)?
@@ -444,13 +454,7 @@ impl AudioLanguageModel for Alm {
     }
 
     fn prompt_scores(&self, memory: &Tensor, prompt: Option<&str>) -> Result<Option<Vec<f32>>> {
-        let default = self.info.default_prompt.clone().unwrap_or_default();
-        let (ids, embeds) = self.input_embeddings(memory, prompt.unwrap_or(&default))?;
-        let start = ids
-            .iter()
-            .position(|&t| t == self.config.audio_token_id)
-            .unwrap_or(0);
-        let audio = start..start + memory.dim(0)?;
+        let (embeds, audio) = self.prompted_input(memory, prompt)?;
         Ok(Some(self.lm.prompt_attention(&embeds, audio)?))
     }
 
